@@ -1,0 +1,20 @@
+"""lexfast: the Lex language's effect handler for Python VMs.
+
+A VM calls ``handler.dispatch(kind, op, args)`` for every effect its program
+performs and ``handler.note_call_budget(cost)`` before every costed call; the
+handler checks the run's capability policy and performs the effect.
+"""
+
+from ._version import __version__
+from .core import COMPILED, NONE, LRURegistry, Variant, err, ok, some
+from .errors import BudgetExceeded, EffectError, PolicyDenied
+from .handler import CapturedSink, DefaultHandler, Limits, StderrSink, StdoutSink
+from .policy import KNOWN_EFFECTS, Policy
+from .table import EffectTable
+from .values import Map
+
+__all__ = [
+    "COMPILED", "KNOWN_EFFECTS", "NONE", "BudgetExceeded", "CapturedSink", "DefaultHandler",
+    "EffectError", "EffectTable", "LRURegistry", "Limits", "Map", "Policy", "PolicyDenied",
+    "StderrSink", "StdoutSink", "Variant", "__version__", "err", "ok", "some",
+]

@@ -1,0 +1,49 @@
+# C-level declarations of the compiled core, for other Cython modules.
+from libc.stdint cimport uint64_t
+
+
+cdef class Variant:
+    cdef readonly str name
+    cdef readonly tuple args
+    cdef Py_hash_t _hash
+
+
+cdef class Row:
+    cdef readonly str kind
+    cdef readonly str op
+    cdef readonly tuple gate
+    cdef readonly object fn
+    cdef readonly uint64_t mask
+
+
+cdef class _Node:
+    cdef _Node prev
+    cdef _Node next
+    cdef object key
+    cdef object value
+
+
+cdef class LRURegistry:
+    cdef dict _map
+    cdef _Node _head
+    cdef Py_ssize_t _cap
+    cdef object _on_evict
+    cdef void _unlink(self, _Node node) noexcept
+    cdef void _link_last(self, _Node node) noexcept
+
+
+cdef class BudgetPool:
+    cdef uint64_t _remaining
+    cdef uint64_t _ceiling
+    cdef bint _limited
+    cdef int _take_slow(self, object cost) except -1
+
+
+cdef class HandlerCore:
+    cdef object _policy
+    cdef uint64_t _allowed
+    cdef dict _table
+    cdef object _effects
+    cdef BudgetPool _pool
+    cdef dict _pure
+    cdef object __weakref__

@@ -1,0 +1,503 @@
+# cython: language_level=3
+"""The compiled core: the effect table and policy gate, the budget pool, the
+LRU handle registry, ``Variant`` and the argument checks.
+
+``lexfast/_twin.py`` is its pure-Python twin; the two must behave the same
+(the test suite runs against both). The dispatch path is kept free of Python
+object traffic beyond two dict lookups and the call into the effect itself.
+"""
+
+import os
+
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport strerror
+
+from .errors import BudgetExceeded, EffectError
+from .policy import KIND_BIT
+from .values import INT_MAX, INT_MIN, Map, debug_repr
+
+from ._dispatch_slow import coerce_args, denied, dispatch_miss, internal_error
+
+cdef extern from "Python.h":
+    bint PyUnicode_CheckExact(object o)
+    bint PyList_CheckExact(object o)
+    bint PyLong_CheckExact(object o)
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+
+cdef extern from "lexfast/atomic.h":
+    int lexfast_budget_take(uint64_t *remaining, uint64_t cost, uint64_t *seen) noexcept nogil
+    uint64_t lexfast_load_u64(uint64_t *p) noexcept nogil
+    int64_t lexfast_fetch_add_i64(int64_t *p, int64_t v) noexcept nogil
+
+cdef extern from "lexfast/openat2.h":
+    int lexfast_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                        uint64_t resolve) noexcept nogil
+
+COMPILED = True
+
+cdef uint64_t _U64_MAX = 0xFFFFFFFFFFFFFFFF
+cdef str _OK = "Ok"
+cdef str _ERR = "Err"
+cdef str _SOME = "Some"
+cdef tuple _EMPTY = ()
+
+
+# -- values -------------------------------------------------------------------
+
+cdef class Variant:
+    """A Lex variant value: ``name`` and a tuple of ``args``. Immutable."""
+
+    def __init__(self, name, args=()):
+        if type(name) is not str:
+            if not isinstance(name, str):
+                raise TypeError(f"Variant name must be str, not {type(name).__name__}")
+            name = str(name)
+        self.name = name
+        self.args = args if type(args) is tuple else tuple(args)
+        self._hash = -1
+
+    def __richcmp__(self, other, int op):
+        cdef bint same
+        if op != 2 and op != 3:  # only == and !=
+            return NotImplemented
+        if isinstance(other, Variant):
+            same = self.name == (<Variant>other).name and self.args == (<Variant>other).args
+        elif type(other).__name__ == "Variant":  # the twin's
+            try:
+                same = self.name == other.name and self.args == other.args
+            except AttributeError:
+                return NotImplemented
+        else:
+            return NotImplemented
+        return same if op == 2 else not same
+
+    def __hash__(self):
+        if self._hash == -1:
+            self._hash = hash((self.name, self.args))
+        return self._hash
+
+    def __repr__(self):
+        if not self.args:
+            return f"Variant({self.name!r})"
+        return f"Variant({self.name!r}, {self.args!r})"
+
+    def __reduce__(self):
+        return (Variant, (self.name, self.args))
+
+
+cdef inline Variant _variant(str name, tuple args):
+    cdef Variant v = Variant.__new__(Variant)
+    v.name = name
+    v.args = args
+    v._hash = -1
+    return v
+
+
+NONE = _variant("None", _EMPTY)
+
+
+def ok(v=None):
+    return _variant(_OK, (v,))
+
+
+def err(v):
+    return _variant(_ERR, (v,))
+
+
+def some(v):
+    return _variant(_SOME, (v,))
+
+
+# -- argument checks ------------------------------------------------------------
+
+cdef inline bint _is_lex_int(object v):
+    return PyLong_CheckExact(v) or (isinstance(v, int) and not isinstance(v, bool))
+
+
+def expect_str(args, Py_ssize_t i):
+    if i >= len(args):
+        raise EffectError("missing argument")
+    v = args[i]
+    if PyUnicode_CheckExact(v):
+        return v
+    if isinstance(v, str):
+        return str(v)
+    raise EffectError(f"expected Str arg, got {debug_repr(v)}")
+
+
+def expect_int(args, Py_ssize_t i):
+    if i >= len(args):
+        raise EffectError("missing argument")
+    v = args[i]
+    if _is_lex_int(v):
+        v = int(v)
+        if INT_MIN <= v <= INT_MAX:
+            return v
+        raise EffectError(f"Int out of the signed 64-bit range: {debug_repr(v)}")
+    raise EffectError(f"expected Int arg, got {debug_repr(v)}")
+
+
+def expect_bytes(args, Py_ssize_t i):
+    if i >= len(args):
+        raise EffectError("missing argument")
+    v = args[i]
+    if type(v) is bytes:
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(v)
+        except (TypeError, ValueError, BufferError) as e:
+            raise EffectError(f"expected Bytes arg, got unreadable buffer: {e}") from None
+    raise EffectError(f"expected Bytes arg, got {debug_repr(v)}")
+
+
+def expect_record(args, Py_ssize_t i):
+    if i >= len(args):
+        raise EffectError("missing Record argument")
+    v = args[i]
+    if type(v) is dict or (isinstance(v, dict) and not isinstance(v, Map)):
+        return v
+    raise EffectError(f"expected Record, got {debug_repr(v)}")
+
+
+def expect_str_list(args, Py_ssize_t i):
+    if i >= len(args):
+        raise EffectError("missing List[Str] argument")
+    v = args[i]
+    if not isinstance(v, list):
+        raise EffectError(f"expected List[Str], got {debug_repr(v)}")
+    cdef list out = []
+    for x in v:
+        if not isinstance(x, str):
+            raise EffectError(f"expected List[Str] element, got {debug_repr(x)}")
+        out.append(str(x))
+    return out
+
+
+def expect_handle(args, Py_ssize_t i, str what, str missing):
+    """A registry handle: an Int ≥ 0 (``expected Kv handle (Int), got …``)."""
+    if i >= len(args):
+        raise EffectError(f"missing {missing} argument")
+    v = args[i]
+    if _is_lex_int(v) and 0 <= v <= INT_MAX:
+        return int(v)
+    raise EffectError(f"expected {what} (Int), got {debug_repr(v)}")
+
+
+# -- handles and registries -------------------------------------------------------
+
+cdef int64_t _handle_counter = 1
+
+
+def next_handle():
+    """Process-wide handle numbers: from 1, never reused."""
+    return lexfast_fetch_add_i64(&_handle_counter, 1)
+
+
+cdef class _Node:
+    pass
+
+
+cdef class LRURegistry:
+    """Handle -> resource, least recently used evicted at ``cap``.
+
+    A dict of nodes in a circular list (the sentinel's ``next`` is the least
+    recently used). No Python code runs while the links change, so the
+    structure is consistent under the GIL without a lock; ``on_evict`` is
+    called after the change, for each entry ``insert`` pushed out.
+    """
+
+    def __init__(self, cap, on_evict=None):
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ValueError(f"LRURegistry: cap must be an int >= 1, got {cap!r}")
+        self._cap = cap
+        self._on_evict = on_evict
+        self._map = {}
+        self._head = _Node()
+        self._head.prev = self._head
+        self._head.next = self._head
+
+    @property
+    def cap(self):
+        return self._cap
+
+    cdef void _unlink(self, _Node node) noexcept:
+        node.prev.next = node.next
+        node.next.prev = node.prev
+
+    cdef void _link_last(self, _Node node) noexcept:
+        cdef _Node head = self._head
+        node.prev = head.prev
+        node.next = head
+        head.prev.next = node
+        head.prev = node
+
+    def insert(self, handle, value):
+        cdef PyObject* p
+        cdef _Node node
+        cdef list evicted = None
+        hash(handle)  # an unhashable handle fails here, before anything changes
+        p = PyDict_GetItem(self._map, handle)
+        if p is not NULL:
+            node = <_Node>p
+            old = node.value  # released after the links are consistent again
+            node.value = value
+            self._unlink(node)
+            self._link_last(node)
+            return None
+        while len(self._map) >= self._cap:
+            node = self._head.next
+            self._unlink(node)
+            del self._map[node.key]
+            if evicted is None:
+                evicted = []
+            evicted.append(node)
+        node = _Node.__new__(_Node)
+        node.key = handle
+        node.value = value
+        self._link_last(node)
+        self._map[handle] = node
+        if evicted is not None:
+            for node in evicted:
+                node.prev = None
+                node.next = None
+                if self._on_evict is not None:
+                    self._on_evict(node.key, node.value)
+        return None
+
+    def touch_get(self, handle):
+        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef _Node node
+        if p is NULL:
+            return None
+        node = <_Node>p
+        if node.next is not self._head:
+            self._unlink(node)
+            self._link_last(node)
+        return node.value
+
+    def __getitem__(self, handle):
+        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef _Node node
+        if p is NULL:
+            raise KeyError(handle)
+        node = <_Node>p
+        if node.next is not self._head:
+            self._unlink(node)
+            self._link_last(node)
+        return node.value
+
+    def get(self, handle, default=None):
+        """Look up without marking the entry used."""
+        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        if p is NULL:
+            return default
+        return (<_Node>p).value
+
+    def remove(self, handle):
+        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef _Node node
+        if p is NULL:
+            return None
+        node = <_Node>p
+        self._unlink(node)
+        del self._map[handle]
+        node.prev = None
+        node.next = None
+        return node.value
+
+    def pop_all(self):
+        cdef list items = []
+        cdef _Node node = self._head.next
+        cdef _Node nxt
+        while node is not self._head:
+            items.append((node.key, node.value))
+            nxt = node.next
+            node.prev = None
+            node.next = None
+            node = nxt
+        self._head.prev = self._head
+        self._head.next = self._head
+        self._map.clear()
+        return items
+
+    def keys(self):
+        """Handles from least to most recently used."""
+        cdef list out = []
+        cdef _Node node = self._head.next
+        while node is not self._head:
+            out.append(node.key)
+            node = node.next
+        return out
+
+    def __contains__(self, handle):
+        return PyDict_GetItem(self._map, handle) is not NULL
+
+    def __len__(self):
+        return len(self._map)
+
+    def __repr__(self):
+        return f"LRURegistry(cap={self._cap}, len={len(self._map)})"
+
+
+# -- budget --------------------------------------------------------------------
+
+cdef class BudgetPool:
+    """The run's budget: ``ceiling`` counted down by ``take``; shared by forks.
+    A C ``uint64`` updated with compare-and-swap (``include/lexfast/atomic.h``)."""
+
+    def __init__(self, ceiling=None):
+        if ceiling is None:
+            self._limited = False
+            self._ceiling = 0
+            self._remaining = _U64_MAX
+            return
+        if isinstance(ceiling, bool) or not isinstance(ceiling, int) or not 0 <= ceiling <= _U64_MAX:
+            raise ValueError(f"BudgetPool: ceiling must be None or an int in 0..={_U64_MAX}")
+        self._limited = True
+        self._ceiling = ceiling
+        self._remaining = ceiling
+
+    @property
+    def ceiling(self):
+        return self._ceiling if self._limited else None
+
+    @property
+    def remaining(self):
+        return lexfast_load_u64(&self._remaining) if self._limited else None
+
+    def take(self, cost):
+        self._take_slow(cost)
+
+    cdef int _take_slow(self, object cost) except -1:
+        cdef uint64_t c, seen
+        if not _is_lex_int(cost):
+            raise EffectError(f"note_call_budget: cost must be Int, got {debug_repr(cost)}")
+        if cost < 0:
+            raise EffectError(f"note_call_budget: cost must be non-negative, got {int(cost)}")
+        if not self._limited:
+            return 0
+        if cost > _U64_MAX:
+            seen = lexfast_load_u64(&self._remaining)
+            raise BudgetExceeded(int(cost), self._ceiling - seen, self._ceiling)
+        c = cost
+        if not lexfast_budget_take(&self._remaining, c, &seen):
+            raise BudgetExceeded(c, self._ceiling - seen, self._ceiling)
+        return 0
+
+
+# -- the dispatch table row and the handler core ----------------------------------
+
+cdef class Row:
+    """One effect: ``(kind, op)`` gated on ``gate`` (kinds, all required, in
+    order), performed by ``fn(handler, args)``."""
+
+    def __init__(self, str kind, str op, tuple gate, fn):
+        cdef uint64_t mask = 0
+        unknown = [g for g in gate if g not in KIND_BIT]
+        if unknown:
+            raise ValueError(f"Row {kind}.{op}: gate kind(s) {unknown} not in KNOWN_EFFECTS")
+        for g in gate:
+            mask |= <uint64_t>KIND_BIT[g]
+        self.kind = kind
+        self.op = op
+        self.gate = gate
+        self.fn = fn
+        self.mask = mask
+
+    def __repr__(self):
+        return f"Row({self.kind!r}, {self.op!r}, gate={self.gate!r})"
+
+
+cdef class HandlerCore:
+    """The hot part of ``DefaultHandler``: the pure table, the effect table,
+    the policy gate and the budget pool."""
+
+    def _setup(self, policy, effects, BudgetPool pool not None, pure):
+        self._policy = policy
+        self._allowed = policy.mask
+        self._effects = effects
+        self._table = effects.ops
+        self._pool = pool
+        self._pure = pure if pure else None
+
+    def _core_state(self):
+        return (self._policy, self._effects, self._pool, self._pure)
+
+    @property
+    def policy(self):
+        return self._policy
+
+    @property
+    def budget_remaining(self):
+        return self._pool.remaining if self._pool is not None else None
+
+    @property
+    def budget_ceiling(self):
+        return self._pool.ceiling if self._pool is not None else None
+
+    def dispatch(self, kind, op, args):
+        cdef PyObject* p
+        cdef Row row
+        if not PyList_CheckExact(args):
+            args = coerce_args(args)
+        if self._pure is not None and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
+            p = PyDict_GetItem(self._pure, kind)
+            if p is not NULL:
+                p = PyDict_GetItem(<object>p, op)
+                if p is not NULL:
+                    fn = <object>p
+                    try:
+                        return fn(args)
+                    except EffectError:
+                        raise
+                    except Exception as e:
+                        raise internal_error(kind, op, e) from e
+        if self._table is None:
+            raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
+        if PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
+            p = PyDict_GetItem(self._table, kind)
+            if p is not NULL:
+                p = PyDict_GetItem(<object>p, op)
+                if p is not NULL:
+                    row = <Row>p
+                    if row.mask & ~self._allowed:
+                        raise denied(row.gate, self._policy)
+                    try:
+                        return row.fn(self, args)
+                    except EffectError:
+                        raise
+                    except Exception as e:
+                        raise internal_error(kind, op, e) from e
+        return dispatch_miss(self, self._effects, kind, op, args)
+
+    def note_call_budget(self, cost):
+        cdef long long c
+        cdef int overflow = 0
+        cdef uint64_t seen
+        cdef BudgetPool pool = self._pool
+        if pool is None:
+            raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
+        if PyLong_CheckExact(cost):
+            c = PyLong_AsLongLongAndOverflow(cost, &overflow)
+            if overflow == 0 and c >= 0:
+                if not pool._limited:
+                    return None
+                if lexfast_budget_take(&pool._remaining, <uint64_t>c, &seen):
+                    return None
+                raise BudgetExceeded(c, pool._ceiling - seen, pool._ceiling)
+        pool._take_slow(cost)
+
+
+def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):
+    """``openat2(2)``; ``OSError`` as ``os.open`` raises it."""
+    cdef bytes b = os.fsencode(path)
+    cdef const char *cpath = b
+    cdef int fd
+    with nogil:
+        fd = lexfast_openat2(dirfd, cpath, flags, mode, resolve)
+    if fd < 0:
+        raise OSError(-fd, strerror(-fd).decode("utf-8", "replace"), path)
+    return fd

@@ -1,0 +1,74 @@
+"""The dispatch paths that are not hot, shared by the compiled core and the
+twin so both report the same errors: a miss in the effect table, a denial,
+an argument list of the wrong type, an effect that raised something other
+than ``EffectError``."""
+
+from __future__ import annotations
+
+from .errors import EffectError, PolicyDenied
+from .values import debug_repr
+
+# Families whose unknown ops fail before any gate, and ``process``, whose
+# unknown ops fail after the ``proc`` gate (the reference's order).
+_UNKNOWN_OP_BEFORE_GATE = {"fs": "unsupported fs.{op}", "log": "unsupported log.{op}",
+                           "agent": "unsupported agent.{op}"}
+_UNKNOWN_OP_AFTER_GATE = {"process": ("proc", "unsupported process.{op}")}
+
+
+def denied(gate, policy) -> PolicyDenied:
+    for k in gate:
+        if k not in policy.allow_effects:
+            return PolicyDenied(f"effect `{k}` not in --allow-effects", effect=k)
+    return PolicyDenied("effect denied by policy")  # pragma: no cover - mask out of step
+
+
+def coerce_args(args) -> list:
+    if isinstance(args, (list, tuple)):
+        return list(args)
+    raise EffectError(f"dispatch: args must be a List, got {debug_repr(args)}")
+
+
+def _as_name(what: str, v) -> str:
+    if isinstance(v, str):
+        return str(v)
+    raise EffectError(f"dispatch: {what} must be Str, got {debug_repr(v)}")
+
+
+def internal_error(kind, op, e: BaseException) -> EffectError:
+    try:
+        detail = f"{type(e).__name__}: {e}"
+    except Exception:
+        detail = type(e).__name__
+    if len(detail) > 500:
+        detail = detail[:500] + "…"
+    return EffectError(f"{kind}.{op}: internal error: {detail}")
+
+
+def dispatch_miss(handler, effects, kind, op, args):
+    """``(kind, op)`` has no row: a str subclass, a wildcard row, or an
+    unsupported op, reported in the reference's order."""
+    kind = _as_name("kind", kind)
+    op = _as_name("op", op)
+    ops = effects.ops.get(kind)
+    if ops is not None and op in ops:  # it was a str subclass
+        return handler.dispatch(kind, op, args)
+    policy = handler.policy
+    if policy is None:
+        raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
+    message = _UNKNOWN_OP_BEFORE_GATE.get(kind)
+    if message is not None:
+        raise EffectError(message.format(op=op))
+    gate_kind, message = _UNKNOWN_OP_AFTER_GATE.get(kind, (kind, "unsupported effect {kind}.{op}"))
+    wild = effects.wildcards.get(kind)
+    if wild is not None:
+        if wild.mask & ~policy.mask:
+            raise denied(wild.gate, policy)
+        try:
+            return wild.fn(handler, args)
+        except EffectError:
+            raise
+        except Exception as e:
+            raise internal_error(kind, op, e) from e
+    if gate_kind not in policy.allow_effects:
+        raise PolicyDenied(f"effect `{gate_kind}` not in --allow-effects", effect=gate_kind)
+    raise EffectError(message.format(kind=kind, op=op))

@@ -1,0 +1,432 @@
+"""Pure-Python twin of ``lexfast._core``.
+
+Same names, same behaviour, same messages; selected with
+``LEXFAST_NO_EXTENSIONS=1`` or wherever the compiled core could not be built.
+The test suite runs every test against both (``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import threading
+
+from .errors import BudgetExceeded, EffectError
+from .policy import KIND_BIT
+from .values import INT_MAX, INT_MIN, Map, debug_repr
+
+COMPILED = False
+
+_U64_MAX = (1 << 64) - 1
+
+
+# -- values -----------------------------------------------------------------
+
+class Variant:
+    """A Lex variant value: ``name`` and a tuple of ``args``. Immutable."""
+
+    __slots__ = ("_name", "_args", "_hash")
+
+    def __init__(self, name: str, args=()):
+        if type(name) is not str:
+            if not isinstance(name, str):
+                raise TypeError(f"Variant name must be str, not {type(name).__name__}")
+            name = str(name)
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_args", args if type(args) is tuple else tuple(args))
+        object.__setattr__(self, "_hash", None)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def args(self) -> tuple:
+        return self._args
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Variant is immutable")
+
+    def __eq__(self, other):
+        if isinstance(other, Variant) or type(other).__name__ == "Variant":
+            try:
+                return self._name == other.name and self._args == other.args
+            except AttributeError:
+                return NotImplemented
+        return NotImplemented
+
+    def __ne__(self, other):
+        r = self.__eq__(other)
+        return r if r is NotImplemented else not r
+
+    def __hash__(self):
+        h = self._hash
+        if h is None:
+            h = hash((self._name, self._args))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __repr__(self) -> str:
+        if not self._args:
+            return f"Variant({self._name!r})"
+        return f"Variant({self._name!r}, {self._args!r})"
+
+    def __reduce__(self):
+        return (Variant, (self._name, self._args))
+
+
+NONE = Variant("None", ())
+
+
+def ok(v=None) -> Variant:
+    return Variant("Ok", (v,))
+
+
+def err(v) -> Variant:
+    return Variant("Err", (v,))
+
+
+def some(v) -> Variant:
+    return Variant("Some", (v,))
+
+
+# -- argument checks ----------------------------------------------------------
+
+def expect_str(args, i: int) -> str:
+    if i >= len(args):
+        raise EffectError("missing argument")
+    v = args[i]
+    if type(v) is str:
+        return v
+    if isinstance(v, str):
+        return str(v)
+    raise EffectError(f"expected Str arg, got {debug_repr(v)}")
+
+
+def expect_int(args, i: int) -> int:
+    if i >= len(args):
+        raise EffectError("missing argument")
+    v = args[i]
+    if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):
+        v = int(v)
+        if INT_MIN <= v <= INT_MAX:
+            return v
+        raise EffectError(f"Int out of the signed 64-bit range: {debug_repr(v)}")
+    raise EffectError(f"expected Int arg, got {debug_repr(v)}")
+
+
+def expect_bytes(args, i: int) -> bytes:
+    if i >= len(args):
+        raise EffectError("missing argument")
+    v = args[i]
+    if type(v) is bytes:
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(v)
+        except (TypeError, ValueError, BufferError) as e:
+            raise EffectError(f"expected Bytes arg, got unreadable buffer: {e}") from None
+    raise EffectError(f"expected Bytes arg, got {debug_repr(v)}")
+
+
+def expect_record(args, i: int) -> dict:
+    if i >= len(args):
+        raise EffectError("missing Record argument")
+    v = args[i]
+    if type(v) is dict or (isinstance(v, dict) and not isinstance(v, Map)):
+        return v
+    raise EffectError(f"expected Record, got {debug_repr(v)}")
+
+
+def expect_str_list(args, i: int) -> list:
+    if i >= len(args):
+        raise EffectError("missing List[Str] argument")
+    v = args[i]
+    if not isinstance(v, list):
+        raise EffectError(f"expected List[Str], got {debug_repr(v)}")
+    out = []
+    for x in v:
+        if not isinstance(x, str):
+            raise EffectError(f"expected List[Str] element, got {debug_repr(x)}")
+        out.append(str(x))
+    return out
+
+
+def expect_handle(args, i: int, what: str, missing: str) -> int:
+    """A registry handle: an Int ≥ 0 (``expected Kv handle (Int), got …``)."""
+    if i >= len(args):
+        raise EffectError(f"missing {missing} argument")
+    v = args[i]
+    if (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and 0 <= v <= INT_MAX:
+        return int(v)
+    raise EffectError(f"expected {what} (Int), got {debug_repr(v)}")
+
+
+# -- handles and registries ---------------------------------------------------
+
+_handles = itertools.count(1)
+_handles_lock = threading.Lock()
+
+
+def next_handle() -> int:
+    """Process-wide handle numbers: from 1, never reused."""
+    with _handles_lock:
+        return next(_handles)
+
+
+class LRURegistry:
+    """Handle -> resource, least recently used evicted at ``cap``.
+
+    ``on_evict(handle, value)`` runs (outside the registry's lock) for each
+    entry pushed out by ``insert``; ``remove`` and ``pop_all`` hand values back
+    to the caller instead.
+    """
+
+    __slots__ = ("_cap", "_on_evict", "_data", "_lock")
+
+    def __init__(self, cap: int, on_evict=None):
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ValueError(f"LRURegistry: cap must be an int >= 1, got {cap!r}")
+        self._cap = cap
+        self._on_evict = on_evict
+        self._data: dict = {}
+        self._lock = threading.Lock()
+
+    @property
+    def cap(self) -> int:
+        return self._cap
+
+    def insert(self, handle, value) -> None:
+        evicted = []
+        with self._lock:
+            data = self._data
+            if handle in data:
+                del data[handle]
+            while len(data) >= self._cap:
+                old = next(iter(data))
+                evicted.append((old, data.pop(old)))
+            data[handle] = value
+        if self._on_evict is not None:
+            for h, v in evicted:
+                self._on_evict(h, v)
+
+    def touch_get(self, handle):
+        with self._lock:
+            data = self._data
+            try:
+                v = data.pop(handle)
+            except (KeyError, TypeError):
+                return None
+            data[handle] = v
+            return v
+
+    def __getitem__(self, handle):
+        with self._lock:
+            data = self._data
+            v = data.pop(handle)
+            data[handle] = v
+            return v
+
+    def get(self, handle, default=None):
+        """Look up without marking the entry used."""
+        with self._lock:
+            try:
+                return self._data.get(handle, default)
+            except TypeError:
+                return default
+
+    def remove(self, handle):
+        with self._lock:
+            try:
+                return self._data.pop(handle, None)
+            except TypeError:
+                return None
+
+    def pop_all(self) -> list:
+        with self._lock:
+            items = list(self._data.items())
+            self._data.clear()
+            return items
+
+    def keys(self) -> list:
+        """Handles from least to most recently used."""
+        with self._lock:
+            return list(self._data)
+
+    def __contains__(self, handle) -> bool:
+        try:
+            return handle in self._data
+        except TypeError:
+            return False
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"LRURegistry(cap={self._cap}, len={len(self._data)})"
+
+
+# -- budget ------------------------------------------------------------------
+
+class BudgetPool:
+    """The run's budget: ``ceiling`` counted down by ``take``; shared by forks."""
+
+    __slots__ = ("_ceiling", "_remaining", "_lock")
+
+    def __init__(self, ceiling=None):
+        if ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int)
+                                    or not 0 <= ceiling <= _U64_MAX):
+            raise ValueError(f"BudgetPool: ceiling must be None or an int in 0..={_U64_MAX}")
+        self._ceiling = ceiling
+        self._remaining = _U64_MAX if ceiling is None else ceiling
+        self._lock = threading.Lock()
+
+    @property
+    def ceiling(self):
+        return self._ceiling
+
+    @property
+    def remaining(self):
+        return None if self._ceiling is None else self._remaining
+
+    def take(self, cost) -> None:
+        cost = _check_cost(cost)
+        if self._ceiling is None:
+            return
+        with self._lock:
+            cur = self._remaining
+            if cost > cur:
+                raise BudgetExceeded(cost, self._ceiling - cur, self._ceiling)
+            self._remaining = cur - cost
+
+
+def _check_cost(cost) -> int:
+    if type(cost) is not int and (isinstance(cost, bool) or not isinstance(cost, int)):
+        raise EffectError(f"note_call_budget: cost must be Int, got {debug_repr(cost)}")
+    if cost < 0:
+        raise EffectError(f"note_call_budget: cost must be non-negative, got {int(cost)}")
+    return int(cost)
+
+
+# -- the dispatch table row and the handler core ------------------------------
+
+class Row:
+    """One effect: ``(kind, op)`` gated on ``gate`` (kinds, all required, in
+    order), performed by ``fn(handler, args)``."""
+
+    __slots__ = ("kind", "op", "gate", "fn", "mask")
+
+    def __init__(self, kind: str, op: str, gate: tuple, fn):
+        unknown = [g for g in gate if g not in KIND_BIT]
+        if unknown:
+            raise ValueError(f"Row {kind}.{op}: gate kind(s) {unknown} not in KNOWN_EFFECTS")
+        self.kind = kind
+        self.op = op
+        self.gate = tuple(gate)
+        self.fn = fn
+        self.mask = 0
+        for g in gate:
+            self.mask |= KIND_BIT[g]
+
+    def __repr__(self) -> str:
+        return f"Row({self.kind!r}, {self.op!r}, gate={self.gate!r})"
+
+
+class HandlerCore:
+    """The hot part of ``DefaultHandler``: the pure table, the effect table,
+    the policy gate and the budget pool."""
+
+    _policy = None
+    _allowed = 0
+    _table = None
+    _effects = None
+    _pool = None
+    _pure = None
+
+    def _setup(self, policy, effects, pool, pure) -> None:
+        self._policy = policy
+        self._allowed = policy.mask
+        self._effects = effects
+        self._table = effects.ops
+        self._pool = pool
+        self._pure = pure or None
+
+    def _core_state(self):
+        return (self._policy, self._effects, self._pool, self._pure)
+
+    @property
+    def policy(self):
+        return self._policy
+
+    @property
+    def budget_remaining(self):
+        return self._pool.remaining if self._pool is not None else None
+
+    @property
+    def budget_ceiling(self):
+        return self._pool.ceiling if self._pool is not None else None
+
+    def dispatch(self, kind, op, args):
+        if type(args) is not list:
+            args = coerce_args(args)
+        pure = self._pure
+        if pure is not None:
+            ops = pure.get(kind) if type(kind) is str else None
+            if ops is not None:
+                fn = ops.get(op) if type(op) is str else None
+                if fn is not None:
+                    try:
+                        return fn(args)
+                    except EffectError:
+                        raise
+                    except Exception as e:
+                        raise internal_error(kind, op, e) from e
+        table = self._table
+        if table is None:
+            raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
+        ops = table.get(kind) if type(kind) is str else None
+        row = ops.get(op) if ops is not None and type(op) is str else None
+        if row is None:
+            return dispatch_miss(self, self._effects, kind, op, args)
+        if row.mask & ~self._allowed:
+            raise denied(row.gate, self._policy)
+        try:
+            return row.fn(self, args)
+        except EffectError:
+            raise
+        except Exception as e:
+            raise internal_error(kind, op, e) from e
+
+    def note_call_budget(self, cost) -> None:
+        self._pool.take(cost)
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    """``openat2(2)``; ``OSError`` as ``os.open`` raises it."""
+    how = _OpenHow(flags, mode, resolve)
+    fd = _syscall(_SYS_openat2, ctypes.c_int(dirfd), os.fsencode(path), ctypes.byref(how),
+                  ctypes.c_size_t(ctypes.sizeof(how)))
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    return fd
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+_SYS_openat2 = ctypes.c_long(437)  # the same number on every Linux architecture
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _syscall = _libc.syscall
+    _syscall.restype = ctypes.c_long
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    def _syscall(*_a):
+        ctypes.set_errno(38)  # ENOSYS
+        return -1
+
+
+from ._dispatch_slow import coerce_args, denied, dispatch_miss, internal_error  # noqa: E402

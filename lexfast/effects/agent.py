@@ -1,0 +1,3 @@
+"""Effect family `agent` (not yet implemented: its ops report `unsupported`)."""
+
+ROWS: list = []

@@ -1,0 +1,3 @@
+"""Effect family `kv` (not yet implemented: its ops report `unsupported`)."""
+
+ROWS: list = []

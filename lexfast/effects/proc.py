@@ -1,0 +1,3 @@
+"""Effect family `proc` (not yet implemented: its ops report `unsupported`)."""
+
+ROWS: list = []

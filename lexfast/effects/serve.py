@@ -1,0 +1,3 @@
+"""Effect family `serve` (not yet implemented: its ops report `unsupported`)."""
+
+ROWS: list = []

@@ -1,0 +1,3 @@
+"""Effect family `ws` (not yet implemented: its ops report `unsupported`)."""
+
+ROWS: list = []

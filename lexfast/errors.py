@@ -1,0 +1,52 @@
+"""Exceptions raised by ``dispatch`` where the reference returns ``Err(String)``.
+
+Shared by the compiled core and the pure-Python twin, so a VM catches the same
+classes whichever core is loaded.
+"""
+
+from __future__ import annotations
+
+
+class EffectError(Exception):
+    """An effect failed in a way the VM must see as an aborted call.
+
+    ``str(e)`` is the reference's message (``effect handler error: <msg>`` in
+    the Rust VM shows the same ``<msg>``).
+    """
+
+
+class PolicyDenied(EffectError):
+    """The run's capability policy refused the effect.
+
+    ``effect`` names the kind the gate refused; ``path``, ``host`` and ``cmd``
+    are set when a scope (not the kind) was the reason.
+    """
+
+    def __init__(self, message: str, *, effect: str | None = None, path: str | None = None,
+                 host: str | None = None, cmd: str | None = None) -> None:
+        super().__init__(message)
+        self.effect = effect
+        self.path = path
+        self.host = host
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return (_rebuild_denied, (str(self), self.effect, self.path, self.host, self.cmd))
+
+
+def _rebuild_denied(message, effect, path, host, cmd):
+    return PolicyDenied(message, effect=effect, path=path, host=host, cmd=cmd)
+
+
+class BudgetExceeded(EffectError):
+    """``note_call_budget`` would have overdrawn the run's budget pool."""
+
+    def __init__(self, requested: int, used: int, ceiling: int) -> None:
+        super().__init__(
+            f"budget exceeded: requested {requested}, used so far {used}, ceiling {ceiling}")
+        self.requested = requested
+        self.used = used
+        self.ceiling = ceiling
+
+    def __reduce__(self):
+        return (BudgetExceeded, (self.requested, self.used, self.ceiling))

@@ -1,0 +1,304 @@
+"""``DefaultHandler``: the policy, the effect table and the session a VM
+dispatches through (DESIGN.md §2).
+
+A *session* is one handler and all its forks: they share the budget pool, the
+handle registries, the sink, the program and the shutdown signal. Handles are
+valid only within the session that opened them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .core import BudgetPool, HandlerCore, LRURegistry
+from .errors import EffectError
+from .policy import Policy
+from .table import EffectTable, default_table
+
+#: Registries are capped per session (the reference's 256, per kind).
+REGISTRY_CAP = 256
+
+
+# -- sinks -------------------------------------------------------------------
+
+class StdoutSink:
+    """``io.print`` to standard output, one line per call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def print_line(self, s: str) -> None:
+        with self._lock:
+            out = sys.stdout
+            out.write(s + "\n")
+            out.flush()
+
+
+class StderrSink(StdoutSink):
+    """``io.print`` to standard error (``lexfast host`` keeps stdout for protocol lines)."""
+
+    def print_line(self, s: str) -> None:
+        with self._lock:
+            sys.stderr.write(s + "\n")
+            sys.stderr.flush()
+
+
+class CapturedSink:
+    """Keeps printed lines in ``lines`` (tests, embedding)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def print_line(self, s: str) -> None:
+        with self._lock:
+            self.lines.append(s)
+
+
+# -- limits ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on everything read from outside (DESIGN.md §5). Operator
+    configuration: agent code cannot change them."""
+
+    read_bytes: int = 64 << 20            # io.read, fs reads
+    proc_output_bytes: int = 16 << 20     # proc.spawn / process.run, each stream
+    proc_line_bytes: int = 1 << 20        # process.read_*_line, one line
+    walk_entries: int = 100_000           # fs.walk, fs.glob results
+    sql_rows: int = 100_000               # sql.query rows
+    http_body_bytes: int = 10 << 20       # http.*, net.get/post responses
+    request_body_bytes: int = 10 << 20    # net.serve request bodies (413 past it)
+    mcp_timeout_s: float = 30.0           # one agent.call_mcp round trip
+    mcp_reply_bytes: int = 16 << 20       # one MCP reply line
+    llm_timeout_s: float = 120.0          # agent.local_complete / cloud_complete
+    kv_sync: bool = True                  # fsync each kv commit (power-loss safe)
+    serve_threads: int = 16               # net.serve worker pool
+    serve_grace_s: float = 5.0            # in-flight requests at shutdown
+    ws_connections: int = 1024            # net.serve_ws connection cap
+
+
+# -- the session ---------------------------------------------------------------
+
+class Session:
+    """What a handler shares with its forks."""
+
+    def __init__(self, sink, read_root, program, runner, limits: Limits) -> None:
+        self.sink = sink
+        self.read_root = read_root
+        self.program = program
+        self.runner = runner
+        self.limits = limits
+        self.lock = threading.RLock()
+        self.shutdown_event = threading.Event()
+        self._registries: dict[str, tuple[LRURegistry, Callable | None]] = {}
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self._close_hooks: list[Callable[[], None]] = []
+        self.closed = False
+
+    def registry(self, name: str, on_evict: Callable | None = None,
+                 cap: int = REGISTRY_CAP) -> LRURegistry:
+        """The session's registry called ``name``, made on first use.
+        ``on_evict(handle, value)`` releases a resource the LRU pushes out,
+        and every remaining one when the session closes."""
+        entry = self._registries.get(name)
+        if entry is None:
+            with self.lock:
+                entry = self._registries.get(name)
+                if entry is None:
+                    if self.closed:
+                        raise EffectError("the handler is closed")
+                    entry = (LRURegistry(cap, on_evict), on_evict)
+                    self._registries[name] = entry
+        return entry[0]
+
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        with self.lock:
+            self._shutdown_hooks.append(hook)
+
+    def remove_shutdown_hook(self, hook: Callable[[], None]) -> None:
+        with self.lock:
+            try:
+                self._shutdown_hooks.remove(hook)
+            except ValueError:
+                pass
+
+    def on_close(self, hook: Callable[[], None]) -> None:
+        with self.lock:
+            self._close_hooks.append(hook)
+
+    def shutdown(self) -> None:
+        self.shutdown_event.set()
+        with self.lock:
+            hooks = list(self._shutdown_hooks)
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            registries = list(self._registries.values())
+            hooks = list(self._close_hooks)
+        self.shutdown()
+        for reg, release in registries:
+            for handle, value in reg.pop_all():
+                if release is not None:
+                    try:
+                        release(handle, value)
+                    except Exception:
+                        pass
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                pass
+
+    def __del__(self) -> None:
+        try:
+            if not self.closed:
+                self.close()
+        except Exception:
+            pass
+
+
+def _pure_table(pure: Mapping | None) -> dict | None:
+    if not pure:
+        return None
+    out: dict[str, dict[str, Callable]] = {}
+    for key, fn in pure.items():
+        if not (isinstance(key, tuple) and len(key) == 2
+                and isinstance(key[0], str) and isinstance(key[1], str)):
+            raise TypeError(f"pure: keys must be (kind, op) pairs of str, got {key!r}")
+        if not callable(fn):
+            raise TypeError(f"pure: {key[0]}.{key[1]} is not callable")
+        out.setdefault(key[0], {})[key[1]] = fn
+    return out
+
+
+class DefaultHandler(HandlerCore):
+    """The effect handler a VM calls: ``dispatch(kind, op, args)`` for every
+    effect and ``note_call_budget(cost)`` before every costed call.
+
+    ``pure`` maps ``(kind, op)`` to the VM's own pure builtins (called with
+    the args list, no policy check). ``runner(program, handler, fn_name,
+    args)`` is how the servers call back into the VM. ``table`` replaces the
+    default effect table (see ``EffectTable.with_rows``); ``limits`` bounds
+    what is read from outside.
+    """
+
+    def __init__(self, policy: Policy | None = None, *, sink=None, read_root=None,
+                 program=None, runner=None, pure: Mapping | None = None,
+                 table: EffectTable | None = None, limits: Limits | None = None) -> None:
+        if policy is None:
+            policy = Policy.pure()
+        elif not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a lexfast.Policy, not {type(policy).__name__}")
+        if limits is None:
+            limits = Limits()
+        self.session = Session(sink if sink is not None else StdoutSink(),
+                               _resolve_root(read_root), program, runner, limits)
+        self._setup(policy, table if table is not None else default_table(),
+                    BudgetPool(policy.budget), _pure_table(pure))
+
+    # -- configuration (builders return the handler) ----------------------
+    def with_sink(self, sink) -> "DefaultHandler":
+        if not callable(getattr(sink, "print_line", None)):
+            raise TypeError("sink must have a print_line(str) method")
+        self.session.sink = sink
+        return self
+
+    def with_read_root(self, root) -> "DefaultHandler":
+        self.session.read_root = _resolve_root(root)
+        return self
+
+    def with_program(self, program, runner=None) -> "DefaultHandler":
+        self.session.program = program
+        if runner is not None:
+            self.session.runner = runner
+        return self
+
+    def register_pure(self, kind: str, op: str, fn: Callable) -> "DefaultHandler":
+        """Add a pure builtin to this handler (forks made later share it)."""
+        policy, effects, pool, pure = self._core_state()
+        merged = {(k, o): f for k, ops in (pure or {}).items() for o, f in ops.items()}
+        merged[(kind, op)] = fn
+        self._setup(policy, effects, pool, _pure_table(merged))
+        return self
+
+    @property
+    def sink(self):
+        return self.session.sink
+
+    @property
+    def read_root(self):
+        return self.session.read_root
+
+    @property
+    def program(self):
+        return self.session.program
+
+    @property
+    def runner(self):
+        return self.session.runner
+
+    @property
+    def limits(self) -> Limits:
+        return self.session.limits
+
+    @property
+    def table(self) -> EffectTable:
+        return self._core_state()[1]
+
+    # -- sessions ------------------------------------------------------------
+    def fork(self) -> "DefaultHandler":
+        """A handler for another thread or request: same policy, budget pool,
+        registries, sink and program."""
+        cls = type(self)
+        child = cls.__new__(cls)
+        child.session = self.session
+        child._setup(*self._core_state())
+        return child
+
+    def shutdown(self) -> None:
+        """Stop the servers this session runs (any fork, any thread)."""
+        self.session.shutdown()
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self.session.shutdown_event.is_set()
+
+    def close(self) -> None:
+        """Close every kv and sql handle, reap every child process the session
+        opened, stop its servers. Idempotent."""
+        self.session.close()
+
+    def __enter__(self) -> "DefaultHandler":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DefaultHandler {self.policy!r}>"
+
+
+def _resolve_root(root):
+    if root is None:
+        return None
+    root = os.fspath(root)
+    if not isinstance(root, str):
+        root = os.fsdecode(root)
+    return os.path.realpath(os.path.abspath(root))
+
+
+__all__ = ["DefaultHandler", "Session", "Limits", "StdoutSink", "StderrSink",
+           "CapturedSink", "REGISTRY_CAP"]

@@ -1,0 +1,229 @@
+"""The run's capability policy: which effect kinds, paths, hosts and binaries.
+
+A ``Policy`` is immutable. Everything the dispatch path needs from it is
+computed once here: the kind bitmask the gate tests, and the scope roots
+resolved (made absolute, ``..`` collapsed, symlinks followed) so that every
+later check compares resolved paths by whole components (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+#: Every effect kind the reference knows (``policy.rs``). Their order fixes the
+#: bit each kind has in a policy's mask; append, never reorder.
+KNOWN_EFFECTS: tuple[str, ...] = (
+    "io", "net", "time", "llm", "proc", "panic", "fs_read", "fs_write",
+    "budget", "llm_local", "llm_cloud", "a2a", "mcp", "env", "sql", "random",
+    "chat", "log", "kv", "stream", "fs_walk", "concurrent", "crypto",
+)
+
+#: kind -> its bit in ``Policy.mask`` (and in each table row's gate mask).
+KIND_BIT: dict[str, int] = {k: 1 << i for i, k in enumerate(KNOWN_EFFECTS)}
+
+#: The scoped kinds and the scope list each one reads (``wildcard_scoped_grants``).
+_SCOPED = (("proc", "allow_proc"), ("net", "allow_net_host"),
+           ("fs_read", "allow_fs_read"), ("fs_write", "allow_fs_write"))
+
+_U64_MAX = (1 << 64) - 1
+
+
+def kinds_mask(kinds: Iterable[str]) -> int:
+    """The bitmask of the known kinds among ``kinds`` (unknown ones have no bit)."""
+    m = 0
+    for k in kinds:
+        m |= KIND_BIT.get(k, 0)
+    return m
+
+
+def _str_tuple(name: str, value, *, paths: bool = False) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"Policy: {name} must be a sequence of str, not {type(value).__name__}")
+    out = []
+    for item in value:
+        if paths and isinstance(item, os.PathLike):
+            item = os.fspath(item)
+        if not isinstance(item, str):
+            raise TypeError(f"Policy: {name} entries must be str, got {type(item).__name__}")
+        if not item or "\0" in item:
+            raise ValueError(f"Policy: {name} entry {item!r} is empty or contains NUL")
+        out.append(item)
+    return tuple(out)
+
+
+def normalize_host(host: str) -> str:
+    """Hosts compare case-insensitively, without IPv6 brackets or one trailing dot."""
+    h = host.strip().lower()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    if h.endswith(".") and len(h) > 1:
+        h = h[:-1]
+    return h
+
+
+class Policy:
+    """Immutable capability policy (``allow_*`` lists: empty = any)."""
+
+    __slots__ = ("allow_effects", "allow_fs_read", "allow_fs_write", "allow_net_host",
+                 "allow_proc", "budget", "mask", "read_roots", "write_roots", "net_hosts")
+
+    def __init__(self, allow_effects: Iterable[str] = (), allow_fs_read: Iterable[str] = (),
+                 allow_fs_write: Iterable[str] = (), allow_net_host: Iterable[str] = (),
+                 allow_proc: Iterable[str] = (), budget: int | None = None) -> None:
+        from .scope import resolve_root
+
+        effects = frozenset(_str_tuple("allow_effects", allow_effects))
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, int):
+                raise TypeError(f"Policy: budget must be an int or None, not {type(budget).__name__}")
+            if not 0 <= budget <= _U64_MAX:
+                raise ValueError(f"Policy: budget must be in 0..={_U64_MAX}, got {budget}")
+        fs_read = _str_tuple("allow_fs_read", allow_fs_read, paths=True)
+        fs_write = _str_tuple("allow_fs_write", allow_fs_write, paths=True)
+        hosts = _str_tuple("allow_net_host", allow_net_host)
+        procs = _str_tuple("allow_proc", allow_proc, paths=True)
+        sets = object.__setattr__
+        sets(self, "allow_effects", effects)
+        sets(self, "allow_fs_read", fs_read)
+        sets(self, "allow_fs_write", fs_write)
+        sets(self, "allow_net_host", hosts)
+        sets(self, "allow_proc", procs)
+        sets(self, "budget", budget)
+        sets(self, "mask", kinds_mask(effects))
+        # Resolved once, here: a symlinked root (macOS /tmp, a bind mount)
+        # compares equal to the paths that resolve into it.
+        sets(self, "read_roots", tuple(resolve_root(p) for p in fs_read))
+        sets(self, "write_roots", tuple(resolve_root(p) for p in fs_write))
+        sets(self, "net_hosts", frozenset(normalize_host(h) for h in hosts))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Policy is immutable; use Policy.replace(...)")
+
+    def __delattr__(self, name):
+        raise AttributeError("Policy is immutable")
+
+    # -- presets ---------------------------------------------------------
+    @classmethod
+    def pure(cls) -> "Policy":
+        """Nothing granted."""
+        return cls()
+
+    @classmethod
+    def permissive(cls) -> "Policy":
+        """Every kind in ``KNOWN_EFFECTS``, every scope open (empty = any)."""
+        return cls(allow_effects=KNOWN_EFFECTS)
+
+    def replace(self, **changes) -> "Policy":
+        fields = dict(allow_effects=self.allow_effects, allow_fs_read=self.allow_fs_read,
+                      allow_fs_write=self.allow_fs_write, allow_net_host=self.allow_net_host,
+                      allow_proc=self.allow_proc, budget=self.budget)
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"Policy.replace: unknown field(s) {sorted(unknown)}")
+        fields.update(changes)
+        return Policy(**fields)
+
+    def allows(self, kind: str) -> bool:
+        return kind in self.allow_effects
+
+    def wildcard_scoped_grants(self) -> tuple[str, ...]:
+        """Granted scoped kinds whose scope list is empty, i.e. open to anything."""
+        return tuple(k for k, field in _SCOPED
+                     if k in self.allow_effects and not getattr(self, field))
+
+    # -- the Lex CLI flags -----------------------------------------------
+    @classmethod
+    def from_flags(cls, argv: Sequence[str]) -> "Policy":
+        """Build a policy from Lex CLI flags (``--allow-effects io,net``,
+        ``--allow-fs-read P`` …). Raises ``ValueError`` naming the bad flag."""
+        policy, rest = parse_flags(argv)
+        if rest:
+            raise ValueError(f"unknown flag or argument: {rest[0]!r}")
+        return policy
+
+    # -- value semantics -------------------------------------------------
+    def _key(self):
+        return (self.allow_effects, self.allow_fs_read, self.allow_fs_write,
+                self.allow_net_host, self.allow_proc, self.budget)
+
+    def __eq__(self, other):
+        return isinstance(other, Policy) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        parts = [f"allow_effects={tuple(sorted(self.allow_effects))!r}"]
+        for name in ("allow_fs_read", "allow_fs_write", "allow_net_host", "allow_proc"):
+            v = getattr(self, name)
+            if v:
+                parts.append(f"{name}={v!r}")
+        if self.budget is not None:
+            parts.append(f"budget={self.budget}")
+        return f"Policy({', '.join(parts)})"
+
+    def __reduce__(self):
+        return (_rebuild, self._key())
+
+
+def _rebuild(effects, fs_read, fs_write, hosts, procs, budget):
+    return Policy(effects, fs_read, fs_write, hosts, procs, budget)
+
+
+#: flag -> (Policy field, split on commas)
+FLAGS = {
+    "--allow-effects": ("allow_effects", True),
+    "--allow-fs-read": ("allow_fs_read", False),
+    "--allow-fs-write": ("allow_fs_write", False),
+    "--allow-net-host": ("allow_net_host", False),
+    "--allow-proc": ("allow_proc", True),
+}
+
+
+def parse_flags(argv: Sequence[str]) -> tuple[Policy, list[str]]:
+    """Parse the Lex policy flags out of ``argv``; return the policy and the
+    arguments that are not policy flags, in order.
+
+    Both ``--flag value`` and ``--flag=value`` work. Repeated flags accumulate
+    (lexfast takes the union where ``lex run`` lets a later ``--allow-effects``
+    replace an earlier one). ``--budget`` takes an integer ≥ 0.
+    """
+    fields: dict[str, list[str]] = {f: [] for f, _ in FLAGS.values()}
+    budget: int | None = None
+    rest: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        name, eq, inline = a.partition("=")
+        if name in FLAGS or name == "--budget":
+            if eq:
+                value = inline
+            else:
+                if i + 1 >= len(args):
+                    raise ValueError(f"{name} needs a value")
+                i += 1
+                value = args[i]
+            if name == "--budget":
+                try:
+                    budget = int(value, 10)
+                except ValueError:
+                    raise ValueError(f"--budget must be an integer, got {value!r}") from None
+                if not 0 <= budget <= _U64_MAX:
+                    raise ValueError(f"--budget must be in 0..={_U64_MAX}, got {value}")
+            else:
+                field, split = FLAGS[name]
+                items = [v.strip() for v in value.split(",")] if split else [value]
+                items = [v for v in items if v]
+                if not items:
+                    raise ValueError(f"{name} needs a non-empty value")
+                fields[field].extend(items)
+        else:
+            rest.append(a)
+        i += 1
+    try:
+        policy = Policy(budget=budget, **fields)
+    except (TypeError, ValueError) as e:
+        raise ValueError(str(e)) from None
+    return policy, rest

@@ -1,0 +1,219 @@
+"""Path and binary scopes (DESIGN.md §5), shared by every effect family.
+
+The reference compares paths lexically (``Path::starts_with``), so ``..``,
+symlinks and sibling prefixes escape its scopes. Here a path is made absolute
+and resolved first (``..`` collapsed, symlinks followed for the part that
+exists), then compared with the resolved roots by whole components. Opens go
+through ``openat2(RESOLVE_BENEATH)`` from the scope root where the kernel has
+it, so a path swapped for a symlink between the check and the open still
+cannot leave the scope.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import shutil
+import stat as _stat
+
+from .core import openat2
+
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_BENEATH = 0x08
+
+# /proc/<pid>/environ leaks secrets, /proc/<pid>/mem reads or writes another
+# process, and the magic links (cwd, root, exe, fd/*, map_files/*) jump to
+# places no path names. Refused under any scope, even ``/``.
+_PROC_MAGIC = frozenset({"environ", "mem", "cwd", "root", "exe", "fd", "map_files"})
+
+_have_openat2: bool | None = None
+
+
+class ScopeEscape(PermissionError):
+    """The kernel refused an open that would have left the scope root."""
+
+
+def resolve(path: str) -> str:
+    """Absolute, ``..``-collapsed, symlinks followed for the part that exists.
+    Raises ``ValueError`` for a NUL byte (no such path can exist)."""
+    if "\0" in path:
+        raise ValueError("embedded null byte")
+    return os.path.realpath(os.path.abspath(path))
+
+
+def resolve_root(path: str) -> str:
+    return resolve(path)
+
+
+def within(resolved: str, root: str) -> bool:
+    """Component-wise containment: ``/data2`` is not within ``/data``."""
+    if root == "/":
+        return resolved.startswith("/")
+    return resolved == root or resolved.startswith(root + "/")
+
+
+def _is_proc_magic(p: str) -> bool:
+    if not (p == "/proc" or p.startswith("/proc/")):
+        return False
+    return any(part in _PROC_MAGIC for part in p.split("/")[2:])
+
+
+def scoped(path: str, roots: tuple[str, ...]):
+    """Check ``path`` against resolved ``roots`` (empty = any).
+
+    Returns ``(resolved_path, root)`` where ``root`` is the scope root that
+    contains it (``""`` when the scope is open), or ``None`` when the path is
+    outside every root, names a /proc magic file, or cannot exist (NUL).
+    """
+    if not isinstance(path, str):
+        return None
+    try:
+        lexical = os.path.normpath(os.path.abspath(path)) if "\0" not in path else None
+        resolved = resolve(path)
+    except (ValueError, OSError):
+        return None
+    if _is_proc_magic(lexical) or _is_proc_magic(resolved):
+        return None
+    if not roots:
+        return resolved, ""
+    for root in roots:
+        if within(resolved, root):
+            return resolved, root
+    return None
+
+
+def _openat2_works() -> bool:
+    global _have_openat2
+    if _have_openat2 is None:
+        try:
+            fd = openat2(-100, "/", os.O_PATH | os.O_CLOEXEC, 0, 0)  # AT_FDCWD
+        except OSError:
+            _have_openat2 = False
+        else:
+            os.close(fd)
+            _have_openat2 = True
+    return _have_openat2
+
+
+def open_in_scope(resolved: str, root: str, flags: int, mode: int = 0o666) -> int:
+    """Open ``resolved`` (from :func:`scoped`) so that the kernel keeps the
+    walk beneath ``root``. Raises ``ScopeEscape`` when it would not."""
+    flags |= os.O_CLOEXEC
+    if not root or not _openat2_works():
+        return os.open(resolved, flags, mode)
+    rel = os.path.relpath(resolved, root)
+    dfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return openat2(dfd, rel, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+    except OSError as e:
+        if e.errno in (_errno.EXDEV, _errno.ELOOP):
+            raise ScopeEscape(e.errno, f"`{resolved}` leaves the scope root `{root}`") from None
+        raise
+    finally:
+        os.close(dfd)
+
+
+def open_parent_in_scope(resolved: str, root: str) -> tuple[int, str]:
+    """An ``O_PATH`` descriptor of ``resolved``'s directory (kept beneath
+    ``root``) and the final name, for ``*at`` calls that must not follow a
+    swapped-in symlink (atomic writes, removals)."""
+    parent, name = os.path.split(resolved)
+    if not name:
+        raise IsADirectoryError(_errno.EISDIR, os.strerror(_errno.EISDIR))
+    fd = open_in_scope(parent or "/", root, os.O_PATH | os.O_DIRECTORY)
+    return fd, name
+
+
+def write_file_atomic(resolved: str, root: str, data: bytes) -> None:
+    """Write ``data`` to ``resolved`` so that the file is either the old one or
+    the whole new one: a temp file beside it, fsync'd, renamed over it."""
+    dfd, name = open_parent_in_scope(resolved, root)
+    tmp = f".{name}.lexfast-{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    try:
+        mode = 0o666
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if _stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(_errno.EISDIR, os.strerror(_errno.EISDIR))
+            if _stat.S_ISREG(st.st_mode):
+                mode = _stat.S_IMODE(st.st_mode)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode, dir_fd=dfd)
+        try:
+            if mode != 0o666:
+                os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+        os.close(fd)
+        try:
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+    finally:
+        os.close(dfd)
+
+
+def read_file_bounded(fd: int, cap: int) -> bytes:
+    """Read a whole descriptor, refusing (``OverflowError``) past ``cap`` bytes."""
+    chunks = []
+    total = 0
+    while True:
+        chunk = os.read(fd, min(1 << 20, cap + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise OverflowError(f"larger than the {cap}-byte read cap")
+    return b"".join(chunks)
+
+
+# -- binaries -------------------------------------------------------------
+
+def _safe_path_dirs(path_var: str | None) -> str:
+    # Relative PATH entries ("", ".", "bin") resolve against the cwd, where
+    # agent code with fs_write could drop a binary named like an allowed one.
+    return os.pathsep.join(d for d in (path_var or os.defpath).split(os.pathsep)
+                           if d and os.path.isabs(d))
+
+
+def which(cmd: str) -> str | None:
+    found = shutil.which(cmd, path=_safe_path_dirs(os.environ.get("PATH")))
+    return os.path.abspath(found) if found else None
+
+
+def resolve_command(cmd: str, allow: tuple[str, ...]):
+    """Decide whether ``cmd`` may run under ``--allow-proc`` ``allow``.
+
+    Returns the executable path to hand to exec (``None`` when a bare name
+    is not found on PATH, which exec then reports), or raises
+    ``PermissionError`` when the policy refuses it. A bare entry (``git``)
+    allows the bare name, resolved on PATH's absolute entries, and the path it
+    resolves to; a path-qualified command runs only if it resolves to the
+    same file as an entry.
+    """
+    if "\0" in cmd:
+        raise PermissionError("command contains a NUL byte")
+    bare = "/" not in cmd
+    if not allow:
+        return which(cmd) if bare else cmd
+    if bare:
+        if cmd in allow:
+            return which(cmd)
+        raise PermissionError(cmd)
+    real = os.path.realpath(os.path.abspath(cmd))
+    for entry in allow:
+        target = entry if "/" in entry else which(entry)
+        if target and os.path.realpath(os.path.abspath(target)) == real:
+            return real
+    raise PermissionError(cmd)

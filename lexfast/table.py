@@ -1,0 +1,92 @@
+"""The effect table: every effect family's rows, by ``kind`` then ``op``.
+
+Each module in ``lexfast.effects`` ends in ``ROWS``, a list of
+``(kind, op, gate, function)``: ``gate`` is the effect kind, or a tuple of
+kinds that must all be granted (checked in order), and ``function(handler,
+args)`` performs the effect. ``op`` ``"*"`` matches any op of that kind.
+Both cores read the same table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Iterable
+
+from .core import Row
+from .effects import FAMILIES
+
+RowSpec = tuple  # (kind, op, gate, function)
+
+
+class EffectTable:
+    """An immutable set of rows. ``ops[kind][op]`` is the ``Row`` the core
+    looks up; ``wildcards[kind]`` serves any op of ``kind``."""
+
+    __slots__ = ("ops", "wildcards")
+
+    def __init__(self, rows: Iterable[RowSpec]):
+        ops: dict[str, dict[str, Row]] = {}
+        wildcards: dict[str, Row] = {}
+        for spec in rows:
+            kind, op, gate, fn = spec
+            gate = (gate,) if isinstance(gate, str) else tuple(gate)
+            if not callable(fn):
+                raise TypeError(f"row {kind}.{op}: function is not callable")
+            row = Row(kind, op, gate, fn)
+            if op == "*":
+                wildcards[kind] = row
+            else:
+                ops.setdefault(kind, {})[op] = row
+        self.ops = ops
+        self.wildcards = wildcards
+
+    def rows(self) -> list:
+        out = [r for ops in self.ops.values() for r in ops.values()]
+        out.extend(self.wildcards.values())
+        return out
+
+    def with_rows(self, rows: Iterable[RowSpec]) -> "EffectTable":
+        """A new table: this one with ``rows`` added or replacing same-named ones
+        (how a VM swaps in its own backend for an effect)."""
+        specs = {(r.kind, r.op): (r.kind, r.op, r.gate, r.fn) for r in self.rows()}
+        for spec in rows:
+            specs[(spec[0], spec[1])] = spec
+        return EffectTable(specs.values())
+
+    def lookup(self, kind: str, op: str):
+        return self.ops.get(kind, {}).get(op) or self.wildcards.get(kind)
+
+    def __contains__(self, key) -> bool:
+        kind, op = key
+        return op in self.ops.get(kind, {})
+
+    def __len__(self) -> int:
+        return sum(len(o) for o in self.ops.values()) + len(self.wildcards)
+
+
+def family_rows() -> list:
+    rows: list = []
+    for name in FAMILIES:
+        rows.extend(importlib.import_module(f"lexfast.effects.{name}").ROWS)
+    return rows
+
+
+_default: EffectTable | None = None
+
+
+def default_table() -> EffectTable:
+    global _default
+    if _default is None:
+        _default = EffectTable(family_rows())
+    return _default
+
+
+def effect_names() -> list[str]:
+    """Every ``kind.op`` the default table serves, sorted."""
+    t = default_table()
+    names = [f"{k}.{o}" for k, ops in t.ops.items() for o in ops]
+    names += [f"{k}.*" for k in t.wildcards]
+    return sorted(names)
+
+
+PureTable = dict[tuple[str, str], Callable]

@@ -1,0 +1,167 @@
+"""The Lex value model as Python objects (DESIGN.md §3), minus ``Variant``.
+
+``Variant`` and the ``ok/err/some/NONE`` constructors live in the core
+(compiled, or the twin); this module holds what is not hot: ``Map``, the
+Rust-``Debug`` rendering that error messages use, and the I/O error text.
+"""
+
+from __future__ import annotations
+
+import os
+
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 63) - 1
+
+# Error messages render arguments, and agent code controls them: cap both the
+# length and the depth so a huge or deeply nested value cannot blow up a
+# message (or recurse without bound).
+_REPR_MAX_CHARS = 200
+_REPR_MAX_DEPTH = 8
+_REPR_MAX_ITEMS = 16
+
+
+class Map(dict):
+    """A Lex ``Map``: a dict whose keys are ``str`` or ``int``.
+
+    Kept distinct from a plain ``dict`` (a Lex ``Record``) so values round-trip
+    through the JSON codec and render as the reference does.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Map({dict.__repr__(self)})"
+
+
+def _rust_str(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\0":
+            out.append("\\0")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _render(v: object, depth: int, out: list, budget: list) -> None:
+    # ``budget`` is a one-element list: characters still allowed.
+    if budget[0] <= 0:
+        return
+    if depth > _REPR_MAX_DEPTH:
+        out.append("…")
+        budget[0] -= 1
+        return
+
+    def put(s: str) -> None:
+        out.append(s)
+        budget[0] -= len(s)
+
+    def seq(name: str, items, open_: str = "[", close: str = "]") -> None:
+        put(f"{name}({open_}")
+        for i, item in enumerate(items):
+            if budget[0] <= 0:
+                return
+            if i >= _REPR_MAX_ITEMS:
+                put(", …")
+                break
+            if i:
+                put(", ")
+            item()
+        put(f"{close})")
+
+    t = type(v)
+    if v is None:
+        put("Unit")
+    elif t is bool:
+        put("Bool(true)" if v else "Bool(false)")
+    elif isinstance(v, int) and not isinstance(v, bool):
+        s = str(int(v)) if abs(int(v)) < 10 ** 40 else f"<{int(v).bit_length()}-bit int>"
+        put(f"Int({s})")
+    elif isinstance(v, float):
+        put(f"Float({v!r})")
+    elif isinstance(v, str):
+        put("Str(" + _rust_str(str(v)[:_REPR_MAX_CHARS]) + ")")
+    elif isinstance(v, (bytes, bytearray, memoryview)):
+        b = bytes(v[:_REPR_MAX_ITEMS])
+        more = ", …" if len(v) > _REPR_MAX_ITEMS else ""
+        put("Bytes([" + ", ".join(str(x) for x in b) + more + "])")
+    elif isinstance(v, Map):
+        items = list(v.items())[: _REPR_MAX_ITEMS + 1]
+        seq("Map", [lambda k=k, x=x: (_render_key(k, out, budget), put(": "),
+                                       _render(x, depth + 1, out, budget))
+                    for k, x in items], "{", "}")
+    elif isinstance(v, dict):
+        items = list(v.items())[: _REPR_MAX_ITEMS + 1]
+        seq("Record", [lambda k=k, x=x: (put(_rust_str(str(k)[:_REPR_MAX_CHARS])), put(": "),
+                                          _render(x, depth + 1, out, budget))
+                       for k, x in items], "{", "}")
+    elif isinstance(v, list):
+        seq("List", [lambda x=x: _render(x, depth + 1, out, budget)
+                     for x in v[: _REPR_MAX_ITEMS + 1]])
+    elif isinstance(v, tuple):
+        seq("Tuple", [lambda x=x: _render(x, depth + 1, out, budget)
+                      for x in v[: _REPR_MAX_ITEMS + 1]])
+    elif type(v).__name__ == "Variant" and hasattr(v, "name") and hasattr(v, "args"):
+        put(f"Variant {{ name: {_rust_str(str(v.name)[:_REPR_MAX_CHARS])}, args: [")
+        for i, x in enumerate(tuple(v.args)[: _REPR_MAX_ITEMS + 1]):
+            if i >= _REPR_MAX_ITEMS:
+                put(", …")
+                break
+            if i:
+                put(", ")
+            _render(x, depth + 1, out, budget)
+        put("] }")
+    else:
+        put(f"<{type(v).__name__}>")
+
+
+def _render_key(k: object, out: list, budget: list) -> None:
+    if isinstance(k, str):
+        s = "Str(" + _rust_str(k[:_REPR_MAX_CHARS]) + ")"
+    elif isinstance(k, int) and not isinstance(k, bool):
+        s = f"Int({k})"
+    else:
+        s = f"<{type(k).__name__}>"
+    out.append(s)
+    budget[0] -= len(s)
+
+
+def debug_repr(v: object) -> str:
+    """Render ``v`` as Rust's ``{:?}`` does for a Lex value (``Int(3)``,
+    ``Str("a")``, ``List([Int(1)])``), truncated to a few hundred characters."""
+    out: list = []
+    budget = [_REPR_MAX_CHARS * 2]
+    try:
+        _render(v, 0, out, budget)
+    except Exception:  # a hostile __str__/__len__ must not escape an error path
+        return f"<{type(v).__name__}>"
+    s = "".join(out)
+    if budget[0] <= 0:
+        s = s[: _REPR_MAX_CHARS * 2] + "…"
+    return s
+
+
+def debug_str_list(items) -> str:
+    """Rust ``{:?}`` of a ``Vec<String>``: ``["echo", "ls"]``."""
+    return "[" + ", ".join(_rust_str(str(s)) for s in items) + "]"
+
+
+def os_error_text(e: BaseException) -> str:
+    """``std::io::Error`` Display: ``No such file or directory (os error 2)``."""
+    errno = getattr(e, "errno", None)
+    if isinstance(errno, int) and errno > 0:
+        return f"{os.strerror(errno)} (os error {errno})"
+    return str(e) or type(e).__name__

@@ -1,0 +1,45 @@
+"""Builds the compiled core (``lexfast._core``) with Cython.
+
+- ``LEXFAST_REQUIRE_EXTENSIONS=1``: a failed compile fails the build (CI,
+  cibuildwheel). Otherwise the extension is optional and the pure-Python twin
+  serves where no compiler is available.
+- ``LEXFAST_NO_EXTENSIONS=1``: do not build it at all.
+- ``LEXFAST_ANNOTATE=1``: write ``cython -a`` HTML reports beside the sources.
+- ``LEXFAST_LINETRACE=1``: line tracing, for coverage of the .pyx.
+"""
+
+import os
+
+from setuptools import Extension, setup
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+ext_modules = []
+if not _flag("LEXFAST_NO_EXTENSIONS"):
+    from Cython.Build import cythonize
+
+    macros = [("CYTHON_TRACE_NOGIL", "1")] if _flag("LEXFAST_LINETRACE") else []
+    ext_modules = cythonize(
+        [
+            Extension(
+                "lexfast._core",
+                ["lexfast/_core.pyx"],
+                include_dirs=["include"],
+                define_macros=macros,
+                optional=not _flag("LEXFAST_REQUIRE_EXTENSIONS"),
+            )
+        ],
+        # Safety checks (boundscheck, wraparound, cdivision) keep their safe
+        # defaults: this is a security boundary.
+        compiler_directives={
+            "language_level": 3,
+            "embedsignature": True,
+            "linetrace": _flag("LEXFAST_LINETRACE"),
+        },
+        annotate=_flag("LEXFAST_ANNOTATE"),
+    )
+
+setup(ext_modules=ext_modules)
