@@ -399,7 +399,10 @@ class HandlerCore:
             raise internal_error(kind, op, e) from e
 
     def note_call_budget(self, cost) -> None:
-        self._pool.take(cost)
+        pool = self._pool
+        if pool is None:
+            raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
+        pool.take(cost)
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:

@@ -38,7 +38,9 @@ def resolve(path: str) -> str:
     Raises ``ValueError`` for a NUL byte (no such path can exist)."""
     if "\0" in path:
         raise ValueError("embedded null byte")
-    return os.path.realpath(os.path.abspath(path))
+    # realpath alone: abspath first would collapse `link/..` lexically, while
+    # the kernel goes to the link target's parent.
+    return os.path.realpath(path)
 
 
 def resolve_root(path: str) -> str:
@@ -102,6 +104,9 @@ def open_in_scope(resolved: str, root: str, flags: int, mode: int = 0o666) -> in
     if not root or not _openat2_works():
         return os.open(resolved, flags, mode)
     rel = os.path.relpath(resolved, root)
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if not flags & os.O_CREAT and not (tmpfile and flags & tmpfile == tmpfile):
+        mode = 0  # openat2 refuses a mode without O_CREAT / O_TMPFILE
     dfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return openat2(dfd, rel, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
@@ -211,9 +216,9 @@ def resolve_command(cmd: str, allow: tuple[str, ...]):
         if cmd in allow:
             return which(cmd)
         raise PermissionError(cmd)
-    real = os.path.realpath(os.path.abspath(cmd))
+    real = os.path.realpath(cmd)
     for entry in allow:
         target = entry if "/" in entry else which(entry)
-        if target and os.path.realpath(os.path.abspath(target)) == real:
+        if target and os.path.realpath(target) == real:
             return real
     raise PermissionError(cmd)

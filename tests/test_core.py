@@ -1,0 +1,260 @@
+"""The core's own types, against both cores (the ``impl`` fixture)."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import pytest
+
+from lexfast import BudgetExceeded, EffectError
+from lexfast.values import Map
+
+
+# -- Variant ------------------------------------------------------------------
+
+def test_variant_value_semantics(impl):
+    V = impl.Variant
+    a = V("Ok", (1, "x"))
+    assert a.name == "Ok" and a.args == (1, "x")
+    assert a == V("Ok", [1, "x"]) and hash(a) == hash(V("Ok", (1, "x")))
+    assert a != V("Err", (1, "x")) and a != V("Ok", (2, "x"))
+    assert a != ("Ok", (1, "x"))
+    assert {a: 1}[V("Ok", (1, "x"))] == 1
+    assert impl.ok(5) == V("Ok", (5,))
+    assert impl.err("e") == V("Err", ("e",))
+    assert impl.some(None) == V("Some", (None,))
+    assert impl.NONE == V("None") and impl.NONE.args == ()
+    assert impl.ok() == V("Ok", (None,))
+
+
+def test_variant_is_immutable(impl):
+    v = impl.ok(1)
+    with pytest.raises(AttributeError):
+        v.name = "Err"
+    with pytest.raises(AttributeError):
+        v.args = ()
+
+
+def test_variant_repr_and_pickle(impl):
+    v = impl.Variant("Some", (impl.ok(b"x"),))
+    assert repr(impl.NONE) == "Variant('None')"
+    assert "Some" in repr(v)
+    assert pickle.loads(pickle.dumps(v)) == v
+
+
+def test_variant_rejects_non_str_name(impl):
+    with pytest.raises(TypeError):
+        impl.Variant(3, ())
+
+
+def test_variants_of_both_cores_compare_equal():
+    from lexfast import _twin
+    try:
+        from lexfast import _core
+    except ImportError:
+        pytest.skip("compiled core not built")
+    assert _core.ok(1) == _twin.ok(1) and _twin.ok(1) == _core.ok(1)
+    assert hash(_core.some("a")) == hash(_twin.some("a"))
+    assert _core.NONE != _twin.some(1)
+
+
+# -- argument checks -------------------------------------------------------------
+
+def test_expect_str(impl):
+    assert impl.expect_str(["a"], 0) == "a"
+    with pytest.raises(EffectError, match=r"^missing argument$"):
+        impl.expect_str([], 0)
+    with pytest.raises(EffectError, match=r"^expected Str arg, got Int\(3\)$"):
+        impl.expect_str([3], 0)
+    with pytest.raises(EffectError, match=r'expected Str arg, got Bytes\(\[104, 105\]\)'):
+        impl.expect_str([b"hi"], 0)
+
+
+def test_expect_int(impl):
+    assert impl.expect_int([5], 0) == 5
+    assert impl.expect_int([-(1 << 63)], 0) == -(1 << 63)
+    with pytest.raises(EffectError, match=r'expected Int arg, got Str\("x"\)'):
+        impl.expect_int(["x"], 0)
+    with pytest.raises(EffectError, match=r"expected Int arg, got Bool\(true\)"):
+        impl.expect_int([True], 0)
+    with pytest.raises(EffectError, match="64-bit"):
+        impl.expect_int([1 << 63], 0)
+    with pytest.raises(EffectError, match="expected Int arg, got Float"):
+        impl.expect_int([1.0], 0)
+
+
+def test_expect_bytes_accepts_buffers(impl):
+    assert impl.expect_bytes([b"ab"], 0) == b"ab"
+    assert impl.expect_bytes([bytearray(b"ab")], 0) == b"ab"
+    assert impl.expect_bytes([memoryview(b"ab")], 0) == b"ab"
+    with pytest.raises(EffectError, match=r'expected Bytes arg, got Str\("ab"\)'):
+        impl.expect_bytes(["ab"], 0)
+
+
+def test_expect_record_and_lists_and_handles(impl):
+    assert impl.expect_record([{"a": 1}], 0) == {"a": 1}
+    with pytest.raises(EffectError, match=r"^missing Record argument$"):
+        impl.expect_record([], 0)
+    with pytest.raises(EffectError, match=r"^expected Record, got Map"):
+        impl.expect_record([Map(a=1)], 0)
+    assert impl.expect_str_list([["a", "b"]], 0) == ["a", "b"]
+    with pytest.raises(EffectError, match=r"^expected List\[Str\] element, got Int\(1\)$"):
+        impl.expect_str_list([["a", 1]], 0)
+    with pytest.raises(EffectError, match=r"^missing List\[Str\] argument$"):
+        impl.expect_str_list([], 0)
+    assert impl.expect_handle([7], 0, "Kv handle", "Kv") == 7
+    with pytest.raises(EffectError, match=r"^expected Kv handle \(Int\), got Int\(-1\)$"):
+        impl.expect_handle([-1], 0, "Kv handle", "Kv")
+    with pytest.raises(EffectError, match=r"^missing Kv argument$"):
+        impl.expect_handle([], 0, "Kv handle", "Kv")
+
+
+def test_error_messages_are_bounded(impl):
+    deep = []
+    cur = deep
+    for _ in range(10_000):
+        nxt = []
+        cur.append(nxt)
+        cur = nxt
+    with pytest.raises(EffectError) as e:
+        impl.expect_str([deep], 0)
+    assert len(str(e.value)) < 1000
+    with pytest.raises(EffectError) as e:
+        impl.expect_str([["x" * 100_000] * 1000], 0)
+    assert len(str(e.value)) < 1000
+
+
+def test_next_handle_is_increasing(impl):
+    a = impl.next_handle()
+    b = impl.next_handle()
+    assert b > a >= 1
+
+
+# -- LRURegistry -------------------------------------------------------------------
+
+def test_registry_insert_get_remove(impl):
+    r = impl.LRURegistry(4)
+    r.insert(1, "a")
+    assert r.touch_get(1) == "a" and r[1] == "a" and 1 in r and len(r) == 1
+    assert r.touch_get(2) is None and 2 not in r
+    with pytest.raises(KeyError):
+        r[2]
+    assert r.remove(1) == "a" and len(r) == 0 and r.remove(1) is None
+    assert r.remove(999) is None
+
+
+def test_registry_evicts_lru_and_calls_on_evict(impl):
+    evicted = []
+    r = impl.LRURegistry(2, on_evict=lambda h, v: evicted.append((h, v)))
+    r.insert(1, "a")
+    r.insert(2, "b")
+    r.touch_get(1)
+    r.insert(3, "c")
+    assert evicted == [(2, "b")]
+    assert r.touch_get(1) == "a" and r.touch_get(2) is None and r.touch_get(3) == "c"
+    assert len(r) == 2
+
+
+def test_registry_insertion_order_without_touches(impl):
+    r = impl.LRURegistry(2)
+    for h in (10, 20, 30):
+        r.insert(h, h)
+    assert r.keys() == [20, 30]
+    r[20]
+    assert r.keys() == [30, 20]
+
+
+def test_registry_stays_bounded_and_pop_all(impl):
+    r = impl.LRURegistry(8)
+    for i in range(24):
+        r.insert(i, i)
+        assert len(r) <= 8
+    assert len(r) == 8
+    items = r.pop_all()
+    assert [h for h, _ in items] == list(range(16, 24)) and len(r) == 0
+    r.insert(1, 1)
+    assert r[1] == 1
+
+
+def test_registry_reinsert_replaces(impl):
+    r = impl.LRURegistry(2)
+    r.insert(1, "a")
+    r.insert(2, "b")
+    r.insert(1, "z")
+    assert len(r) == 2 and r.keys() == [2, 1] and r.get(1) == "z"
+
+
+def test_registry_bad_cap_and_unhashable(impl):
+    with pytest.raises(ValueError):
+        impl.LRURegistry(0)
+    r = impl.LRURegistry(2)
+    with pytest.raises(TypeError):
+        r.insert([1], "x")
+    assert len(r) == 0
+    assert r.touch_get([1]) is None and [1] not in r
+
+
+def test_registry_threads(impl):
+    r = impl.LRURegistry(64)
+    errors = []
+
+    def work(base):
+        try:
+            for i in range(2000):
+                h = base + i
+                r.insert(h, h)
+                r.touch_get(h - 1)
+                if i % 3 == 0:
+                    r.remove(h - 2)
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(k * 100_000,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors and len(r) <= 64
+    assert len(r.keys()) == len(r)
+
+
+# -- BudgetPool ------------------------------------------------------------------
+
+def test_budget_pool(impl):
+    p = impl.BudgetPool(15)
+    assert p.ceiling == 15 and p.remaining == 15
+    p.take(10)
+    with pytest.raises(BudgetExceeded) as e:
+        p.take(10)
+    assert str(e.value) == "budget exceeded: requested 10, used so far 10, ceiling 15"
+    assert (e.value.requested, e.value.used, e.value.ceiling) == (10, 10, 15)
+    p.take(5)
+    with pytest.raises(BudgetExceeded, match="requested 1, used so far 15, ceiling 15"):
+        p.take(1)
+    p.take(0)
+    assert p.remaining == 0
+
+
+def test_budget_pool_unlimited_and_bad_costs(impl):
+    p = impl.BudgetPool(None)
+    assert p.ceiling is None and p.remaining is None
+    for _ in range(1000):
+        p.take(10)
+    p.take(1 << 70)
+    for bad in (-1, 1.5, "3", None, True):
+        with pytest.raises(EffectError):
+            p.take(bad)
+    q = impl.BudgetPool(5)
+    with pytest.raises(BudgetExceeded):
+        q.take(1 << 70)
+    assert q.remaining == 5
+    with pytest.raises(ValueError):
+        impl.BudgetPool(-1)
+
+
+def test_row_masks(impl):
+    r = impl.Row("fs", "copy", ("fs_walk", "fs_write"), lambda h, a: None)
+    assert r.gate == ("fs_walk", "fs_write") and r.mask != 0
+    with pytest.raises(ValueError):
+        impl.Row("x", "y", ("no_such_kind",), lambda h, a: None)

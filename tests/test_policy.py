@@ -1,0 +1,91 @@
+"""Policy: presets, immutability, the Lex CLI flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from lexfast import KNOWN_EFFECTS, Policy
+
+
+def test_known_effects_are_the_references():
+    assert set(KNOWN_EFFECTS) == {
+        "io", "net", "time", "llm", "proc", "panic", "fs_read", "fs_write", "budget",
+        "llm_local", "llm_cloud", "a2a", "mcp", "env", "sql", "random", "chat", "log", "kv",
+        "stream", "fs_walk", "concurrent", "crypto"}
+    assert len(KNOWN_EFFECTS) <= 64  # one bit each in the gate mask
+
+
+def test_presets():
+    assert Policy.pure().allow_effects == frozenset()
+    p = Policy.permissive()
+    assert p.allow_effects == frozenset(KNOWN_EFFECTS)
+    assert p.allow_fs_read == () and p.budget is None
+    assert p.wildcard_scoped_grants() == ("proc", "net", "fs_read", "fs_write")
+    scoped = Policy(allow_effects=["proc", "net", "fs_read"], allow_proc=["git"])
+    assert scoped.wildcard_scoped_grants() == ("net", "fs_read")
+
+
+def test_immutable_and_value_semantics(tmp_path):
+    p = Policy(allow_effects=["io"], allow_fs_read=[tmp_path], budget=3)
+    with pytest.raises(AttributeError):
+        p.budget = 5
+    with pytest.raises(AttributeError):
+        del p.allow_effects
+    assert p == Policy(allow_effects=["io"], allow_fs_read=[str(tmp_path)], budget=3)
+    assert hash(p) == hash(p.replace())
+    assert p.replace(budget=4).budget == 4 and p.budget == 3
+    assert "budget=3" in repr(p)
+    import pickle
+    assert pickle.loads(pickle.dumps(p)) == p
+
+
+def test_validation():
+    with pytest.raises(TypeError):
+        Policy(allow_effects="io")  # a str would grant i and o
+    with pytest.raises(TypeError):
+        Policy(allow_effects=[1])
+    with pytest.raises(ValueError):
+        Policy(allow_fs_read=[""])
+    with pytest.raises(ValueError):
+        Policy(budget=-1)
+    with pytest.raises(TypeError):
+        Policy(budget=1.5)
+    with pytest.raises(TypeError):
+        Policy().replace(nope=1)
+
+
+def test_roots_and_hosts_are_normalised(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    p = Policy(allow_fs_read=[str(tmp_path / "link")], allow_fs_write=[str(tmp_path / "real") + "/./"],
+               allow_net_host=["API.Example.com.", "[::1]"])
+    assert p.read_roots == (str((tmp_path / "real").resolve()),)
+    assert p.write_roots == (str((tmp_path / "real").resolve()),)
+    assert p.allow_fs_read == (str(tmp_path / "link"),)
+    assert p.net_hosts == frozenset({"api.example.com", "::1"})
+
+
+def test_from_flags():
+    p = Policy.from_flags(["--allow-effects", "io,net", "--allow-effects=time",
+                           "--allow-fs-read", "/data", "--allow-fs-read", "/a,b",
+                           "--allow-net-host", "api.example.com", "--allow-proc", "git,ls",
+                           "--allow-proc=echo", "--budget", "100"])
+    assert p.allow_effects == {"io", "net", "time"}
+    assert p.allow_fs_read == ("/data", "/a,b")
+    assert p.allow_net_host == ("api.example.com",)
+    assert p.allow_proc == ("git", "ls", "echo")
+    assert p.budget == 100
+    assert Policy.from_flags([]) == Policy.pure()
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--budget", "x"], "--budget must be an integer"),
+    (["--budget", "-1"], "--budget"),
+    (["--budget"], "--budget needs a value"),
+    (["--allow-effects"], "--allow-effects needs a value"),
+    (["--allow-effects", ","], "--allow-effects needs a non-empty value"),
+    (["--nope"], "unknown flag"),
+])
+def test_from_flags_errors_name_the_flag(argv, msg):
+    with pytest.raises(ValueError, match=msg):
+        Policy.from_flags(argv)

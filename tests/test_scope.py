@@ -1,0 +1,191 @@
+"""Path and binary scopes (DESIGN.md §5), with property tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lexfast import scope
+from lexfast.scope import resolve_command, scoped, within
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """tmp/data/{a/f.txt, link_in -> a, link_out -> ../outside, link_up -> ..},
+    tmp/data2/g.txt, tmp/outside/secret."""
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "f.txt").write_text("f")
+    (tmp_path / "data2").mkdir()
+    (tmp_path / "data2" / "g.txt").write_text("g")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret").write_text("s")
+    (data / "link_in").symlink_to(data / "a")
+    (data / "link_out").symlink_to(tmp_path / "outside")
+    (data / "link_up").symlink_to("..")
+    return tmp_path
+
+
+def test_within_is_component_wise():
+    assert within("/data/x", "/data") and within("/data", "/data")
+    assert not within("/data2", "/data") and not within("/dat", "/data")
+    assert within("/anything", "/")
+
+
+def test_scope_rules(tree):
+    root = (os.path.realpath(tree / "data"),)
+    d = str(tree / "data")
+    assert scoped(f"{d}/a/f.txt", root)[0] == os.path.realpath(f"{d}/a/f.txt")
+    assert scoped(f"{d}/", root) is not None
+    assert scoped(f"{d}//a/./f.txt", root) is not None
+    assert scoped(f"{d}/link_in/f.txt", root) is not None
+    assert scoped(f"{d}/missing/new.txt", root) is not None
+    assert scoped(f"{d}/../outside/secret", root) is None
+    assert scoped(f"{d}/a/../../outside", root) is None
+    assert scoped(f"{d}/link_out/secret", root) is None
+    assert scoped(f"{d}/link_up/data2", root) is None
+    assert scoped(str(tree / "data2" / "g.txt"), root) is None
+    assert scoped("/etc/passwd", root) is None
+    assert scoped(f"{d}/a\0/f.txt", root) is None
+    assert scoped(3, root) is None
+    assert scoped("/etc/passwd", ())[1] == ""
+
+
+def test_relative_paths_resolve_against_cwd(tree, monkeypatch):
+    monkeypatch.chdir(tree / "data")
+    root = (os.path.realpath(tree / "data"),)
+    assert scoped("a/f.txt", root) is not None
+    assert scoped("../data2/g.txt", root) is None
+    assert scoped(".", root) is not None
+
+
+@pytest.mark.parametrize("p", ["/proc/self/environ", "/proc/1/environ", "/proc/self/mem",
+                               "/proc/self/root/etc/passwd", "/proc/self/cwd",
+                               "/proc/thread-self/fd/0", "/proc/self/task/1/environ",
+                               "/proc/self/map_files"])
+def test_proc_magic_is_refused_even_under_root(p):
+    assert scoped(p, ("/",)) is None
+    assert scoped(p, ()) is None
+
+
+def test_proc_plain_files_follow_the_scope():
+    assert scoped("/proc/cpuinfo", ("/",)) is not None
+
+
+def test_open_in_scope_refuses_a_symlink_swapped_in(tree):
+    d = tree / "data"
+    root = os.path.realpath(d)
+    target = d / "swap"
+    target.write_text("inside")
+    found = scoped(str(target), (root,))
+    assert found is not None
+    target.unlink()
+    target.symlink_to(tree / "outside" / "secret")  # swapped after the check
+    with pytest.raises(scope.ScopeEscape):
+        scope.open_in_scope(found[0], found[1], os.O_RDONLY)
+
+
+def test_write_file_atomic(tree):
+    d = os.path.realpath(tree / "data")
+    p = os.path.join(d, "out.txt")
+    scope.write_file_atomic(p, d, b"one")
+    os.chmod(p, 0o600)
+    scope.write_file_atomic(p, d, b"two")
+    assert open(p, "rb").read() == b"two" and (os.stat(p).st_mode & 0o777) == 0o600
+    assert not [n for n in os.listdir(d) if n.endswith(".tmp")]
+    with pytest.raises(IsADirectoryError):
+        scope.write_file_atomic(os.path.join(d, "a"), d, b"x")
+
+
+def test_read_file_bounded(tmp_path):
+    p = tmp_path / "big"
+    p.write_bytes(b"x" * 1000)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        with pytest.raises(OverflowError):
+            scope.read_file_bounded(fd, 999)
+    finally:
+        os.close(fd)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        assert len(scope.read_file_bounded(fd, 1000)) == 1000
+    finally:
+        os.close(fd)
+
+
+# -- property tests ---------------------------------------------------------------
+
+_PARTS = st.sampled_from(["a", "f.txt", "..", ".", "", "data", "data2", "link_in",
+                          "link_out", "link_up", "outside", "secret", "new"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(_PARTS, min_size=0, max_size=7), trailing=st.booleans(),
+       relative=st.booleans())
+def test_scope_decision_matches_the_files_it_reaches(tree, parts, trailing, relative):
+    """For a path that exists, allowed ⇔ the file it reaches is one of the
+    files beneath the root (found by a walk that never follows symlinks)."""
+    data = tree / "data"
+    root = os.path.realpath(data)
+    inside = {(os.stat(root).st_dev, os.stat(root).st_ino)}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            st_ = os.lstat(os.path.join(dirpath, n))
+            inside.add((st_.st_dev, st_.st_ino))
+    p = "/".join(parts) + ("/" if trailing else "")
+    path = os.path.relpath(os.path.join(str(data), p), os.getcwd()) if relative \
+        else os.path.join(str(data), p)
+    decision = scoped(path, (root,))
+    try:
+        st_ = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if decision is not None:
+            assert within(decision[0], root)
+        return
+    reached = (st_.st_dev, st_.st_ino)
+    assert (decision is not None) == (reached in inside), (path, decision)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(alphabet="abcdef/.", min_size=1, max_size=12))
+def test_sibling_prefix_never_matches(name):
+    root = "/srv/data"
+    resolved = os.path.normpath("/srv/" + name)
+    if within(resolved, root):
+        assert resolved == root or resolved.startswith(root + "/")
+    assert not within("/srv/data2" + "/" + name.strip("/"), root)
+
+
+# -- binaries -------------------------------------------------------------------
+
+def test_resolve_command_rules(tmp_path):
+    echo = resolve_command("echo", ("echo",))
+    assert echo and os.path.isabs(echo)
+    assert resolve_command("echo", ()) == echo
+    with pytest.raises(PermissionError):
+        resolve_command("whoami", ("echo",))
+    with pytest.raises(PermissionError):
+        resolve_command("/usr/bin/whoami", ("echo",))
+    with pytest.raises(PermissionError):
+        resolve_command("/nonexistent/dir/echo", ("echo",))
+    assert resolve_command(os.path.realpath(echo), ("echo",)) == os.path.realpath(echo)
+    fake = tmp_path / "echo"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    with pytest.raises(PermissionError):
+        resolve_command(str(fake), ("echo",))
+    assert resolve_command(str(fake), (str(fake),)) == os.path.realpath(fake)
+    with pytest.raises(PermissionError):
+        resolve_command("ec\0ho", ("echo",))
+
+
+def test_relative_path_entries_are_not_searched(tmp_path, monkeypatch):
+    fake = tmp_path / "zz-lexfast-tool"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "." + os.pathsep + os.environ.get("PATH", ""))
+    assert resolve_command("zz-lexfast-tool", ("zz-lexfast-tool",)) is None
