@@ -53,15 +53,18 @@ def timestamp() -> str:
 
 
 _TEXT_ESCAPES = {i: f"\\u{{{i:x}}}" for i in range(0x20) if i != 0x09}
-_TEXT_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x7F: "\\u{7f}",
+_TEXT_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x7F: "\\u{7f}", 0x85: "\\u{85}",
                       0x2028: "\\u{2028}", 0x2029: "\\u{2029}"})
+# Line breaks json.dumps leaves raw (str.splitlines and JavaScript split on them).
+_JSON_ESCAPES = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def format_line(level: str, msg: str, fmt: str, ts: str | None = None) -> str:
     ts = ts or timestamp()
     if fmt == "json":
         # json.dumps escapes ", \ and every C0 control character.
-        return f'{{"ts":"{ts}","level":"{level}","msg":{json.dumps(msg, ensure_ascii=False)}}}\n'
+        body = json.dumps(msg, ensure_ascii=False).translate(_JSON_ESCAPES)
+        return f'{{"ts":"{ts}","level":"{level}","msg":{body}}}\n'
     return f"[{ts}] {level}: {msg.translate(_TEXT_ESCAPES)}\n"
 
 
