@@ -72,6 +72,9 @@ class Limits:
     walk_entries: int = 100_000           # fs.walk, fs.glob results
     sql_rows: int = 100_000               # sql.query rows
     http_body_bytes: int = 10 << 20       # http.*, net.get/post responses
+    http_timeout_s: float = 300.0         # whole HTTP request, and cap on http.send timeout_ms
+    http_ca_bundle: str | None = None     # PEM CA file replacing the system store (operator, tests)
+    http_proxy: str | None = None         # HTTP client proxy URL; None: no proxy, env ignored
     request_body_bytes: int = 10 << 20    # net.serve request bodies (413 past it)
     mcp_timeout_s: float = 30.0           # one agent.call_mcp round trip
     mcp_reply_bytes: int = 16 << 20       # one MCP reply line
@@ -80,6 +83,9 @@ class Limits:
     serve_threads: int = 16               # net.serve worker pool
     serve_grace_s: float = 5.0            # in-flight requests at shutdown
     ws_connections: int = 1024            # net.serve_ws connection cap
+    serve_idle_s: float = 10.0            # net.serve* idle keep-alive / slow-read timeout
+    serve_keepalive_conns: int = 1024     # net.serve* idle keep-alive connections kept open
+    ws_queue_bytes: int = 4 << 20         # net.serve_ws outbound queue per connection (chars)
 
 
 # -- the session ---------------------------------------------------------------
