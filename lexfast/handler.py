@@ -80,6 +80,9 @@ class Limits:
     mcp_reply_bytes: int = 16 << 20       # one MCP reply line
     llm_timeout_s: float = 120.0          # agent.local_complete / cloud_complete
     kv_sync: bool = True                  # fsync each kv commit (power-loss safe)
+    kv_map_size: int = 1 << 30            # initial lmdb map (sparse; doubled when full)
+    kv_list_keys: int = 1_000_000         # kv.list_prefix keys
+    sql_timeout_s: float = 30.0           # one sql.exec/sql.query (then interrupted)
     serve_threads: int = 16               # net.serve worker pool
     serve_grace_s: float = 5.0            # in-flight requests at shutdown
     ws_connections: int = 1024            # net.serve_ws connection cap
