@@ -1,3 +1,539 @@
-"""Effect family `serve` (not yet implemented: its ops report `unsupported`)."""
+"""net.serve and net.serve_tls: HTTP(S) servers that call back into the VM.
 
-ROWS: list = []
+Each request runs ``runner(program, fork, handler_name, [request])`` on a
+worker of a bounded pool (``limits.serve_threads``) with ``fork = h.fork()``,
+so requests share the session's budget pool and handles and nothing else.
+The request is the record ``{method, path, query, body, headers}`` (headers: a
+``Map`` with lower-cased names, beyond the reference); the response is the
+record ``{status, body, headers?}``. A non-record, an ``EffectError`` or any
+exception is a 500 ``internal error: ...`` and the server keeps serving.
+
+The call blocks until ``h.shutdown()`` (any fork, any thread) or
+KeyboardInterrupt, then stops accepting, lets in-flight requests finish
+within ``limits.serve_grace_s`` and returns Unit. It binds 127.0.0.1 only and
+prints ``net.serve: listening on http(s)://127.0.0.1:PORT`` to stderr with the
+real port (port 0 picks a free one); :func:`listening` and
+:func:`wait_listening` give the port to embedding code and tests.
+
+Beyond the reference: bodies over ``limits.request_body_bytes`` get 413, idle
+keep-alive connections close after ``limits.serve_idle_s``, serve_tls reads
+its PEM files only inside ``--allow-fs-read`` and speaks TLS 1.2+ with the
+handshake on a worker (cheroot #748: one silent client would otherwise stall
+every new connection).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from http import HTTPStatus
+
+from cheroot import connections as _ch_connections
+from cheroot import errors as _ch_errors
+from cheroot import server as _ch_server
+from cheroot.ssl import Adapter as _ChAdapter
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+from cheroot.workers import threadpool as _ch_threadpool
+
+from ..core import expect_str
+from ..errors import EffectError, PolicyDenied
+from ..scope import ScopeEscape, open_in_scope, read_file_bounded, scoped
+from ..values import Map, debug_repr, os_error_text
+
+_log = logging.getLogger("lexfast.serve")
+
+# The listen backlog: cheroot's default of 5 refuses connections at a few
+# hundred clients (ECOSYSTEM §2); the kernel caps it at somaxconn anyway.
+LISTEN_BACKLOG = 1024
+MAX_HEADER_BYTES = 64 << 10
+PEM_MAX_BYTES = 1 << 20
+
+# Headers the server frames itself; a handler's values for them are dropped.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+# -- where servers listen (for embedding code and tests) ------------------------
+
+class _Listening:
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.ports: list[tuple[str, int]] = []
+
+
+def _listening_state(session) -> _Listening:
+    st = getattr(session, "_lexfast_listening", None)
+    if st is None:
+        with session.lock:
+            st = getattr(session, "_lexfast_listening", None)
+            if st is None:
+                st = _Listening()
+                session._lexfast_listening = st
+    return st
+
+
+def announce(h, label: str, scheme: str, port: int) -> None:
+    """Print the reference's listening line and record the port."""
+    sys.stderr.write(f"{label}: listening on {scheme}://127.0.0.1:{port}\n")
+    sys.stderr.flush()
+    st = _listening_state(h.session)
+    with st.cond:
+        st.ports.append((scheme, port))
+        st.cond.notify_all()
+
+
+def retire(h, scheme: str, port: int) -> None:
+    st = _listening_state(h.session)
+    with st.cond:
+        try:
+            st.ports.remove((scheme, port))
+        except ValueError:
+            pass
+        st.cond.notify_all()
+
+
+def listening(h) -> list:
+    """``[(scheme, port), ...]`` of the servers this session runs now
+    (scheme ``http``, ``https`` or ``ws``)."""
+    st = _listening_state(h.session)
+    with st.cond:
+        return list(st.ports)
+
+
+def wait_listening(h, scheme: str | None = None, timeout: float = 10.0) -> int:
+    """The port of a server of this session (of ``scheme`` if given) once it
+    listens; ``TimeoutError`` after ``timeout`` seconds."""
+    st = _listening_state(h.session)
+    deadline = time.monotonic() + timeout
+    with st.cond:
+        while True:
+            for s, port in st.ports:
+                if scheme is None or s == scheme:
+                    return port
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {scheme or 'server'} listening after {timeout} s")
+            st.cond.wait(left)
+
+
+# -- argument checks shared with net.serve_ws -----------------------------------
+
+def check_port(args, what: str) -> int:
+    v = args[0] if args else None
+    if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):
+        if 0 <= v <= 65535:
+            return int(v)
+    raise EffectError(f"{what}: port must be Int 0..=65535")
+
+
+def bind_listener(port: int, label: str) -> socket.socket:
+    """A listening TCP socket on 127.0.0.1 (never any other address)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as e:
+        sock.close()
+        raise EffectError(f"{label} bind {port}: {os_error_text(e)}") from None
+    return sock
+
+
+def block_until_shutdown(h, alive=None) -> None:
+    """Wait for ``h.shutdown()`` (any fork, any thread) or KeyboardInterrupt.
+    ``alive()`` false also ends the wait (the serving thread died)."""
+    stop = threading.Event()
+    hook = stop.set
+    session = h.session
+    session.on_shutdown(hook)
+    try:
+        if session.shutdown_event.is_set():
+            return
+        while not stop.wait(0.25):
+            if alive is not None and not alive():
+                return
+    except KeyboardInterrupt:
+        return
+    finally:
+        session.remove_shutdown_hook(hook)
+
+
+# -- cheroot, configured -------------------------------------------------------
+
+class _Pool(_ch_threadpool.ThreadPool):
+    """A fixed pool of daemon workers whose stop is bounded: a VM call that
+    never returns cannot hang the shutdown (cheroot joins it forever)."""
+
+    stuck = 0
+
+    def _spawn_worker(self):
+        worker = _ch_threadpool.WorkerThread(self.server)
+        worker.name = f"lexfast serve {worker.name}"
+        worker.daemon = True
+        worker.start()
+        return worker
+
+    def stop(self, timeout=5):
+        deadline = time.monotonic() + max(0.0, timeout or 0.0)
+        workers = list(self._clear_threads())
+        for _ in workers:
+            self._queue.put(_ch_threadpool._SHUTDOWNREQUEST)
+        for w in workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+        late = [w for w in workers if w.is_alive()]
+        for w in late:
+            conn = w.conn
+            if conn is not None:
+                try:
+                    conn.socket.shutdown(socket.SHUT_RDWR)
+                except (OSError, AttributeError):
+                    pass
+        for w in late:
+            w.join(0.2)
+        self.stuck = sum(1 for w in late if w.is_alive())
+
+
+class _Connection(_ch_server.HTTPConnection):
+    """Does the TLS handshake on the worker, on first use (see _TLSAdapter)."""
+
+    def __init__(self, server, sock, makefile=_ch_server.MakeFile):
+        super().__init__(server, sock, makefile)
+        self._tls_pending = isinstance(sock, ssl.SSLSocket)
+
+    def communicate(self):
+        if self._tls_pending:
+            self._tls_pending = False
+            try:
+                self.socket.do_handshake()
+            except (ssl.SSLError, OSError, ValueError):
+                return False  # a failed or timed-out handshake just closes
+        return super().communicate()
+
+
+class _TLSAdapter(BuiltinSSLAdapter):
+    """cheroot's builtin adapter, but the handshake is not done on the
+    acceptor thread (cheroot #748): ``wrap`` defers it, ``_Connection`` does
+    it on a worker. The context comes ready-made (PEM read in scope)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        _ChAdapter.__init__(self, None, None)
+        self.context = context
+        self._server_env = {}
+
+    def wrap(self, sock):
+        try:
+            s = self.context.wrap_socket(sock, server_side=True,
+                                         do_handshake_on_connect=False)
+        except (ssl.SSLError, OSError) as e:
+            raise _ch_errors.FatalSSLAlert(*e.args) from e
+        return s, {}
+
+
+class _Server(_ch_server.HTTPServer):
+    ConnectionClass = _Connection
+
+    def __init__(self, sock, gateway, limits) -> None:
+        threads = max(1, int(limits.serve_threads))
+        super().__init__(sock.getsockname()[:2], gateway, minthreads=threads, maxthreads=threads,
+                         server_name="lexfast")
+        self.requests = _Pool(self, min=threads, max=threads)
+        self._listener = sock
+        self.request_queue_size = LISTEN_BACKLOG
+        self.keep_alive_conn_limit = max(1, int(limits.serve_keepalive_conns))
+        self.timeout = float(limits.serve_idle_s)
+        self.shutdown_timeout = float(limits.serve_grace_s)
+        self.max_request_body_size = max(1, int(limits.request_body_bytes))
+        self.max_request_header_size = MAX_HEADER_BYTES
+        self.expiration_interval = min(0.5, max(0.05, self.timeout / 4))
+
+    def prepare(self):
+        # cheroot's own prepare would take fd 3 when LISTEN_PID is set
+        # (systemd activation); the listener here is always ours, on 127.0.0.1.
+        self._interrupt = None
+        if self.software is None:
+            self.software = "lexfast"
+        self.socket = self._listener
+        self.socket.settimeout(1)
+        self._connections = _ch_connections.ConnectionManager(self)
+        self.requests.start()
+        self.ready = True
+        self._start_time = time.time()
+
+    def error_log(self, msg="", level=20, traceback=False):
+        _log.log(level, "%s", msg, exc_info=bool(traceback))
+
+
+class _Gateway(_ch_server.Gateway):
+    def respond(self):
+        req = self.req
+        srv = req.server
+        try:
+            raw = req.rfile.read()
+        except _ch_errors.MaxSizeExceeded:
+            req.simple_response("413 Request Entity Too Large",
+                                f"request body exceeds {srv.max_request_body_size} bytes")
+            req.close_connection = True
+            return
+        uri = req.uri.decode("utf-8", "replace")
+        path, _, query = uri.partition("?")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            body = ""  # the reference's rule for a non-UTF-8 body
+        headers = Map()
+        for k, v in req.inheaders.items():
+            headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+        request = {"method": req.method.decode("ascii", "replace").upper(), "path": path,
+                   "query": query, "body": body, "headers": headers}
+        status, payload, extra = _call(srv.lexfast, request)
+        _send(req, status, payload, extra)
+
+
+def _call(ctx, request):
+    h, program, runner, name = ctx
+    try:
+        result = runner(program, h.fork(), name, [request])
+    except Exception as e:  # EffectError, BudgetExceeded, a VM error: the server keeps serving
+        return 500, _text(f"internal error: {_exc_text(e)}"), None
+    try:
+        return _unpack(result)
+    except _BadResponse as e:
+        return 500, _text(f"internal error: {e}"), None
+
+
+def _exc_text(e: BaseException) -> str:
+    if isinstance(e, EffectError):
+        return str(e)
+    try:
+        return f"{type(e).__name__}: {e}"
+    except Exception:
+        return type(e).__name__
+
+
+def _text(s: str) -> bytes:
+    return s.encode("utf-8", "replace")
+
+
+class _BadResponse(Exception):
+    pass
+
+
+def _unpack(v):
+    """The reference's ``unpack_response``: a Record's ``status`` (Int, cast
+    to u16; default 200) and ``body`` (Str; default ""), plus ``headers``."""
+    if not isinstance(v, dict) or isinstance(v, Map):
+        return 500, _text(f"handler returned non-record: {debug_repr(v)}"), None
+    st = v.get("status")
+    status = 200
+    if isinstance(st, int) and not isinstance(st, bool):
+        status = int(st) & 0xFFFF
+        if not 200 <= status <= 599:
+            raise _BadResponse(f"handler returned invalid status {debug_repr(st)}")
+    b = v.get("body")
+    if isinstance(b, str):
+        payload = _text(b)
+    elif isinstance(b, (bytes, bytearray, memoryview)):
+        payload = bytes(b)
+    else:
+        payload = b""
+    extra = None
+    hs = v.get("headers")
+    if hs is not None:
+        if not isinstance(hs, dict):
+            raise _BadResponse(f"response headers must be a Map of Str to Str, got {debug_repr(hs)}")
+        extra = []
+        for k, val in hs.items():
+            if not isinstance(k, str) or not isinstance(val, str):
+                raise _BadResponse(
+                    f"response headers must be a Map of Str to Str, got {debug_repr(hs)}")
+            # CR/LF or NUL in a name or value would split the response.
+            if not k or not set(k) <= _TOKEN_CHARS:
+                raise _BadResponse(f"invalid response header name {debug_repr(k)}")
+            if any(c in val for c in "\r\n\0"):
+                raise _BadResponse(f"invalid response header value for {k}")
+            if k.lower() in _FRAMING_HEADERS:
+                continue
+            extra.append((k.encode("ascii"), val.encode("utf-8")))
+    return status, payload, extra
+
+
+def _send(req, status: int, payload: bytes, extra) -> None:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    req.status = f"{status} {phrase}".rstrip().encode("ascii") if phrase else \
+        f"{status} ".encode("ascii")
+    out = [(b"Content-Length", str(len(payload)).encode("ascii"))]
+    if extra:
+        out.extend(extra)
+    if not extra or not any(k.lower() == b"content-type" for k, _ in extra):
+        out.append((b"Content-Type", b"text/plain; charset=utf-8"))
+    req.outheaders.extend(out)
+    req.ensure_headers_sent()
+    if payload and req.method != b"HEAD":
+        req.write(payload)
+
+
+# -- TLS from PEM files read inside the scope -----------------------------------
+
+def _read_pem(h, path: str, what: str) -> bytes:
+    found = scoped(path, h.policy.read_roots)
+    if found is None:
+        raise PolicyDenied(f"net.serve_tls: read of `{path}` outside --allow-fs-read",
+                           effect="net", path=path)
+    resolved, root = found
+    try:
+        fd = open_in_scope(resolved, root, os.O_RDONLY)
+    except ScopeEscape:
+        raise PolicyDenied(f"net.serve_tls: read of `{path}` outside --allow-fs-read",
+                           effect="net", path=path) from None
+    except OSError as e:
+        raise EffectError(f"net.serve_tls: read {what} {path}: {os_error_text(e)}") from None
+    try:
+        return read_file_bounded(fd, PEM_MAX_BYTES)
+    except OverflowError:
+        raise EffectError(f"net.serve_tls: read {what} {path}: larger than "
+                          f"{PEM_MAX_BYTES} bytes") from None
+    except OSError as e:
+        raise EffectError(f"net.serve_tls: read {what} {path}: {os_error_text(e)}") from None
+    finally:
+        os.close(fd)
+
+
+def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
+    """A TLS 1.2+ server context from PEM bytes. ``load_cert_chain`` only
+    takes paths: the bytes go through a memfd (or a private 0700 temp dir)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None and os.path.isdir("/proc/self/fd"):
+        fds = []
+        try:
+            for data in (cert, key):
+                fd = memfd("lexfast-pem", getattr(os, "MFD_CLOEXEC", 1))
+                fds.append(fd)
+                _write_all(fd, data)
+            ctx.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}")
+            return ctx
+        finally:
+            for fd in fds:
+                os.close(fd)
+    tmp = tempfile.mkdtemp(prefix="lexfast-pem-")
+    try:
+        paths = []
+        for name, data in (("cert.pem", cert), ("key.pem", key)):
+            p = os.path.join(tmp, name)
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            paths.append(p)
+        ctx.load_cert_chain(paths[0], paths[1])
+        return ctx
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+# -- the effects -----------------------------------------------------------------
+
+def _serve(h, label: str, port: int, name: str, context: ssl.SSLContext | None):
+    session = h.session
+    sock = bind_listener(port, label)
+    try:
+        srv = _Server(sock, _Gateway, session.limits)
+        srv.lexfast = (h, session.program, session.runner, name)
+        if context is not None:
+            srv.ssl_adapter = _TLSAdapter(context)
+        srv.prepare()
+    except BaseException:
+        sock.close()
+        raise
+    real_port = sock.getsockname()[1]
+    scheme = "https" if context is not None else "http"
+    serve_thread = threading.Thread(target=srv.serve, name=f"lexfast {label} :{real_port}",
+                                    daemon=True)
+    try:
+        serve_thread.start()
+        announce(h, "net.serve", scheme, real_port)
+        block_until_shutdown(h, serve_thread.is_alive)
+    finally:
+        retire(h, scheme, real_port)
+        _stop(srv, serve_thread)
+    return None
+
+
+def _stop(srv: _Server, serve_thread: threading.Thread) -> None:
+    try:
+        srv.stop()  # stop accepting, close idle connections, drain the pool (bounded)
+    except OSError:
+        pass
+    finally:
+        serve_thread.join(2.0)
+        try:
+            srv._listener.close()
+        except OSError:
+            pass
+        stats = getattr(logging, "statistics", None)
+        if isinstance(stats, dict):
+            stats.pop(f"Cheroot HTTPServer {id(srv)}", None)
+        if srv.requests.stuck:
+            _log.warning("net.serve: %d request(s) still running after the %.1f s grace period",
+                         srv.requests.stuck, srv.shutdown_timeout)
+
+
+def _need_program(h, message: str):
+    session = h.session
+    if session.program is None:
+        raise EffectError(message)
+    if session.runner is None or not callable(session.runner):
+        raise EffectError(message.split(";")[0] + " and a runner; use DefaultHandler.with_program")
+
+
+def net_serve(h, args):
+    port = check_port(args, "net.serve(port, handler)")
+    name = expect_str(args, 1)
+    _need_program(h, "net.serve requires a Program reference; use DefaultHandler::with_program")
+    return _serve(h, "net.serve", port, name, None)
+
+
+def net_serve_tls(h, args):
+    port = check_port(args, "net.serve_tls(port, cert, key, handler)")
+    cert_path = expect_str(args, 1)
+    key_path = expect_str(args, 2)
+    name = expect_str(args, 3)
+    _need_program(h, "net.serve_tls requires a Program reference")
+    cert = _read_pem(h, cert_path, "cert")
+    key = _read_pem(h, key_path, "key")
+    try:
+        context = _tls_context(cert, key)
+    except (ssl.SSLError, ValueError, OSError) as e:
+        raise EffectError(f"net.serve_tls bind {port}: invalid certificate or key: "
+                          f"{getattr(e, 'reason', None) or e}") from None
+    return _serve(h, "net.serve_tls", port, name, context)
+
+
+ROWS = [
+    ("net", "serve", "net", net_serve),
+    ("net", "serve_tls", "net", net_serve_tls),
+]
+
+__all__ = ["ROWS", "listening", "wait_listening"]
