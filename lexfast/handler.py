@@ -79,6 +79,7 @@ class Limits:
     mcp_timeout_s: float = 30.0           # one agent.call_mcp round trip
     mcp_reply_bytes: int = 16 << 20       # one MCP reply line
     llm_timeout_s: float = 120.0          # agent.local_complete / cloud_complete
+    a2a_timeout_s: float = 120.0          # agent.send_a2a, one message/send round trip
     kv_sync: bool = True                  # fsync each kv commit (power-loss safe)
     kv_map_size: int = 1 << 30            # initial lmdb map (sparse; doubled when full)
     kv_list_keys: int = 1_000_000         # kv.list_prefix keys
