@@ -1,0 +1,496 @@
+"""The ``lexfast`` command: the Lex effect handler for any process (DESIGN.md §7).
+
+    lexfast run [FLAGS] FILE|-     dispatch the JSON-lines calls in FILE (or stdin)
+    lexfast host [FLAGS]           the same over stdin/stdout while the peer talks
+    lexfast info [--json]          core, versions, effect table
+    lexfast --version
+
+Requests, one JSON object per line (blank lines are skipped)::
+
+    {"id": 1, "kind": "time", "op": "now", "args": []}     # id optional, any JSON;
+                                                            # args optional, default []
+    {"id": 2, "budget": 10}                                 # handler.note_call_budget(10)
+
+Responses, exactly one line per request, ``id`` echoed when the request has one::
+
+    {"id": 1, "ok": <value>}
+    {"id": 2, "error": "<message>", "type": "PolicyDenied", "effect": "net"}
+
+``type`` is ``PolicyDenied`` (plus ``effect`` and ``path``/``host``/``cmd``
+where set), ``BudgetExceeded`` (plus ``requested``, ``used``, ``ceiling``),
+``EffectError`` or ``ProtocolError`` (a line that is not a request: bad JSON,
+wrong shape, too long; plus ``line``, its 1-based number). Values use the
+codec of ``lexfast.codec``. A bad line gets its error line and the run goes
+on; EOF exits 0.
+
+In ``run`` mode ``io.print`` writes to stdout between the response lines; in
+``host`` mode stdout carries protocol lines only and ``io.print`` goes to
+stderr (as do logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import threading
+
+from . import __version__
+from .codec import CodecError, dumps_json, from_json, parse_json, to_json
+from .core import COMPILED
+from .errors import BudgetExceeded, EffectError, PolicyDenied
+from .handler import DefaultHandler, StderrSink, StdoutSink
+from .policy import KNOWN_EFFECTS, Policy, parse_flags
+
+#: Longest request line accepted (bytes, without the newline). io.write
+#: contents travel inline, so this is generous; a longer line is skipped with
+#: a ProtocolError, never buffered whole.
+MAX_LINE_BYTES = 16 << 20
+
+_REQUEST_KEYS = frozenset(("id", "kind", "op", "args"))
+_BUDGET_KEYS = frozenset(("id", "budget"))
+_EXIT_USAGE = 2
+_EXIT_SIGINT = 130
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an unwinding exception so the handler is closed."""
+
+
+# -- one request ------------------------------------------------------------
+
+def _error(message: str, type_: str, **extra) -> dict:
+    out = {"error": message, "type": type_}
+    out.update({k: v for k, v in extra.items() if v is not None})
+    return out
+
+
+def _effect_error(e: EffectError) -> dict:
+    if isinstance(e, PolicyDenied):
+        return _error(str(e), "PolicyDenied", effect=e.effect, path=e.path, host=e.host,
+                      cmd=e.cmd)
+    if isinstance(e, BudgetExceeded):
+        return _error(str(e), "BudgetExceeded", requested=e.requested, used=e.used,
+                      ceiling=e.ceiling)
+    return _error(str(e), "EffectError")
+
+
+def _field_kind(x) -> str:
+    return {type(None): "null", bool: "a bool", int: "a number", float: "a number",
+            str: "a string", list: "a list", dict: "an object"}.get(type(x), type(x).__name__)
+
+
+def handle_request(handler, req) -> dict:
+    """The response (without ``id``) for one parsed request object."""
+    if type(req) is not dict:
+        return _error(f"a request must be a JSON object, got {_field_kind(req)}", "ProtocolError")
+    if "budget" in req:
+        extra = sorted(set(req) - _BUDGET_KEYS)
+        if extra:
+            return _error(f"a budget request takes only `budget` and `id`, not `{extra[0]}`",
+                          "ProtocolError")
+        cost = req["budget"]
+        if type(cost) is not int:
+            return _error(f"`budget` must be an integer, got {_field_kind(cost)}",
+                          "ProtocolError")
+        try:
+            handler.note_call_budget(cost)
+        except EffectError as e:
+            return _effect_error(e)
+        except (OverflowError, ValueError, TypeError) as e:
+            return _error(f"note_call_budget: {e}", "EffectError")
+        return {"ok": None}
+    extra = sorted(set(req) - _REQUEST_KEYS)
+    if extra:
+        return _error(f"unknown request field `{extra[0]}` (expected kind, op, args, id)",
+                      "ProtocolError")
+    kind, op = req.get("kind"), req.get("op")
+    for name, v in (("kind", kind), ("op", op)):
+        if name not in req:
+            return _error(f"the request has no `{name}` (expected kind, op, args, id)",
+                          "ProtocolError")
+        if type(v) is not str or not v:
+            what = "an empty string" if v == "" else _field_kind(v)
+            return _error(f"`{name}` must be a non-empty string, got {what}", "ProtocolError")
+    raw_args = req.get("args", [])
+    if type(raw_args) is not list:
+        return _error(f"`args` must be a list, got {_field_kind(raw_args)}", "ProtocolError")
+    try:
+        args = from_json(raw_args)
+    except CodecError as e:
+        return _error(f"{kind}.{op}: bad args: {e}", "ProtocolError")
+    try:
+        value = handler.dispatch(kind, op, args)
+    except EffectError as e:
+        return _effect_error(e)
+    try:
+        return {"ok": to_json(value)}
+    except CodecError as e:
+        return _error(f"{kind}.{op}: the result cannot be written as JSON: {e}", "EffectError")
+
+
+def respond(handler, line: bytes, lineno: int | None = None) -> str | None:
+    """The response line (no newline) for one request line, or None for a
+    blank line."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return _dump(_error(f"line is not valid UTF-8 (byte {e.start})", "ProtocolError",
+                            line=lineno))
+    if lineno == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        return None
+    try:
+        req = parse_json(text)
+    except CodecError as e:
+        return _dump(_error(str(e), "ProtocolError", line=lineno))
+    resp = handle_request(handler, req)
+    if resp.get("type") == "ProtocolError" and lineno is not None:
+        resp["line"] = lineno
+    if type(req) is dict and "id" in req:
+        resp = {"id": req["id"], **resp}
+    return _dump(resp)
+
+
+def _dump(resp: dict) -> str:
+    try:
+        return dumps_json(resp)
+    except CodecError as e:  # only an unwritable id can get here
+        resp.pop("id", None)
+        try:
+            return dumps_json(resp)
+        except CodecError:
+            return dumps_json(_error(f"cannot write the response: {e}", "ProtocolError"))
+
+
+# -- the request loop -------------------------------------------------------
+
+def _read_lines(stream, limit: int):
+    """Yield ``(line, too_long)`` for each line of a binary stream, holding
+    at most ``limit`` + 1 bytes of one line at a time."""
+    while True:
+        chunk = stream.readline(limit + 1)
+        if not chunk:
+            return
+        if chunk.endswith(b"\n"):
+            body = chunk[:-1]
+            yield (b"", True) if len(body) > limit else (body, False)
+            continue
+        if len(chunk) <= limit:  # last line, no newline
+            yield chunk, False
+            return
+        while True:  # skip the rest of the over-long line
+            rest = stream.readline(1 << 16)
+            if not rest or rest.endswith(b"\n"):
+                break
+        yield b"", True
+        if not rest:
+            return
+
+
+class _Out:
+    """Protocol lines to stdout as UTF-8, flushed one by one, in order with
+    what ``StdoutSink`` prints."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def line(self, s: str) -> None:
+        with self._lock:
+            out = sys.stdout
+            buf = getattr(out, "buffer", None)
+            if buf is not None:
+                out.flush()
+                buf.write(s.encode("utf-8") + b"\n")
+                buf.flush()
+            else:
+                out.write(s + "\n")
+                out.flush()
+
+
+def serve(handler, stream, max_line: int = MAX_LINE_BYTES) -> None:
+    out = _Out()
+    for lineno, (line, too_long) in enumerate(_read_lines(stream, max_line), 1):
+        if too_long:
+            resp = _dump(_error(f"line longer than {max_line} bytes", "ProtocolError",
+                                line=lineno))
+        else:
+            resp = respond(handler, line, lineno)
+        if resp is not None:
+            out.line(resp)
+
+
+# -- argument parsing ---------------------------------------------------------
+
+def _policy_from(argv: list[str], parser: argparse.ArgumentParser):
+    try:
+        policy, rest = parse_flags(argv)
+    except ValueError as e:
+        parser.error(str(e))
+    unknown = sorted(k for k in policy.allow_effects if k not in KNOWN_EFFECTS)
+    if unknown:
+        parser.error(f"--allow-effects: unknown effect kind `{unknown[0]}` "
+                     f"(known: {', '.join(KNOWN_EFFECTS)})")
+    return policy, rest
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--permissive", action="store_true",
+                   help="grant every effect kind (scopes and budget still apply)")
+    p.add_argument("--read-root", metavar="DIR",
+                   help="io.read paths are joined onto DIR and cannot leave it")
+    p.add_argument("--max-line-bytes", metavar="N", type=int, default=MAX_LINE_BYTES,
+                   help=f"longest request line accepted (default {MAX_LINE_BYTES})")
+
+
+_POLICY_HELP = """policy flags (as `lex run`; default: nothing granted):
+  --allow-effects a,b     effect kinds to grant (repeatable, accumulates)
+  --allow-fs-read P       a path read effects may touch (repeatable; none = any)
+  --allow-fs-write P      a path write effects may touch (repeatable; none = any)
+  --allow-net-host H      a host net effects may reach (repeatable; none = any)
+  --allow-proc a,b        binaries proc effects may run (repeatable; none = any)
+  --budget N              ceiling for {"budget": N} requests (integer >= 0)
+"""
+
+
+def _parsers():
+    top = argparse.ArgumentParser(
+        prog="lexfast", description="The Lex effect handler: dispatch JSON-lines effect "
+        "calls under a capability policy.")
+    top.add_argument("--version", action="version", version=_version_line())
+    sub = top.add_subparsers(dest="command", metavar="{run,host,info}")
+    fmt = argparse.RawDescriptionHelpFormatter
+    run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
+                         usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
+                         "[--max-line-bytes N] FILE|-",
+                         epilog=_POLICY_HELP, formatter_class=fmt)
+    run.add_argument("file", metavar="FILE|-")
+    _common(run)
+    host = sub.add_parser("host", help="serve JSON-lines calls on stdin/stdout",
+                          usage="lexfast host [POLICY FLAGS] [--permissive] [--read-root DIR] "
+                          "[--max-line-bytes N]",
+                          epilog=_POLICY_HELP, formatter_class=fmt)
+    _common(host)
+    info = sub.add_parser("info", help="which core is loaded and library versions")
+    info.add_argument("--json", action="store_true", help="one JSON object")
+    return top, {"run": run, "host": host, "info": info}
+
+
+def _version_line() -> str:
+    return f"lexfast {__version__} ({'compiled' if COMPILED else 'pure-Python'} core)"
+
+
+# -- info -------------------------------------------------------------------
+
+def _lib_versions() -> dict:
+    out: dict = {}
+
+    def attempt(name, fn):
+        try:
+            out[name] = fn()
+        except Exception as e:  # not installed, or broken: say so, don't fail
+            out[name] = f"unavailable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+
+    def lmdb_v():
+        import lmdb
+        return ".".join(str(x) for x in lmdb.version())
+
+    def lmdb_pkg():
+        import lmdb
+        return lmdb.__version__
+
+    def curl_v():
+        import pycurl
+        return pycurl.version_info()[1]
+
+    def pycurl_v():
+        import pycurl
+        return pycurl.version.split()[0].split("/", 1)[-1]
+
+    def cheroot_v():
+        import cheroot
+        return cheroot.__version__
+
+    def ws_v():
+        import websockets
+        return websockets.__version__
+
+    def sqlite_v():
+        import sqlite3
+        return sqlite3.sqlite_version
+
+    attempt("lmdb", lmdb_pkg)
+    attempt("liblmdb", lmdb_v)
+    attempt("pycurl", pycurl_v)
+    attempt("libcurl", curl_v)
+    attempt("cheroot", cheroot_v)
+    attempt("websockets", ws_v)
+    attempt("sqlite", sqlite_v)
+    return out
+
+
+def info(as_json: bool) -> int:
+    from . import core
+    from .table import effect_names
+
+    names = effect_names()
+    data = {
+        "lexfast": __version__,
+        "core": "compiled" if COMPILED else "pure-Python twin",
+        "compiled": COMPILED,
+        "core_module": core.impl.__name__,
+        "core_file": getattr(core.impl, "__file__", None),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "effects": len(names),
+        "effect_kinds": sorted({n.split(".", 1)[0] for n in names}),
+        "libraries": _lib_versions(),
+    }
+    if as_json:
+        print(json.dumps(data))
+        return 0
+    print(f"lexfast {data['lexfast']}")
+    print(f"core: {data['core']} ({data['core_module']}, {data['core_file']})")
+    print(f"python: {data['python']} ({sys.executable})")
+    print(f"platform: {data['platform']}")
+    print(f"effect table: {data['effects']} ops in {len(data['effect_kinds'])} kinds "
+          f"({', '.join(data['effect_kinds'])})")
+    for name, v in data["libraries"].items():
+        print(f"{name}: {v}")
+    return 0
+
+
+# -- run / host ---------------------------------------------------------------
+
+def _run(mode: str, ns, policy: Policy, parser) -> int:
+    if ns.max_line_bytes < 1:
+        parser.error(f"--max-line-bytes must be at least 1, got {ns.max_line_bytes}")
+    read_root = None
+    if ns.read_root is not None:
+        if not os.path.isdir(ns.read_root):
+            parser.error(f"--read-root: `{ns.read_root}` is not a directory")
+        read_root = ns.read_root
+    if ns.permissive:
+        policy = policy.replace(allow_effects=KNOWN_EFFECTS)
+
+    stream = None
+    owned = False
+    if mode == "run" and ns.file != "-":
+        try:
+            stream = open(ns.file, "rb")  # noqa: SIM115 - closed in finally
+            owned = True
+        except OSError as e:
+            print(f"lexfast run: cannot open `{ns.file}`: {e.strerror or e}", file=sys.stderr)
+            return _EXIT_USAGE
+    else:
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:
+            print(f"lexfast {mode}: stdin is not available", file=sys.stderr)
+            return _EXIT_USAGE
+
+    sink = StderrSink() if mode == "host" else StdoutSink()
+    handler = DefaultHandler(policy, sink=sink, read_root=read_root)
+    old_term = _install_sigterm()
+    try:
+        serve(handler, stream, ns.max_line_bytes)
+        return 0
+    except KeyboardInterrupt:
+        return _EXIT_SIGINT
+    except _Terminated:
+        return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        _quiet_stdout()
+        print(f"lexfast {mode}: stdout closed by the reader", file=sys.stderr)
+        return 1
+    except OSError as e:
+        where = f"`{ns.file}`" if mode == "run" and ns.file != "-" else "stdin"
+        print(f"lexfast {mode}: cannot read {where}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    finally:
+        try:
+            handler.shutdown()
+            handler.close()
+        finally:
+            _restore_sigterm(old_term)
+            if owned:
+                stream.close()
+
+
+def _install_sigterm():
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum, frame):
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, OSError):
+        return None
+
+
+def _restore_sigterm(old) -> None:
+    if old is not None:
+        try:
+            signal.signal(signal.SIGTERM, old)
+        except (ValueError, OSError):
+            pass
+
+
+def _quiet_stdout() -> None:
+    # Python flushes stdout again at exit; a closed pipe would print a traceback.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``lexfast`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except SystemExit as e:  # argparse: --help, --version, usage errors
+        code = e.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str]) -> int:
+    top, subs = _parsers()
+    # Policy flags are the Lex CLI's own syntax (commas, repeats, `=`), so they
+    # are parsed by lexfast.policy and only the rest goes through argparse.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in ("run", "host"):
+        i = argv.index(command)
+        head, tail = argv[:i], argv[i + 1:]
+        if head:
+            top.parse_args(head)  # --version / --help / unknown top-level flags
+        parser = subs[command]
+        policy, rest = _policy_from(tail, parser)
+        ns = parser.parse_args(rest)
+        return _run(command, ns, policy, parser)
+    ns = top.parse_args(argv)
+    if ns.command == "info":
+        return info(ns.json)
+    top.print_usage(sys.stderr)
+    print("lexfast: error: a command is required: run, host or info", file=sys.stderr)
+    return _EXIT_USAGE
+
+
+__all__ = ["MAX_LINE_BYTES", "handle_request", "main", "respond", "serve"]
