@@ -14,6 +14,8 @@ cdef class Row:
     cdef readonly tuple gate
     cdef readonly object fn
     cdef readonly uint64_t mask
+    cdef tuple _gate_bits
+    cdef tuple _denials
 
 
 cdef class _Node:

@@ -10,15 +10,17 @@ object traffic beyond two dict lookups and the call into the effect itself.
 import os
 
 from cpython.dict cimport PyDict_GetItem
+from cpython.exc cimport PyErr_ExceptionMatches, PyErr_Fetch, PyErr_NormalizeException
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_XDECREF
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport strerror
 
-from .errors import BudgetExceeded, EffectError
+from .errors import BudgetExceeded, EffectError, PolicyDenied
 from .policy import KIND_BIT
 from .values import INT_MAX, INT_MIN, Map, debug_repr
 
-from ._dispatch_slow import coerce_args, denied, dispatch_miss, internal_error
+from ._dispatch_slow import coerce_args, dispatch_miss, internal_error
 
 cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
@@ -30,6 +32,13 @@ cdef extern from "lexfast/atomic.h":
     int lexfast_budget_take(uint64_t *remaining, uint64_t cost, uint64_t *seen) noexcept nogil
     uint64_t lexfast_load_u64(uint64_t *p) noexcept nogil
     int64_t lexfast_fetch_add_i64(int64_t *p, int64_t v) noexcept nogil
+
+cdef extern from "lexfast/call.h":
+    PyObject* lexfast_call1(PyObject* fn, PyObject* a)
+    PyObject* lexfast_call2(PyObject* fn, PyObject* a, PyObject* b)
+
+cdef extern from "Python.h":
+    void PyException_SetTraceback(object exc, object tb)
 
 cdef extern from "lexfast/openat2.h":
     int lexfast_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
@@ -269,25 +278,21 @@ cdef class LRURegistry:
 
     def touch_get(self, handle):
         cdef PyObject* p = PyDict_GetItem(self._map, handle)
-        cdef _Node node
         if p is NULL:
             return None
-        node = <_Node>p
-        if node.next is not self._head:
-            self._unlink(node)
-            self._link_last(node)
-        return node.value
+        if (<_Node>p).next is not self._head:
+            self._unlink(<_Node>p)
+            self._link_last(<_Node>p)
+        return (<_Node>p).value
 
     def __getitem__(self, handle):
         cdef PyObject* p = PyDict_GetItem(self._map, handle)
-        cdef _Node node
         if p is NULL:
             raise KeyError(handle)
-        node = <_Node>p
-        if node.next is not self._head:
-            self._unlink(node)
-            self._link_last(node)
-        return node.value
+        if (<_Node>p).next is not self._head:  # not already the most recent
+            self._unlink(<_Node>p)
+            self._link_last(<_Node>p)
+        return (<_Node>p).value
 
     def get(self, handle, default=None):
         """Look up without marking the entry used."""
@@ -406,9 +411,44 @@ cdef class Row:
         self.gate = gate
         self.fn = fn
         self.mask = mask
+        self._gate_bits = tuple(KIND_BIT[g] for g in gate)
+        # The denial messages, made once: a refused call is common in agent code.
+        self._denials = tuple(f"effect `{g}` not in --allow-effects" for g in gate)
 
     def __repr__(self):
         return f"Row({self.kind!r}, {self.op!r}, gate={self.gate!r})"
+
+
+cdef int _effect_failed(object kind, object op) except -1:
+    """An effect (or pure builtin) returned NULL. ``EffectError`` and
+    non-``Exception`` errors (KeyboardInterrupt…) go on as they are; any other
+    exception is a bug in the effect and becomes an ``EffectError``."""
+    cdef PyObject* t
+    cdef PyObject* v
+    cdef PyObject* tb
+    if PyErr_ExceptionMatches(EffectError) or not PyErr_ExceptionMatches(Exception):
+        return -1
+    PyErr_Fetch(&t, &v, &tb)
+    PyErr_NormalizeException(&t, &v, &tb)
+    e = <object>v
+    if tb is not NULL:
+        PyException_SetTraceback(e, <object>tb)
+    Py_XDECREF(t)
+    Py_XDECREF(v)
+    Py_XDECREF(tb)
+    raise internal_error(kind, op, e) from e
+
+
+cdef object _denied(Row row, uint64_t allowed):
+    """The PolicyDenied for the first kind of ``row.gate`` not allowed, built
+    without a Python-level ``__init__``."""
+    cdef Py_ssize_t i
+    for i in range(len(row._gate_bits)):
+        if not (<uint64_t>row._gate_bits[i]) & allowed:
+            exc = BaseException.__new__(PolicyDenied, row._denials[i])
+            exc.effect = row.gate[i]
+            return exc
+    return PolicyDenied("effect denied by policy")
 
 
 cdef class HandlerCore:
@@ -440,6 +480,7 @@ cdef class HandlerCore:
 
     def dispatch(self, kind, op, args):
         cdef PyObject* p
+        cdef PyObject* r
         cdef Row row
         if not PyList_CheckExact(args):
             args = coerce_args(args)
@@ -448,13 +489,12 @@ cdef class HandlerCore:
             if p is not NULL:
                 p = PyDict_GetItem(<object>p, op)
                 if p is not NULL:
-                    fn = <object>p
-                    try:
-                        return fn(args)
-                    except EffectError:
-                        raise
-                    except Exception as e:
-                        raise internal_error(kind, op, e) from e
+                    r = lexfast_call1(p, <PyObject*>args)
+                    if r is NULL:
+                        _effect_failed(kind, op)
+                    result = <object>r
+                    Py_DECREF(result)  # the call's own reference; ``result`` holds one
+                    return result
         if self._table is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
         if PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
@@ -464,13 +504,13 @@ cdef class HandlerCore:
                 if p is not NULL:
                     row = <Row>p
                     if row.mask & ~self._allowed:
-                        raise denied(row.gate, self._policy)
-                    try:
-                        return row.fn(self, args)
-                    except EffectError:
-                        raise
-                    except Exception as e:
-                        raise internal_error(kind, op, e) from e
+                        raise _denied(row, self._allowed)
+                    r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+                    if r is NULL:
+                        _effect_failed(kind, op)
+                    result = <object>r
+                    Py_DECREF(result)
+                    return result
         return dispatch_miss(self, self._effects, kind, op, args)
 
     def note_call_budget(self, cost):

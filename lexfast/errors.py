@@ -22,6 +22,11 @@ class PolicyDenied(EffectError):
     are set when a scope (not the kind) was the reason.
     """
 
+    effect: str | None = None
+    path: str | None = None
+    host: str | None = None
+    cmd: str | None = None
+
     def __init__(self, message: str, *, effect: str | None = None, path: str | None = None,
                  host: str | None = None, cmd: str | None = None) -> None:
         super().__init__(message)

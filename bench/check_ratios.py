@@ -1,0 +1,81 @@
+"""Check the in-run ratios each benchmark module declares (``RATIO_TARGETS``)
+against a pytest-benchmark JSON file, and print them as a Markdown table.
+
+    python bench/check_ratios.py bench.json [--slack 0.25] [--markdown]
+
+A target is ``(group, subject, baseline, max_ratio)`` or, to compare costs
+over a common floor, ``(group, subject, baseline, max_ratio, floor)``: then
+the ratio is ``(subject - floor) / (baseline - floor)``. Medians throughout.
+Exits 1 when a ratio misses its target by more than the slack (default 25%).
+Targets whose benchmarks are absent from the file are reported, not failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def load_targets() -> list[tuple]:
+    targets = []
+    for path in sorted(HERE.glob("bench_*.py")):
+        spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(mod)
+        except Exception as e:  # a module that cannot import cannot have run either
+            print(f"note: {path.name} not imported ({type(e).__name__}: {e})", file=sys.stderr)
+            continue
+        for t in getattr(mod, "RATIO_TARGETS", []):
+            targets.append((path.name,) + tuple(t))
+    return targets
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json_file")
+    ap.add_argument("--slack", type=float, default=0.25)
+    ap.add_argument("--markdown", action="store_true", help="print only the Markdown table")
+    ns = ap.parse_args(argv)
+    data = json.loads(pathlib.Path(ns.json_file).read_text())
+    medians = {}
+    for b in data.get("benchmarks", []):
+        medians[(b["group"], b["name"])] = b["stats"]["median"]
+        medians.setdefault(("*", b["name"]), b["stats"]["median"])
+
+    def med(group, name):
+        return medians.get((group, name), medians.get(("*", name)))
+
+    rows, failed, missing = [], 0, 0
+    for target in load_targets():
+        module, group, subject, baseline, limit = target[:5]
+        floor = target[5] if len(target) > 5 else None
+        s, b = med(group, subject), med(group, baseline)
+        f = med(group, floor) if floor else 0.0
+        if s is None or b is None or (floor and f is None):
+            missing += 1
+            rows.append((group, subject, baseline, "—", f"≤ {limit:g}", "not run"))
+            continue
+        ratio = (s - f) / (b - f) if b - f > 0 else float("inf")
+        ok = ratio <= limit * (1 + ns.slack)
+        status = "ok" if ratio <= limit else ("ok (within slack)" if ok else "MISSED")
+        failed += not ok
+        label = f"{ratio:.3f}" + (" (over floor)" if floor else "")
+        rows.append((group, subject, baseline, label, f"≤ {limit:g}", status))
+
+    lines = ["| group | lexfast | against | ratio | target | |", "|---|---|---|---|---|---|"]
+    lines += [f"| {g} | `{s}` | `{b}` | {r} | {t} | {st} |" for g, s, b, r, t, st in rows]
+    print("\n".join(lines))
+    if not ns.markdown:
+        print(f"\n{len(rows) - missing} ratios checked, {failed} missed by more than "
+              f"{ns.slack:.0%}, {missing} not run")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Type stubs for the compiled core (``lexfast._core``); ``lexfast._twin`` has
+the same surface in pure Python."""
+
+from typing import Any, Callable, Hashable, Iterable, Sequence
+
+COMPILED: bool
+
+class Variant:
+    """A Lex variant value: ``name`` and a tuple of ``args``. Immutable,
+    hashable, ``==`` by value (also against the twin's ``Variant``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+    def __init__(self, name: str, args: Iterable[Any] = ...) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __ne__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+NONE: Variant
+"""``None`` of ``Option``."""
+
+def ok(v: Any = None) -> Variant:
+    """``Ok(v)``."""
+
+def err(v: Any) -> Variant:
+    """``Err(v)``."""
+
+def some(v: Any) -> Variant:
+    """``Some(v)``."""
+
+def expect_str(args: Sequence[Any], i: int) -> str:
+    """``args[i]`` as a Str, else ``EffectError`` (``expected Str arg, got Int(3)``,
+    ``missing argument``)."""
+
+def expect_int(args: Sequence[Any], i: int) -> int:
+    """``args[i]`` as a signed 64-bit Int (bool is not an Int)."""
+
+def expect_bytes(args: Sequence[Any], i: int) -> bytes:
+    """``args[i]`` as Bytes; ``bytearray`` and ``memoryview`` are copied to ``bytes``."""
+
+def expect_record(args: Sequence[Any], i: int) -> dict[str, Any]:
+    """``args[i]`` as a Record (a ``dict`` that is not a ``Map``)."""
+
+def expect_str_list(args: Sequence[Any], i: int) -> list[str]:
+    """``args[i]`` as ``List[Str]``."""
+
+def expect_handle(args: Sequence[Any], i: int, what: str, missing: str) -> int:
+    """``args[i]`` as a registry handle (Int ≥ 0): ``expected {what} (Int), got …``,
+    ``missing {missing} argument``."""
+
+def next_handle() -> int:
+    """Process-wide handle numbers, from 1, never reused."""
+
+class LRURegistry:
+    """Handle → resource, least recently used evicted at ``cap``; thread-safe.
+
+    ``on_evict(handle, value)`` is called for each entry ``insert`` pushes out.
+    """
+
+    def __init__(self, cap: int, on_evict: Callable[[Any, Any], Any] | None = None) -> None: ...
+    @property
+    def cap(self) -> int: ...
+    def insert(self, handle: Hashable, value: Any) -> None:
+        """Add (or replace) ``handle`` as the most recently used entry."""
+    def touch_get(self, handle: Hashable) -> Any | None:
+        """The value, marked most recently used; ``None`` when missing."""
+    def __getitem__(self, handle: Hashable) -> Any:
+        """The value, marked most recently used; ``KeyError`` when missing."""
+    def get(self, handle: Hashable, default: Any = None) -> Any:
+        """The value without marking it used."""
+    def remove(self, handle: Hashable) -> Any | None:
+        """Drop the entry and return its value (``on_evict`` is not called)."""
+    def pop_all(self) -> list[tuple[Any, Any]]:
+        """Drop every entry; ``(handle, value)`` pairs, least recently used first."""
+    def keys(self) -> list[Any]:
+        """Handles, least recently used first."""
+    def __contains__(self, handle: object) -> bool: ...
+    def __len__(self) -> int: ...
+
+class BudgetPool:
+    """A run's budget pool: a ceiling counted down atomically; ``None`` = unlimited."""
+
+    def __init__(self, ceiling: int | None = None) -> None: ...
+    @property
+    def ceiling(self) -> int | None: ...
+    @property
+    def remaining(self) -> int | None: ...
+    def take(self, cost: int) -> None:
+        """Deduct ``cost`` or raise ``BudgetExceeded`` without deducting."""
+
+class Row:
+    """One effect table row: ``(kind, op)`` gated on ``gate``, performed by ``fn``."""
+
+    kind: str
+    op: str
+    gate: tuple[str, ...]
+    fn: Callable[[Any, list[Any]], Any]
+    mask: int
+    def __init__(self, kind: str, op: str, gate: tuple[str, ...],
+                 fn: Callable[[Any, list[Any]], Any]) -> None: ...
+
+class HandlerCore:
+    """The compiled half of ``DefaultHandler``."""
+
+    @property
+    def policy(self) -> Any: ...
+    @property
+    def budget_remaining(self) -> int | None: ...
+    @property
+    def budget_ceiling(self) -> int | None: ...
+    def dispatch(self, kind: str, op: str, args: list[Any]) -> Any:
+        """Run the effect ``kind.op`` under the policy: a pure builtin first,
+        else the gate, else the effect. Raises ``EffectError`` (or
+        ``PolicyDenied``) where the reference returns ``Err`` from dispatch."""
+    def note_call_budget(self, cost: int) -> None:
+        """Deduct ``cost`` from the shared pool; ``BudgetExceeded`` without
+        deducting when it would go below zero; a no-op with no ceiling."""
+    def _setup(self, policy: Any, effects: Any, pool: BudgetPool,
+               pure: dict[str, dict[str, Callable[[list[Any]], Any]]] | None) -> None: ...
+    def _core_state(self) -> tuple[Any, Any, BudgetPool, Any]: ...
+
+def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    """``openat2(2)``: a new descriptor, or ``OSError``."""
