@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import threading
@@ -52,6 +53,7 @@ MAX_LINE_BYTES = 16 << 20
 
 _REQUEST_KEYS = frozenset(("id", "kind", "op", "args"))
 _BUDGET_KEYS = frozenset(("id", "budget"))
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _EXIT_USAGE = 2
 _EXIT_SIGINT = 130
 
@@ -146,7 +148,7 @@ def respond(handler, line: bytes, lineno: int | None = None) -> str | None:
                             line=lineno))
     if lineno == 1 and text.startswith("\ufeff"):
         text = text[1:]
-    if not text.strip():
+    if not text.strip(" \t\r\n"):  # JSON's whitespace
         return None
     try:
         req = parse_json(text)
@@ -163,12 +165,12 @@ def respond(handler, line: bytes, lineno: int | None = None) -> str | None:
 def _dump(resp: dict) -> str:
     try:
         return dumps_json(resp)
-    except CodecError as e:  # only an unwritable id can get here
-        resp.pop("id", None)
-        try:
-            return dumps_json(resp)
-        except CodecError:
-            return dumps_json(_error(f"cannot write the response: {e}", "ProtocolError"))
+    except CodecError:
+        # ``id`` and ``ok`` were checked on the way; an error message may
+        # still carry a lone surrogate (a path decoded with surrogateescape).
+        fixed = {k: _SURROGATES.sub("\ufffd", v) if type(v) is str else v
+                 for k, v in resp.items()}
+        return dumps_json(fixed)
 
 
 # -- the request loop -------------------------------------------------------

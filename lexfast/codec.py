@@ -48,6 +48,7 @@ from .values import INT_MAX, INT_MIN, Map
 MAX_DEPTH = 128
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # json.dumps(ensure_ascii=False) leaves these raw; str.splitlines() and some
 # JSON-lines readers would split a line on them.
 _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
@@ -100,9 +101,14 @@ def parse_json(text) -> object:
             raise CodecError(f"JSON text is not valid UTF-8 (byte {e.start})") from None
     if not isinstance(text, str):
         raise CodecError(f"JSON text must be str or bytes, not {type(text).__name__}")
+    if _SURROGATE.search(text):
+        raise CodecError("JSON text contains a lone surrogate (not valid Unicode)")
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_float=_parse_float,
+        tree = json.loads(text, object_pairs_hook=_pairs, parse_float=_parse_float,
                           parse_int=_parse_int, parse_constant=_parse_constant)
+        if _SURROGATE_ESCAPE.search(text):
+            _no_lone_surrogates(tree)
+        return tree
     except CodecError:
         raise
     except RecursionError:
@@ -111,6 +117,26 @@ def parse_json(text) -> object:
         raise CodecError(f"invalid JSON: {e.msg} (line {e.lineno} column {e.colno})") from None
     except ValueError as e:  # e.g. an int literal over Python's 4300-digit limit
         raise CodecError(f"invalid JSON: {_first_line(e)}") from None
+
+
+def _no_lone_surrogates(tree) -> None:
+    # A valid pair (\ud83d\ude00) is joined by json.loads; what is left is lone.
+    stack = [tree]
+    while stack:
+        o = stack.pop()
+        if type(o) is str:
+            strs = (o,)
+        elif type(o) is list:
+            stack.extend(o)
+            continue
+        elif type(o) is dict:
+            stack.extend(o.values())
+            strs = o.keys()
+        else:
+            continue
+        for x in strs:
+            if _SURROGATE.search(x):
+                raise CodecError("JSON text contains a lone surrogate escape (not valid Unicode)")
 
 
 def dumps_json(obj) -> str:
@@ -122,6 +148,8 @@ def dumps_json(obj) -> str:
         raise CodecError(f"value nested deeper than {MAX_DEPTH} levels") from None
     except (TypeError, ValueError) as e:
         raise CodecError(f"cannot write JSON: {_first_line(e)}") from None
+    if _SURROGATE.search(s):  # would not encode as UTF-8
+        raise CodecError("cannot write JSON: a string contains a lone surrogate")
     if _LINE_BREAKS.search(s):
         s = _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
     return s

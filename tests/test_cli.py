@@ -412,3 +412,64 @@ def test_respond_id_echo_and_blank():
         assert "ok" in json.loads(respond(h, '\ufeff{"kind":"time","op":"now"}'.encode(), 1))
     finally:
         h.close()
+
+
+def test_error_message_with_a_lone_surrogate_still_writes_valid_utf8():
+    def boom(args):
+        raise lexfast.EffectError("cannot open `/x/\udcff`")
+    h = DefaultHandler(Policy.pure(), sink=CapturedSink(), pure={("vm", "boom"): boom})
+    try:
+        line = respond(h, b'{"id": 1, "kind": "vm", "op": "boom", "args": []}')
+        line.encode("utf-8")
+        assert json.loads(line) == {"id": 1, "error": "cannot open `/x/\ufffd`",
+                                    "type": "EffectError"}
+        r = json.loads(respond(h, b'{"id": "\\ud800", "kind": "vm", "op": "boom"}'))
+        assert r["type"] == "ProtocolError" and "surrogate" in r["error"]
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("data, expect", [
+    (b"a" * 8 + b"\n", [(b"a" * 8, False)]),
+    (b"a" * 9 + b"\n", [(b"", True)]),
+    (b"a" * 8, [(b"a" * 8, False)]),
+    (b"a" * 9, [(b"", True)]),
+    (b"a" * 9 + b"\nok\n" + b"b" * 100_000 + b"\n\n", [(b"", True), (b"ok", False),
+                                                       (b"", True), (b"", False)]),
+    (b"", []),
+])
+def test_line_reader_bounds(data, expect):
+    import io
+
+    from lexfast.cli import _read_lines
+    assert list(_read_lines(io.BytesIO(data), 8)) == expect
+
+
+def test_respond_never_raises_and_always_writes_one_valid_line():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    h = DefaultHandler(Policy.pure(), sink=CapturedSink(),
+                       pure={("vm", "echo"): lambda args: args})
+    keys = st.sampled_from(["id", "kind", "op", "args", "budget", "$bytes", "$map", "x"])
+    vals = st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                  st.text(max_size=10), st.sampled_from(["vm", "echo", "time", "now"])),
+        lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(keys, c, max_size=4)),
+        max_leaves=15)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.one_of(vals.map(lambda v: json.dumps(v).encode()), st.binary(max_size=40)))
+    def check(line):
+        out = respond(h, line, 1)
+        if out is None:
+            assert not line.decode("utf-8").lstrip("\ufeff").strip(" \t\r\n")
+            return
+        assert "\n" not in out
+        r = json.loads(out.encode("utf-8"))
+        assert ("ok" in r) != ("error" in r)
+
+    try:
+        check()
+    finally:
+        h.close()

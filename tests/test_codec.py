@@ -330,3 +330,15 @@ def test_decode_tag_fragments_only_raise_codec_error(text):
         decode(text)
     except CodecError:
         pass
+
+
+def test_lone_surrogate_escapes_refused_anywhere_pairs_kept():
+    for text in ('{"a": ["\\ud800"]}', '[{"\\udfff": 1}]', '{"id": "\\uDC00x"}'):
+        with pytest.raises(CodecError, match="surrogate"):
+            parse_json(text)
+    with pytest.raises(CodecError, match="surrogate"):
+        parse_json('"\ud800"')  # a raw surrogate in str input
+    assert parse_json('["\\ud83d\\ude00", "\\\\ud800"]') == ["😀", "\\ud800"]
+    with pytest.raises(CodecError, match="surrogate"):
+        from lexfast.codec import dumps_json
+        dumps_json(["\udcff"])
