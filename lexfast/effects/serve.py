@@ -254,7 +254,8 @@ class _Server(_ch_server.HTTPServer):
         self.shutdown_timeout = float(limits.serve_grace_s)
         self.max_request_body_size = max(1, int(limits.request_body_bytes))
         self.max_request_header_size = MAX_HEADER_BYTES
-        self.expiration_interval = min(0.5, max(0.05, self.timeout / 4))
+        # also the selector's poll period, so how soon stop() stops accepting
+        self.expiration_interval = min(0.2, max(0.05, self.timeout / 4))
 
     def prepare(self):
         # cheroot's own prepare would take fd 3 when LISTEN_PID is set
@@ -279,9 +280,17 @@ class _Gateway(_ch_server.Gateway):
         srv = req.server
         try:
             raw = req.rfile.read()
-        except _ch_errors.MaxSizeExceeded:
+        except (_ch_errors.MaxSizeExceeded, OSError) as e:
+            # cheroot's chunked reader raises a bare OSError for this case too
+            if not isinstance(e, _ch_errors.MaxSizeExceeded) and \
+                    (not e.args or e.args[0] != "Request Entity Too Large"):
+                raise
             req.simple_response("413 Request Entity Too Large",
                                 f"request body exceeds {srv.max_request_body_size} bytes")
+            req.close_connection = True
+            return
+        except ValueError as e:  # malformed chunked coding
+            req.simple_response("400 Bad Request", str(e))
             req.close_connection = True
             return
         uri = req.uri.decode("utf-8", "replace")

@@ -1,0 +1,593 @@
+"""net.serve / net.serve_tls: real servers on 127.0.0.1, real clients
+(requests, raw sockets, ssl), a small runner standing in for the VM.
+
+Every test stops its server (``shutdown``) and joins the serving thread with
+a timeout, so nothing outlives the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import threading
+import time
+import warnings
+
+import pytest
+import requests
+
+from lexfast import EffectError, Map, PolicyDenied
+from lexfast.effects.serve import listening, wait_listening
+from lexfast.handler import Limits
+
+T = 10  # seconds: every client call and join is bounded by this
+
+
+def runner(program, handler, name, args):
+    """The reference runner: ``program`` maps a handler name to a Python
+    function ``(handler, *args)``; a missing name is the VM's error."""
+    fn = program.get(name)
+    if fn is None:
+        raise EffectError(f"unknown function `{name}`")
+    return fn(handler, *args)
+
+
+def echo(h, req):
+    return {"status": 200, "body": f"{req['method']} {req['path']}"}
+
+
+def made(make_handler, program, effects=("net",), **kw):
+    return make_handler(effects=list(effects), program=program, runner=runner, **kw)
+
+
+@contextlib.contextmanager
+def serving(h, op="serve", args=None, scheme="http"):
+    """Run ``net.<op>`` on a thread; yield ``(port, outcome)``; shut it down
+    and join it on the way out (``outcome`` gets ``value`` or ``error``)."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = h.dispatch("net", op, args)
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            outcome["error"] = e
+
+    t = threading.Thread(target=run, name=f"test {op}", daemon=True)
+    t.start()
+    try:
+        port = wait_listening(h, scheme, T)
+        yield port, outcome
+    finally:
+        h.shutdown()
+        t.join(T)
+        assert not t.is_alive(), "the server did not stop"
+    if "error" in outcome:
+        raise outcome["error"]
+    assert outcome["value"] is None
+
+
+def url(port, path="/", scheme="http"):
+    return f"{scheme}://127.0.0.1:{port}{path}"
+
+
+def raw_exchange(port, data: bytes, timeout=T) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+
+
+# -- the reference's cases ---------------------------------------------------------
+
+def test_get_and_post_reach_the_handler(make_handler, capfd):
+    seen = []
+
+    def handle(h, req):
+        seen.append(req)
+        if req["method"] == "POST":
+            return {"status": 201, "body": "got: " + req["body"]}
+        return echo(h, req)
+
+    h = made(make_handler, {"handle": handle})
+    with serving(h, args=[0, "handle"]) as (port, _):
+        r = requests.get(url(port, "/hello?a=1&b=%20x"), headers={"X-Test": "yes"}, timeout=T)
+        assert (r.status_code, r.text) == (200, "GET /hello")
+        assert r.headers["content-type"].startswith("text/plain")
+        r = requests.post(url(port, "/widgets"), data="hello-payload", timeout=T)
+        assert (r.status_code, r.text) == (201, "got: hello-payload")
+    get = seen[0]
+    assert list(get) == ["method", "path", "query", "body", "headers"]
+    assert get["path"] == "/hello" and get["query"] == "a=1&b=%20x" and get["body"] == ""
+    assert isinstance(get["headers"], Map)
+    assert get["headers"]["x-test"] == "yes" and get["headers"]["host"] == f"127.0.0.1:{port}"
+    err = capfd.readouterr().err
+    assert f"net.serve: listening on http://127.0.0.1:{port}" in err
+
+
+def test_requests_get_forks_sharing_the_session(make_handler):
+    forks = []
+
+    def handle(h, req):
+        forks.append(h)
+        return {"status": 200, "body": "ok"}
+
+    h = made(make_handler, {"handle": handle})
+    with serving(h, args=[0, "handle"]) as (port, _):
+        for _ in range(3):
+            assert requests.get(url(port), timeout=T).status_code == 200
+        assert listening(h) == [("http", port)]
+    assert listening(h) == []
+    assert len({id(f) for f in forks}) == 3 and h not in forks
+    assert all(f.session is h.session and f.policy is h.policy for f in forks)
+
+
+def test_argument_errors(make_handler):
+    h = made(make_handler, {"h": echo})
+    for bad in (70000, -1, "80", True, 1.5, None):
+        with pytest.raises(EffectError, match=r"^net\.serve\(port, handler\): port must be Int 0\.\.=65535$"):
+            h.dispatch("net", "serve", [bad, "h"])
+    with pytest.raises(EffectError, match=r"^net\.serve_tls\(port, cert, key, handler\): port must"):
+        h.dispatch("net", "serve_tls", [70000, "c", "k", "h"])
+    with pytest.raises(EffectError, match="expected Str arg, got Int"):
+        h.dispatch("net", "serve", [0, 5])
+    with pytest.raises(EffectError, match="missing argument"):
+        h.dispatch("net", "serve", [0])
+
+    bare = make_handler(effects=["net"])
+    with pytest.raises(EffectError, match=r"^net\.serve requires a Program reference; use DefaultHandler::with_program$"):
+        bare.dispatch("net", "serve", [0, "h"])
+    with pytest.raises(EffectError, match=r"^net\.serve_tls requires a Program reference$"):
+        bare.dispatch("net", "serve_tls", [0, "c", "k", "h"])
+    no_runner = make_handler(effects=["net"], program={"h": echo})
+    with pytest.raises(EffectError, match="requires a Program reference and a runner"):
+        no_runner.dispatch("net", "serve", [0, "h"])
+
+    ungated = make_handler(effects=["io"], program={"h": echo}, runner=runner)
+    with pytest.raises(PolicyDenied, match="effect `net` not in --allow-effects"):
+        ungated.dispatch("net", "serve", [0, "h"])
+
+
+def test_bind_failure_is_the_references_error(make_handler):
+    h = made(make_handler, {"h": echo})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(EffectError, match=rf"^net\.serve bind {port}: Address already in use \(os error 98\)$"):
+            h.dispatch("net", "serve", [port, "h"])
+    assert not h.is_shutdown
+
+
+# -- responses and failures ---------------------------------------------------------
+
+def test_failures_are_500_and_the_server_keeps_serving(make_handler):
+    def boom_effect(h, req):
+        raise EffectError("boom")
+
+    def boom_python(h, req):
+        raise ValueError("bad value")
+
+    program = {"ok": echo, "int": lambda h, r: 42, "map": lambda h, r: Map({"status": 200}),
+               "effect": boom_effect, "python": boom_python}
+
+    def route(h, req):
+        return program[req["path"].strip("/")](h, req)
+
+    h = made(make_handler, {"route": route})
+    with serving(h, args=[0, "route"]) as (port, _):
+        s = requests.Session()
+        r = s.get(url(port, "/int"), timeout=T)
+        assert (r.status_code, r.text) == (500, "handler returned non-record: Int(42)")
+        r = s.get(url(port, "/map"), timeout=T)
+        assert r.status_code == 500 and r.text.startswith("handler returned non-record: Map(")
+        r = s.get(url(port, "/effect"), timeout=T)
+        assert (r.status_code, r.text) == (500, "internal error: boom")
+        r = s.get(url(port, "/python"), timeout=T)
+        assert (r.status_code, r.text) == (500, "internal error: ValueError: bad value")
+        r = s.get(url(port, "/missing"), timeout=T)
+        assert (r.status_code, r.text) == (500, "internal error: KeyError: 'missing'")
+        r = s.get(url(port, "/ok"), timeout=T)
+        assert (r.status_code, r.text) == (200, "GET /ok")
+
+
+def test_an_unknown_handler_name_is_a_500(make_handler):
+    h = made(make_handler, {"h": echo})
+    with serving(h, args=[0, "nope"]) as (port, _):
+        r = requests.get(url(port), timeout=T)
+        assert (r.status_code, r.text) == (500, "internal error: unknown function `nope`")
+
+
+def test_response_record_shapes(make_handler):
+    responses = {
+        "default": {},
+        "wrap": {"status": 65536 + 404, "body": "wrapped"},
+        "bad-status": {"status": 99, "body": "x"},
+        "bad-status-type": {"status": "201", "body": 7},
+        "bytes": {"status": 200, "body": b"\x00\xffraw"},
+        "headers": {"status": 202, "body": "{}", "headers": Map({
+            "Content-Type": "application/json", "X-Thing": "1",
+            "Content-Length": "999", "Transfer-Encoding": "chunked"})},
+        "inject": {"status": 200, "body": "", "headers": Map({"X-A": "1\r\nSet-Cookie: evil=1"})},
+        "bad-name": {"status": 200, "body": "", "headers": Map({"X A": "1"})},
+        "bad-headers": {"status": 200, "body": "", "headers": "nope"},
+        "unicode": {"status": 200, "body": "héllo ☃"},
+    }
+
+    def route(h, req):
+        return responses[req["path"].strip("/")]
+
+    h = made(make_handler, {"route": route})
+    with serving(h, args=[0, "route"]) as (port, _):
+        s = requests.Session()
+
+        def get(p):
+            return s.get(url(port, "/" + p), timeout=T)
+
+        r = get("default")
+        assert (r.status_code, r.text) == (200, "")
+        r = get("wrap")
+        assert (r.status_code, r.text) == (404, "wrapped")
+        r = get("bad-status")
+        assert (r.status_code, r.text) == (500, "internal error: handler returned invalid status Int(99)")
+        r = get("bad-status-type")
+        assert (r.status_code, r.text) == (200, "")
+        assert get("bytes").content == b"\x00\xffraw"
+        r = get("headers")
+        assert r.status_code == 202 and r.text == "{}"
+        assert r.headers["content-type"] == "application/json" and r.headers["x-thing"] == "1"
+        assert r.headers["content-length"] == "2" and "transfer-encoding" not in r.headers
+        r = get("inject")
+        assert r.status_code == 500 and "set-cookie" not in r.headers
+        assert r.text == "internal error: invalid response header value for X-A"
+        r = get("bad-name")
+        assert r.status_code == 500 and "invalid response header name" in r.text
+        r = get("bad-headers")
+        assert r.status_code == 500 and "must be a Map of Str to Str" in r.text
+        r = get("unicode")
+        assert r.content.decode("utf-8") == "héllo ☃"
+        r = s.head(url(port, "/unicode"), timeout=T)
+        assert r.status_code == 200 and r.content == b""
+        assert r.headers["content-length"] == str(len("héllo ☃".encode()))
+
+
+def test_invalid_utf8_body_is_empty_as_in_the_reference(make_handler):
+    h = made(make_handler, {"h": lambda h, r: {"status": 200, "body": f"[{r['body']}]"}})
+    with serving(h, args=[0, "h"]) as (port, _):
+        r = requests.post(url(port), data=b"\xff\xfe", timeout=T)
+        assert r.text == "[]"
+
+
+def test_body_over_the_limit_is_413(make_handler):
+    calls = []
+
+    def h_(h, req):
+        calls.append(len(req["body"]))
+        return {"status": 200, "body": str(len(req["body"]))}
+
+    h = made(make_handler, {"h": h_}, limits=Limits(request_body_bytes=1024))
+    with serving(h, args=[0, "h"]) as (port, _):
+        r = requests.post(url(port), data="x" * 1024, timeout=T)
+        assert (r.status_code, r.text) == (200, "1024")
+        r = requests.post(url(port), data="x" * 1025, timeout=T)
+        assert r.status_code == 413
+        # chunked: no Content-Length to refuse up front; the read is cut off
+        r = requests.post(url(port), data=iter([b"y" * 600, b"y" * 600]), timeout=T)
+        assert r.status_code == 413
+        r = requests.post(url(port), data=iter([b"y" * 500, b"y" * 500]), timeout=T)
+        assert (r.status_code, r.text) == (200, "1000")
+    assert calls == [1024, 1000]
+
+
+def test_budget_is_shared_through_forks(make_handler):
+    def costly(h, req):
+        h.note_call_budget(4)
+        return {"status": 200, "body": str(h.budget_remaining)}
+
+    h = made(make_handler, {"costly": costly}, budget=10)
+    with serving(h, args=[0, "costly"]) as (port, _):
+        s = requests.Session()
+        assert [s.get(url(port), timeout=T).text for _ in range(2)] == ["6", "2"]
+        r = s.get(url(port), timeout=T)
+        assert r.status_code == 500
+        assert r.text == "internal error: budget exceeded: requested 4, used so far 8, ceiling 10"
+    assert h.budget_remaining == 2
+
+
+def test_handles_are_per_session(make_handler):
+    """A request's fork reaches its own session's registry, never another's."""
+    other = make_handler(effects=["net"])
+    other.session.registry("thing").insert(7, "other's")
+
+    def look(h, req):
+        mine = h.session.registry("thing").get(7)
+        return {"status": 200, "body": repr(mine)}
+
+    h = made(make_handler, {"look": look})
+    h.session.registry("thing").insert(8, "mine")
+    with serving(h, args=[0, "look"]) as (port, _):
+        assert requests.get(url(port), timeout=T).text == "None"
+
+
+# -- load, bounds and stopping ---------------------------------------------------------
+
+def test_200_concurrent_requests_on_a_bounded_pool(make_handler):
+    active = [0]
+    peak = [0]
+    lock = threading.Lock()
+
+    def slow(h, req):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.005)
+        with lock:
+            active[0] -= 1
+        return {"status": 200, "body": req["query"]}
+
+    h = made(make_handler, {"slow": slow}, limits=Limits(serve_threads=8))
+    results = [None] * 200
+    with serving(h, args=[0, "slow"]) as (port, _):
+        start = threading.Barrier(200, timeout=T)
+
+        def client(i):
+            try:
+                start.wait()
+                r = requests.get(url(port, f"/?{i}"), timeout=T)
+                results[i] = (r.status_code, r.text)
+            except Exception as e:  # noqa: BLE001
+                results[i] = e
+
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(200)]
+        for t in threads:
+            t.start()
+        serve_threads = sum(1 for t in threading.enumerate() if t.name.startswith("lexfast serve"))
+        for t in threads:
+            t.join(T * 2)
+        assert not any(t.is_alive() for t in threads)
+    assert results == [(200, str(i)) for i in range(200)]
+    assert peak[0] <= 8 and serve_threads <= 8
+
+
+def test_the_pool_bounds_concurrency(make_handler):
+    active = [0]
+    peak = [0]
+    lock = threading.Lock()
+
+    def slow(h, req):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.15)
+        with lock:
+            active[0] -= 1
+        return {"status": 200, "body": "ok"}
+
+    h = made(make_handler, {"slow": slow}, limits=Limits(serve_threads=2))
+    with serving(h, args=[0, "slow"]) as (port, _):
+        out = []
+        threads = [threading.Thread(target=lambda: out.append(
+            requests.get(url(port), timeout=T).status_code)) for _ in range(6)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(T)
+        took = time.monotonic() - t0
+    assert out == [200] * 6 and peak[0] == 2 and took >= 0.4
+
+
+def test_shutdown_while_busy_finishes_in_flight_requests(make_handler):
+    entered = threading.Event()
+    release = threading.Event()
+
+    def busy(h, req):
+        entered.set()
+        release.wait(T)
+        return {"status": 200, "body": "finished"}
+
+    h = made(make_handler, {"busy": busy})
+    got = {}
+    with serving(h, args=[0, "busy"]) as (port, outcome):
+        client = threading.Thread(target=lambda: got.setdefault(
+            "r", requests.get(url(port), timeout=T)), daemon=True)
+        client.start()
+        assert entered.wait(T)
+        stopper = threading.Thread(target=h.fork().shutdown)  # any fork, any thread
+        stopper.start()
+        stopper.join(T)
+        assert _refused_soon(port)  # no longer accepting
+        release.set()
+        client.join(T)
+    assert (got["r"].status_code, got["r"].text) == (200, "finished")
+
+
+def test_shutdown_from_inside_a_handler(make_handler):
+    def stop(h, req):
+        h.shutdown()
+        return {"status": 200, "body": "bye"}
+
+    h = made(make_handler, {"stop": stop})
+    with serving(h, args=[0, "stop"]) as (port, outcome):
+        r = requests.get(url(port), timeout=T)
+        assert r.text == "bye"
+        deadline = time.monotonic() + T
+        while listening(h) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert listening(h) == []
+
+
+def test_a_stuck_handler_cannot_hold_the_shutdown_past_the_grace(make_handler):
+    entered = threading.Event()
+    release = threading.Event()
+
+    def stuck(h, req):
+        entered.set()
+        release.wait(T)
+        return {"status": 200, "body": "late"}
+
+    h = made(make_handler, {"stuck": stuck}, limits=Limits(serve_grace_s=0.3))
+    try:
+        with serving(h, args=[0, "stuck"]) as (port, _):
+            client = threading.Thread(target=lambda: _swallow(
+                lambda: requests.get(url(port), timeout=T)), daemon=True)
+            client.start()
+            assert entered.wait(T)
+            t0 = time.monotonic()
+        assert time.monotonic() - t0 < 4.0
+    finally:
+        release.set()
+        client.join(T)
+
+
+def _refused_soon(port, within=3.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _swallow(fn):
+    with contextlib.suppress(Exception):
+        fn()
+
+
+def test_idle_keep_alive_connections_time_out(make_handler):
+    h = made(make_handler, {"h": echo}, limits=Limits(serve_idle_s=0.5))
+    with serving(h, args=[0, "h"]) as (port, _):
+        with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+            s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = s.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200") and first.endswith(b"GET /a")
+            t0 = time.monotonic()
+            assert s.recv(65536) == b""  # the server closed the idle connection
+            assert 0.3 < time.monotonic() - t0 < 5
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(make_handler):
+    h = made(make_handler, {"h": echo})
+    with serving(h, args=[0, "h"]) as (port, _):
+        req = b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n"
+        data = raw_exchange(port, req * 5 + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert data.count(b"HTTP/1.1 200 OK") == 6 and data.endswith(b"GET /last")
+
+
+def test_keyboard_interrupt_stops_the_server(make_handler):
+    """SIGINT in the thread that called net.serve: it stops and returns Unit."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("needs the main thread")
+    h = made(make_handler, {"h": echo})
+    fired = []
+
+    def interrupt():
+        port = wait_listening(h, "http", T)
+        assert requests.get(url(port), timeout=T).status_code == 200
+        fired.append(port)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=interrupt, daemon=True)
+    t.start()
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert h.dispatch("net", "serve", [0, "h"]) is None
+    finally:
+        signal.signal(signal.SIGINT, old)
+        t.join(T)
+    assert fired and listening(h) == []
+    assert _refused_soon(fired[0])
+
+
+# -- TLS -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    d = tmp_path_factory.mktemp("pki")
+    ca_path = d / "ca.pem"
+    cert_path = d / "cert.pem"
+    key_path = d / "key.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    for extra in cert.cert_chain_pems[1:]:
+        extra.write_to_path(str(cert_path), append=True)
+    cert.private_key_pem.write_to_path(str(key_path))
+    return {"dir": d, "ca": str(ca_path), "cert": str(cert_path), "key": str(key_path)}
+
+
+def test_serve_tls_answers_https(make_handler, pki, capfd):
+    h = made(make_handler, {"h": echo}, fs_read=[pki["dir"]])
+    with serving(h, "serve_tls", [0, pki["cert"], pki["key"], "h"], "https") as (port, _):
+        r = requests.get(url(port, "/secure", "https"), verify=pki["ca"], timeout=T)
+        assert (r.status_code, r.text) == (200, "GET /secure")
+        # TLS 1.1 and older are refused
+        ctx = ssl.create_default_context(cafile=pki["ca"])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.minimum_version = ssl.TLSVersion.TLSv1
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        except (ValueError, ssl.SSLError):
+            ctx = None
+        if ctx is not None:
+            with socket.create_connection(("127.0.0.1", port), timeout=T) as raw:
+                with pytest.raises((ssl.SSLError, OSError)):
+                    ctx.wrap_socket(raw, server_hostname="127.0.0.1").close()
+        # plain HTTP on the TLS port is dropped, and the server keeps going
+        assert not raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3).startswith(b"HTTP/1.1 200")
+        r = requests.get(url(port, "/again", "https"), verify=pki["ca"], timeout=T)
+        assert r.text == "GET /again"
+    assert f"net.serve: listening on https://127.0.0.1:{port}" in capfd.readouterr().err
+
+
+def test_silent_tls_clients_do_not_stall_the_server(make_handler, pki):
+    """cheroot #748: with the handshake on the acceptor thread, one client
+    that connects and says nothing blocks every new connection."""
+    h = made(make_handler, {"h": echo}, fs_read=[pki["dir"]])
+    with serving(h, "serve_tls", [0, pki["cert"], pki["key"], "h"], "https") as (port, _):
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=T) for _ in range(3)]
+        try:
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            r = requests.get(url(port, "/", "https"), verify=pki["ca"], timeout=T)
+            assert r.status_code == 200 and time.monotonic() - t0 < 2.0
+        finally:
+            for s in silent:
+                s.close()
+
+
+def test_serve_tls_reads_pem_only_inside_allow_fs_read(make_handler, pki, tmp_path):
+    h = made(make_handler, {"h": echo}, fs_read=[tmp_path])
+    with pytest.raises(PolicyDenied, match=r"net\.serve_tls: read of `.*cert\.pem` outside --allow-fs-read") as e:
+        h.dispatch("net", "serve_tls", [0, pki["cert"], pki["key"], "h"])
+    assert e.value.path == pki["cert"]
+    # a symlink inside the scope pointing out of it is outside too
+    link = tmp_path / "cert.pem"
+    link.symlink_to(pki["cert"])
+    with pytest.raises(PolicyDenied, match="outside --allow-fs-read"):
+        h.dispatch("net", "serve_tls", [0, str(link), pki["key"], "h"])
+    missing = str(tmp_path / "nope.pem")
+    with pytest.raises(EffectError, match=rf"^net\.serve_tls: read cert {missing}: No such file or directory \(os error 2\)$"):
+        h.dispatch("net", "serve_tls", [0, missing, missing, "h"])
+    (tmp_path / "c.pem").write_text("not a certificate\n")
+    h2 = made(make_handler, {"h": echo}, fs_read=[tmp_path, pki["dir"]])
+    with pytest.raises(EffectError, match=rf"^net\.serve_tls: read key {missing}: No such file"):
+        h2.dispatch("net", "serve_tls", [0, pki["cert"], missing, "h"])
+    with pytest.raises(EffectError, match=r"^net\.serve_tls bind 0: invalid certificate or key"):
+        h2.dispatch("net", "serve_tls", [0, str(tmp_path / "c.pem"), pki["key"], "h"])
+    assert listening(h2) == []
