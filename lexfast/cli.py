@@ -253,6 +253,19 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"longest request line accepted (default {MAX_LINE_BYTES})")
 
 
+_PROTOCOL_HELP = """\
+requests, one JSON object per line (blank lines skipped):
+  {"id"?: any, "kind": str, "op": str, "args"?: [..]}
+  {"id"?: any, "budget": N}                      note_call_budget(N)
+one reply line each, id echoed:
+  {"id"?: .., "ok": value}
+  {"id"?: .., "error": message, "type": PolicyDenied|BudgetExceeded|EffectError|
+   ProtocolError, + effect/path/host/cmd/requested/used/ceiling/line where set}
+values: JSON as itself (object = Record), else {"$bytes": base64}, {"$tuple": [..]},
+  {"$map": [[k, v], ..]}, {"$variant": name, "args": [..]}, {"$float": "nan"|"inf"|"-inf"},
+  {"$record": {..}} (a Record with $-keys)
+"""
+
 _POLICY_HELP = """policy flags (as `lex run`; default: nothing granted):
   --allow-effects a,b     effect kinds to grant (repeatable, accumulates)
   --allow-fs-read P       a path read effects may touch (repeatable; none = any)
@@ -273,12 +286,16 @@ def _parsers():
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
                          "[--max-line-bytes N] FILE|-",
+                         description=_PROTOCOL_HELP + "io.print writes to stdout, between "
+                         "the reply lines.",
                          epilog=_POLICY_HELP, formatter_class=fmt)
-    run.add_argument("file", metavar="FILE|-")
+    run.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for stdin")
     _common(run)
     host = sub.add_parser("host", help="serve JSON-lines calls on stdin/stdout",
                           usage="lexfast host [POLICY FLAGS] [--permissive] [--read-root DIR] "
                           "[--max-line-bytes N]",
+                          description=_PROTOCOL_HELP + "stdout carries reply lines only: "
+                          "io.print and logs go to stderr.",
                           epilog=_POLICY_HELP, formatter_class=fmt)
     _common(host)
     info = sub.add_parser("info", help="which core is loaded and library versions")

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lexfast import NONE, Map, Variant, err, ok, some
-from lexfast.codec import (MAX_DEPTH, CodecError, decode, encode, from_json, parse_json,
-                           to_json)
+from lexfast.codec import MAX_DEPTH, CodecError, decode, encode, from_json, parse_json, to_json
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -31,7 +30,7 @@ def same(a, b) -> bool:
             return math.isnan(b)
         return a == b and math.copysign(1, a) == math.copysign(1, b)
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):  # Record or Map: same keys, same order
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if type(a).__name__ == "Variant":
