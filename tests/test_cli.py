@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,11 +25,15 @@ TOUR = REPO / "examples" / "tour.jsonl"
 TOUR_FLAGS = ["--allow-effects", "io,time,random,env,log,budget", "--allow-fs-read", "/tmp",
               "--allow-fs-write", "/tmp", "--budget", "100"]
 TIMEOUT = 30
+# `python -m` puts the working directory first on sys.path: run children away
+# from the repository root, so they import the lexfast under test (installed,
+# or PYTHONPATH while developing), never a stray source tree.
+NEUTRAL_CWD = tempfile.gettempdir()
 
 
-def lexfast_cmd(*args, input=None, cwd=None, env=None, timeout=TIMEOUT):
+def lexfast_cmd(*args, input=None, env=None, timeout=TIMEOUT):
     return subprocess.run([sys.executable, "-m", "lexfast", *args], input=input,
-                          capture_output=True, cwd=cwd, env=env, timeout=timeout)
+                          capture_output=True, cwd=NEUTRAL_CWD, env=env, timeout=timeout)
 
 
 def lines(data: bytes) -> list:
@@ -51,7 +56,9 @@ def req(kind, op, *args, id=None):
 
 @pytest.mark.skipif(not TOUR.exists(), reason="examples/ not shipped here")
 def test_tour_runs_cleanly_with_the_readme_command():
-    p = lexfast_cmd("run", *TOUR_FLAGS, "examples/tour.jsonl", cwd=REPO)
+    # The README runs `examples/tour.jsonl` from the repository root; every
+    # path inside the tour is absolute, so the file's own path is equivalent.
+    p = lexfast_cmd("run", *TOUR_FLAGS, str(TOUR))
     assert p.returncode == 0, p.stderr
     out = p.stdout.decode()
     replies = {}
@@ -273,7 +280,7 @@ class Host:
     def __init__(self, *flags):
         self.p = subprocess.Popen([sys.executable, "-m", "lexfast", "host", *flags],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+                                  stderr=subprocess.PIPE, cwd=NEUTRAL_CWD)
         self.timer = threading.Timer(TIMEOUT, self.p.kill)  # a hang fails, never blocks
         self.timer.start()
 
@@ -350,7 +357,8 @@ def test_host_sigterm_exits_143():
 
 def test_host_reader_going_away_is_not_a_traceback():
     p = subprocess.Popen([sys.executable, "-m", "lexfast", "host", "--allow-effects", "time"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=NEUTRAL_CWD)
     try:
         p.stdout.close()
         _, err = p.communicate(jl(*[req("time", "now")] * 50), timeout=TIMEOUT)
