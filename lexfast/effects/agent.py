@@ -294,10 +294,9 @@ def _http():
 
 
 def _env(name: str):
-    v = os.environ.get(name)
-    if v is None:
-        return None
-    return v
+    # set-but-empty counts as set here, as in the reference (OLLAMA_HOST,
+    # LEX_LLM_LOCAL_MODEL, LEX_LLM_CLOUD_MODEL)
+    return os.environ.get(name)
 
 
 def _first_nonempty(*names):
@@ -324,6 +323,14 @@ def _post_json(h, url: str, payload, headers, timeout: float, check_host: bool):
     return (status, data), None
 
 
+def _body_failure(f) -> bool:
+    return f.kind == "decode" and f.message.startswith("body read")
+
+
+def _failure_text(f) -> str:
+    return f.message or ("timed out" if f.kind == "timeout" else f.kind)
+
+
 def local_complete(h, args):
     prompt = _str_arg(args, 0)
     if prompt is None:
@@ -338,9 +345,9 @@ def local_complete(h, args):
     got, failure = _post_json(h, url, {"model": model, "prompt": prompt, "stream": False},
                               [], h.session.limits.llm_timeout_s, check_host=False)
     if failure is not None:
-        if failure.kind == "decode":
+        if _body_failure(failure):
             return err(f"ollama: read response body: {failure.message}")
-        return err(f"ollama POST {url}: {failure.message}")
+        return err(f"ollama POST {url}: {_failure_text(failure)}")
     _status, data = got
     try:
         text = data.decode("utf-8")
@@ -378,9 +385,9 @@ def cloud_complete(h, args):
                               [("authorization", f"Bearer {key}")],
                               h.session.limits.llm_timeout_s, check_host=False)
     if failure is not None:
-        if failure.kind == "decode":
+        if _body_failure(failure):
             return err(_scrub(f"cloud: read response body: {failure.message}", key))
-        return err(_scrub(f"cloud POST {url}: {failure.message}", key))
+        return err(_scrub(f"cloud POST {url}: {_failure_text(failure)}", key))
     _status, data = got
     try:
         text = data.decode("utf-8")
@@ -403,8 +410,10 @@ def cloud_complete(h, args):
 def _scrub(message: str, secret: str) -> str:
     # an endpoint that echoes the request (or a proxy error page) must not
     # hand the key to agent code or to a log line
-    if secret and secret in message:
-        message = message.replace(secret, "[redacted]")
+    if secret:
+        for form in {secret, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]}:
+            if form:
+                message = message.replace(form, "[redacted]")
     return message
 
 
@@ -425,8 +434,10 @@ def send_a2a(h, args):
                               h.session.limits.a2a_timeout_s, check_host=True)
     if failure is not None:
         if failure.kind == "denied":
-            return err(failure.message)
-        return err(f"a2a POST {agent_url}: {failure.message}")
+            return err(f"agent.send_a2a: {failure.message}")
+        if _body_failure(failure):
+            return err(f"a2a: read response body: {failure.message}")
+        return err(f"a2a POST {agent_url}: {_failure_text(failure)}")
     status, data = got
     try:
         reply = json.loads(data.decode("utf-8"))
