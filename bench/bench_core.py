@@ -15,8 +15,7 @@ import types
 import pytest
 
 import lexfast
-from lexfast import DefaultHandler, EffectError, Policy, PolicyDenied
-from lexfast import _twin
+from lexfast import DefaultHandler, EffectError, Policy, PolicyDenied, _twin
 from lexfast.table import default_table
 
 try:

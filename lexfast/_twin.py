@@ -28,6 +28,10 @@ class Variant:
 
     __slots__ = ("_name", "_args", "_hash")
 
+    _name: str
+    _args: tuple
+    _hash: int | None
+
     def __init__(self, name: str, args=()):
         if type(name) is not str:
             if not isinstance(name, str):
@@ -427,7 +431,7 @@ try:
     _syscall = _libc.syscall
     _syscall.restype = ctypes.c_long
 except (OSError, AttributeError):  # pragma: no cover - not Linux
-    def _syscall(*_a):
+    def _syscall(*_a):  # type: ignore[misc]
         ctypes.set_errno(38)  # ENOSYS
         return -1
 

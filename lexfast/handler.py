@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .core import BudgetPool, HandlerCore, LRURegistry
 from .errors import EffectError
@@ -220,23 +221,23 @@ class DefaultHandler(HandlerCore):
                     BudgetPool(policy.budget), _pure_table(pure))
 
     # -- configuration (builders return the handler) ----------------------
-    def with_sink(self, sink) -> "DefaultHandler":
+    def with_sink(self, sink) -> DefaultHandler:
         if not callable(getattr(sink, "print_line", None)):
             raise TypeError("sink must have a print_line(str) method")
         self.session.sink = sink
         return self
 
-    def with_read_root(self, root) -> "DefaultHandler":
+    def with_read_root(self, root) -> DefaultHandler:
         self.session.read_root = _resolve_root(root)
         return self
 
-    def with_program(self, program, runner=None) -> "DefaultHandler":
+    def with_program(self, program, runner=None) -> DefaultHandler:
         self.session.program = program
         if runner is not None:
             self.session.runner = runner
         return self
 
-    def register_pure(self, kind: str, op: str, fn: Callable) -> "DefaultHandler":
+    def register_pure(self, kind: str, op: str, fn: Callable) -> DefaultHandler:
         """Add a pure builtin to this handler (forks made later share it)."""
         policy, effects, pool, pure = self._core_state()
         merged = {(k, o): f for k, ops in (pure or {}).items() for o, f in ops.items()}
@@ -269,7 +270,7 @@ class DefaultHandler(HandlerCore):
         return self._core_state()[1]
 
     # -- sessions ------------------------------------------------------------
-    def fork(self) -> "DefaultHandler":
+    def fork(self) -> DefaultHandler:
         """A handler for another thread or request: same policy, budget pool,
         registries, sink and program."""
         cls = type(self)
@@ -291,7 +292,7 @@ class DefaultHandler(HandlerCore):
         opened, stop its servers. Idempotent."""
         self.session.close()
 
-    def __enter__(self) -> "DefaultHandler":
+    def __enter__(self) -> DefaultHandler:
         return self
 
     def __exit__(self, *exc: Any) -> None:

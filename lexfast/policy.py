@@ -9,7 +9,8 @@ later check compares resolved paths by whole components (DESIGN.md §5).
 from __future__ import annotations
 
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 #: Every effect kind the reference knows (``policy.rs``). Their order fixes the
 #: bit each kind has in a policy's mask; append, never reorder.
@@ -68,6 +69,20 @@ class Policy:
     __slots__ = ("allow_effects", "allow_fs_read", "allow_fs_write", "allow_net_host",
                  "allow_proc", "budget", "mask", "read_roots", "write_roots", "net_hosts")
 
+    allow_effects: frozenset[str]
+    allow_fs_read: tuple[str, ...]
+    allow_fs_write: tuple[str, ...]
+    allow_net_host: tuple[str, ...]
+    allow_proc: tuple[str, ...]
+    budget: int | None
+    #: the gate's bitmask of the granted known kinds
+    mask: int
+    #: the fs scopes, resolved once (what every check compares against)
+    read_roots: tuple[str, ...]
+    write_roots: tuple[str, ...]
+    #: allowed hosts, normalised (lower case, no brackets, no trailing dot)
+    net_hosts: frozenset[str]
+
     def __init__(self, allow_effects: Iterable[str] = (), allow_fs_read: Iterable[str] = (),
                  allow_fs_write: Iterable[str] = (), allow_net_host: Iterable[str] = (),
                  allow_proc: Iterable[str] = (), budget: int | None = None) -> None:
@@ -105,17 +120,17 @@ class Policy:
 
     # -- presets ---------------------------------------------------------
     @classmethod
-    def pure(cls) -> "Policy":
+    def pure(cls) -> Policy:
         """Nothing granted."""
         return cls()
 
     @classmethod
-    def permissive(cls) -> "Policy":
+    def permissive(cls) -> Policy:
         """Every kind in ``KNOWN_EFFECTS``, every scope open (empty = any)."""
         return cls(allow_effects=KNOWN_EFFECTS)
 
-    def replace(self, **changes) -> "Policy":
-        fields = dict(allow_effects=self.allow_effects, allow_fs_read=self.allow_fs_read,
+    def replace(self, **changes) -> Policy:
+        fields: dict[str, Any] = dict(allow_effects=self.allow_effects, allow_fs_read=self.allow_fs_read,
                       allow_fs_write=self.allow_fs_write, allow_net_host=self.allow_net_host,
                       allow_proc=self.allow_proc, budget=self.budget)
         unknown = set(changes) - set(fields)
@@ -134,7 +149,7 @@ class Policy:
 
     # -- the Lex CLI flags -----------------------------------------------
     @classmethod
-    def from_flags(cls, argv: Sequence[str]) -> "Policy":
+    def from_flags(cls, argv: Sequence[str]) -> Policy:
         """Build a policy from Lex CLI flags (``--allow-effects io,net``,
         ``--allow-fs-read P`` …). Raises ``ValueError`` naming the bad flag."""
         policy, rest = parse_flags(argv)

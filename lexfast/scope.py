@@ -67,10 +67,10 @@ def scoped(path: str, roots: tuple[str, ...]):
     contains it (``""`` when the scope is open), or ``None`` when the path is
     outside every root, names a /proc magic file, or cannot exist (NUL).
     """
-    if not isinstance(path, str):
+    if not isinstance(path, str) or "\0" in path:
         return None
     try:
-        lexical = os.path.normpath(os.path.abspath(path)) if "\0" not in path else None
+        lexical = os.path.normpath(os.path.abspath(path))
         resolved = resolve(path)
     except (ValueError, OSError):
         return None

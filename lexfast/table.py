@@ -10,7 +10,7 @@ Both cores read the same table.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .core import Row
 from .effects import FAMILIES
@@ -45,7 +45,7 @@ class EffectTable:
         out.extend(self.wildcards.values())
         return out
 
-    def with_rows(self, rows: Iterable[RowSpec]) -> "EffectTable":
+    def with_rows(self, rows: Iterable[RowSpec]) -> EffectTable:
         """A new table: this one with ``rows`` added or replacing same-named ones
         (how a VM swaps in its own backend for an effect)."""
         specs = {(r.kind, r.op): (r.kind, r.op, r.gate, r.fn) for r in self.rows()}

@@ -98,16 +98,21 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
         b = bytes(v[:_REPR_MAX_ITEMS])
         more = ", …" if len(v) > _REPR_MAX_ITEMS else ""
         put("Bytes([" + ", ".join(str(x) for x in b) + more + "])")
-    elif isinstance(v, Map):
-        items = list(v.items())[: _REPR_MAX_ITEMS + 1]
-        seq("Map", [lambda k=k, x=x: (_render_key(k, out, budget), put(": "),
-                                       _render(x, depth + 1, out, budget))
-                    for k, x in items], "{", "}")
     elif isinstance(v, dict):
+        is_map = isinstance(v, Map)
+
+        def entry(k, x):
+            def render() -> None:
+                if is_map:
+                    _render_key(k, out, budget)
+                else:
+                    put(_rust_str(str(k)[:_REPR_MAX_CHARS]))
+                put(": ")
+                _render(x, depth + 1, out, budget)
+            return render
+
         items = list(v.items())[: _REPR_MAX_ITEMS + 1]
-        seq("Record", [lambda k=k, x=x: (put(_rust_str(str(k)[:_REPR_MAX_CHARS])), put(": "),
-                                          _render(x, depth + 1, out, budget))
-                       for k, x in items], "{", "}")
+        seq("Map" if is_map else "Record", [entry(k, x) for k, x in items], "{", "}")
     elif isinstance(v, list):
         seq("List", [lambda x=x: _render(x, depth + 1, out, budget)
                      for x in v[: _REPR_MAX_ITEMS + 1]])

@@ -10,7 +10,6 @@ import pytest
 from lexfast import BudgetExceeded, EffectError
 from lexfast.values import Map
 
-
 # -- Variant ------------------------------------------------------------------
 
 def test_variant_value_semantics(impl):

@@ -7,8 +7,18 @@ import threading
 import pytest
 
 import lexfast
-from lexfast import (NONE, BudgetExceeded, CapturedSink, DefaultHandler, EffectError,
-                     EffectTable, Policy, PolicyDenied, Variant, ok)
+from lexfast import (
+    NONE,
+    BudgetExceeded,
+    CapturedSink,
+    DefaultHandler,
+    EffectError,
+    EffectTable,
+    Policy,
+    PolicyDenied,
+    Variant,
+    ok,
+)
 from lexfast.table import default_table, effect_names
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from lexfast import NONE, EffectError, PolicyDenied, err, ok, some
 
-
 # -- io -----------------------------------------------------------------------
 
 def test_print_goes_to_the_sink(make_handler):
