@@ -29,7 +29,6 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
                 ["lexfast/_core.pyx"],
                 include_dirs=["include"],
                 define_macros=macros,
-                optional=not _flag("LEXFAST_REQUIRE_EXTENSIONS"),
             )
         ],
         # Safety checks (boundscheck, wraparound, cdivision) keep their safe
@@ -41,5 +40,7 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
         },
         annotate=_flag("LEXFAST_ANNOTATE"),
     )
+    for ext in ext_modules:  # cythonize does not carry ``optional`` over
+        ext.optional = not _flag("LEXFAST_REQUIRE_EXTENSIONS")
 
 setup(ext_modules=ext_modules)
