@@ -80,7 +80,7 @@ def raw_exchange(port, data: bytes, timeout=T) -> bytes:
         while True:
             try:
                 b = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not b:
                 break

@@ -57,13 +57,16 @@ OPEN_TIMEOUT_S = 10.0         # TCP accept to finished opening handshake
 CLOSE_TIMEOUT_S = 2.0         # closing handshake at shutdown
 PING_INTERVAL_S = 20.0        # dead peers are dropped after interval + timeout
 WRITER_STOP_S = 1.0
+STALL_S = 0.5                 # a writer this long in one send, past the cap: dropped
+HARD_CAP_FACTOR = 4
 
 
 class _Peer:
     """One connection: its bounded outbound queue and the writer thread that
     drains it."""
 
-    __slots__ = ("conn_id", "room", "ws", "cap", "cond", "queue", "size", "closed", "writer")
+    __slots__ = ("conn_id", "room", "ws", "cap", "cond", "queue", "size", "closed", "writer",
+                 "progress")
 
     def __init__(self, conn_id: int, room: str, ws, cap: int) -> None:
         self.conn_id = conn_id
@@ -74,20 +77,28 @@ class _Peer:
         self.queue: deque = deque()
         self.size = 0
         self.closed = False
+        self.progress = time.monotonic()
         self.writer = threading.Thread(target=self._write, name=f"lexfast ws writer {conn_id}",
                                        daemon=True)
 
     def enqueue(self, text: str) -> bool:
+        # Past the cap a client is dropped if its writer has made no progress
+        # for STALL_S (it does not read), or past HARD_CAP_FACTOR x the cap
+        # whatever it does: a tight broadcast loop can outrun a fast client
+        # for a moment, and must not cost it its connection.
         n = len(text)
+        now = time.monotonic()
         with self.cond:
             if self.closed:
                 return False
-            if self.queue and self.size + n > self.cap:
-                overflow = True
-            else:
-                overflow = False
+            if not self.queue:
+                self.progress = now  # an idle writer has not been stalling
+            size = self.size + n
+            overflow = bool(self.queue) and size > self.cap and (
+                size > self.cap * HARD_CAP_FACTOR or now - self.progress > STALL_S)
+            if not overflow:
                 self.queue.append(text)
-                self.size += n
+                self.size = size
                 self.cond.notify()
         if overflow:
             self.kill()
@@ -108,6 +119,7 @@ class _Peer:
             except Exception:
                 self.kill()
                 return
+            self.progress = time.monotonic()
 
     def kill(self) -> None:
         """Drop the client: the socket is shut down, so a writer blocked in
@@ -146,13 +158,25 @@ class ChatRegistry:
         self.rooms: dict[str, dict[int, _Peer]] = {}
         self.peers: dict[int, _Peer] = {}
         self.max_conns = max(1, int(max_conns))
+        self.opening: set = set()  # accepted by process_request, not registered yet
         self.queue_cap = max(1, int(queue_cap))
 
     def __len__(self) -> int:
         return len(self.peers)
 
+    def reserve(self, connection) -> bool:
+        """A slot for a connection in its opening handshake (the cap counts
+        those too, or a burst of clients would all pass the check)."""
+        with self.lock:
+            self.opening = {c for c in self.opening if c.state.name in ("CONNECTING", "OPEN")}
+            if len(self.peers) + len(self.opening) >= self.max_conns:
+                return False
+            self.opening.add(connection)
+            return True
+
     def add(self, peer: _Peer) -> bool:
         with self.lock:
+            self.opening.discard(peer.ws)
             if len(self.peers) >= self.max_conns:
                 return False
             self.peers[peer.conn_id] = peer
@@ -196,7 +220,7 @@ def _make_handlers(h, name: str, registry: ChatRegistry):
     program, runner = session.program, session.runner
 
     def process_request(connection, request):
-        if len(registry) >= registry.max_conns:
+        if not registry.reserve(connection):
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
                                       "too many connections\n")
         return None
