@@ -205,6 +205,33 @@ def _normalize(host: str) -> str:
     return h
 
 
+_canonical_cache: dict = {}
+
+
+def _canonical_entry(entry: str) -> str:
+    """An ``--allow-net-host`` entry as libcurl would spell it in a URL
+    (``127.1`` -> ``127.0.0.1``, ``0:0::1`` -> ``::1``), so both sides of the
+    comparison come from the same parser."""
+    probe = f"[{entry}]" if ":" in entry and not entry.startswith("[") else entry
+    if any(c in probe for c in "/?#@\\"):
+        return entry
+    try:
+        host = pycurl.CurlUrl(f"http://{probe}/").host
+    except (pycurl.error, ValueError, UnicodeError):
+        return entry
+    return _normalize(host) if host else entry
+
+
+def _allowed_hosts(net_hosts: frozenset) -> frozenset:
+    allowed = _canonical_cache.get(net_hosts)
+    if allowed is None:
+        allowed = frozenset(net_hosts) | frozenset(_canonical_entry(e) for e in net_hosts)
+        if len(_canonical_cache) > 64:
+            _canonical_cache.clear()
+        _canonical_cache[net_hosts] = allowed
+    return allowed
+
+
 def _parse_url(url: str):
     """The URL as libcurl parses it, or ``HttpFailure("decode")``."""
     try:
@@ -236,7 +263,7 @@ def checked_url(h, url: str, check_host: bool = True):
         if hosts:
             host = cu.host or ""
             # U+FFFD: libcurl's text for bytes that are not UTF-8; never a real match.
-            if "\ufffd" in host or _normalize(host) not in hosts:
+            if "\ufffd" in host or _normalize(host) not in _allowed_hosts(hosts):
                 raise HttpFailure(
                     "denied",
                     f"net call to host `{host}` not in --allow-net-host "
