@@ -77,7 +77,8 @@ class Limits:
     http_ca_bundle: str | None = None     # PEM CA file replacing the system store (operator, tests)
     http_proxy: str | None = None         # HTTP client proxy URL; None: no proxy, env ignored
     request_body_bytes: int = 10 << 20    # net.serve request bodies (413 past it)
-    mcp_timeout_s: float = 30.0           # one agent.call_mcp round trip
+    mcp_timeout_s: float = 30.0           # one agent.call_mcp request (tools/call)
+    mcp_start_timeout_s: float = 30.0     # starting an MCP server: its initialize reply
     mcp_reply_bytes: int = 16 << 20       # one MCP reply line
     llm_timeout_s: float = 120.0          # agent.local_complete / cloud_complete
     a2a_timeout_s: float = 120.0          # agent.send_a2a, one message/send round trip
