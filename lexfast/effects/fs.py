@@ -617,8 +617,8 @@ class _Globber:
         if not pat.has_meta:
             s = pat.original
             special = s in (".", "..")
-            if special and not pw.is_dir:
-                return
+            if (special and not pw.is_dir) or (not s and pw.shown == "."):
+                return  # the empty path never exists
             got = self.resolve_child(pw.real, s) if pw.real is not None else None
             if got is None or not self.relevant(got[0]):
                 return
