@@ -54,6 +54,7 @@ TERM_GRACE_S = 1.0      # after SIGTERM, before SIGKILL
 STDERR_KEEP = 8192      # bytes of the server's stderr kept for messages
 _CHUNK = 65536
 
+_HAVE_WAITID = hasattr(os, "waitid") and hasattr(os, "WNOWAIT")
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _POLLOUT = select.POLLOUT | select.POLLHUP | select.POLLERR
 
@@ -320,8 +321,10 @@ class McpClient:
     def _exit_status(self):
         """The exit status if the process has exited, without reaping it (so
         its pid, and the group id, stay ours)."""
-        if self._reaped:
+        if self._reaped or self._proc.returncode is not None:
             return self._proc.returncode
+        if not _HAVE_WAITID:
+            return self._proc.poll()  # reaps: the group is then no longer signalled
         try:
             info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
@@ -336,8 +339,8 @@ class McpClient:
         return not self._reaped and self._exit_status() is None
 
     def _signal_group(self, sig: int) -> None:
-        if self._reaped:
-            return
+        if self._reaped or self._proc.returncode is not None:
+            return  # reaped: the pid (and group id) may belong to someone else now
         try:
             os.killpg(self.pid, sig)
         except (ProcessLookupError, PermissionError):

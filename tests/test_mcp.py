@@ -63,6 +63,15 @@ def agent(make_handler):
     return make
 
 
+@pytest.fixture(scope="module")
+def shared():
+    """One handler (and so one SDK server) for the tests that only read."""
+    h = lexfast.DefaultHandler(lexfast.Policy(allow_effects=["mcp"]),
+                               sink=lexfast.CapturedSink(), limits=Limits(mcp_timeout_s=20.0))
+    yield h
+    h.close()
+
+
 def call(h, server, tool, args="{}"):
     return h.dispatch("agent", "call_mcp", [server, tool, args])
 
@@ -99,14 +108,14 @@ def test_round_trip_and_cache_by_pid(agent):
     assert mcp_pids(h) == {}
 
 
-def test_tool_failure_is_a_result_not_an_error(agent):
-    h = agent(mcp_timeout_s=20.0)
+def test_tool_failure_is_a_result_not_an_error(shared):
+    h = shared
     r = ok_json(call(h, SDK, "fail", '{"message": "boom"}'))
     assert r["isError"] is True
 
 
-def test_jsonrpc_error_is_err_and_keeps_the_server(agent):
-    h = agent(mcp_timeout_s=20.0)
+def test_jsonrpc_error_is_err_and_keeps_the_server(shared):
+    h = shared
     pid = int(text_of(call(h, SDK, "pid")))
     msg = err_text(call(h, SDK, "add", "[1, 2]"))  # arguments must be an object
     assert msg.startswith("mcp.rpc tools/call: {")
@@ -115,12 +124,12 @@ def test_jsonrpc_error_is_err_and_keeps_the_server(agent):
 
 
 def test_timeout_drops_and_reaps_then_respawns(agent):
-    h = agent(mcp_timeout_s=2.0)
+    h = agent(mcp_timeout_s=1.0)
     pid = int(text_of(call(h, SDK, "pid")))
     t0 = time.monotonic()
     msg = err_text(call(h, SDK, "sleep", '{"seconds": 30}'))
     elapsed = time.monotonic() - t0
-    assert msg.startswith("mcp.rpc tools/call: no reply within 2 s"), msg
+    assert msg.startswith("mcp.rpc tools/call: no reply within 1 s"), msg
     assert elapsed < 10, elapsed
     assert SDK not in mcp_pids(h)
     assert pid not in children()  # reaped, not a zombie
@@ -128,10 +137,10 @@ def test_timeout_drops_and_reaps_then_respawns(agent):
     assert new != pid
 
 
-def test_noisy_server_cannot_block(agent):
+def test_noisy_server_cannot_block(shared):
     # 1.5 MiB on stderr (far past a 64 KiB pipe) and log notifications
     # before the answer
-    h = agent(mcp_timeout_s=20.0)
+    h = shared
     r = ok_json(call(h, SDK, "noise", '{"stderr_bytes": 1500000, "notifications": 5}'))
     assert r["content"][0]["text"] == "quiet now"
     assert text_of(call(h, SDK, "add", '{"a": 1, "b": 2}')) == "3"
@@ -147,8 +156,8 @@ def test_server_killed_between_calls_respawns(agent):
     assert pid not in children()
 
 
-def test_forks_share_the_cache(agent):
-    h = agent(mcp_timeout_s=20.0)
+def test_forks_share_the_cache(shared):
+    h = shared
     pid = int(text_of(call(h, SDK, "pid")))
     results = []
 
@@ -220,7 +229,7 @@ def test_server_ping_is_answered(agent):
 
 
 def test_silent_server_times_out(agent):
-    h = agent(mcp_timeout_s=1.0)
+    h = agent(mcp_start_timeout_s=1.0)
     before = children()
     t0 = time.monotonic()
     msg = err_text(call(h, f"{TINY} silent", "add", "{}"))
@@ -350,3 +359,65 @@ def test_closed_handler_refuses(agent):
     h.close()
     with pytest.raises(EffectError):
         call(h, f"{TINY} ok", "add")
+
+
+# -- concurrency: who reaps a server that is evicted or closed mid-call ----------
+
+def test_server_evicted_mid_call_is_reaped_by_its_caller(agent):
+    h = agent(mcp_timeout_s=20.0)
+    before = children()
+    busy = f"{TINY} ok busy"
+    pid = int(text_of(call(h, busy, "pid")))
+    out = []
+    t = threading.Thread(target=lambda: out.append(call(h.fork(), busy, "sleep",
+                                                        '{"seconds": 2}')))
+    t.start()
+    time.sleep(0.2)
+    for i in range(16):  # pushes the busy server out of the LRU
+        call(h, f"{TINY} ok {i}", "pid")
+    assert busy not in mcp_pids(h)
+    assert pid in children()  # not killed under the call in flight
+    t.join(20)
+    assert out and out[0].name == "Ok"  # the call finished normally
+    assert pid not in children()  # then its caller reaped it
+    h.close()
+    assert children() <= before
+
+
+def test_close_during_a_call_stops_it(agent):
+    h = agent(mcp_timeout_s=20.0)
+    before = children()
+    srv = f"{TINY} ok"
+    pid = int(text_of(call(h, srv, "pid")))
+    out = []
+    t = threading.Thread(target=lambda: out.append(call(h.fork(), srv, "sleep",
+                                                        '{"seconds": 30}')))
+    t.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    h.close()
+    assert time.monotonic() - t0 < 3
+    t.join(10)
+    assert not t.is_alive()
+    assert out[0].name == "Err" and "server closed stdout" in out[0].args[0], out
+    assert pid not in children()
+    assert children() <= before
+
+
+def test_second_caller_waits_for_a_busy_server_boundedly(agent):
+    h = agent(mcp_timeout_s=1.0)
+    srv = f"{TINY} ok"
+    pid = int(text_of(call(h, srv, "pid")))
+    out = []
+    t = threading.Thread(target=lambda: out.append(call(h.fork(), srv, "sleep",
+                                                        '{"seconds": 5}')))
+    t.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    # queued behind the stuck call, which times out and drops the server:
+    # this call then gets a fresh one
+    new = int(text_of(call(h, srv, "pid")))
+    assert time.monotonic() - t0 < 4
+    assert new != pid
+    t.join(10)
+    assert out[0].args[0].startswith("mcp.rpc tools/call: no reply within 1 s")

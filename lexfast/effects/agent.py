@@ -9,8 +9,10 @@ command line is split with POSIX ``shlex`` rules (quotes group words; no
 expansion, no operators: ``;`` or ``$(..)`` are just bytes of an argument)
 and never run through a shell; its binary must pass ``--allow-proc``; the
 server gets a filtered environment (no API keys); the handshake is complete;
-every request has a timeout (``Limits.mcp_timeout_s``) and every reply line
-a size cap (``Limits.mcp_reply_bytes``). A call that breaks the stream
+every request has a timeout (``Limits.mcp_timeout_s`` for ``tools/call``,
+``Limits.mcp_start_timeout_s`` for a new server's ``initialize``: starting
+a server, say through ``npx``, is often far slower than a call) and every
+reply line a size cap (``Limits.mcp_reply_bytes``). A call that breaks the stream
 (timeout, EOF, flood, bad write) drops the client, which is then reaped; a
 JSON-RPC error reply is returned as ``err`` but keeps the server, which
 answered properly. A cached server that died while idle is respawned
@@ -185,7 +187,7 @@ def _spawn(h, server: str, limits):
         return None, err(f"mcp.spawn `{cmd}`: {os_error_text(e)}")
     _acquire(client, 0)
     try:
-        client.initialize(limits.mcp_timeout_s)
+        client.initialize(limits.mcp_start_timeout_s)
     except McpError as e:
         _release(client, keep=False)
         client.close(**FAILED_GRACE)
