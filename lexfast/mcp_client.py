@@ -79,7 +79,7 @@ def server_env() -> dict:
 
 # Clients not yet reaped, killed at interpreter exit if a handler was never
 # closed (a backstop: handler.close() is the normal path).
-_live: "weakref.WeakSet[McpClient]" = weakref.WeakSet()
+_live: weakref.WeakSet[McpClient] = weakref.WeakSet()
 
 
 @atexit.register

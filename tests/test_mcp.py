@@ -357,8 +357,15 @@ def test_argument_and_spawn_errors(permissive):
 def test_closed_handler_refuses(agent):
     h = agent(mcp_timeout_s=5.0)
     h.close()
-    with pytest.raises(EffectError):
+    with pytest.raises(EffectError, match="the handler is closed"):
         call(h, f"{TINY} ok", "add")
+    h2 = agent(mcp_timeout_s=5.0)
+    call(h2, f"{TINY} ok", "pid")
+    h2.close()
+    before = children()
+    with pytest.raises(EffectError, match="the handler is closed"):
+        call(h2.fork(), f"{TINY} ok 2", "add")
+    assert children() <= before
 
 
 # -- concurrency: who reaps a server that is evicted or closed mid-call ----------

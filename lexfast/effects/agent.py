@@ -40,6 +40,7 @@ import uuid
 import weakref
 
 from ..core import err, ok
+from ..errors import EffectError
 from ..mcp_client import McpClient, McpError, close_many
 from ..scope import resolve_command
 from ..values import debug_str_list, os_error_text
@@ -92,7 +93,7 @@ class _McpState:
         self.reap_queued()
 
 
-_states: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _states_lock = threading.Lock()
 
 
@@ -220,6 +221,8 @@ def call_mcp(h, args):
     limits = session.limits
     timeout = limits.mcp_timeout_s
     state = _mcp_state(session)
+    if state.closed or session.closed:
+        raise EffectError("the handler is closed")  # as the session's registries say
     reg = state.reg
 
     client = reg.touch_get(server)
