@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import threading
 
 import pycurl
@@ -315,29 +316,35 @@ def _header_items(headers):
 
 def _parse_headers(lines: list) -> Map:
     """Header lines as libcurl delivered them -> the final response's headers,
-    names lower-cased, last value of a repeated name winning."""
+    names lower-cased, the last value of a repeated name winning."""
+    start = 0
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(b"HTTP/"):  # after a 1xx only the last response counts
+            start = i + 1
+            break
+    text = b"".join(lines[start:]).decode("latin-1")
+    if "\n " in text or "\n\t" in text:
+        text = _unfold(text)
     out = Map()
-    last = None
-    for raw in lines:
-        if raw.startswith(b"HTTP/"):
-            out = Map()  # a new response (after a 1xx): only the last one counts
-            last = None
-            continue
-        if raw[:1] in (b" ", b"\t"):
-            if last is not None:  # obsolete line folding
-                out[last] = _visible((out[last] + " " + raw.strip().decode("latin-1")).strip())
-            continue
-        name, sep, value = raw.partition(b":")
-        if not sep:
-            continue
-        last = name.strip().decode("latin-1").lower()
-        out[last] = _visible(value.strip().decode("latin-1"))
+    # Split on LF only: str.splitlines would also split on \x85, \x1c... inside a value.
+    for line in text.split("\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            value = value.strip(" \t\r")
+            if not (value.isascii() and value.isprintable()):
+                value = _visible(value)
+            out[name.strip().lower()] = value
     return out
+
+
+def _unfold(text: str) -> str:
+    # Obsolete line folding: a line starting with blanks continues the previous one.
+    return re.sub(r"\r?\n[ \t]+", " ", text)
 
 
 def _visible(v: str) -> str:
     # The reference kept only visible-ASCII values (and tabs), "" otherwise.
-    if v.isascii() and (v.isprintable() or v.replace("\t", " ").isprintable()):
+    if v.isascii() and v.replace("\t", " ").isprintable():
         return v
     return ""
 
