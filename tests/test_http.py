@@ -37,7 +37,7 @@ class _Handler(BaseHTTPRequestHandler):
         rec = {"method": self.command, "path": self.path,
                "request_line": self.requestline,
                "headers": [[k, v] for k, v in self.headers.items()],
-               "body": body.hex()}
+               "body": body.hex(), "client_port": self.client_address[1]}
         self.server.seen.append(rec)
         return rec
 
@@ -884,15 +884,73 @@ def test_eight_threads_two_hundred_requests_each(make_handler, server):
 
 def test_connections_are_reused(make_handler, server):
     h = make_handler(effects=["net"])
-    ports = set()
-    for _ in range(20):
-        rec = _echo(h.dispatch("http", "get", [server.base + "/echo"]))
-        ports.add(rec["path"])
-    before = len(server.seen)
-    for _ in range(20):
-        h.dispatch("http", "get", [server.base + "/hello"])
-    assert len(server.seen) == before + 20
+    ports = {_echo(h.dispatch("http", "get", [server.base + "/echo"]))["client_port"]
+             for _ in range(20)}
+    assert len(ports) == 1  # one keep-alive connection carried all 20
     assert lhttp.pool_stats(h) == {"idle": 1, "in_use": 0}
+
+
+def test_transfers_run_in_parallel(make_handler, server):
+    # pycurl releases the GIL while libcurl waits: 8 half-second requests
+    # from 8 threads take about half a second, not four.
+    h = make_handler(effects=["net"])
+    results: list = []
+
+    def one():
+        results.append(h.fork().dispatch("http", "get", [server.base + "/slow?ms=500"]))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    t = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert time.monotonic() - t < 2.5
+    assert len(results) == 8 and all(_ok_record(r)["status"] == 200 for r in results)
+
+
+def test_close_during_a_request(make_handler, server):
+    h = make_handler(effects=["net"])
+    out: list = []
+    th = threading.Thread(target=lambda: out.append(
+        h.dispatch("http", "get", [server.base + "/slow?ms=400"])))
+    th.start()
+    time.sleep(0.1)
+    assert lhttp.pool_stats(h)["in_use"] == 1
+    h.close()
+    th.join(5)
+    assert _ok_record(out[0])["status"] == 200  # the request in flight finishes
+    assert lhttp.pool_stats(h) == {"idle": 0, "in_use": 0}  # and its handle is closed
+
+
+def test_timeout_ms_cannot_exceed_the_operator_bound(make_handler, server):
+    h = make_handler(effects=["net"], limits=Limits(http_timeout_s=0.2))
+    t = time.monotonic()
+    r = h.dispatch("http", "send", [_req(server.base + "/slow?ms=1500",
+                                         timeout_ms=some(60_000))])
+    assert r == err(Variant("TimeoutError", ())) and time.monotonic() - t < 1.2
+    r = h.dispatch("http", "send", [_req(server.base + "/hello", timeout_ms=some(1 << 62))])
+    assert _ok_record(r)["status"] == 200
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_does_not_share_connections(make_handler, server):
+    h = make_handler(effects=["net"])
+    assert _ok_record(h.dispatch("http", "get", [server.base + "/hello"]))["status"] == 200
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            r = h.dispatch("http", "get", [server.base + "/hello"])
+            if r.name == "Ok" and r.args[0]["body"] == b"hello from server":
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    ports = {_echo(h.dispatch("http", "get", [server.base + "/echo"]))["client_port"]
+             for _ in range(3)}
+    assert len(ports) == 1
 
 
 def test_failures_return_the_handle_to_the_pool(make_handler, server):

@@ -83,6 +83,7 @@ _BAD_VALUE_CHARS = ("\r", "\n", "\0")
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 _URL_ECHO = 200
+_MAX_MS = (1 << 31) - 1  # CURLOPT_TIMEOUT_MS is a C long; 24 days is "no bound" enough
 
 
 def _question_mark(e: UnicodeDecodeError):
@@ -458,9 +459,15 @@ _env_ca_bundle = _env_ca()
 
 
 def _timeout_ms(h, timeout_s) -> int:
-    cap_s = h.session.limits.http_timeout_s
-    t = cap_s if timeout_s is None else min(float(timeout_s), cap_s)
-    return max(1, int(t * 1000))
+    # An explicit timeout comes from lexfast's own callers (agent.*), not agent code.
+    t = h.session.limits.http_timeout_s if timeout_s is None else float(timeout_s)
+    return _clamp_ms(t * 1000)
+
+
+def _clamp_ms(ms) -> int:
+    if not ms < _MAX_MS:  # also inf and NaN
+        return _MAX_MS
+    return max(1, int(ms))
 
 
 def request(h, method: str, url: str, *, headers=(), body: bytes | None = None,
@@ -614,7 +621,8 @@ def http_send(h, args):
     lines: list = []
     try:
         names = _header_lines(headers.items(), "HttpRequest.headers", lines)
-        limit_ms = int(h.session.limits.http_timeout_s * 1000)
+        # Agent code may shorten the whole-request bound, never lengthen it.
+        limit_ms = _clamp_ms(h.session.limits.http_timeout_s * 1000)
         t = limit_ms if timeout_ms is None else max(1, min(timeout_ms, limit_ms))
         status, rh, data = _perform(h, m, cu, lines, "content-type" in names,
                                     body if m not in ("GET", "HEAD") else None, t)
