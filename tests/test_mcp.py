@@ -428,3 +428,16 @@ def test_second_caller_waits_for_a_busy_server_boundedly(agent):
     assert new != pid
     t.join(10)
     assert out[0].args[0].startswith("mcp.rpc tools/call: no reply within 1 s")
+
+
+def test_no_fd_or_thread_leak(agent):
+    h = agent(mcp_timeout_s=5.0, mcp_start_timeout_s=5.0)
+    fds = len(os.listdir("/proc/self/fd"))
+    threads = threading.active_count()
+    for i in range(18):  # two evictions
+        call(h, f"{TINY} ok {i}", "pid")
+    call(h, f"{TINY} die", "add")
+    call(h, f"{TINY} badversion", "add")
+    assert threading.active_count() == threads  # no reader threads at all
+    h.close()
+    assert len(os.listdir("/proc/self/fd")) == fds
