@@ -451,11 +451,23 @@ class _Timeout(Exception):
 
 
 def _encode(obj) -> bytes:
-    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    # ASCII on the wire: a lone surrogate from agent code becomes an
+    # escape instead of a UnicodeEncodeError
+    return (json.dumps(obj, separators=(",", ":")) + "\n").encode("ascii")
 
 
-def _encode_str(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+def compact_json(obj) -> str:
+    """Compact JSON text as serde_json writes it (UTF-8, not escaped), with
+    ASCII escapes only when a lone surrogate could not be UTF-8."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, separators=(",", ":"))
+    return text
+
+
+_encode_str = compact_json
 
 
 def _parse(line: bytes):
@@ -485,5 +497,5 @@ def _secs(t: float) -> str:
     return f"{t:g}"
 
 
-__all__ = ["McpClient", "McpError", "close_many", "server_env", "PROTOCOL_VERSION",
+__all__ = ["McpClient", "McpError", "close_many", "compact_json", "server_env", "PROTOCOL_VERSION",
            "ACCEPTED_VERSIONS", "CLIENT_INFO"]

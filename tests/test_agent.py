@@ -316,3 +316,11 @@ def test_gates(make_handler):
             pure.dispatch("agent", op, ["hi", "x", "{}"])
     with pytest.raises(EffectError, match="effect `llm_local` not in --allow-effects"):
         make_handler(effects=["llm_cloud", "llm"]).dispatch("agent", "local_complete", ["hi"])
+
+
+def test_lone_surrogate_prompt(make_handler, stand, monkeypatch):
+    s = stand(ollama_reply)
+    monkeypatch.setenv("OLLAMA_HOST", s.url)
+    h = make_handler(effects=["llm_local"])
+    assert h.dispatch("agent", "local_complete", ["a\ud800b"]).name == "Ok"
+    assert s.requests[-1]["json"]["prompt"] == "a\ud800b"

@@ -377,13 +377,14 @@ def test_server_evicted_mid_call_is_reaped_by_its_caller(agent):
     pid = int(text_of(call(h, busy, "pid")))
     out = []
     t = threading.Thread(target=lambda: out.append(call(h.fork(), busy, "sleep",
-                                                        '{"seconds": 2}')))
+                                                        '{"seconds": 4}')))
     t.start()
     time.sleep(0.2)
     for i in range(16):  # pushes the busy server out of the LRU
         call(h, f"{TINY} ok {i}", "pid")
     assert busy not in mcp_pids(h)
-    assert pid in children()  # not killed under the call in flight
+    if t.is_alive():  # (on a very loaded machine the call may be over already)
+        assert pid in children()  # not killed under the call in flight
     t.join(20)
     assert out and out[0].name == "Ok"  # the call finished normally
     assert pid not in children()  # then its caller reaped it
@@ -441,3 +442,12 @@ def test_no_fd_or_thread_leak(agent):
     assert threading.active_count() == threads  # no reader threads at all
     h.close()
     assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_lone_surrogates_do_not_break_the_wire(agent):
+    h = agent(mcp_timeout_s=5.0)
+    assert text_of(call(h, f"{TINY} ok", "add", '{"a": 1, "b": 2, "s": "\\ud800"}')) == "3"
+    msg = err_text(call(h, f"{TINY} ok", "\ud800"))
+    msg.encode("utf-8")  # escaped where it could not be UTF-8
+    assert "Unknown tool: \\ud800" in msg
+    assert text_of(call(h, f"{TINY} ok", "add", '{"a": 2, "b": 2}')) == "4"  # server kept

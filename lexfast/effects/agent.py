@@ -41,7 +41,7 @@ import weakref
 
 from ..core import err, ok
 from ..errors import EffectError
-from ..mcp_client import McpClient, McpError, close_many
+from ..mcp_client import McpClient, McpError, close_many, compact_json
 from ..scope import resolve_command
 from ..values import debug_str_list, os_error_text
 
@@ -249,7 +249,7 @@ def call_mcp(h, args):
     keep = True
     try:
         result = client.call_tool(tool, arguments, timeout)
-        out = ok(json.dumps(result, separators=(",", ":"), ensure_ascii=False))
+        out = ok(compact_json(result))
     except McpError as e:
         keep = not e.fatal
         out = err(e.message)
@@ -313,12 +313,12 @@ def _first_nonempty(*names):
 
 
 def _head(value, n: int = 200) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)[:n]
+    return compact_json(value)[:n]
 
 
 def _post_json(h, url: str, payload, headers, timeout: float, check_host: bool):
     request, HttpFailure = _http()
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = compact_json(payload).encode("utf-8")
     hdrs = [("content-type", "application/json")] + list(headers)
     try:
         status, _headers, data = request(h, "POST", url, headers=hdrs, body=body,
@@ -459,7 +459,7 @@ def send_a2a(h, args):
         if not 200 <= status < 300:
             return err(f"a2a POST {agent_url}: status {status}: {_head(reply)}")
         return err(f"a2a: response has neither result nor error: {_head(reply)}")
-    return ok(json.dumps(reply["result"], separators=(",", ":"), ensure_ascii=False))
+    return ok(compact_json(reply["result"]))
 
 
 ROWS = [
