@@ -31,8 +31,9 @@ import codecs
 import os
 import re
 import threading
+from typing import Any
 
-import pycurl
+import pycurl  # type: ignore[import-untyped]
 
 from .._version import __version__
 from ..core import Variant, err, expect_bytes, expect_record, expect_str, ok
@@ -86,8 +87,8 @@ _URL_ECHO = 200
 _MAX_MS = (1 << 31) - 1  # CURLOPT_TIMEOUT_MS is a C long; 24 days is "no bound" enough
 
 
-def _question_mark(e: UnicodeDecodeError):
-    return "?", e.end
+def _question_mark(e: UnicodeError) -> tuple[str, int]:
+    return "?", getattr(e, "end", 0)
 
 
 # net.get/post bodies: invalid UTF-8 becomes `?`, as the reference's reader did.
@@ -249,7 +250,7 @@ def _parse_url(url: str):
 
 
 def _curl_message(e: BaseException) -> str:
-    args = getattr(e, "args", ())
+    args: tuple = tuple(getattr(e, "args", ()))
     if len(args) >= 2 and isinstance(args[1], str):
         return args[1]
     return str(e)
@@ -573,12 +574,13 @@ def _decode_error(msg: str):
 
 def _option_field(req: dict, field: str):
     """``(present, payload)`` of an Option field, or raises ``ValueError``."""
-    v = req.get(field)
-    if isinstance(v, Variant) or type(v).__name__ == "Variant":
-        if v.name == "None" and not v.args:
+    v: Any = req.get(field)
+    if isinstance(v, Variant) or type(v).__name__ == "Variant":  # either core's
+        name, payload = v.name, tuple(v.args)
+        if name == "None" and not payload:
             return False, None
-        if v.name == "Some" and len(v.args) == 1:
-            return True, v.args[0]
+        if name == "Some" and len(payload) == 1:
+            return True, payload[0]
     raise ValueError
 
 
