@@ -139,7 +139,9 @@ class _Pool:
                 raise EffectError("the handler is closed")
             if self.pid != os.getpid():
                 # A forked child must not talk on its parent's sockets:
-                # abandon (not close: that would write to them) the handles.
+                # abandon the handles, kept referenced so that no cleanup
+                # (a TLS close_notify) writes to them either.
+                _abandoned.extend(self.idle)
                 self.idle = []
                 self.in_use = 0
                 self.pid = os.getpid()
@@ -168,6 +170,7 @@ class _Pool:
 
 
 _POOL_ATTR = "_lexfast_http_pool"
+_abandoned: list = []  # a forked child's inherited handles
 
 
 def _pool_of(session) -> _Pool:
