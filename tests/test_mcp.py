@@ -16,7 +16,7 @@ import pytest
 
 import lexfast
 from lexfast import EffectError, Limits
-from lexfast.effects.agent import mcp_pids
+from lexfast.effects.agent import _states, mcp_pids
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
@@ -38,6 +38,19 @@ def children() -> set:
         except FileNotFoundError:
             pass
     return out
+
+
+def wait_busy(h, server, within: float = 10.0) -> None:
+    """Until a call to ``server`` is in flight on another thread."""
+    deadline = time.monotonic() + within
+    reg = _states[h.session].reg
+    while time.monotonic() < deadline:
+        client = reg.get(server)
+        if client is not None and client.busy:
+            time.sleep(0.05)  # the request is written by now
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{server} never became busy")
 
 
 def gone(pid: int, within: float = 3.0) -> bool:
@@ -379,7 +392,7 @@ def test_server_evicted_mid_call_is_reaped_by_its_caller(agent):
     t = threading.Thread(target=lambda: out.append(call(h.fork(), busy, "sleep",
                                                         '{"seconds": 4}')))
     t.start()
-    time.sleep(0.2)
+    wait_busy(h, busy)
     for i in range(16):  # pushes the busy server out of the LRU
         call(h, f"{TINY} ok {i}", "pid")
     assert busy not in mcp_pids(h)
@@ -401,7 +414,7 @@ def test_close_during_a_call_stops_it(agent):
     t = threading.Thread(target=lambda: out.append(call(h.fork(), srv, "sleep",
                                                         '{"seconds": 30}')))
     t.start()
-    time.sleep(0.3)
+    wait_busy(h, srv)
     t0 = time.monotonic()
     h.close()
     assert time.monotonic() - t0 < 3
@@ -420,7 +433,7 @@ def test_second_caller_waits_for_a_busy_server_boundedly(agent):
     t = threading.Thread(target=lambda: out.append(call(h.fork(), srv, "sleep",
                                                         '{"seconds": 5}')))
     t.start()
-    time.sleep(0.2)
+    wait_busy(h, srv)
     t0 = time.monotonic()
     # queued behind the stuck call, which times out and drops the server:
     # this call then gets a fresh one

@@ -227,10 +227,12 @@ def call_mcp(h, args):
 
     client = reg.touch_get(server)
     if client is not None:
-        got = _acquire(client, timeout)
+        # the call in flight ends within its own timeout: wait that long
+        # (and a margin), never forever
+        got = _acquire(client, timeout + 1.0)
         if got == "busy":
             return err(f"mcp.rpc tools/call: the server is still busy with another "
-                       f"call after {timeout:g} s")
+                       f"call after {timeout + 1.0:g} s")
         if got == "closing":
             client = None
         elif not client.alive():
