@@ -28,9 +28,9 @@ import errno as _errno
 import os
 import stat as _stat
 import threading
-import weakref
 
 from ..core import err, expect_str, ok, openat2
+from ..errors import EffectError
 from ..scope import _is_proc_magic, _openat2_works, scoped, within
 from ..values import os_error_text
 
@@ -39,6 +39,7 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 _BENEATH = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
 _BENEATH_NOLINKS = _BENEATH | RESOLVE_NO_SYMLINKS
+_CLOEXEC = os.O_CLOEXEC
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
@@ -65,40 +66,72 @@ try:
 except OSError:  # pragma: no cover - no procfs
     _PROC_DEV = None
 
-_root_fds: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _root_lock = threading.Lock()
+_HAVE_OPENAT2 = _openat2_works()
 
 
-def _close_fds(fds: dict) -> None:
+class _Roots:
+    """Per session: an ``O_PATH`` descriptor of each scope root, opened once
+    and closed with the session, so the hot path costs one ``openat2`` and
+    one ``fstat``; and, per roots tuple, the entries the fast path scans."""
+
+    __slots__ = ("fds", "tables", "lock", "closed")
+
+    def __init__(self) -> None:
+        self.fds: dict = {}
+        self.tables: dict = {}
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def fd(self, root: str) -> int:
+        fd = self.fds.get(root)
+        if fd is None:
+            with self.lock:
+                if self.closed:
+                    raise EffectError("the handler is closed")
+                fd = self.fds.get(root)
+                if fd is None:
+                    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    self.fds[root] = fd
+        return fd
+
+    def table(self, roots) -> tuple:
+        t = self.tables.get(roots)
+        if t is None:
+            t = tuple((r, r if r.endswith("/") else r + "/", self.fd(r), _has_proc(r))
+                      for r in (roots or ("/",)))
+            self.tables[roots] = t
+        return t
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            fds = list(self.fds.values())
+            self.fds.clear()
+            self.tables.clear()
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _roots(session) -> _Roots:
+    try:
+        return session._lexfast_fs_roots
+    except AttributeError:
+        pass
     with _root_lock:
-        items = list(fds.values())
-        fds.clear()
-    for fd in items:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        r = getattr(session, "_lexfast_fs_roots", None)
+        if r is None:
+            r = _Roots()
+            session._lexfast_fs_roots = r
+            session.on_close(r.close)
+        return r
 
 
 def _root_fd(session, root: str) -> int:
-    """An ``O_PATH`` descriptor of a scope root, kept open for the session
-    (opened once: the hot path then costs one ``openat2`` and one ``fstat``)."""
-    fds = _root_fds.get(session)
-    if fds is not None:
-        fd = fds.get(root)
-        if fd is not None:
-            return fd
-    with _root_lock:
-        fds = _root_fds.get(session)
-        if fds is None:
-            fds = {}
-            _root_fds[session] = fds
-            session.on_close(lambda fds=fds: _close_fds(fds))
-        fd = fds.get(root)
-        if fd is None:
-            fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            fds[root] = fd
-        return fd
+    return _roots(session).fd(root)
 
 
 def _lex_root(path: str, roots) -> str | None:
@@ -124,7 +157,7 @@ def _open_slow(h, path: str, roots, flags: int, resolve: int = _BENEATH) -> int:
 
 
 def _open_resolved(h, resolved: str, root: str, flags: int, resolve: int = _BENEATH) -> int:
-    if not _openat2_works():
+    if not _HAVE_OPENAT2:
         return os.open(resolved, flags | os.O_CLOEXEC)
     rel = resolved[len(root):].lstrip("/") or "."
     try:
@@ -146,20 +179,28 @@ def open_scoped(h, path: str, roots, flags: int) -> int:
     """
     if "\0" in path:
         raise ValueError("file name contained an unexpected NUL byte")
-    if path[:1] == "/" and not path.startswith("/proc") and _openat2_works():
-        root = _lex_root(path, roots)
-        if root is not None:
-            rel = path[len(root):].lstrip("/") if root != "/" else path[1:]
+    if path.startswith("/") and _HAVE_OPENAT2 and not path.startswith("/proc"):
+        try:
+            cache = h.session._lexfast_fs_roots
+        except AttributeError:
+            cache = _roots(h.session)
+        for root, pre, rfd, has_proc in cache.tables.get(roots) or cache.table(roots):
+            if path.startswith(pre):
+                rel = path[len(pre):] or "."
+            elif path == root:
+                rel = "."
+            else:
+                continue
             try:
-                fd = openat2(_root_fd(h.session, root), rel or ".", flags | os.O_CLOEXEC, 0,
-                             _BENEATH)
+                fd = openat2(rfd, rel, flags | _CLOEXEC, 0, _BENEATH)
             except OSError as e:
                 if e.errno not in (_errno.EXDEV, _errno.ELOOP):
                     raise
-            else:
-                if not _has_proc(root) or os.fstat(fd).st_dev != _PROC_DEV:
-                    return fd
+                break
+            if has_proc and os.fstat(fd).st_dev == _PROC_DEV:
                 os.close(fd)  # procfs: let the name-based refusals decide
+                break
+            return fd
     return _open_slow(h, path, roots, flags)
 
 
@@ -196,11 +237,6 @@ def _link_in_scope(path: str, roots) -> bool:
     return scoped(path, roots) is not None
 
 
-def _mtime(st) -> int:
-    s = st.st_mtime_ns // 1_000_000_000
-    return s if s >= 0 else 0
-
-
 # -- fs_walk ops ---------------------------------------------------------------
 
 def _fstat_path(h, path: str):
@@ -212,41 +248,46 @@ def _fstat_path(h, path: str):
         os.close(fd)
 
 
-def _probe(h, path: str, test):
+def _probe(h, path: str, want: int):
     try:
         st = _fstat_path(h, path)
     except _Denied:
         return _read_denied(path)
     except (OSError, ValueError):
         return False  # Path::exists / is_file / is_dir: any error is "no"
-    return test(st.st_mode)
+    return want == 0 or (st.st_mode & 0o170000) == want
 
 
 def fs_exists(h, args):
-    return _probe(h, expect_str(args, 0), lambda m: True)
+    return _probe(h, expect_str(args, 0), 0)
 
 
 def fs_is_file(h, args):
-    return _probe(h, expect_str(args, 0), _stat.S_ISREG)
+    return _probe(h, expect_str(args, 0), _stat.S_IFREG)
 
 
 def fs_is_dir(h, args):
-    return _probe(h, expect_str(args, 0), _stat.S_ISDIR)
+    return _probe(h, expect_str(args, 0), _stat.S_IFDIR)
 
 
 def fs_stat(h, args):
     path = expect_str(args, 0)
     try:
-        st = _fstat_path(h, path)
+        fd = open_scoped(h, path, h.policy.read_roots, _O_PATH)
     except _Denied:
         return _read_denied(path)
     except OSError as e:
         return err(f"fs.stat `{path}`: {os_error_text(e)}")
     except ValueError as e:  # NUL byte
         return err(f"fs.stat `{path}`: {e}")
-    mode = st.st_mode
-    return ok({"size": st.st_size, "mtime": _mtime(st),
-               "is_dir": _stat.S_ISDIR(mode), "is_file": _stat.S_ISREG(mode)})
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    fmt = st.st_mode & 0o170000
+    mtime = int(st.st_mtime)
+    return ok({"size": st.st_size, "mtime": mtime if mtime > 0 else 0,
+               "is_dir": fmt == 0o040000, "is_file": fmt == 0o100000})
 
 
 def _scan(fd: int):
