@@ -11,6 +11,9 @@ What it does beyond the reference's client (DESIGN.md §5):
   ``notifications/initialized`` notification;
 - every request has a deadline; on expiry ``tools/call`` is cancelled
   (``notifications/cancelled``) and the client is dropped;
+- notifications, responses to other ids and stray non-JSON lines on stdout
+  are skipped; a server ``ping`` is answered; a line that starts like a
+  JSON object but does not parse is the reference's ``mcp.rpc: parse`` error;
 - one reply line is capped (``reply_cap``), so a flood cannot exhaust memory;
 - stdout and stderr are read in the calling thread with ``poll`` while a
   request is pending, so a chatty server never blocks on a full pipe, and
@@ -471,13 +474,21 @@ _encode_str = compact_json
 
 
 def _parse(line: bytes):
+    """The JSON value of a line; None for stray output (blank, or not
+    starting like a JSON-RPC object). A broken object fails as the
+    reference's parse error: it was meant to be a message."""
     line = line.strip()
     if not line:
         return None
     try:
         return json.loads(line)
-    except (ValueError, RecursionError):
-        return None
+    except (ValueError, RecursionError) as e:
+        if not line.startswith(b"{"):
+            return None
+        if isinstance(e, RecursionError):
+            e = "recursion limit exceeded"
+        head = line[:120].decode("utf-8", "replace")
+        raise McpError(f"mcp.rpc: parse `{head}`: {e}") from None
 
 
 def _same_id(got, rid: int) -> bool:

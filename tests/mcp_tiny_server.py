@@ -15,6 +15,7 @@ can also misbehave on purpose, for the agent.call_mcp tests.
 - ``ping``: sends a ``ping`` request to the client before each reply and
   answers only once the client has replied to it;
 
+- ``badjson``: answers ``tools/call`` with a truncated JSON object;
 - ``stubborn``: ignores SIGTERM and stays up after its stdin closes;
 - ``grandchild``: starts ``sleep 60`` in its process group (tool
   ``grandchild`` returns its pid).
@@ -85,6 +86,10 @@ for raw in sys.stdin.buffer:
             out.flush()
     if MODE == "die":
         os._exit(3)
+    if MODE == "badjson":
+        out.write(b'{"jsonrpc": "2.0", "id": %d, "result": {"x":\n' % msg["id"])
+        out.flush()
+        continue
     if MODE == "noise":
         out.write(b"this is not json\n\n   \n[1, 2]\n42\n")
         send({"jsonrpc": "2.0", "method": "notifications/message",

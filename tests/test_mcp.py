@@ -269,6 +269,16 @@ def test_server_dying_mid_call(agent):
     assert children() <= before
 
 
+def test_broken_json_message_fails_at_once(agent):
+    h = agent(mcp_timeout_s=20.0)
+    before = children()
+    t0 = time.monotonic()
+    msg = err_text(call(h, f"{TINY} badjson", "add", "{}"))
+    assert time.monotonic() - t0 < 5
+    assert msg.startswith('mcp.rpc: parse `{"jsonrpc": "2.0", "id": 2, "result": {"x":`: ')
+    assert children() <= before
+
+
 def test_rpc_error_from_tiny_server(agent):
     h = agent(mcp_timeout_s=5.0)
     msg = err_text(call(h, f"{TINY} ok", "rpc_error"))
