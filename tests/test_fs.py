@@ -482,3 +482,27 @@ def test_forks_share_scopes_and_close_releases_root_descriptors(make_handler, tr
     assert h.dispatch("fs", "exists", [f"{D}/a.txt"]) is True
     h.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_root_removed_and_made_again_is_opened_afresh(make_handler, tmp_path):
+    W = tmp_path / "W"
+    W.mkdir()
+    (W / "a").write_text("a")
+    h = make_handler(effects=BOTH, fs_read=[W], fs_write=[W])
+    assert h.dispatch("fs", "is_file", [f"{W}/a"]) is True
+    assert h.dispatch("fs", "remove", [str(W)]) == ok(None)
+    assert h.dispatch("fs", "exists", [f"{W}/a"]) is False
+    W.mkdir()
+    (W / "b").write_text("b")
+    assert h.dispatch("fs", "is_file", [f"{W}/b"]) is True
+    assert h.dispatch("fs", "list_dir", [str(W)]) == ok([f"{W}/b"])
+    assert h.dispatch("fs", "walk", [str(W)]) == ok([str(W), f"{W}/b"])
+
+
+def test_one_missing_root_does_not_hide_the_others(make_handler, tmp_path):
+    A = tmp_path / "A"
+    A.mkdir()
+    (A / "f").write_text("f")
+    h = make_handler(effects=WALK, fs_read=[tmp_path / "missing", A])
+    assert h.dispatch("fs", "is_file", [f"{A}/f"]) is True
+    assert h.dispatch("fs", "exists", [f"{tmp_path}/missing/x"]) is False

@@ -98,10 +98,35 @@ class _Roots:
     def table(self, roots) -> tuple:
         t = self.tables.get(roots)
         if t is None:
-            t = tuple((r, r if r.endswith("/") else r + "/", self.fd(r), _has_proc(r))
-                      for r in (roots or ("/",)))
-            self.tables[roots] = t
+            entries, complete = [], True
+            for r in roots or ("/",):
+                try:
+                    fd = self.fd(r)
+                except OSError:  # a root that does not exist (yet): the slow path reports it
+                    complete = False
+                    continue
+                entries.append((r, r if r.endswith("/") else r + "/", fd, _has_proc(r)))
+            t = tuple(entries)
+            if complete:
+                self.tables[roots] = t
         return t
+
+    def forget_if_stale(self, root: str) -> bool:
+        """Drop a cached root whose directory was removed since (so a root
+        made again is opened afresh). True if it was dropped."""
+        with self.lock:
+            fd = self.fds.get(root)
+            if fd is None:
+                return False
+            try:
+                if os.fstat(fd).st_nlink > 0:
+                    return False
+            except OSError:
+                pass
+            del self.fds[root]
+            self.tables.clear()
+        os.close(fd)
+        return True
 
     def close(self) -> None:
         with self.lock:
@@ -134,16 +159,6 @@ def _root_fd(session, root: str) -> int:
     return _roots(session).fd(root)
 
 
-def _lex_root(path: str, roots) -> str | None:
-    if not roots:
-        return "/"
-    for root in roots:
-        if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"
-                                      or root == "/"):
-            return root
-    return None
-
-
 def _has_proc(root: str) -> bool:
     return root == "/" or root == "/proc" or root.startswith("/proc/")
 
@@ -160,12 +175,15 @@ def _open_resolved(h, resolved: str, root: str, flags: int, resolve: int = _BENE
     if not _HAVE_OPENAT2:
         return os.open(resolved, flags | os.O_CLOEXEC)
     rel = resolved[len(root):].lstrip("/") or "."
-    try:
-        return openat2(_root_fd(h.session, root), rel, flags | os.O_CLOEXEC, 0, resolve)
-    except OSError as e:
-        if e.errno == _errno.EXDEV:
-            raise _Denied from None
-        raise
+    for _attempt in (0, 1):
+        try:
+            return openat2(_root_fd(h.session, root), rel, flags | os.O_CLOEXEC, 0, resolve)
+        except OSError as e:
+            if e.errno == _errno.EXDEV:
+                raise _Denied from None
+            if not (e.errno == _errno.ENOENT and _attempt == 0
+                    and _roots(h.session).forget_if_stale(root)):
+                raise
 
 
 def open_scoped(h, path: str, roots, flags: int) -> int:
@@ -194,6 +212,8 @@ def open_scoped(h, path: str, roots, flags: int) -> int:
             try:
                 fd = openat2(rfd, rel, flags | _CLOEXEC, 0, _BENEATH)
             except OSError as e:
+                if e.errno == _errno.ENOENT and cache.forget_if_stale(root):
+                    break  # the root was removed and perhaps made again
                 if e.errno not in (_errno.EXDEV, _errno.ELOOP):
                     raise
                 break

@@ -71,7 +71,7 @@ class _State:
         with self.lock:
             if self.closing:
                 raise EffectError("the handler is closed")
-            if self.pump is None:
+            if self.pump is None or self.pump.quitting:
                 self.pump = _Pump()
             return self.pump
 
@@ -92,10 +92,11 @@ class _State:
     def on_close(self) -> None:
         with self.lock:
             self.closing = True
-            pump, self.pump = self.pump, None
             live = list(self.live)
         for proc in live:  # anything the registry no longer held
             _terminate(self, proc)
+        with self.lock:
+            pump, self.pump = self.pump, None
         if pump is not None:
             pump.quit()
 
@@ -331,10 +332,10 @@ class _Pump:
     def _command(self, proc, cmd, timeout: float = 5.0) -> None:
         done = threading.Event()
         with self.lock:
-            if self.quitting and cmd != "quit":
-                return
+            if self.quitting:
+                return  # the pump has released everything already
             self.cmds.append((proc, cmd, done))
-        os.eventfd_write(self.wake, 1)
+            os.eventfd_write(self.wake, 1)  # under the lock: the pump closes it under the lock
         if threading.current_thread() is not self.thread:
             done.wait(timeout)
 
@@ -394,6 +395,30 @@ class _Pump:
             self._close(proc, "in")  # EOF for the child
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            # Whatever ended the loop, no reader may wait for this pump again.
+            with self.lock:
+                self.quitting = True
+                procs = list(self.procs)
+                cmds = list(self.cmds)
+                self.cmds.clear()
+            for p in procs:
+                try:
+                    self._release(p)
+                except Exception:
+                    p.close_fds()
+            with self.lock:
+                try:
+                    self.ep.close()
+                    os.close(self.wake)
+                except OSError:
+                    pass
+            for _p, _c, done in cmds:
+                done.set()
+
+    def _loop(self) -> None:
         while True:
             try:
                 events = self.ep.poll()
@@ -437,13 +462,7 @@ class _Pump:
                     self._release(proc)
                 elif cmd == "quit":
                     with self.lock:
-                        self.quitting = True
-                        procs = list(self.procs)
-                    for p in procs:
-                        self._release(p)
-                    done.set()
-                    self.ep.close()
-                    os.close(self.wake)
+                        self.cmds.appendleft((proc, cmd, done))  # set in _run's cleanup
                     return
                 done.set()
 
