@@ -60,8 +60,9 @@ def core_handler(name, policy, pure=None, rows=None):
     twin is measured as a whole (not the compiled Row behind a twin dispatch)."""
     impl = _core if name == "compiled" else _twin
     table = default_table().with_rows(rows or [])
-    ops = {k: {o: impl.Row(k, o, r.gate, r.fn) for o, r in d.items()} for k, d in table.ops.items()}
-    wild = {k: impl.Row(k, "*", r.gate, r.fn) for k, r in table.wildcards.items()}
+    ops = {k: {o: impl.Row(k, o, r.gate, r.fn, r.index) for o, r in d.items()}
+           for k, d in table.ops.items()}
+    wild = {k: impl.Row(k, "*", r.gate, r.fn, r.index) for k, r in table.wildcards.items()}
     effects = types.SimpleNamespace(ops=ops, wildcards=wild)
 
     class H(impl.HandlerCore):
@@ -351,3 +352,30 @@ def test_registry_remove(benchmark, name):
             r[1] = None
             del r[1]
     benchmark(op)
+
+
+# -- statistics -------------------------------------------------------------------------
+
+DIFF_TARGETS = [
+    # (group, subject, baseline, max extra nanoseconds per call, medians)
+    ("stats-counting", "test_dispatch_counting[compiled-counting]",
+     "test_dispatch_counting[compiled-no-stats]", 5.0),
+]
+
+
+@pytest.mark.parametrize("name", [f"{i}-{m}" for i in IMPLS for m in ("no-stats", "counting", "timing")])
+def test_dispatch_counting(benchmark, name):
+    """What the always-on counters (and opt-in timing) add to one dispatch."""
+    benchmark.group = "stats-counting"
+    impl, _, mode = name.partition("-")
+    table = default_table().with_rows([("proc", "spawn", "proc", noop)])
+    h = DefaultHandler(Policy(allow_effects=["proc"]), table=table,
+                       stats=mode != "no-stats", timing=mode == "timing")
+    if impl == "twin":
+        h = core_handler("twin", Policy(allow_effects=["proc"]), rows=[("proc", "spawn", "proc", noop)])
+        if mode != "no-stats":
+            state = list(h._core_state())
+            state[4] = _twin.Stats(len(table.names), mode == "timing")
+            h._setup(*state)
+    args = ["true", []]
+    assert benchmark(h.dispatch, "proc", "spawn", args) is None

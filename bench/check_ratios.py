@@ -6,7 +6,9 @@ against a pytest-benchmark JSON file, and print them as a Markdown table.
 A target is ``(group, subject, baseline, max_ratio)`` or, to compare costs
 over a common floor, ``(group, subject, baseline, max_ratio, floor)``: then
 the ratio is ``(subject - floor) / (baseline - floor)``. Medians throughout.
-Exits 1 when a ratio misses its target by more than the slack (default 25%).
+``DIFF_TARGETS`` entries ``(group, subject, baseline, max_ns)`` bound the
+extra nanoseconds per call instead. Exits 1 when a target is missed by more
+than the slack (default 25%).
 Targets whose benchmarks are absent from the file are reported, not failed.
 """
 
@@ -32,7 +34,9 @@ def load_targets() -> list[tuple]:
             print(f"note: {path.name} not imported ({type(e).__name__}: {e})", file=sys.stderr)
             continue
         for t in getattr(mod, "RATIO_TARGETS", []):
-            targets.append((path.name,) + tuple(t))
+            targets.append((path.name, "ratio") + tuple(t))
+        for t in getattr(mod, "DIFF_TARGETS", []):
+            targets.append((path.name, "diff") + tuple(t))
     return targets
 
 
@@ -53,22 +57,27 @@ def main(argv=None) -> int:
 
     rows, failed, missing = [], 0, 0
     for target in load_targets():
-        module, group, subject, baseline, limit = target[:5]
-        floor = target[5] if len(target) > 5 else None
+        module, how, group, subject, baseline, limit = target[:6]
+        floor = target[6] if len(target) > 6 else None
         s, b = med(group, subject), med(group, baseline)
         f = med(group, floor) if floor else 0.0
+        want = f"≤ {limit:g}" + (" ns extra" if how == "diff" else "")
         if s is None or b is None or (floor and f is None):
             missing += 1
-            rows.append((group, subject, baseline, "—", f"≤ {limit:g}", "not run"))
+            rows.append((group, subject, baseline, "—", want, "not run"))
             continue
-        ratio = (s - f) / (b - f) if b - f > 0 else float("inf")
-        ok = ratio <= limit * (1 + ns.slack)
-        status = "ok" if ratio <= limit else ("ok (within slack)" if ok else "MISSED")
+        if how == "diff":
+            value = (s - b) * 1e9
+            label = f"{value:+.1f} ns"
+        else:
+            value = (s - f) / (b - f) if b - f > 0 else float("inf")
+            label = f"{value:.3f}" + (" (over floor)" if floor else "")
+        ok = value <= limit * (1 + ns.slack)
+        status = "ok" if value <= limit else ("ok (within slack)" if ok else "MISSED")
         failed += not ok
-        label = f"{ratio:.3f}" + (" (over floor)" if floor else "")
-        rows.append((group, subject, baseline, label, f"≤ {limit:g}", status))
+        rows.append((group, subject, baseline, label, want, status))
 
-    lines = ["| group | lexfast | against | ratio | target | |", "|---|---|---|---|---|---|"]
+    lines = ["| group | lexfast | against | measured | target | |", "|---|---|---|---|---|---|"]
     lines += [f"| {g} | `{s}` | `{b}` | {r} | {t} | {st} |" for g, s, b, r, t, st in rows]
     print("\n".join(lines))
     if not ns.markdown:

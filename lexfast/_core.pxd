@@ -1,5 +1,13 @@
 # C-level declarations of the compiled core, for other Cython modules.
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
+
+
+ctypedef struct EffectStat:
+    int64_t calls
+    int64_t denials
+    int64_t errors
+    int64_t total_ns
+    int64_t max_ns
 
 
 cdef class Variant:
@@ -14,8 +22,18 @@ cdef class Row:
     cdef readonly tuple gate
     cdef readonly object fn
     cdef readonly uint64_t mask
+    cdef readonly Py_ssize_t index
     cdef tuple _gate_bits
     cdef tuple _denials
+
+
+cdef class Stats:
+    cdef EffectStat* rows
+    cdef Py_ssize_t n
+    cdef bint timing
+    cdef Py_ssize_t _shape[1]
+    cdef Py_ssize_t _strides[1]
+    cdef int _exports
 
 
 cdef class _Node:
@@ -42,6 +60,9 @@ cdef class BudgetPool:
 
 
 cdef class HandlerCore:
+    cdef Stats _stats
+    cdef EffectStat* _stat_rows
+    cdef Py_ssize_t _stat_n
     cdef object _policy
     cdef uint64_t _allowed
     cdef dict _table

@@ -91,15 +91,29 @@ class BudgetPool:
         """Deduct ``cost`` or raise ``BudgetExceeded`` without deducting."""
 
 class Row:
-    """One effect table row: ``(kind, op)`` gated on ``gate``, performed by ``fn``."""
+    """One effect table row: ``(kind, op)`` gated on ``gate``, performed by ``fn``;
+    ``index`` is its row in the session's ``Stats``."""
 
     kind: str
     op: str
     gate: tuple[str, ...]
     fn: Callable[[Any, list[Any]], Any]
     mask: int
+    index: int
     def __init__(self, kind: str, op: str, gate: tuple[str, ...],
-                 fn: Callable[[Any, list[Any]], Any]) -> None: ...
+                 fn: Callable[[Any, list[Any]], Any], index: int = -1) -> None: ...
+
+class Stats:
+    """Per-row counters (calls, denials, errors, total_ns, max_ns; int64 each)
+    in one C array, exported read-only through the buffer protocol as
+    ``5 * len(self)`` int64s."""
+
+    timing: bool
+    def __init__(self, n: int, timing: bool = False) -> None: ...
+    def __len__(self) -> int: ...
+    def reset(self) -> None: ...
+    def row(self, i: int) -> dict[str, int]: ...
+    def bump(self, i: int, field: str, amount: int = 1) -> None: ...
 
 class HandlerCore:
     """The compiled half of ``DefaultHandler``."""
@@ -118,8 +132,9 @@ class HandlerCore:
         """Deduct ``cost`` from the shared pool; ``BudgetExceeded`` without
         deducting when it would go below zero; a no-op with no ceiling."""
     def _setup(self, policy: Any, effects: Any, pool: BudgetPool,
-               pure: dict[str, dict[str, Callable[[list[Any]], Any]]] | None) -> None: ...
-    def _core_state(self) -> tuple[Any, Any, BudgetPool, Any]: ...
+               pure: dict[str, dict[str, Callable[[list[Any]], Any]]] | None,
+               stats: Stats | None = None) -> None: ...
+    def _core_state(self) -> tuple[Any, Any, BudgetPool, Any, Stats | None]: ...
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
     """``openat2(2)``: a new descriptor, or ``OSError``."""

@@ -13,8 +13,11 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.exc cimport PyErr_ExceptionMatches, PyErr_Fetch, PyErr_NormalizeException
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_XDECREF
-from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport strerror
+from cpython.buffer cimport PyBUF_WRITABLE
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset, strerror
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .errors import BudgetExceeded, EffectError, PolicyDenied
 from .policy import KIND_BIT
@@ -399,7 +402,7 @@ cdef class Row:
     """One effect: ``(kind, op)`` gated on ``gate`` (kinds, all required, in
     order), performed by ``fn(handler, args)``."""
 
-    def __init__(self, str kind, str op, tuple gate, fn):
+    def __init__(self, str kind, str op, tuple gate, fn, Py_ssize_t index=-1):
         cdef uint64_t mask = 0
         unknown = [g for g in gate if g not in KIND_BIT]
         if unknown:
@@ -411,12 +414,107 @@ cdef class Row:
         self.gate = gate
         self.fn = fn
         self.mask = mask
+        self.index = index
         self._gate_bits = tuple(KIND_BIT[g] for g in gate)
         # The denial messages, made once: a refused call is common in agent code.
         self._denials = tuple(f"effect `{g}` not in --allow-effects" for g in gate)
 
     def __repr__(self):
         return f"Row({self.kind!r}, {self.op!r}, gate={self.gate!r})"
+
+
+# -- statistics ------------------------------------------------------------------
+
+cdef inline int64_t _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef class Stats:
+    """Per-row counters of a session: ``calls, denials, errors, total_ns,
+    max_ns`` (int64 each) for every row of its effect table, in a C array.
+    Exposed read-only through the buffer protocol as ``5 * len(self)`` int64s,
+    so numpy can view it without copying. Counting is always on (a few ns);
+    timing (two clock reads per call) only when ``timing`` is set."""
+
+    def __cinit__(self, Py_ssize_t n, bint timing=False):
+        if n < 0:
+            raise ValueError("Stats: n must be >= 0")
+        self.rows = <EffectStat*>calloc(n if n > 0 else 1, sizeof(EffectStat))
+        if self.rows is NULL:
+            raise MemoryError()
+        self.n = n
+        self.timing = timing
+        self._exports = 0
+
+    def __dealloc__(self):
+        free(self.rows)
+        self.rows = NULL
+
+    def __len__(self):
+        return self.n
+
+    @property
+    def timing(self):
+        return self.timing
+
+    @timing.setter
+    def timing(self, bint value):
+        self.timing = value
+
+    def reset(self):
+        memset(self.rows, 0, (self.n if self.n > 0 else 1) * sizeof(EffectStat))
+
+    def row(self, Py_ssize_t i):
+        """The counters of row ``i`` as a dict."""
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        cdef EffectStat* st = &self.rows[i]
+        return {"calls": st.calls, "denials": st.denials, "errors": st.errors,
+                "total_ns": st.total_ns, "max_ns": st.max_ns}
+
+    def bump(self, Py_ssize_t i, str field, int64_t amount=1):
+        """Add to one counter (the slow dispatch paths count through this)."""
+        if not 0 <= i < self.n:
+            return
+        cdef EffectStat* st = &self.rows[i]
+        if field == "calls":
+            st.calls += amount
+        elif field == "denials":
+            st.denials += amount
+        elif field == "errors":
+            st.errors += amount
+        else:
+            raise ValueError(f"Stats.bump: unknown field {field!r}")
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("Stats is read-only; use reset()")
+        self._shape[0] = self.n * 5
+        self._strides[0] = sizeof(int64_t)
+        buffer.buf = <void*>self.rows
+        buffer.obj = self
+        buffer.len = self.n * sizeof(EffectStat)
+        buffer.readonly = 1
+        buffer.itemsize = sizeof(int64_t)
+        buffer.format = "q"
+        buffer.ndim = 1
+        buffer.shape = self._shape
+        buffer.strides = self._strides
+        buffer.suboffsets = NULL
+        buffer.internal = NULL
+        self._exports += 1
+
+    def __releasebuffer__(self, Py_buffer *buffer):
+        self._exports -= 1
+
+
+cdef inline void _count_time(EffectStat* st, int64_t t0) noexcept nogil:
+    cdef int64_t dt = _now_ns() - t0
+    st.total_ns += dt
+    if dt > st.max_ns:
+        st.max_ns = dt
 
 
 cdef int _effect_failed(object kind, object op) except -1:
@@ -455,16 +553,19 @@ cdef class HandlerCore:
     """The hot part of ``DefaultHandler``: the pure table, the effect table,
     the policy gate and the budget pool."""
 
-    def _setup(self, policy, effects, BudgetPool pool not None, pure):
+    def _setup(self, policy, effects, BudgetPool pool not None, pure, Stats stats=None):
         self._policy = policy
         self._allowed = policy.mask
         self._effects = effects
         self._table = effects.ops
         self._pool = pool
         self._pure = pure if pure else None
+        self._stats = stats
+        self._stat_rows = stats.rows if stats is not None else NULL
+        self._stat_n = stats.n if stats is not None else 0
 
     def _core_state(self):
-        return (self._policy, self._effects, self._pool, self._pure)
+        return (self._policy, self._effects, self._pool, self._pure, self._stats)
 
     @property
     def policy(self):
@@ -482,6 +583,8 @@ cdef class HandlerCore:
         cdef PyObject* p
         cdef PyObject* r
         cdef Row row
+        cdef EffectStat* st = NULL
+        cdef int64_t t0
         if not PyList_CheckExact(args):
             args = coerce_args(args)
         if self._pure is not None and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
@@ -503,10 +606,22 @@ cdef class HandlerCore:
                 p = PyDict_GetItem(<object>p, op)
                 if p is not NULL:
                     row = <Row>p
+                    if 0 <= row.index < self._stat_n:
+                        st = &self._stat_rows[row.index]
+                        st.calls += 1
                     if row.mask & ~self._allowed:
+                        if st is not NULL:
+                            st.denials += 1
                         raise _denied(row, self._allowed)
-                    r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+                    if st is not NULL and self._stats.timing:
+                        t0 = _now_ns()
+                        r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+                        _count_time(st, t0)
+                    else:
+                        r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
                     if r is NULL:
+                        if st is not NULL:
+                            st.errors += 1
                         _effect_failed(kind, op)
                     result = <object>r
                     Py_DECREF(result)

@@ -61,13 +61,22 @@ def dispatch_miss(handler, effects, kind, op, args):
     gate_kind, message = _UNKNOWN_OP_AFTER_GATE.get(kind, (kind, "unsupported effect {kind}.{op}"))
     wild = effects.wildcards.get(kind)
     if wild is not None:
+        stats = handler._core_state()[4]
+        if stats is not None:
+            stats.bump(wild.index, "calls")
         if wild.mask & ~policy.mask:
+            if stats is not None:
+                stats.bump(wild.index, "denials")
             raise denied(wild.gate, policy)
         try:
             return wild.fn(handler, args)
         except EffectError:
+            if stats is not None:
+                stats.bump(wild.index, "errors")
             raise
         except Exception as e:
+            if stats is not None:
+                stats.bump(wild.index, "errors")
             raise internal_error(kind, op, e) from e
     if gate_kind not in policy.allow_effects:
         raise PolicyDenied(f"effect `{gate_kind}` not in --allow-effects", effect=gate_kind)

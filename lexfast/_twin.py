@@ -7,10 +7,12 @@ The test suite runs every test against both (``tests/conftest.py``).
 
 from __future__ import annotations
 
+import array
 import ctypes
 import itertools
 import os
 import threading
+import time
 
 from .errors import BudgetExceeded, EffectError
 from .policy import KIND_BIT
@@ -315,13 +317,56 @@ def _check_cost(cost) -> int:
 
 # -- the dispatch table row and the handler core ------------------------------
 
+class Stats:
+    """Per-row counters of a session (``calls, denials, errors, total_ns,
+    max_ns`` for each row), as one int64 array numpy can view without copying."""
+
+    __slots__ = ("rows", "n", "timing")
+
+    def __init__(self, n: int, timing: bool = False):
+        if n < 0:
+            raise ValueError("Stats: n must be >= 0")
+        self.rows = array.array("q", bytes(8 * 5 * n))
+        self.n = n
+        self.timing = bool(timing)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def reset(self) -> None:
+        self.rows[:] = array.array("q", bytes(8 * 5 * self.n))
+
+    def row(self, i: int) -> dict:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        r = self.rows
+        b = 5 * i
+        return {"calls": r[b], "denials": r[b + 1], "errors": r[b + 2],
+                "total_ns": r[b + 3], "max_ns": r[b + 4]}
+
+    def bump(self, i: int, field: str, amount: int = 1) -> None:
+        if not 0 <= i < self.n:
+            return
+        try:
+            off = ("calls", "denials", "errors").index(field)
+        except ValueError:
+            raise ValueError(f"Stats.bump: unknown field {field!r}") from None
+        self.rows[5 * i + off] += amount
+
+    def __buffer__(self, flags):  # pragma: no cover - Python >= 3.12
+        return memoryview(self.rows).toreadonly()
+
+    def memoryview(self) -> memoryview:
+        return memoryview(self.rows).toreadonly()
+
+
 class Row:
     """One effect: ``(kind, op)`` gated on ``gate`` (kinds, all required, in
     order), performed by ``fn(handler, args)``."""
 
-    __slots__ = ("kind", "op", "gate", "fn", "mask")
+    __slots__ = ("kind", "op", "gate", "fn", "mask", "index")
 
-    def __init__(self, kind: str, op: str, gate: tuple, fn):
+    def __init__(self, kind: str, op: str, gate: tuple, fn, index: int = -1):
         unknown = [g for g in gate if g not in KIND_BIT]
         if unknown:
             raise ValueError(f"Row {kind}.{op}: gate kind(s) {unknown} not in KNOWN_EFFECTS")
@@ -329,6 +374,7 @@ class Row:
         self.op = op
         self.gate = tuple(gate)
         self.fn = fn
+        self.index = index
         self.mask = 0
         for g in gate:
             self.mask |= KIND_BIT[g]
@@ -347,17 +393,21 @@ class HandlerCore:
     _effects = None
     _pool = None
     _pure = None
+    _stats = None
+    _stat_rows = None
 
-    def _setup(self, policy, effects, pool, pure) -> None:
+    def _setup(self, policy, effects, pool, pure, stats=None) -> None:
         self._policy = policy
         self._allowed = policy.mask
         self._effects = effects
         self._table = effects.ops
         self._pool = pool
         self._pure = pure or None
+        self._stats = stats
+        self._stat_rows = stats.rows if stats is not None else None
 
     def _core_state(self):
-        return (self._policy, self._effects, self._pool, self._pure)
+        return (self._policy, self._effects, self._pool, self._pure, self._stats)
 
     @property
     def policy(self):
@@ -393,14 +443,33 @@ class HandlerCore:
         row = ops.get(op) if ops is not None and type(op) is str else None
         if row is None:
             return dispatch_miss(self, self._effects, kind, op, args)
+        counters = self._stat_rows
+        base = -1
+        if counters is not None and 0 <= row.index < self._stats.n:
+            base = 5 * row.index
+            counters[base] += 1
         if row.mask & ~self._allowed:
+            if base >= 0:
+                counters[base + 1] += 1
             raise denied(row.gate, self._policy)
+        timed = base >= 0 and self._stats.timing
+        t0 = time.monotonic_ns() if timed else 0
         try:
             return row.fn(self, args)
         except EffectError:
+            if base >= 0:
+                counters[base + 2] += 1
             raise
         except Exception as e:
+            if base >= 0:
+                counters[base + 2] += 1
             raise internal_error(kind, op, e) from e
+        finally:
+            if timed:
+                dt = time.monotonic_ns() - t0
+                counters[base + 3] += dt
+                if dt > counters[base + 4]:
+                    counters[base + 4] = dt
 
     def note_call_budget(self, cost) -> None:
         pool = self._pool

@@ -39,5 +39,6 @@ next_handle = _impl.next_handle
 LRURegistry = _impl.LRURegistry
 BudgetPool = _impl.BudgetPool
 Row = _impl.Row
+Stats = _impl.Stats
 HandlerCore = _impl.HandlerCore
 openat2 = _impl.openat2

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .core import BudgetPool, HandlerCore, LRURegistry
+from .core import BudgetPool, HandlerCore, LRURegistry, Stats
 from .errors import EffectError
 from .policy import Policy
 from .table import EffectTable, default_table
@@ -209,17 +209,20 @@ class DefaultHandler(HandlerCore):
 
     def __init__(self, policy: Policy | None = None, *, sink=None, read_root=None,
                  program=None, runner=None, pure: Mapping | None = None,
-                 table: EffectTable | None = None, limits: Limits | None = None) -> None:
+                 table: EffectTable | None = None, limits: Limits | None = None,
+                 stats: bool = True, timing: bool = False) -> None:
         if policy is None:
             policy = Policy.pure()
         elif not isinstance(policy, Policy):
             raise TypeError(f"policy must be a lexfast.Policy, not {type(policy).__name__}")
         if limits is None:
             limits = Limits()
+        if table is None:
+            table = default_table()
         self.session = Session(sink if sink is not None else StdoutSink(),
                                _resolve_root(read_root), program, runner, limits)
-        self._setup(policy, table if table is not None else default_table(),
-                    BudgetPool(policy.budget), _pure_table(pure))
+        counters = Stats(len(table.names), timing) if stats else None
+        self._setup(policy, table, BudgetPool(policy.budget), _pure_table(pure), counters)
 
     # -- configuration (builders return the handler) ----------------------
     def with_sink(self, sink) -> DefaultHandler:
@@ -240,11 +243,61 @@ class DefaultHandler(HandlerCore):
 
     def register_pure(self, kind: str, op: str, fn: Callable) -> DefaultHandler:
         """Add a pure builtin to this handler (forks made later share it)."""
-        policy, effects, pool, pure = self._core_state()
+        policy, effects, pool, pure, counters = self._core_state()
         merged = {(k, o): f for k, ops in (pure or {}).items() for o, f in ops.items()}
         merged[(kind, op)] = fn
-        self._setup(policy, effects, pool, _pure_table(merged))
+        self._setup(policy, effects, pool, _pure_table(merged), counters)
         return self
+
+    # -- statistics -------------------------------------------------------------
+    def stats(self):
+        """Per-``(kind, op)`` counters of this session (shared by its forks) as
+        a read-only numpy structured array (fields ``calls``, ``denials``,
+        ``errors``, ``total_ns``, ``max_ns``) that views the core's counters
+        without copying: it stays live. Row ``i`` is ``self.stats_names()[i]``.
+        ``total_ns``/``max_ns`` stay 0 unless timing is on. numpy is imported
+        here, on first use, never by ``import lexfast``."""
+        from .stats import view
+        counters = self._core_state()[4]
+        if counters is None:
+            raise EffectError("statistics are off for this handler (stats=False)")
+        return view(counters)
+
+    def stats_names(self) -> list[str]:
+        """``kind.op`` for each row of :meth:`stats`."""
+        return list(self.table.names)
+
+    def stats_table(self, nonzero: bool = True) -> list[dict]:
+        """The counters as a list of dicts with ``effect`` names (no numpy)."""
+        counters = self._core_state()[4]
+        if counters is None:
+            return []
+        out = []
+        for i, name in enumerate(self.table.names):
+            row = counters.row(i)
+            if nonzero and not row["calls"]:
+                continue
+            out.append({"effect": name, **row})
+        return out
+
+    def reset_stats(self) -> None:
+        counters = self._core_state()[4]
+        if counters is not None:
+            counters.reset()
+
+    @property
+    def timing(self) -> bool:
+        """Whether each dispatch is timed into ``total_ns``/``max_ns`` (two
+        clock reads, some 40 ns; off by default)."""
+        counters = self._core_state()[4]
+        return bool(counters is not None and counters.timing)
+
+    @timing.setter
+    def timing(self, on: bool) -> None:
+        counters = self._core_state()[4]
+        if counters is None:
+            raise EffectError("statistics are off for this handler (stats=False)")
+        counters.timing = bool(on)
 
     @property
     def sink(self):

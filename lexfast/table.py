@@ -22,28 +22,33 @@ class EffectTable:
     """An immutable set of rows. ``ops[kind][op]`` is the ``Row`` the core
     looks up; ``wildcards[kind]`` serves any op of ``kind``."""
 
-    __slots__ = ("ops", "wildcards")
+    __slots__ = ("ops", "wildcards", "names", "_rows")
 
     def __init__(self, rows: Iterable[RowSpec]):
+        specs: dict[tuple[str, str], RowSpec] = {}
+        for spec in rows:  # a later row for the same (kind, op) replaces an earlier one
+            specs[(spec[0], spec[1])] = spec
         ops: dict[str, dict[str, Row]] = {}
         wildcards: dict[str, Row] = {}
-        for spec in rows:
-            kind, op, gate, fn = spec
+        ordered: list = []
+        for index, (kind, op, gate, fn) in enumerate(specs.values()):
             gate = (gate,) if isinstance(gate, str) else tuple(gate)
             if not callable(fn):
                 raise TypeError(f"row {kind}.{op}: function is not callable")
-            row = Row(kind, op, gate, fn)
+            row = Row(kind, op, gate, fn, index)
+            ordered.append(row)
             if op == "*":
                 wildcards[kind] = row
             else:
                 ops.setdefault(kind, {})[op] = row
         self.ops = ops
         self.wildcards = wildcards
+        self._rows = ordered
+        #: ``kind.op`` of each row, by its index (the rows of ``handler.stats()``)
+        self.names = [f"{r.kind}.{r.op}" for r in ordered]
 
     def rows(self) -> list:
-        out = [r for ops in self.ops.values() for r in ops.values()]
-        out.extend(self.wildcards.values())
-        return out
+        return list(self._rows)
 
     def with_rows(self, rows: Iterable[RowSpec]) -> EffectTable:
         """A new table: this one with ``rows`` added or replacing same-named ones
