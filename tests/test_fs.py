@@ -506,3 +506,55 @@ def test_one_missing_root_does_not_hide_the_others(make_handler, tmp_path):
     h = make_handler(effects=WALK, fs_read=[tmp_path / "missing", A])
     assert h.dispatch("fs", "is_file", [f"{A}/f"]) is True
     assert h.dispatch("fs", "exists", [f"{tmp_path}/missing/x"]) is False
+
+
+@pytest.mark.parametrize("op", ["stat", "is_file", "exists", "copy"])
+def test_a_file_swapped_for_a_symlink_cannot_escape(make_handler, tree, monkeypatch, op):
+    D, out = tree / "D", tree / "out"
+    h = make_handler(effects=BOTH, fs_read=[D], fs_write=[D])
+    monkeypatch.chdir(D)
+    args = ["a.txt", "copied.txt"] if op == "copy" else ["a.txt"]
+    _swap_on_open(monkeypatch, D / "a.txt", out / "secret")
+    assert h.dispatch("fs", op, args) == denied_read("a.txt")
+    assert not (D / "copied.txt").exists()
+
+
+def test_absolute_symlinks_that_stay_inside_are_followed(make_handler, tree):
+    D = tree / "D"
+    (D / "abs_in").symlink_to(D / "sub")  # absolute: the kernel's fast path refuses it
+    h = make_handler(effects=BOTH, fs_read=[D], fs_write=[D])
+    assert h.dispatch("fs", "stat", [f"{D}/abs_in/b.txt"]).args[0]["size"] == 2
+    assert h.dispatch("fs", "list_dir", [f"{D}/abs_in"]) == ok([f"{D}/abs_in/b.txt"])
+    assert h.dispatch("fs", "copy", [f"{D}/abs_in/b.txt", f"{D}/abs_in/c.txt"]) == ok(None)
+    assert (D / "sub" / "c.txt").read_text() == "sb"
+
+
+def test_a_root_descriptor_dropped_mid_open_is_not_trusted(make_handler, tree, monkeypatch):
+    """The number of a root descriptor closed (and reused for another
+    directory) between reading it and using it must not serve the open."""
+    D, out = tree / "D", tree / "out"
+    h = make_handler(effects=WALK, fs_read=[D])
+    assert h.dispatch("fs", "is_file", [f"{D}/a.txt"]) is True
+    cache = h.session._lexfast_fs_roots
+    real_openat2 = fsmod.openat2
+    hijacked, hijacked_fd = [], []
+
+    def racing(dirfd, path, *a):
+        if not hijacked:
+            hijacked.append(1)
+            # another thread drops the root and the number now names `out`
+            with cache.lock:
+                del cache.fds[os.path.realpath(D)]
+                cache.tables.clear()
+                cache.epoch += 1
+            other = os.open(out, os.O_PATH | os.O_DIRECTORY)
+            os.dup2(other, dirfd)
+            os.close(other)
+            hijacked_fd.append(dirfd)
+        return real_openat2(dirfd, path, *a)
+
+    (out / "a.txt").write_text("outside, longer")
+    monkeypatch.setattr(fsmod, "openat2", racing)
+    r = h.dispatch("fs", "stat", [f"{D}/a.txt"])
+    assert r.args[0]["size"] == len("payload")  # D's file, never out's
+    os.close(hijacked_fd[0]) if hijacked_fd else None

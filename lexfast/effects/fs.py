@@ -73,15 +73,21 @@ _HAVE_OPENAT2 = _openat2_works()
 class _Roots:
     """Per session: an ``O_PATH`` descriptor of each scope root, opened once
     and closed with the session, so the hot path costs one ``openat2`` and
-    one ``fstat``; and, per roots tuple, the entries the fast path scans."""
+    one ``fstat``; and, per roots tuple, the entries the fast path scans.
 
-    __slots__ = ("fds", "tables", "lock", "closed")
+    ``epoch`` moves (before any descriptor is closed) whenever one is dropped:
+    an open that read a descriptor number before the move is thrown away, so
+    a number closed and reused for something else meanwhile is never trusted.
+    """
+
+    __slots__ = ("fds", "tables", "lock", "closed", "epoch")
 
     def __init__(self) -> None:
         self.fds: dict = {}
         self.tables: dict = {}
         self.lock = threading.Lock()
         self.closed = False
+        self.epoch = 0
 
     def fd(self, root: str) -> int:
         fd = self.fds.get(root)
@@ -125,12 +131,14 @@ class _Roots:
                 pass
             del self.fds[root]
             self.tables.clear()
+            self.epoch += 1
         os.close(fd)
         return True
 
     def close(self) -> None:
         with self.lock:
             self.closed = True
+            self.epoch += 1
             fds = list(self.fds.values())
             self.fds.clear()
             self.tables.clear()
@@ -175,15 +183,23 @@ def _open_resolved(h, resolved: str, root: str, flags: int, resolve: int = _BENE
     if not _HAVE_OPENAT2:
         return os.open(resolved, flags | os.O_CLOEXEC)
     rel = resolved[len(root):].lstrip("/") or "."
-    for _attempt in (0, 1):
+    cache = _roots(h.session)
+    for attempt in (0, 1, 2):
+        epoch = cache.epoch
         try:
-            return openat2(_root_fd(h.session, root), rel, flags | os.O_CLOEXEC, 0, resolve)
+            fd = openat2(cache.fd(root), rel, flags | os.O_CLOEXEC, 0, resolve)
         except OSError as e:
+            if cache.epoch != epoch and attempt < 2:
+                continue
             if e.errno == _errno.EXDEV:
                 raise _Denied from None
-            if not (e.errno == _errno.ENOENT and _attempt == 0
-                    and _roots(h.session).forget_if_stale(root)):
-                raise
+            if e.errno == _errno.ENOENT and attempt == 0 and cache.forget_if_stale(root):
+                continue
+            raise
+        if cache.epoch == epoch:
+            return fd
+        os.close(fd)  # the root descriptor was dropped meanwhile: do not trust it
+    raise _Denied
 
 
 def open_scoped(h, path: str, roots, flags: int) -> int:
@@ -202,6 +218,7 @@ def open_scoped(h, path: str, roots, flags: int) -> int:
             cache = h.session._lexfast_fs_roots
         except AttributeError:
             cache = _roots(h.session)
+        epoch = cache.epoch
         for root, pre, rfd, has_proc in cache.tables.get(roots) or cache.table(roots):
             if path.startswith(pre):
                 rel = path[len(pre):] or "."
@@ -212,13 +229,15 @@ def open_scoped(h, path: str, roots, flags: int) -> int:
             try:
                 fd = openat2(rfd, rel, flags | _CLOEXEC, 0, _BENEATH)
             except OSError as e:
+                if cache.epoch != epoch:
+                    break
                 if e.errno == _errno.ENOENT and cache.forget_if_stale(root):
                     break  # the root was removed and perhaps made again
                 if e.errno not in (_errno.EXDEV, _errno.ELOOP):
                     raise
                 break
-            if has_proc and os.fstat(fd).st_dev == _PROC_DEV:
-                os.close(fd)  # procfs: let the name-based refusals decide
+            if cache.epoch != epoch or (has_proc and os.fstat(fd).st_dev == _PROC_DEV):
+                os.close(fd)  # a dropped root descriptor, or procfs: the slow path decides
                 break
             return fd
     return _open_slow(h, path, roots, flags)
