@@ -4,20 +4,20 @@
 # and again on the pure-Python twin. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${LEXFAST_TEST_VENV:-.venv-test}
+venv=$(realpath -m "${LEXFAST_TEST_VENV:-.venv-test}")
 extras=${LEXFAST_TEST_EXTRAS:-test}
 python3 -m venv --clear "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 LEXFAST_REQUIRE_EXTENSIONS=1 "$venv/bin/python" -m pip install -q ".[$extras]"
 # Run the installed package: importlib mode (pyproject) keeps the source tree
 # off sys.path, and the check below proves which build the tests import.
-"$venv/bin/python" - <<'PY'
+(cd / && "$venv/bin/python" -c '
 import os, sys, lexfast
 assert lexfast.COMPILED, "the compiled core did not load"
-tree = os.path.realpath(os.getcwd())
+tree = os.path.realpath(sys.argv[1])
 assert not os.path.realpath(lexfast.__file__).startswith(tree + os.sep), lexfast.__file__
 print(f"testing lexfast {lexfast.__version__} from {os.path.dirname(lexfast.__file__)}")
-PY
+' "$OLDPWD")
 echo "== compiled core =="
 LEXFAST_REQUIRE_EXTENSIONS=1 "$venv/bin/pytest" -q "$@"
 echo "== pure-Python twin (LEXFAST_NO_EXTENSIONS=1) =="
