@@ -38,6 +38,7 @@ import re
 import signal
 import sys
 import threading
+import time
 
 from . import __version__
 from .codec import CodecError, dumps_json, from_json, parse_json, to_json
@@ -218,7 +219,7 @@ class _Out:
                 out.flush()
 
 
-def serve(handler, stream, max_line: int = MAX_LINE_BYTES) -> None:
+def serve(handler, stream, max_line: int = MAX_LINE_BYTES, progress=None) -> None:
     out = _Out()
     for lineno, (line, too_long) in enumerate(_read_lines(stream, max_line), 1):
         if too_long:
@@ -228,6 +229,43 @@ def serve(handler, stream, max_line: int = MAX_LINE_BYTES) -> None:
             resp = respond(handler, line, lineno)
         if resp is not None:
             out.line(resp)
+        if progress is not None:
+            progress(lineno)
+    if progress is not None:
+        progress(None)
+
+
+class _Progress:
+    """A one-line progress bar on a terminal's stderr, redrawn at most ten
+    times a second: bytes read of the file's size, and lines done."""
+
+    def __init__(self, stream, total: int, err=None) -> None:
+        self.stream = stream
+        self.total = max(total, 1)
+        self.err = err or sys.stderr
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, lineno) -> None:
+        now = time.monotonic()
+        if lineno is not None and now - self.last < 0.1:
+            return
+        self.last = now
+        try:
+            done = min(self.stream.tell(), self.total)
+        except (OSError, ValueError):
+            return
+        if lineno is None:
+            if self.drawn:
+                self.err.write("\r\x1b[K")
+                self.err.flush()
+            return
+        width = 30
+        filled = int(width * done / self.total)
+        self.err.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
+                       f"{100 * done // self.total:3d}%  {lineno} lines")
+        self.err.flush()
+        self.drawn = True
 
 
 # -- argument parsing ---------------------------------------------------------
@@ -251,6 +289,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="io.read paths are joined onto DIR and cannot leave it")
     p.add_argument("--max-line-bytes", metavar="N", type=int, default=MAX_LINE_BYTES,
                    help=f"longest request line accepted (default {MAX_LINE_BYTES})")
+    p.add_argument("--stats", action="store_true",
+                   help="print per-effect counters (calls, denials, errors) to stderr on exit")
+    p.add_argument("--timing", action="store_true",
+                   help="with --stats: also time each dispatch (total and max)")
 
 
 _PROTOCOL_HELP = """\
@@ -285,7 +327,7 @@ def _parsers():
     fmt = argparse.RawDescriptionHelpFormatter
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
-                         "[--max-line-bytes N] FILE|-",
+                         "[--max-line-bytes N] [--stats [--timing]] FILE|-",
                          description=_PROTOCOL_HELP + "io.print writes to stdout, between "
                          "the reply lines.",
                          epilog=_POLICY_HELP, formatter_class=fmt)
@@ -293,7 +335,7 @@ def _parsers():
     _common(run)
     host = sub.add_parser("host", help="serve JSON-lines calls on stdin/stdout",
                           usage="lexfast host [POLICY FLAGS] [--permissive] [--read-root DIR] "
-                          "[--max-line-bytes N]",
+                          "[--max-line-bytes N] [--stats [--timing]]",
                           description=_PROTOCOL_HELP + "stdout carries reply lines only: "
                           "io.print and logs go to stderr.",
                           epilog=_POLICY_HELP, formatter_class=fmt)
@@ -417,10 +459,19 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
             return _EXIT_USAGE
 
     sink = StderrSink() if mode == "host" else StdoutSink()
-    handler = DefaultHandler(policy, sink=sink, read_root=read_root)
+    handler = DefaultHandler(policy, sink=sink, read_root=read_root,
+                             timing=bool(ns.stats and ns.timing))
+    progress = None
+    if owned and _stderr_is_terminal():
+        try:
+            size = os.fstat(stream.fileno()).st_size
+        except OSError:
+            size = 0
+        if size >= _PROGRESS_MIN_BYTES:
+            progress = _Progress(stream, size)
     old_term = _install_sigterm()
     try:
-        serve(handler, stream, ns.max_line_bytes)
+        serve(handler, stream, ns.max_line_bytes, progress)
         return 0
     except KeyboardInterrupt:
         return _EXIT_SIGINT
@@ -436,12 +487,26 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
         return 1
     finally:
         try:
+            if ns.stats:
+                from .stats import format_table
+                print(format_table(handler.stats_table()), file=sys.stderr, flush=True)
             handler.shutdown()
             handler.close()
         finally:
             _restore_sigterm(old_term)
             if owned:
                 stream.close()
+
+
+#: below this, a run is over before a progress bar would be worth drawing
+_PROGRESS_MIN_BYTES = 1 << 20
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty() or os.environ.get("LEXFAST_FORCE_PROGRESS") == "1"
+    except (AttributeError, ValueError):
+        return False
 
 
 def _install_sigterm():

@@ -481,3 +481,38 @@ def test_respond_never_raises_and_always_writes_one_valid_line():
         check()
     finally:
         h.close()
+
+
+# -- --stats and the progress bar (issue 8) ------------------------------------
+
+def test_stats_table_on_exit(tmp_path):
+    data = jl(req("time", "now", id=1), req("time", "now", id=2), req("env", "get", "HOME", id=3))
+    r = lexfast_cmd("run", "--allow-effects", "time", "--stats", "-", input=data)
+    assert r.returncode == 0
+    assert len(lines(r.stdout)) == 3  # stdout keeps only the replies
+    err = r.stderr.decode()
+    assert "effect" in err and "calls" in err
+    row = next(x for x in err.splitlines() if x.startswith("time.now"))
+    assert row.split()[1:4] == ["2", "0", "0"]
+    denied = next(x for x in err.splitlines() if x.startswith("env.get"))
+    assert denied.split()[1:4] == ["1", "1", "0"]
+
+
+def test_stats_with_timing_in_host_mode():
+    data = jl(req("time", "sleep_ms", 20, id=1))
+    r = lexfast_cmd("host", "--allow-effects", "time", "--stats", "--timing", input=data)
+    assert r.returncode == 0 and len(lines(r.stdout)) == 1
+    row = next(x for x in r.stderr.decode().splitlines() if x.startswith("time.sleep_ms"))
+    assert float(row.split()[4]) >= 15.0  # total_ms
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    f = tmp_path / "big.jsonl"
+    one = jl(req("time", "now", id=1))
+    f.write_bytes(one * ((1 << 20) // len(one) + 1000))
+    plain = lexfast_cmd("run", "--allow-effects", "time", str(f))
+    assert plain.returncode == 0 and b"%" not in plain.stderr
+    env = dict(os.environ, LEXFAST_FORCE_PROGRESS="1")
+    forced = lexfast_cmd("run", "--allow-effects", "time", str(f), env=env)
+    assert forced.returncode == 0 and b"lines" in forced.stderr and b"%" in forced.stderr
+    assert lines(forced.stdout)[-1]["ok"] > 0
