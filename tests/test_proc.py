@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import threading
 import time
 
@@ -378,7 +377,7 @@ def test_large_stdin_without_deadlock(make_handler):
     payload = b"".join(b"%039d\n" % i for i in range(200_000))  # 8 MB
     hd = spawn(h, "cat", [], opts(stdin=payload))
     got = lines(h, hd)
-    assert len(got) == 200_000 and got[-1] == "%039d" % 199_999
+    assert len(got) == 200_000 and got[-1] == f"{199_999:039d}"
     assert h.dispatch("process", "wait", [hd]) == {"code": 0, "signaled": False}
     # a child that never reads its stdin: wait still returns
     hd = spawn(h, "true", [], opts(stdin=payload))
@@ -479,7 +478,7 @@ def test_300_spawns_past_the_cap_leak_nothing(make_handler):
         pids.append(h.session.registry("process")[hd].popen.pid)
     reg = h.session.registry("process")
     assert len(reg) == 256
-    for hd, pid in zip(handles[:44], pids[:44]):  # evicted: killed and reaped
+    for hd, pid in zip(handles[:44], pids[:44], strict=True):  # evicted: killed and reaped
         with pytest.raises(EffectError, match="closed or unknown ProcessHandle"):
             h.dispatch("process", "wait", [hd])
         assert not alive(pid)
@@ -540,3 +539,31 @@ def test_close_interrupts_a_blocked_read_and_a_running_proc_spawn(make_handler):
     assert NONE in results
     assert any(getattr(r, "name", None) == "Ok" and r.args[0]["exit_code"] == -1 for r in results)
     assert my_children() == []
+
+
+def test_many_threads_spawn_read_and_wait_at_once(make_handler):
+    before = fd_count()
+    h = make_handler(effects=PROC)
+    failures = []
+
+    def worker(n):
+        f = h.fork()
+        try:
+            for i in range(15):
+                hd = spawn(f, "sh", ["-c", f"echo {n}-{i}; echo e{n} >&2"])
+                assert f.dispatch("process", "read_stdout_line", [hd]) == some(f"{n}-{i}")
+                assert f.dispatch("process", "read_stderr_line", [hd]) == some(f"e{n}")
+                assert f.dispatch("process", "wait", [hd]) == {"code": 0, "signaled": False}
+                r = f.dispatch("process", "run", ["echo", [str(i)]])
+                assert r.args[0]["stdout"] == f"{i}\n"
+        except BaseException as e:  # noqa: BLE001 - reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures, failures
+    h.close()
+    assert my_children() == [] and fd_count() == before

@@ -67,7 +67,7 @@ class _State:
         self.closing = False
         self.term_deadline = 0.0
 
-    def get_pump(self) -> "_Pump":
+    def get_pump(self) -> _Pump:
         with self.lock:
             if self.closing:
                 raise EffectError("the handler is closed")
@@ -101,7 +101,7 @@ class _State:
             pump.quit()
 
 
-_states: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _states_lock = threading.Lock()
 
 
@@ -149,7 +149,7 @@ def _reap(popen, timeout: float) -> None:
         pass  # stuck in the kernel: subprocess reaps it later
 
 
-def _terminate(st: _State, proc: "_Proc") -> None:
+def _terminate(st: _State, proc: _Proc) -> None:
     """Evicted or closing: SIGTERM, SIGKILL after the grace period, reap,
     release the pipes."""
     p = proc.popen
