@@ -558,3 +558,13 @@ def test_a_root_descriptor_dropped_mid_open_is_not_trusted(make_handler, tree, m
     r = h.dispatch("fs", "stat", [f"{D}/a.txt"])
     assert r.args[0]["size"] == len("payload")  # D's file, never out's
     os.close(hijacked_fd[0]) if hijacked_fd else None
+
+
+def test_copy_of_a_fifo_does_not_hang(make_handler, tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    h = make_handler(effects=BOTH)
+    r = h.dispatch("fs", "copy", [f"{tmp_path}/fifo", f"{tmp_path}/c"])
+    assert r == err(f"fs.copy {tmp_path}/fifo -> {tmp_path}/c: the source path is neither a "
+                    "regular file nor a symlink to a regular file")
+    assert h.dispatch("fs", "is_file", [f"{tmp_path}/fifo"]) is False
+    assert h.dispatch("fs", "stat", [f"{tmp_path}/fifo"]).args[0]["is_file"] is False

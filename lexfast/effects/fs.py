@@ -960,7 +960,8 @@ def fs_copy(h, args):
     dreal, droot = found
     droot = droot or "/"
     try:
-        sfd = open_scoped(h, src, h.policy.read_roots, os.O_RDONLY)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below)
+        sfd = open_scoped(h, src, h.policy.read_roots, os.O_RDONLY | os.O_NONBLOCK)
     except _Denied:
         return _read_denied(src)
     except (OSError, ValueError) as e:
@@ -970,6 +971,7 @@ def fs_copy(h, args):
         if not _stat.S_ISREG(sst.st_mode):
             return fail("the source path is neither a regular file nor a symlink to a "
                         "regular file")
+        os.set_blocking(sfd, True)
         parent, name = os.path.split(dreal)
         try:
             dfd = _open_resolved(h, parent or "/", droot, os.O_PATH | os.O_DIRECTORY)
