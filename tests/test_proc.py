@@ -567,3 +567,27 @@ def test_many_threads_spawn_read_and_wait_at_once(make_handler):
     assert not failures, failures
     h.close()
     assert my_children() == [] and fd_count() == before
+
+
+def test_unread_output_is_bounded_for_the_whole_session(make_handler):
+    h = make_handler(effects=PROC, limits=Limits(proc_output_bytes=20_000))
+    st = __import__("lexfast.effects.proc", fromlist=["_state"])._state(h.session)
+    floods = [spawn(h, "seq", ["1", "100000"]) for _ in range(8)]
+    time.sleep(1.0)
+    pool = st.pool
+    assert pool.cap == 80_000 and pool.used <= pool.cap
+    # a stream whose lines the pool refused reports it once, then keeps going
+    seen_error = False
+    for hd in floods:
+        for _ in range(3):
+            try:
+                h.dispatch("process", "read_stdout_line", [hd])
+            except EffectError as e:
+                seen_error = True
+                assert "bytes of unread output" in str(e)
+                break
+    assert seen_error
+    for hd in floods:
+        h.dispatch("process", "kill", [hd, "KILL"])
+        h.dispatch("process", "wait", [hd])
+    assert pool.used == 0  # dropped handles give their bytes back

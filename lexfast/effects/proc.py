@@ -12,8 +12,10 @@ real thing (DESIGN.md §5):
 - Output is bounded: ``proc.spawn``/``process.run`` capture at most
   ``Limits.proc_output_bytes`` per stream (then the child is killed and an
   ``err`` returned); a ``process.*`` handle buffers at most that much unread
-  output per stream (past it, whole lines are dropped and the next read of
-  that stream raises once), and a line at most ``Limits.proc_line_bytes``.
+  output per stream, and all of a session's handles together at most
+  ``SESSION_OUTPUT_FACTOR`` times that (past either, whole lines are dropped
+  and the next read of that stream raises once); a line is at most
+  ``Limits.proc_line_bytes``.
 - One pump thread per session drains every live child's stdout and stderr
   (and writes a stdin payload, however large) with epoll, so a child flooding
   stderr never blocks a reader of its stdout, a read on one handle never waits
@@ -45,6 +47,9 @@ from ..values import Map, debug_repr, debug_str_list, os_error_text
 
 #: SIGTERM to SIGKILL, for an evicted child or one alive at ``close()``.
 KILL_GRACE_S = 0.5
+#: Unread output of all of a session's live children together, as a multiple
+#: of ``Limits.proc_output_bytes`` (one stream's cap).
+SESSION_OUTPUT_FACTOR = 4
 #: proc.spawn's caps (the reference's).
 MAX_ARGS = 1024
 MAX_ARG_BYTES = 65_536
@@ -62,10 +67,17 @@ class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pump: _Pump | None = None
+        self.pool: _Pool | None = None
         self.live: set = set()
         self.inflight: set = set()
         self.closing = False
         self.term_deadline = 0.0
+
+    def get_pool(self, limits) -> _Pool:
+        with self.lock:
+            if self.pool is None:
+                self.pool = _Pool(SESSION_OUTPUT_FACTOR * limits.proc_output_bytes)
+            return self.pool
 
     def get_pump(self) -> _Pump:
         with self.lock:
@@ -196,10 +208,32 @@ class _Marker:
         self.message = message
 
 
+class _Pool:
+    """Unread output held for all of a session's children together, so 256
+    handles nobody reads cannot hold 256 times the per-stream cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.used = 0
+        self.lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self.lock:
+            if self.used + n > self.cap:
+                return False
+            self.used += n
+            return True
+
+    def give(self, n: int) -> None:
+        with self.lock:
+            self.used -= n
+
+
 class _Stream:
     """Lines of one output pipe, fed by the pump, taken by read_*_line."""
 
-    def __init__(self, line_cap: int, buf_cap: int) -> None:
+    def __init__(self, line_cap: int, buf_cap: int, pool: _Pool) -> None:
+        self.pool = pool
         self.cond = threading.Condition(threading.Lock())
         self.items: collections.deque = collections.deque()
         self.buffered = 0
@@ -210,13 +244,16 @@ class _Stream:
         self.buf_cap = buf_cap
 
     def _push_line(self, line: bytes) -> None:
-        if self.buffered + len(line) > self.buf_cap:
+        n = len(line)
+        if self.buffered + n > self.buf_cap or not self.pool.take(n):
             if not (self.items and isinstance(self.items[-1], _Marker)):
+                cap = self.buf_cap if self.buffered + n > self.buf_cap else self.pool.cap
+                where = "" if cap == self.buf_cap else " (all of the session's children)"
                 self.items.append(_Marker(
-                    f"more than {self.buf_cap} bytes of unread output; lines were dropped"))
+                    f"more than {cap} bytes of unread output{where}; lines were dropped"))
             return
         self.items.append(line)
-        self.buffered += len(line)
+        self.buffered += n
 
     def feed(self, data: bytes) -> None:
         with self.cond:
@@ -265,21 +302,31 @@ class _Stream:
             item = self.items.popleft()
             if not isinstance(item, _Marker):
                 self.buffered -= len(item)
+                self.pool.give(len(item))
             return item
+
+    def drop(self) -> None:
+        """Forget unread lines (the handle is gone) and give their bytes back."""
+        with self.cond:
+            self.pool.give(self.buffered)
+            self.buffered = 0
+            self.items.clear()
+            self.eof = True
+            self.cond.notify_all()
 
 
 class _Proc:
     __slots__ = ("popen", "out", "err", "in_fd", "out_fd", "err_fd", "payload", "released",
                  "__weakref__")
 
-    def __init__(self, popen, in_fd, out_fd, err_fd, payload, limits) -> None:
+    def __init__(self, popen, in_fd, out_fd, err_fd, payload, limits, pool) -> None:
         self.popen = popen
         self.in_fd = in_fd
         self.out_fd = out_fd
         self.err_fd = err_fd
         self.payload = memoryview(payload) if payload is not None else None
-        self.out = _Stream(limits.proc_line_bytes, limits.proc_output_bytes)
-        self.err = _Stream(limits.proc_line_bytes, limits.proc_output_bytes)
+        self.out = _Stream(limits.proc_line_bytes, limits.proc_output_bytes, pool)
+        self.err = _Stream(limits.proc_line_bytes, limits.proc_output_bytes, pool)
         self.released = threading.Event()
 
     def close_fds(self) -> None:
@@ -291,8 +338,8 @@ class _Proc:
                     os.close(fd)
                 except OSError:
                     pass
-        self.out.finish()
-        self.err.finish()
+        self.out.drop()  # the handle is gone: its unread lines go too
+        self.err.drop()
         self.released.set()
 
 
@@ -669,7 +716,8 @@ def process_spawn(h, args):
         return err(f"{fail}: {_spawn_error(e)}")
     for fd in (in_r, out_w, err_w):
         os.close(fd)
-    proc = _Proc(p, in_w, out_r, err_r, payload, h.session.limits)
+    proc = _Proc(p, in_w, out_r, err_r, payload, h.session.limits,
+                 st.get_pool(h.session.limits))
     with st.lock:
         st.live.add(proc)
     try:
