@@ -649,6 +649,8 @@ cdef class HandlerCore:
 def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):
     """``openat2(2)``; ``OSError`` as ``os.open`` raises it."""
     cdef bytes b = os.fsencode(path)
+    if b"\0" in b:
+        raise ValueError("embedded null byte")  # C would cut the path there
     cdef const char *cpath = b
     cdef int fd
     with nogil:

@@ -481,7 +481,10 @@ class HandlerCore:
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
     """``openat2(2)``; ``OSError`` as ``os.open`` raises it."""
     how = _OpenHow(flags, mode, resolve)
-    fd = _syscall(_SYS_openat2, ctypes.c_int(dirfd), os.fsencode(path), ctypes.byref(how),
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise ValueError("embedded null byte")  # C would cut the path there
+    fd = _syscall(_SYS_openat2, ctypes.c_int(dirfd), encoded, ctypes.byref(how),
                   ctypes.c_size_t(ctypes.sizeof(how)))
     if fd < 0:
         e = ctypes.get_errno()

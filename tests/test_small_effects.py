@@ -185,3 +185,17 @@ def test_env_get(make_handler, monkeypatch):
 
 def test_budget_effect_is_nominal(make_handler):
     assert make_handler(effects=["budget"]).dispatch("budget", "anything", []) is None
+
+
+def test_read_refuses_a_fifo_without_blocking(make_handler, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    h = make_handler(effects=["io"], fs_read=[tmp_path])
+    t0 = time.monotonic()
+    r = h.dispatch("io", "read", [str(fifo)])
+    assert r == err(f"read of `{fifo}`: not a regular file") and time.monotonic() - t0 < 2
+
+
+def test_openat2_refuses_nul(impl):
+    with pytest.raises(ValueError):
+        impl.openat2(-100, "/etc\0/passwd", os.O_RDONLY, 0, 0)

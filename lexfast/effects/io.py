@@ -10,6 +10,7 @@ write is atomic (the old file or the whole new one, never half of it).
 from __future__ import annotations
 
 import os
+import stat
 
 from ..core import err, expect_str, ok
 from ..errors import PolicyDenied
@@ -46,13 +47,18 @@ def io_read(h, args):
     path = expect_str(args, 0)
     resolved, root, _ = _read_target(h, path)
     try:
-        fd = open_in_scope(resolved, root, os.O_RDONLY)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        fd = open_in_scope(resolved, root, os.O_RDONLY | os.O_NONBLOCK)
     except ScopeEscape:
         raise PolicyDenied(f"read of `{path}` outside --allow-fs-read", effect="io",
                            path=path) from None
     except OSError as e:
         return err(os_error_text(e))
     try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            return err(f"read of `{path}`: not a regular file")
+        os.set_blocking(fd, True)
         data = read_file_bounded(fd, h.session.limits.read_bytes)
     except OverflowError as e:
         return err(f"read of `{path}`: {e}")
