@@ -7,15 +7,15 @@ cd "$(dirname "$0")/.."
 venv=$(realpath -m "${LEXFAST_TEST_VENV:-.venv-test}")
 extras=${LEXFAST_TEST_EXTRAS:-test}
 python3 -m venv --clear "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-LEXFAST_REQUIRE_EXTENSIONS=1 "$venv/bin/python" -m pip install -q ".[$extras]"
+"$venv/bin/python" -m pip install -qq --upgrade pip
+LEXFAST_REQUIRE_EXTENSIONS=1 "$venv/bin/python" -m pip install -qq ".[$extras]"
 # Run the installed package: importlib mode (pyproject) keeps the source tree
 # off sys.path, and the check below proves which build the tests import.
 (cd / && "$venv/bin/python" -c '
 import os, sys, lexfast
 assert lexfast.COMPILED, "the compiled core did not load"
-tree = os.path.realpath(sys.argv[1])
-assert not os.path.realpath(lexfast.__file__).startswith(tree + os.sep), lexfast.__file__
+source = os.path.join(os.path.realpath(sys.argv[1]), "lexfast")
+assert os.path.dirname(os.path.realpath(lexfast.__file__)) != source, lexfast.__file__
 print(f"testing lexfast {lexfast.__version__} from {os.path.dirname(lexfast.__file__)}")
 ' "$OLDPWD")
 echo "== compiled core =="
