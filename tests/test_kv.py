@@ -520,4 +520,4 @@ def test_kill_9_loses_no_acknowledged_put(make_handler, tmp_path, sync):
     h = make_handler(effects=["kv"], fs_write=[tmp_path])
     k = kv(h, "open", path).args[0]
     for i in acked:
-        assert kv(h, "get", k, "key%05d" % i) == some(b"value-%d" % i), i
+        assert kv(h, "get", k, f"key{i:05d}") == some(f"value-{i}".encode()), i

@@ -1,3 +1,366 @@
-"""Effect family `sql` (not yet implemented: its ops report `unsupported`)."""
+"""sql.open/close/exec/query on the standard ``sqlite3`` (gated ``sql``).
 
-ROWS: list = []
+Shapes, messages and the hard/soft split follow the reference, which used
+rusqlite (BEHAVIOUR.md §3.8): connections in autocommit mode, a 5 s busy
+timeout, the URI flag on, parameters bound positionally as TEXT (never
+interpolated), ``exec`` returning SQLite's ``changes()`` and refusing a
+statement that returns rows, one statement per call, rows as records with
+column-name keys in column order (NULL → Unit, INTEGER → Int, REAL → Float,
+TEXT → Str with invalid UTF-8 replaced, BLOB → Bytes). Where lexfast differs:
+
+- ``sql.open`` resolves the path before checking it against
+  ``--allow-fs-write`` (``:memory:`` is exempt). A ``file:`` URI is parsed
+  and its path checked the same way; ``vfs``, ``modeof`` and shared-cache
+  in-memory databases (which other sessions could reach by name) are
+  refused.
+- A connection cannot create or touch files outside the scope: ``ATTACH``
+  and ``VACUUM INTO`` are refused (attached-database limit 0, and an
+  authorizer as a second line), as are ``load_extension()`` and the
+  process-wide ``temp_store_directory``/``data_store_directory`` pragmas.
+- File databases use WAL, so readers do not block the writer.
+- Statements are prepared once per connection and cached; ``sql.query``
+  refuses to materialise more than ``Limits.sql_rows`` rows; one call runs at
+  most ``Limits.sql_timeout_s`` before SQLite interrupts it.
+- Handles belong to the session, LRU-capped at 256; each connection has its
+  own lock, so calls on different handles run in parallel. Closing (or
+  evicting) a handle interrupts a call still running on it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+import time
+from urllib.parse import quote, unquote
+
+from ..core import err, expect_handle, expect_str, expect_str_list, next_handle, ok
+from ..errors import EffectError
+from ..scope import scoped
+
+_BUSY_TIMEOUT_S = 5.0           # rusqlite's default
+_CACHED_STATEMENTS = 256
+_PROGRESS_EVERY = 50_000         # SQLite VM steps between deadline checks
+
+# Invalid UTF-8 in TEXT becomes U+FFFD, as rusqlite's lossy read did (the
+# default factory raises instead). A partial of ``str`` stays in C.
+_lossy_text = functools.partial(str, encoding="utf-8", errors="replace")
+
+# Messages Python words differently from rusqlite.
+_RUSQLITE_WORDING = {
+    "You can only execute one statement at a time.": "Multiple statements provided",
+}
+
+_DENIED_PRAGMAS = frozenset({"temp_store_directory", "data_store_directory"})
+_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
+
+
+def _authorize(action, arg1, arg2, dbname, source):
+    # ATTACH (and VACUUM INTO, which attaches its target) could create a file
+    # anywhere; the two pragmas change where *every* connection in the
+    # process writes temp files.
+    if action == sqlite3.SQLITE_ATTACH:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and arg1 and arg1.lower() in _DENIED_PRAGMAS:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and arg2 and arg2.lower() in _DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+class _Db:
+    """One connection, its lock and the deadline of the call in progress."""
+
+    __slots__ = ("conn", "lock", "deadline", "closed", "timeout", "__weakref__")
+
+    def __init__(self, conn, timeout: float) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.deadline = None
+        self.closed = False
+        self.timeout = timeout
+
+    def progress(self) -> int:
+        # Called every _PROGRESS_EVERY VM steps; non-zero makes SQLite stop
+        # the statement with "interrupted". The deadline is set lazily, so a
+        # short call never reads the clock.
+        if self.closed:
+            return 1
+        now = time.monotonic()
+        deadline = self.deadline
+        if deadline is None:
+            self.deadline = now + self.timeout
+            return 0
+        return 1 if now > deadline else 0
+
+    def timed_out(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def close(self) -> None:
+        self.closed = True
+        lock = self.lock
+        if not lock.acquire(blocking=False):
+            try:
+                self.conn.interrupt()
+            except sqlite3.Error:
+                pass
+            if not lock.acquire(timeout=self.timeout + _BUSY_TIMEOUT_S):
+                return  # the call in progress will see `closed`; nothing safe to do here
+        try:
+            self.conn.close()
+        finally:
+            lock.release()
+
+
+def _release(handle, db: _Db) -> None:
+    db.close()
+
+
+# -- opening -----------------------------------------------------------------
+
+_URI_OK = {"mode": {"ro", "rw", "rwc", "memory"}, "cache": {"private"},
+           "immutable": None, "nolock": None, "psow": None}
+
+
+class _OpenRefused(Exception):
+    pass
+
+
+def _parse_uri(path: str):
+    """``file:`` URI → (file path, {param: value}); SQLite's own rules: an
+    optional ``//`` authority that must be empty or ``localhost``, ``?``
+    starts the query, ``#`` the fragment, %-escapes decoded."""
+    rest = path[5:]
+    rest = rest.split("#", 1)[0]
+    rest, _, query = rest.partition("?")
+    if rest.startswith("//"):
+        authority, slash, tail = rest[2:].partition("/")
+        if authority not in ("", "localhost"):
+            raise _OpenRefused(f"invalid uri authority: {authority}")
+        rest = slash + tail
+    params: dict[str, str] = {}
+    for item in query.split("&") if query else ():
+        k, _, v = item.partition("=")
+        k, v = unquote(k), unquote(v)
+        allowed = _URI_OK.get(k, False)
+        if allowed is False:
+            raise _OpenRefused(f"URI parameter `{k}` is not allowed")
+        if allowed is not None and v not in allowed:
+            raise _OpenRefused(f"URI parameter `{k}={v}` is not allowed")
+        params[k] = v
+    return unquote(rest), params
+
+
+def _target(h, path: str):
+    """(what to hand sqlite3.connect, uri flag, in-memory?) or an err value."""
+    if path == ":memory:":
+        return ":memory:", False, True
+    uri = path.startswith("file:")
+    params: dict[str, str] = {}
+    fpath = path
+    if uri:
+        try:
+            fpath, params = _parse_uri(path)
+        except _OpenRefused as e:
+            return err(f"sql.open: {e}")
+        if fpath == ":memory:" or params.get("mode") == "memory":
+            return "file::memory:", True, True
+    found = scoped(fpath, h.policy.write_roots)
+    if found is None:
+        return err(f"sql.open: `{path}` outside --allow-fs-write")
+    resolved = found[0]
+    if not uri:
+        return resolved, False, False
+    query = "&".join(f"{quote(k)}={quote(v)}" for k, v in params.items())
+    return "file:" + quote(resolved, safe="/") + ("?" + query if query else ""), True, False
+
+
+def _connect(target: str, uri: bool, memory: bool, limits) -> _Db:
+    conn = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                           check_same_thread=False, uri=uri,
+                           cached_statements=_CACHED_STATEMENTS)
+    try:
+        if hasattr(conn, "setlimit"):  # Python >= 3.11
+            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.set_authorizer(_authorize)
+        db = _Db(conn, float(limits.sql_timeout_s))
+        conn.set_progress_handler(db.progress, _PROGRESS_EVERY)
+        if not memory:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+            except sqlite3.OperationalError:
+                pass  # read-only or locked: keep the database's own mode
+        return db
+    except BaseException:
+        conn.close()
+        raise
+
+
+def sql_open(h, args):
+    path = expect_str(args, 0)
+    target = _target(h, path)
+    if not isinstance(target, tuple):
+        return target
+    session = h.session
+    reg = session.registry("sql", _release)
+    try:
+        db = _connect(*target, session.limits)
+    except sqlite3.Error as e:
+        return err(f"sql.open: {e}")
+    except (ValueError, OSError) as e:  # e.g. an embedded NUL
+        return err(f"sql.open: {e}")
+    handle = next_handle()
+    reg.insert(handle, db)
+    if session.closed:
+        if reg.remove(handle) is not None:
+            db.close()
+        raise EffectError("sql.open: the handler is closed")
+    return ok(handle)
+
+
+def sql_close(h, args):
+    handle = expect_handle(args, 0, "Db handle", "Db")
+    db = h.session.registry("sql", _release).remove(handle)
+    if db is not None:
+        db.close()
+    return None
+
+
+# -- statements --------------------------------------------------------------
+
+def _message(e: BaseException) -> str:
+    s = str(e)
+    if s in _RUSQLITE_WORDING:
+        return _RUSQLITE_WORDING[s]
+    if s.startswith(("not authorized", "authorization denied")):
+        return (s + " (lexfast refuses ATTACH, VACUUM INTO, load_extension() and the "
+                "temp/data_store_directory pragmas: they reach files outside the scope)")
+    return s
+
+
+def _locked(h, args, op: str):
+    handle = expect_handle(args, 0, "Db handle", "Db")
+    stmt = expect_str(args, 1)
+    params = expect_str_list(args, 2)
+    db = h.session.registry("sql", _release).touch_get(handle)
+    if db is None:
+        raise EffectError(f"sql.{op}: closed or unknown Db handle")
+    return db, stmt, params
+
+
+def _acquire(db: _Db, op: str) -> None:
+    lock = db.lock
+    if not lock.acquire(False) and not lock.acquire(timeout=db.timeout + _BUSY_TIMEOUT_S):
+        raise _Busy()
+    if db.closed:
+        lock.release()
+        raise EffectError(f"sql.{op}: closed or unknown Db handle")
+    db.deadline = None
+
+
+class _Busy(Exception):
+    pass
+
+
+def _interrupted(db: _Db, op: str, e: BaseException):
+    if db.closed:
+        raise EffectError(f"sql.{op}: closed or unknown Db handle")
+    if db.timed_out():
+        return err(f"sql.{op}: interrupted after {db.timeout:g} s (Limits.sql_timeout_s)")
+    return err(f"sql.{op}: {_message(e)}")
+
+
+def _has_row(cur) -> bool:
+    try:
+        return cur.fetchone() is not None
+    except sqlite3.OperationalError as e:
+        if str(e).startswith("Could not decode to UTF-8"):
+            return True
+        raise
+
+
+def sql_exec(h, args):
+    db, stmt, params = _locked(h, args, "exec")
+    try:
+        _acquire(db, "exec")
+    except _Busy:
+        return err("sql.exec: the connection is busy with another call")
+    try:
+        conn = db.conn
+        cur = conn.execute(stmt, params)
+        if cur.description is not None and _has_row(cur):
+            return err("sql.exec: Execute returned results - did you mean to call query?")
+        n = cur.rowcount
+        if n < 0:
+            # Not INSERT/UPDATE/DELETE: rusqlite still returns changes(),
+            # the count of the last DML (stale after DDL).
+            n = conn.execute("SELECT changes()").fetchone()[0]
+        return ok(n)
+    except sqlite3.OperationalError as e:
+        if str(e) == "interrupted":
+            return _interrupted(db, "exec", e)
+        return err(f"sql.exec: {_message(e)}")
+    except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as e:
+        return err(f"sql.exec: {_message(e)}")
+    finally:
+        db.lock.release()
+
+
+def _lossy_rerun(conn, cur, stmt, params, cap, changes):
+    # The C text factory is much faster than a lossy one, so invalid UTF-8 is
+    # handled by running the statement again with the lossy factory -- only
+    # when the first run changed nothing (a SELECT), so nothing happens twice.
+    # (A RETURNING statement's changes are counted once it is reset.)
+    cur.close()
+    if conn.total_changes != changes:
+        return None
+    conn.text_factory = _lossy_text
+    try:
+        return conn.execute(stmt, params).fetchmany(cap + 1)
+    finally:
+        conn.text_factory = str
+
+
+def sql_query(h, args):
+    db, stmt, params = _locked(h, args, "query")
+    try:
+        _acquire(db, "query")
+    except _Busy:
+        return err("sql.query: the connection is busy with another call")
+    try:
+        conn = db.conn
+        changes = conn.total_changes
+        cur = conn.execute(stmt, params)
+        desc = cur.description
+        if desc is None:
+            return ok([])
+        cap = h.session.limits.sql_rows
+        try:
+            rows = cur.fetchmany(cap + 1)
+        except sqlite3.OperationalError as e:
+            if not str(e).startswith("Could not decode to UTF-8"):
+                raise
+            rows = _lossy_rerun(conn, cur, stmt, params, cap, changes)
+            if rows is None:
+                return err(f"sql.query: {e}")
+        if len(rows) > cap:
+            cur.close()
+            return err(f"sql.query: more than {cap} rows (Limits.sql_rows)")
+        names = [d[0] for d in desc]
+        return ok([dict(zip(names, r)) for r in rows])  # noqa: B905
+    except sqlite3.OperationalError as e:
+        if str(e) == "interrupted":
+            return _interrupted(db, "query", e)
+        return err(f"sql.query: {_message(e)}")
+    except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as e:
+        return err(f"sql.query: {_message(e)}")
+    finally:
+        db.lock.release()
+
+
+ROWS = [
+    ("sql", "open", "sql", sql_open),
+    ("sql", "close", "sql", sql_close),
+    ("sql", "exec", "sql", sql_exec),
+    ("sql", "query", "sql", sql_query),
+]
