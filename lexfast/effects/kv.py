@@ -258,10 +258,17 @@ def kv_close(h, args):
 def kv_get(h, args):
     handle = expect_handle(args, 0, "Kv handle", "Kv")
     key = expect_str(args, 1)
-    st = _store(h, handle, "get")
-    kb = _encode_key(st, key)
-    if kb is None:
-        raise EffectError(f"kv.get: {_key_error(st, key, _try_encode(key))}")
+    st = h.session.registry("kv", _release).touch_get(handle)
+    if st is None:
+        raise EffectError("kv.get: closed or unknown Kv handle")
+    try:
+        kb = key.encode()
+    except UnicodeEncodeError:
+        kb = None
+    if not kb or len(kb) > st.max_key:  # inlined _encode_key: this is the hot path
+        kb = _encode_key(st, key)
+        if kb is None:
+            raise EffectError(f"kv.get: {_key_error(st, key, _try_encode(key))}")
     active = st.active
     while True:
         active.append(None)
@@ -284,10 +291,17 @@ def kv_get(h, args):
 def kv_contains(h, args):
     handle = expect_handle(args, 0, "Kv handle", "Kv")
     key = expect_str(args, 1)
-    st = _store(h, handle, "contains")
-    kb = _encode_key(st, key)
-    if kb is None:
-        raise EffectError(f"kv.contains: {_key_error(st, key, _try_encode(key))}")
+    st = h.session.registry("kv", _release).touch_get(handle)
+    if st is None:
+        raise EffectError("kv.contains: closed or unknown Kv handle")
+    try:
+        kb = key.encode()
+    except UnicodeEncodeError:
+        kb = None
+    if not kb or len(kb) > st.max_key:  # inlined _encode_key: this is the hot path
+        kb = _encode_key(st, key)
+        if kb is None:
+            raise EffectError(f"kv.contains: {_key_error(st, key, _try_encode(key))}")
     active = st.active
     while True:
         active.append(None)
@@ -309,7 +323,7 @@ def kv_contains(h, args):
 
 def _try_encode(key: str):
     try:
-        return key.encode("utf-8")
+        return key.encode()
     except UnicodeEncodeError:
         return None
 
@@ -327,7 +341,8 @@ def _after_miss(st: _Store, op: str) -> None:
 def _write(h, st: _Store, op: str, kb: bytes, val):
     """One committed write transaction: put ``val``, or delete when None."""
     want_sync = h.session.limits.kv_sync and not st.synced
-    if not st.wlock.acquire(timeout=_DRAIN_S):
+    wlock = st.wlock
+    if not wlock.acquire(False) and not wlock.acquire(timeout=_DRAIN_S):
         return err(f"kv.{op}: timed out waiting for the store's writer lock")
     active = st.active
     active.append(None)
@@ -372,17 +387,21 @@ def _write(h, st: _Store, op: str, kb: bytes, val):
         return err(f"kv.{op}: {os_error_text(e)}")
     finally:
         active.pop()
-        st.wlock.release()
+        wlock.release()
 
 
 def kv_put(h, args):
     handle = expect_handle(args, 0, "Kv handle", "Kv")
     key = expect_str(args, 1)
     val = expect_bytes(args, 2)
-    st = _store(h, handle, "put")
-    kb = _encode_key(st, key)
-    if kb is None:
-        return err(f"kv.put: {_key_error(st, key, _try_encode(key))}")
+    st = h.session.registry("kv", _release).touch_get(handle)
+    if st is None:
+        raise EffectError("kv.put: closed or unknown Kv handle")
+    kb = _try_encode(key)
+    if not kb or len(kb) > st.max_key:
+        kb = _encode_key(st, key)
+        if kb is None:
+            return err(f"kv.put: {_key_error(st, key, _try_encode(key))}")
     return _write(h, st, "put", kb, val)
 
 

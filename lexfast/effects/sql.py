@@ -71,14 +71,15 @@ def _authorize(action, arg1, arg2, dbname, source):
 class _Db:
     """One connection, its lock and the deadline of the call in progress."""
 
-    __slots__ = ("conn", "lock", "deadline", "closed", "timeout", "__weakref__")
+    __slots__ = ("conn", "lock", "deadline", "closed", "timeout", "rows_cap", "__weakref__")
 
-    def __init__(self, conn, timeout: float) -> None:
+    def __init__(self, conn, limits) -> None:
         self.conn = conn
         self.lock = threading.Lock()
         self.deadline = None
         self.closed = False
-        self.timeout = timeout
+        self.timeout = float(limits.sql_timeout_s)
+        self.rows_cap = int(limits.sql_rows)
 
     def progress(self) -> int:
         # Called every _PROGRESS_EVERY VM steps; non-zero makes SQLite stop
@@ -183,7 +184,7 @@ def _connect(target: str, uri: bool, memory: bool, limits) -> _Db:
         if hasattr(conn, "setlimit"):  # Python >= 3.11
             conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         conn.set_authorizer(_authorize)
-        db = _Db(conn, float(limits.sql_timeout_s))
+        db = _Db(conn, limits)
         conn.set_progress_handler(db.progress, _PROGRESS_EVERY)
         if not memory:
             try:
@@ -238,28 +239,23 @@ def _message(e: BaseException) -> str:
     return s
 
 
-def _locked(h, args, op: str):
+def _begin(h, args, op: str):
+    """Checked arguments and the connection, its lock held (the caller
+    releases it), or an ``err`` value when another call holds it too long."""
     handle = expect_handle(args, 0, "Db handle", "Db")
     stmt = expect_str(args, 1)
     params = expect_str_list(args, 2)
     db = h.session.registry("sql", _release).touch_get(handle)
     if db is None:
         raise EffectError(f"sql.{op}: closed or unknown Db handle")
-    return db, stmt, params
-
-
-def _acquire(db: _Db, op: str) -> None:
     lock = db.lock
     if not lock.acquire(False) and not lock.acquire(timeout=db.timeout + _BUSY_TIMEOUT_S):
-        raise _Busy()
+        return err(f"sql.{op}: the connection is busy with another call"), None, None
     if db.closed:
         lock.release()
         raise EffectError(f"sql.{op}: closed or unknown Db handle")
     db.deadline = None
-
-
-class _Busy(Exception):
-    pass
+    return db, stmt, params
 
 
 def _interrupted(db: _Db, op: str, e: BaseException):
@@ -280,11 +276,9 @@ def _has_row(cur) -> bool:
 
 
 def sql_exec(h, args):
-    db, stmt, params = _locked(h, args, "exec")
-    try:
-        _acquire(db, "exec")
-    except _Busy:
-        return err("sql.exec: the connection is busy with another call")
+    db, stmt, params = _begin(h, args, "exec")
+    if stmt is None:
+        return db
     try:
         conn = db.conn
         cur = conn.execute(stmt, params)
@@ -322,11 +316,9 @@ def _lossy_rerun(conn, cur, stmt, params, cap, changes):
 
 
 def sql_query(h, args):
-    db, stmt, params = _locked(h, args, "query")
-    try:
-        _acquire(db, "query")
-    except _Busy:
-        return err("sql.query: the connection is busy with another call")
+    db, stmt, params = _begin(h, args, "query")
+    if stmt is None:
+        return db
     try:
         conn = db.conn
         changes = conn.total_changes
@@ -334,7 +326,7 @@ def sql_query(h, args):
         desc = cur.description
         if desc is None:
             return ok([])
-        cap = h.session.limits.sql_rows
+        cap = db.rows_cap
         try:
             rows = cur.fetchmany(cap + 1)
         except sqlite3.OperationalError as e:
