@@ -10,10 +10,20 @@ STAT_FIELDS = ("calls", "denials", "errors", "total_ns", "max_ns")
 _dtype = None
 
 
+def _numpy():
+    try:
+        import numpy
+    except ImportError:
+        from .errors import EffectError
+        raise EffectError("handler.stats() needs numpy (pip install 'lexfast[stats]'); "
+                          "handler.stats_table() works without it") from None
+    return numpy
+
+
 def dtype():
     global _dtype
     if _dtype is None:
-        import numpy as np
+        np = _numpy()
 
         _dtype = np.dtype([(f, "=i8") for f in STAT_FIELDS])
     return _dtype
@@ -22,7 +32,7 @@ def dtype():
 def view(counters):
     """A read-only structured array over ``counters`` (a core ``Stats``),
     sharing its memory: later dispatches show up in it."""
-    import numpy as np
+    np = _numpy()
 
     buf = counters.memoryview() if hasattr(counters, "memoryview") else memoryview(counters)
     arr = np.frombuffer(buf, dtype=dtype())
