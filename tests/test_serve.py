@@ -26,6 +26,21 @@ from lexfast.handler import Limits
 T = 10  # seconds: every client call and join is bounded by this
 
 
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads():
+    """Every server thread (acceptor, workers, writers) is gone after a test."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()
+                and t is not threading.current_thread()]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not left, f"threads left running: {[t.name for t in left]}"
+
 def runner(program, handler, name, args):
     """The reference runner: ``program`` maps a handler name to a Python
     function ``(handler, *args)``; a missing name is the VM's error."""
@@ -595,3 +610,11 @@ def test_serve_tls_reads_pem_only_inside_allow_fs_read(make_handler, pki, tmp_pa
     with pytest.raises(EffectError, match=r"^net\.serve_tls bind 0: invalid certificate or key"):
         h2.dispatch("net", "serve_tls", [0, str(tmp_path / "c.pem"), pki["key"], "h"])
     assert listening(h2) == []
+
+
+def test_serve_on_a_shut_down_session_returns_at_once(make_handler):
+    h = made(make_handler, {"h": echo})
+    h.shutdown()
+    t0 = time.monotonic()
+    assert h.dispatch("net", "serve", [0, "h"]) is None
+    assert time.monotonic() - t0 < 3 and listening(h) == []

@@ -22,6 +22,21 @@ from lexfast.handler import Limits
 T = 10
 
 
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads():
+    """Every server thread (acceptor, workers, writers) is gone after a test."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()
+                and t is not threading.current_thread()]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not left, f"threads left running: {[t.name for t in left]}"
+
 def runner(program, handler, name, args):
     return program[name](handler, *args)
 
