@@ -571,13 +571,16 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
     st = _state(h.session)
     if st.closing:
         raise EffectError("the handler is closed")
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    try:
+    fds = []
+    try:  # the pipes too: out of descriptors (EMFILE) is a spawn failure, not a bug
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        fds += [out_r, out_w]
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        fds += [err_r, err_w]
         p = subprocess.Popen([cmd, *argv], executable=exe, stdin=subprocess.DEVNULL,
                              stdout=out_w, stderr=err_w, start_new_session=True)
     except (OSError, ValueError, UnicodeError) as e:
-        for fd in (out_r, out_w, err_r, err_w):
+        for fd in fds:
             os.close(fd)
         return err(f"{fail_prefix}: {_spawn_error(e)}")
     os.close(out_w)
@@ -699,7 +702,10 @@ def process_spawn(h, args):
         return err(f"{fail}: {os_error_text(_not_found())}")
 
     st, reg = _registry(h)
-    pump = st.get_pump()
+    try:
+        pump = st.get_pump()
+    except OSError as e:  # its epoll and eventfd: out of descriptors is a spawn failure
+        return err(f"{fail}: {_spawn_error(e)}")
     fds = []
     try:
         in_r, in_w = os.pipe2(os.O_CLOEXEC)
