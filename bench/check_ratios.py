@@ -40,31 +40,37 @@ def load_targets() -> list[tuple]:
     return targets
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json_file")
-    ap.add_argument("--slack", type=float, default=0.25)
-    ap.add_argument("--markdown", action="store_true", help="print only the Markdown table")
-    ns = ap.parse_args(argv)
-    data = json.loads(pathlib.Path(ns.json_file).read_text())
+def medians_of(data: dict) -> dict:
+    """``{(group, name): median}``, plus ``("*", name)`` for targets naming no group."""
     medians = {}
     for b in data.get("benchmarks", []):
         medians[(b["group"], b["name"])] = b["stats"]["median"]
         medians.setdefault(("*", b["name"]), b["stats"]["median"])
+    return medians
+
+
+def evaluate(data: dict, slack: float = 0.25) -> list[dict]:
+    """Every declared target against a pytest-benchmark JSON document.
+
+    Each row: module, how ("ratio" or "diff"), group, subject, baseline,
+    floor, limit, value (None when not run), label, want, status, ok.
+    """
+    medians = medians_of(data)
 
     def med(group, name):
         return medians.get((group, name), medians.get(("*", name)))
 
-    rows, failed, missing = [], 0, 0
+    rows = []
     for target in load_targets():
         module, how, group, subject, baseline, limit = target[:6]
         floor = target[6] if len(target) > 6 else None
+        row = dict(module=module, how=how, group=group, subject=subject, baseline=baseline,
+                   floor=floor, limit=limit, value=None, label="—", ok=True, status="not run",
+                   want=f"≤ {limit:g}" + (" ns extra" if how == "diff" else ""))
+        rows.append(row)
         s, b = med(group, subject), med(group, baseline)
         f = med(group, floor) if floor else 0.0
-        want = f"≤ {limit:g}" + (" ns extra" if how == "diff" else "")
         if s is None or b is None or (floor and f is None):
-            missing += 1
-            rows.append((group, subject, baseline, "—", want, "not run"))
             continue
         if how == "diff":
             value = (s - b) * 1e9
@@ -72,14 +78,30 @@ def main(argv=None) -> int:
         else:
             value = (s - f) / (b - f) if b - f > 0 else float("inf")
             label = f"{value:.3f}" + (" (over floor)" if floor else "")
-        ok = value <= limit * (1 + ns.slack)
+        ok = value <= limit * (1 + slack)
         status = "ok" if value <= limit else ("ok (within slack)" if ok else "MISSED")
-        failed += not ok
-        rows.append((group, subject, baseline, label, want, status))
+        row.update(value=value, label=label, ok=ok, status=status)
+    return rows
 
+
+def markdown(rows: list[dict]) -> str:
     lines = ["| group | lexfast | against | measured | target | |", "|---|---|---|---|---|---|"]
-    lines += [f"| {g} | `{s}` | `{b}` | {r} | {t} | {st} |" for g, s, b, r, t, st in rows]
-    print("\n".join(lines))
+    lines += [f"| {r['group']} | `{r['subject']}` | `{r['baseline']}` | {r['label']} | {r['want']} "
+              f"| {r['status']} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json_file")
+    ap.add_argument("--slack", type=float, default=0.25)
+    ap.add_argument("--markdown", action="store_true", help="print only the Markdown table")
+    ns = ap.parse_args(argv)
+    data = json.loads(pathlib.Path(ns.json_file).read_text())
+    rows = evaluate(data, ns.slack)
+    failed = sum(not r["ok"] for r in rows)
+    missing = sum(r["value"] is None for r in rows)
+    print(markdown(rows))
     if not ns.markdown:
         print(f"\n{len(rows) - missing} ratios checked, {failed} missed by more than "
               f"{ns.slack:.0%}, {missing} not run")
