@@ -26,11 +26,17 @@ import time
 
 import pytest
 
-from lexfast import NONE, CapturedSink, DefaultHandler, EffectError, Map, Policy, some
+import lexfast
+from lexfast import NONE, CapturedSink, DefaultHandler, Map, Policy, some
 
 T = 10
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+
+
+def child_env():
+    """The environment for a child Python: it imports the lexfast this run
+    imports (the installed build or the source tree), whatever its cwd."""
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(lexfast.__file__)))
+    return dict(os.environ, PYTHONPATH=pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
 # -- a small disk -------------------------------------------------------------------------
@@ -216,9 +222,8 @@ _NOFILE_CHILD = textwrap.dedent(r"""
 
 
 def test_file_descriptors_exhausted(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.run([sys.executable, "-c", _NOFILE_CHILD, str(tmp_path)], capture_output=True,
-                       text=True, timeout=60, env=env)
+                       text=True, timeout=60, env=child_env(), cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     for out in json.loads(p.stdout.strip().splitlines()[-1]):
         assert out["fillers"] > 0
@@ -447,10 +452,9 @@ _SERVE_CHILD = textwrap.dedent(r"""
 """)
 
 
-def test_sigint_during_net_serve_stops_cleanly():
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def test_sigint_during_net_serve_stops_cleanly(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", _SERVE_CHILD], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
+                         stderr=subprocess.PIPE, text=True, env=child_env(), cwd=tmp_path)
     try:
         port = int(p.stdout.readline())
         with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
