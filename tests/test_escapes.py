@@ -215,6 +215,49 @@ def test_escape_toctou_symlink_swap_fs_ops(make_handler, tree, monkeypatch, op):
     assert (tree / "out" / "b.txt").read_text() == "outside" and not (D / "copied").exists()
 
 
+def test_escape_kv_store_files_symlinked_out(make_handler, tree):
+    """lmdb opens `data.mdb` and `lock.mdb` by name inside the store's
+    directory: symlinks planted there must not carry the store outside."""
+    D, out = tree / "D", tree / "out"
+    for target in ("data.mdb", "lock.mdb"):
+        store = D / f"kv-{target}"
+        store.mkdir()
+        (store / target).symlink_to(out / target)
+        h = fs_handler(make_handler, tree)
+        r = h.dispatch("kv", "open", [str(store)])
+        assert r == r.__class__("Err", (f"kv.open: `{store}` outside --allow-fs-write",)), r
+    outside_untouched(tree)
+    # a link that stays inside the scope is the scope's business
+    inside = D / "kv-in"
+    inside.mkdir()
+    (inside / "data.mdb").symlink_to(D / "real.mdb")
+    h = fs_handler(make_handler, tree)
+    k = h.dispatch("kv", "open", [str(inside)]).args[0]
+    assert h.dispatch("kv", "put", [k, "k", b"v"]).name == "Ok"
+    assert (D / "real.mdb").stat().st_size > 0
+
+
+def test_escape_sqlite_journal_symlinked_out(make_handler, tree):
+    """SQLite makes `-wal`, `-shm` and `-journal` beside the database by
+    name; symlinks planted there point outside. SQLite opens them with
+    O_NOFOLLOW: the write fails or the link is unlinked, never followed."""
+    D, out = tree / "D", tree / "out"
+    for name in ("w.db-wal", "w.db-shm", "j.db-journal"):
+        (out / name).write_text("precious")
+        (D / name).symlink_to(out / name)
+    h = fs_handler(make_handler, tree)
+    for db, pre in (("w.db", None), ("j.db", "PRAGMA journal_mode=DELETE")):
+        k = h.dispatch("sql", "open", [str(D / db)]).args[0]
+        if pre:
+            h.dispatch("sql", "query", [k, pre, []])
+        h.dispatch("sql", "exec", [k, "CREATE TABLE t(x)", []])
+        h.dispatch("sql", "exec", [k, "INSERT INTO t VALUES (1)", []])
+        h.dispatch("sql", "close", [k])
+    for name in ("w.db-wal", "w.db-shm", "j.db-journal"):
+        assert (out / name).read_text() == "precious", name
+    assert sorted(os.listdir(out)) == ["j.db-journal", "secret", "w.db-shm", "w.db-wal"]
+
+
 def test_escape_sibling_prefix(make_handler, tree):
     h = fs_handler(make_handler, tree)
     D2 = tree / "D2"

@@ -229,6 +229,12 @@ def kv_open(h, args):
     found = scoped(path, h.policy.write_roots)
     if found is None:
         return err(f"kv.open: `{path}` outside --allow-fs-write")
+    # lmdb opens data.mdb and lock.mdb by name inside the directory: a symlink
+    # planted there would carry its writes out of the scope.
+    for name in ("data.mdb", "lock.mdb"):
+        inner = os.path.join(found[0], name)
+        if os.path.islink(inner) and scoped(inner, h.policy.write_roots) is None:
+            return err(f"kv.open: `{path}` outside --allow-fs-write")
     session = h.session
     reg = session.registry("kv", _release)
     try:
