@@ -117,6 +117,11 @@ def test_escape_symlink_file(make_handler, tree):
     write_denied(h, f"{D}/file_out")
     assert is_err(h.dispatch("fs", "copy", [f"{D}/file_out", f"{D}/c"]), "outside --allow-fs-read")
     assert is_err(h.dispatch("sql", "open", [f"{D}/file_out"]), "outside --allow-fs-write")
+    assert is_err(h.dispatch("fs", "copy", [f"{D}/a.txt", f"{D}/file_out"]), "outside --allow-fs-write")
+    # a dangling link names a file that does not exist yet: still outside
+    (D / "dangle").symlink_to(tree / "out" / "new")
+    write_denied(h, f"{D}/dangle")
+    assert is_err(h.dispatch("kv", "open", [f"{D}/dangle"]), "outside --allow-fs-write")
     assert not (D / "c").exists()
     outside_untouched(tree)
 
@@ -436,6 +441,29 @@ def test_escape_host_userinfo(net, servers):
     for url in (f"http://127.0.0.1@127.0.0.2:{p}/", f"http://127.0.0.1:80@127.0.0.2:{p}/",
                 f"http://user:127.0.0.1@127.0.0.2:{p}/"):
         host_denied(net, servers, url)
+
+
+def test_escape_host_fragment_query_authority_confusion(net, servers):
+    a, b = servers
+    pa, pb = a.server_port, b.server_port
+    # `#`, `?` and `/` end the authority: whatever follows them is not the host
+    host_denied(net, servers, f"http://127.0.0.2:{pb}#@127.0.0.1:{pa}/")
+    host_denied(net, servers, f"http://127.0.0.2:{pb}?@127.0.0.1:{pa}/")
+    for sep in ("#", "?", "/"):
+        r = net.dispatch("http", "get", [f"http://127.0.0.1:{pa}{sep}@127.0.0.2:{pb}/"])
+        assert r.name == "Ok", r  # it went to 127.0.0.1, the host that was checked
+    time.sleep(0.05)
+    assert b.seen == []
+
+
+def test_escape_host_unicode_lookalikes(net, servers):
+    p = servers[1].server_port
+    for url in (f"http://127\u30020\u30020\u30022:{p}/", f"http://127\uff0e0\uff0e0\uff0e2:{p}/",
+                f"http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54:{p}/",
+                f"http://127.0.0.2%09:{p}/", f"http://127.0.0.1\t:{p}/", f" http://127.0.0.2:{p}/"):
+        all_clients_refuse(net, url)
+    time.sleep(0.05)
+    assert servers[1].seen == []
 
 
 def test_escape_host_case(net, servers):
