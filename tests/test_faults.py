@@ -158,6 +158,25 @@ def test_disk_full_while_writing_sql(tmp_path):
             h.close()
 
 
+def test_disk_full_during_io_write_keeps_the_old_file(tmp_path):
+    with small_disk(tmp_path) as (d, how, grow):
+        h = DefaultHandler(Policy(allow_effects=["io"], allow_fs_read=[str(d)],
+                                  allow_fs_write=[str(d)]), sink=CapturedSink())
+        try:
+            target = str(d / "f.txt")
+            assert h.dispatch("io", "write", [target, "old contents"]).name == "Ok"
+            r = h.dispatch("io", "write", [target, "n" * (2 << 20)])
+            assert r.name == "Err" and ("No space left" in r.args[0] or "too large" in r.args[0]), (how, r)
+            # the old file or the whole new one, never half; no temp file left behind
+            assert h.dispatch("io", "read", [target]).args[0] == "old contents"
+            assert os.listdir(d) == ["f.txt"]
+            grow()
+            assert h.dispatch("io", "write", [target, "n" * (2 << 20)]).name == "Ok"
+            assert os.path.getsize(target) == 2 << 20
+        finally:
+            h.close()
+
+
 # -- file descriptors exhausted --------------------------------------------------------------
 
 _NOFILE_CHILD = textwrap.dedent(r"""
