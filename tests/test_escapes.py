@@ -587,6 +587,25 @@ def test_escape_binary_dot_slash(make_handler, tmp_path, monkeypatch):
     assert not marker.exists()
 
 
+def test_escape_binary_relative_with_another_cwd(make_handler, tmp_path, monkeypatch):
+    """`./tool` allowed as our cwd's tool must not become the child cwd's tool."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    a.mkdir()
+    b.mkdir()
+    marker = tmp_path / "ran"
+    (a / "tool").write_text("#!/bin/sh\necho allowed\n")
+    (a / "tool").chmod(0o755)
+    _fake(b, "tool", marker)
+    monkeypatch.chdir(a)
+    h = make_handler(effects=PROC, procs=[str(a / "tool")])
+    r = h.dispatch("process", "spawn", ["./tool", [], {**OPTS0, "cwd": some(str(b))}])
+    assert h.dispatch("process", "read_stdout_line", [r.args[0]]) == some("allowed")
+    assert h.dispatch("process", "wait", [r.args[0]])["code"] == 0
+    assert is_err(h.dispatch("process", "spawn", ["tool", [], {**OPTS0, "cwd": some(str(b))}]),
+                  "not in --allow-proc")
+    assert not marker.exists()
+
+
 def test_escape_binary_dropped_in_cwd_with_dot_on_path(make_handler, tmp_path, monkeypatch):
     marker = tmp_path / "ran"
     _fake(tmp_path, "lexfast-esc-tool", marker)
