@@ -55,6 +55,8 @@ ENV_PASS_VAR = "LEXFAST_MCP_ENV"
 STDIN_GRACE_S = 2.0     # after closing stdin, before SIGTERM (the SDK's 2 s)
 TERM_GRACE_S = 1.0      # after SIGTERM, before SIGKILL
 STDERR_KEEP = 8192      # bytes of the server's stderr kept for messages
+EXIT_DRAIN_S = 0.05     # reading stderr for an exit message, at most this long
+EXIT_DRAIN_BYTES = 1 << 20  # ... and this many bytes
 _CHUNK = 65536
 
 _HAVE_WAITID = hasattr(os, "waitid") and hasattr(os, "WNOWAIT")
@@ -220,7 +222,7 @@ class McpClient:
                         poller.unregister(fd)
                         writing = False
                 elif fd == self._err:
-                    if not self._read_stderr():
+                    if self._read_stderr() < 0:
                         poller.unregister(fd)
                 else:
                     try:
@@ -268,21 +270,23 @@ class McpClient:
                 raise McpError(f"mcp.rpc {method}: {_encode_str(msg['error'])}", fatal=False)
             return True, msg.get("result")
 
-    def _read_stderr(self) -> bool:
+    def _read_stderr(self) -> int:
+        """Read one chunk of stderr: the byte count, 0 when nothing is there
+        yet, -1 at EOF (stderr is then closed)."""
         try:
             chunk = os.read(self._err, _CHUNK)
         except BlockingIOError:
-            return True
+            return 0
         except OSError:
             chunk = b""
         if not chunk:
             self._err_open = False
-            return False
+            return -1
         ring = self._stderr
         ring += chunk
         if len(ring) > STDERR_KEEP:
             del ring[:len(ring) - STDERR_KEEP]
-        return True
+        return len(chunk)
 
     def _try_write(self, data: bytes) -> None:
         if self._in < 0:
@@ -309,9 +313,26 @@ class McpClient:
             if code is not None:
                 break
             time.sleep(0.005)
-        # drain what stderr still holds: it usually says why
-        while self._err_open and self._read_stderr():
-            pass
+        # drain what stderr still holds: it usually says why. Bounded in
+        # time and bytes: a server may keep stderr open (or keep writing)
+        # after closing stdout.
+        deadline = time.monotonic() + EXIT_DRAIN_S
+        budget = EXIT_DRAIN_BYTES
+        while self._err_open and budget > 0:
+            n = self._read_stderr()
+            if n < 0:
+                break
+            budget -= n
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                break
+            if n == 0:
+                poller = select.poll()
+                poller.register(self._err, _POLLIN)
+                try:
+                    poller.poll(math.ceil(wait * 1000))
+                except InterruptedError:
+                    pass
         parts = []
         if code is not None:
             parts.append(f"exit status {code}" if code >= 0 else f"killed by signal {-code}")

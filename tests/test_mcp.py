@@ -269,6 +269,22 @@ def test_server_dying_mid_call(agent):
     assert children() <= before
 
 
+def test_server_closing_stdout_but_not_stderr_fails_at_once(agent):
+    # the exit-message drain of stderr once spun at 100% CPU until the
+    # server exited (forever with `sleep infinity`)
+    import resource
+    h = agent(mcp_start_timeout_s=1.0)
+    before = children()
+    t0 = time.monotonic()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    msg = err_text(call(h, "/bin/sh -c 'exec 1>&-; echo bye >&2; sleep 30'", "add", "{}"))
+    assert time.monotonic() - t0 < 2.5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_utime - cpu0 < 1.0
+    assert msg.startswith("mcp.rpc: server closed stdout"), msg
+    assert children() <= before
+    assert mcp_pids(h) == {}
+
+
 def test_broken_json_message_fails_at_once(agent):
     h = agent(mcp_timeout_s=20.0)
     before = children()
