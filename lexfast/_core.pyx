@@ -13,7 +13,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.exc cimport PyErr_ExceptionMatches, PyErr_Fetch, PyErr_NormalizeException
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_XDECREF
-from cpython.buffer cimport PyBUF_WRITABLE
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES, PyBUF_WRITABLE
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset, strerror
@@ -62,6 +62,8 @@ cdef class Variant:
     """A Lex variant value: ``name`` and a tuple of ``args``. Immutable."""
 
     def __init__(self, name, args=()):
+        if self.name is not None:  # __init__ called again on a live value
+            raise AttributeError("Variant is immutable")
         if type(name) is not str:
             if not isinstance(name, str):
                 raise TypeError(f"Variant name must be str, not {type(name).__name__}")
@@ -250,7 +252,11 @@ cdef class LRURegistry:
         cdef PyObject* p
         cdef _Node node
         cdef list evicted = None
-        hash(handle)  # an unhashable handle fails here, before anything changes
+        # Exact int or str only: their hash and == run no Python code, so
+        # nothing can re-enter the registry while its links change.
+        if not (PyLong_CheckExact(handle) or PyUnicode_CheckExact(handle)):
+            raise TypeError(f"LRURegistry: a handle must be an int or a str, "
+                            f"not {type(handle).__name__}")
         p = PyDict_GetItem(self._map, handle)
         if p is not NULL:
             node = <_Node>p
@@ -261,8 +267,8 @@ cdef class LRURegistry:
             return None
         while len(self._map) >= self._cap:
             node = self._head.next
-            self._unlink(node)
             del self._map[node.key]
+            self._unlink(node)
             if evicted is None:
                 evicted = []
             evicted.append(node)
@@ -425,6 +431,9 @@ cdef class Row:
 
 # -- statistics ------------------------------------------------------------------
 
+cdef char* _Q_FORMAT = "q"
+
+
 cdef inline int64_t _now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -498,10 +507,16 @@ cdef class Stats:
         buffer.len = self.n * sizeof(EffectStat)
         buffer.readonly = 1
         buffer.itemsize = sizeof(int64_t)
-        buffer.format = "q"
+        buffer.format = NULL
+        if flags & PyBUF_FORMAT:
+            buffer.format = _Q_FORMAT
         buffer.ndim = 1
-        buffer.shape = self._shape
-        buffer.strides = self._strides
+        buffer.shape = NULL
+        if flags & PyBUF_ND:
+            buffer.shape = self._shape
+        buffer.strides = NULL
+        if (flags & PyBUF_STRIDES) == PyBUF_STRIDES:
+            buffer.strides = self._strides
         buffer.suboffsets = NULL
         buffer.internal = NULL
         self._exports += 1

@@ -35,6 +35,12 @@ class Variant:
     _hash: int | None
 
     def __init__(self, name: str, args=()):
+        try:
+            self._name  # noqa: B018 - set already: __init__ called again on a live value
+        except AttributeError:
+            pass
+        else:
+            raise AttributeError("Variant is immutable")
         if type(name) is not str:
             if not isinstance(name, str):
                 raise TypeError(f"Variant name must be str, not {type(name).__name__}")
@@ -204,6 +210,9 @@ class LRURegistry:
         return self._cap
 
     def insert(self, handle, value) -> None:
+        if type(handle) is not int and type(handle) is not str:
+            raise TypeError(f"LRURegistry: a handle must be an int or a str, "
+                            f"not {type(handle).__name__}")
         evicted = []
         with self._lock:
             data = self._data

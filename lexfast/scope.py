@@ -97,19 +97,50 @@ def _openat2_works() -> bool:
     return _have_openat2
 
 
+def _proc_dev() -> int | None:
+    try:
+        return os.stat("/proc").st_dev
+    except OSError:  # pragma: no cover - no procfs
+        return None
+
+
+_PROC_DEV = _proc_dev()
+
+
+def _check_landed(fd: int, resolved: str) -> int:
+    """Refuse an open that landed in procfs when the checked path did not
+    lead there, or landed on a /proc magic file: ``RESOLVE_BENEATH`` from `/`
+    still follows a plain relative symlink swapped in after the check into
+    /proc/self/environ."""
+    if _PROC_DEV is None:
+        return fd
+    try:
+        if os.fstat(fd).st_dev != _PROC_DEV:
+            return fd
+        landed = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        landed = ""
+    if resolved.startswith("/proc/") and landed.startswith("/proc/") \
+            and not _is_proc_magic(landed) and not _is_proc_magic(resolved):
+        return fd
+    os.close(fd)
+    raise ScopeEscape(_errno.EXDEV, f"`{resolved}` was swapped for a /proc file")
+
+
 def open_in_scope(resolved: str, root: str, flags: int, mode: int = 0o666) -> int:
     """Open ``resolved`` (from :func:`scoped`) so that the kernel keeps the
     walk beneath ``root``. Raises ``ScopeEscape`` when it would not."""
     flags |= os.O_CLOEXEC
     if not root or not _openat2_works():
-        return os.open(resolved, flags, mode)
+        return _check_landed(os.open(resolved, flags, mode), resolved)
     rel = os.path.relpath(resolved, root)
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if not flags & os.O_CREAT and not (tmpfile and flags & tmpfile == tmpfile):
         mode = 0  # openat2 refuses a mode without O_CREAT / O_TMPFILE
     dfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return openat2(dfd, rel, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+        fd = openat2(dfd, rel, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+        return _check_landed(fd, resolved)
     except OSError as e:
         if e.errno in (_errno.EXDEV, _errno.ELOOP):
             raise ScopeEscape(e.errno, f"`{resolved}` leaves the scope root `{root}`") from None

@@ -257,3 +257,35 @@ def test_row_masks(impl):
     assert r.gate == ("fs_walk", "fs_write") and r.mask != 0
     with pytest.raises(ValueError):
         impl.Row("x", "y", ("no_such_kind",), lambda h, a: None)
+
+
+def test_variant_init_cannot_mutate_a_live_value(impl):
+    none = impl.NONE
+    with pytest.raises(AttributeError):
+        none.__init__("Some", (1,))
+    assert none.name == "None" and none.args == ()
+
+
+def test_registry_handles_are_exact_ints_or_strs(impl):
+    r = impl.LRURegistry(2)
+    r.insert("cmd line", 1)
+    r.insert(5, 2)
+    assert r["cmd line"] == 1 and r[5] == 2
+
+    class Sneaky(int):
+        def __eq__(self, other):  # pragma: no cover - must never run
+            r.touch_get(5)
+            return False
+
+        __hash__ = int.__hash__
+
+    for bad in (Sneaky(3), 1.5, (1,), b"x", True, [1]):
+        with pytest.raises(TypeError):
+            r.insert(bad, 0)
+    assert len(r) == 2
+
+
+def test_stats_buffer_honours_flags(impl):
+    s = impl.Stats(3)
+    m = s.memoryview() if hasattr(s, "memoryview") else memoryview(s)
+    assert m.readonly and m.format == "q" and m.shape == (15,) and m.nbytes == 120

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -121,3 +122,14 @@ def test_concurrent_lines_are_whole(make_handler, tmp_path):
         t.join()
     lines = sink.read_text().splitlines()
     assert len(lines) == 800 and all(json.loads(x)["level"] == "info" for x in lines)
+
+
+def test_set_sink_refuses_non_regular_files(make_handler, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    h = make_handler(effects=ALL)
+    assert h.dispatch("log", "set_sink", ["/dev/null"]) == err(
+        "log.set_sink `/dev/null`: not a regular file")
+    r = h.dispatch("log", "set_sink", [str(fifo)])  # no reader: refused, never blocks
+    assert r.name == "Err" and r.args[0].startswith(f"log.set_sink `{fifo}`: ")
+    h.dispatch("log", "info", ["still fine"])

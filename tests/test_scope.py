@@ -189,3 +189,24 @@ def test_relative_path_entries_are_not_searched(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", "." + os.pathsep + os.environ.get("PATH", ""))
     assert resolve_command("zz-lexfast-tool", ("zz-lexfast-tool",)) is None
+
+
+@pytest.mark.parametrize("root", ["", "/"])
+def test_an_open_swapped_into_proc_is_refused(tmp_path, root):
+    """The check saw a plain file; a relative symlink swapped in afterwards
+    leads to /proc/self/environ. RESOLVE_BENEATH from / would follow it."""
+    x = tmp_path / "x"
+    x.write_text("plain")
+    found = scoped(str(x), (root,) if root else ())
+    assert found is not None
+    x.unlink()
+    x.symlink_to(os.path.relpath("/proc/self/environ", tmp_path))
+    with pytest.raises(scope.ScopeEscape):
+        scope.open_in_scope(found[0], root, os.O_RDONLY)
+
+
+def test_plain_proc_files_still_open():
+    found = scoped("/proc/self/status", ("/",))
+    assert found is not None
+    fd = scope.open_in_scope(found[0], found[1], os.O_RDONLY)
+    os.close(fd)

@@ -199,3 +199,9 @@ def test_read_refuses_a_fifo_without_blocking(make_handler, tmp_path):
 def test_openat2_refuses_nul(impl):
     with pytest.raises(ValueError):
         impl.openat2(-100, "/etc\0/passwd", os.O_RDONLY, 0, 0)
+
+
+@pytest.mark.parametrize("dev", ["/dev/zero", "/dev/null"])
+def test_read_refuses_devices(make_handler, dev):
+    h = make_handler(effects=["io"])
+    assert h.dispatch("io", "read", [dev]) == err(f"read of `{dev}`: not a regular file")

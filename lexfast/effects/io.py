@@ -47,7 +47,8 @@ def io_read(h, args):
     path = expect_str(args, 0)
     resolved, root, _ = _read_target(h, path)
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (only regular
+        # files are read, below).
         fd = open_in_scope(resolved, root, os.O_RDONLY | os.O_NONBLOCK)
     except ScopeEscape:
         raise PolicyDenied(f"read of `{path}` outside --allow-fs-read", effect="io",
@@ -56,7 +57,9 @@ def io_read(h, args):
         return err(os_error_text(e))
     try:
         mode = os.fstat(fd).st_mode
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        if stat.S_ISDIR(mode):
+            return err("Is a directory (os error 21)")
+        if not stat.S_ISREG(mode):  # a FIFO, socket or device could block forever
             return err(f"read of `{path}`: not a regular file")
         os.set_blocking(fd, True)
         data = read_file_bounded(fd, h.session.limits.read_bytes)

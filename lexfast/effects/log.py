@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import threading
 import time
@@ -122,12 +123,18 @@ def log_set_sink(h, args):
         if found is None:
             return err(f"fs path `{path}` outside --allow-fs-write")
         try:
+            # O_NONBLOCK: a FIFO must not block the open; only regular files
+            # are kept, since a device could block every later log line of
+            # the process (the log state is process-wide).
             new_fd = open_in_scope(found[0], found[1],
-                                   os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                                   os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o644)
         except ScopeEscape:
             return err(f"fs path `{path}` outside --allow-fs-write")
         except OSError as e:
             return err(f"log.set_sink `{path}`: {os_error_text(e)}")
+        if not stat.S_ISREG(os.fstat(new_fd).st_mode):
+            os.close(new_fd)
+            return err(f"log.set_sink `{path}`: not a regular file")
     with _state.lock:
         old, _state.fd = _state.fd, new_fd
         _state.path = None if path == "-" else path
