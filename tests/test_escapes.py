@@ -682,6 +682,10 @@ def test_escape_handle_guessing_kv(make_handler, tmp_path):
     for guess in (k, k - 1, k + 1, 0, 1):
         with pytest.raises(EffectError, match="closed or unknown Kv handle"):
             b.dispatch("kv", "get", [guess, "secret"])
+    # look-alikes of the handle are not the handle, even in its own session
+    for fake in (True, float(k), str(k), [k], -k, k + 2**64):
+        with pytest.raises(EffectError, match="expected Kv handle"):
+            a.dispatch("kv", "get", [fake, "secret"])
 
 
 def test_escape_handle_guessing_sql(make_handler, tmp_path):
@@ -744,9 +748,11 @@ def test_escape_budget_race_through_forks(make_handler):
     for t in ts:
         t.join(T)
     assert sum(counts) + h.budget_remaining == ceiling and h.budget_remaining >= 0
-    with pytest.raises(EffectError):
-        h.note_call_budget(-1)  # a negative cost cannot refill the pool
-    assert sum(counts) + h.budget_remaining == ceiling
+    left = h.budget_remaining
+    for cost in (-1, True, 1.5, 2**63, 2**64):  # cannot refill, wrap or slip past the pool
+        with pytest.raises(EffectError):
+            h.note_call_budget(cost)
+    assert h.budget_remaining == left and sum(counts) + left == ceiling
 
 
 # -- logs ---------------------------------------------------------------------------------
