@@ -102,9 +102,11 @@ def test_disk_full_while_writing_kv(tmp_path):
             assert len(acked) > 5
             # the handle still answers for what was acknowledged
             assert h.dispatch("kv", "get", [k, "k0000"]) == some(acked["k0000"])
+            grow()  # and takes writes again once there is room
+            assert h.dispatch("kv", "put", [k, "same-handle", b"y"]).name == "Ok"
+            acked["same-handle"] = b"y"
         finally:
             h.close()
-        grow()
         h = store_handler(d)
         try:
             k = h.dispatch("kv", "open", [path]).args[0]
@@ -143,9 +145,11 @@ def test_disk_full_while_writing_sql(tmp_path):
             assert len(acked) > 5
             n = h.dispatch("sql", "query", [k, "SELECT count(*) AS n FROM t", []])
             assert n.args[0][0]["n"] == len(acked)
+            grow()
+            assert h.dispatch("sql", "exec", [k, "INSERT INTO t VALUES (99999, 'same')", []]).name == "Ok"
+            acked[99999] = "same"
         finally:
             h.close()
-        grow()
         h = store_handler(d)
         try:
             k = h.dispatch("sql", "open", [path]).args[0]
