@@ -57,6 +57,7 @@ TERM_GRACE_S = 1.0      # after SIGTERM, before SIGKILL
 STDERR_KEEP = 8192      # bytes of the server's stderr kept for messages
 EXIT_DRAIN_S = 0.05     # reading stderr for an exit message, at most this long
 EXIT_DRAIN_BYTES = 1 << 20  # ... and this many bytes
+OWED_CAP = 65536        # unsent answers to server requests (ping) we hold
 _CHUNK = 65536
 
 _HAVE_WAITID = hasattr(os, "waitid") and hasattr(os, "WNOWAIT")
@@ -119,6 +120,7 @@ class McpClient:
             os.set_blocking(fd, False)
         self._buf = bytearray()
         self._scan = 0               # bytes of _buf already known to hold no newline
+        self._pending_limit = OWED_CAP
         self._out_open = True
         self._err_open = True
         self._stderr = bytearray()
@@ -187,6 +189,8 @@ class McpClient:
         if rid is not None and not self._out_open:
             raise McpError("mcp.rpc: server closed stdout" + self._exit_hint())
         pending = bytearray(out)
+        # past this, the server keeps asking without reading our answers
+        self._pending_limit = len(out) + OWED_CAP
         poller = select.poll()
         poller.register(self._in, _POLLOUT)
         if self._out_open:
@@ -263,6 +267,9 @@ class McpClient:
             if "method" in msg:
                 if "id" in msg:  # a request from the server
                     pending += _answer_server_request(msg)
+                    if len(pending) > self._pending_limit:
+                        raise McpError(f"mcp.rpc {method}: server sends requests "
+                                       "without reading replies" + self._stderr_hint())
                 continue  # a notification (log, progress, ...)
             if rid is None or not _same_id(msg.get("id"), rid):
                 continue

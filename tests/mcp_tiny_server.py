@@ -15,6 +15,8 @@ can also misbehave on purpose, for the agent.call_mcp tests.
 - ``ping``: sends a ``ping`` request to the client before each reply and
   answers only once the client has replied to it;
 
+- ``pingflood``: on ``tools/call`` sends 300 ``ping`` requests with 10 KiB
+  ids without ever reading the client's answers, then sleeps;
 - ``badjson``: answers ``tools/call`` with a truncated JSON object;
 - ``stubborn``: ignores SIGTERM and stays up after its stdin closes;
 - ``grandchild``: starts ``sleep 60`` in its process group (tool
@@ -86,6 +88,10 @@ for raw in sys.stdin.buffer:
             out.flush()
     if MODE == "die":
         os._exit(3)
+    if MODE == "pingflood":
+        for i in range(300):
+            send({"jsonrpc": "2.0", "id": f"{i}-" + "p" * 10240, "method": "ping"})
+        time.sleep(60)
     if MODE == "badjson":
         out.write(b'{"jsonrpc": "2.0", "id": %d, "result": {"x":\n' % msg["id"])
         out.flush()

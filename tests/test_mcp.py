@@ -261,6 +261,19 @@ def test_flood_is_capped_and_dropped(agent):
     assert mcp_pids(h) == {}
 
 
+def test_ping_flood_without_reading_replies_is_capped(agent):
+    # each answer we owe is kept until the server reads it: unbounded, a
+    # server that never reads grew our memory without limit
+    h = agent(mcp_timeout_s=10.0)
+    before = children()
+    t0 = time.monotonic()
+    msg = err_text(call(h, f"{TINY} pingflood", "add", "{}"))
+    assert msg == "mcp.rpc tools/call: server sends requests without reading replies"
+    assert time.monotonic() - t0 < 5
+    assert children() <= before
+    assert mcp_pids(h) == {}
+
+
 def test_server_dying_mid_call(agent):
     h = agent(mcp_timeout_s=5.0)
     before = children()
