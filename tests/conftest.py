@@ -88,3 +88,129 @@ def make_handler():
 @pytest.fixture
 def permissive(make_handler):
     return make_handler(effects=lexfast.KNOWN_EFFECTS)
+
+
+# -- every test ends with the fds and child processes it started with ---------
+#
+# Issue 9: no test (hence no effect it drives) may leave an open descriptor or
+# a child process behind. Compared per test against a snapshot taken before
+# it, after a short grace for pumps and reapers that finish asynchronously.
+
+_FD_GRACE_S = 2.0
+
+
+def _open_fds() -> dict[int, str]:
+    out = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass  # the fd listdir itself used, or one closed meanwhile
+    return out
+
+
+def _children() -> dict[int, str]:
+    """Our child processes (zombies included: an unreaped child is a leak),
+    with their command lines, from each thread's ``children`` list."""
+    pids = set()
+    for path in glob.glob("/proc/self/task/*/children"):
+        try:
+            with open(path) as f:
+                pids.update(int(p) for p in f.read().split())
+        except OSError:
+            pass
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            cmd = ""
+        if not cmd:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    cmd = f.read().split(")")[0].split("(", 1)[-1] + " (zombie?)"
+            except OSError:
+                continue  # gone meanwhile
+        out[pid] = cmd
+    return out
+
+
+#: leaks already reported by a test, not reported again by its module
+_REPORTED: set = set()
+
+
+def _leaked(before_fds, before_kids):
+    fds = {fd: t for fd, t in _open_fds().items()
+           if before_fds.get(fd) != t and (fd, t) not in _REPORTED}
+    kids = {pid: c for pid, c in _children().items()
+            if pid not in before_kids and pid not in _REPORTED}
+    return fds, kids
+
+
+def _check_no_leaks(what, before_fds, before_kids) -> None:
+    import gc
+    import time
+
+    deadline = time.monotonic() + _FD_GRACE_S
+    fds, kids = _leaked(before_fds, before_kids)
+    collected = False
+    while (fds or kids) and time.monotonic() < deadline:
+        if not collected:  # a Popen or socket only its finaliser closes still counts
+            gc.collect()
+            collected = True
+        time.sleep(0.02)
+        fds, kids = _leaked(before_fds, before_kids)
+    if fds or kids:
+        _REPORTED.update(fds.items())
+        _REPORTED.update(kids)
+        lines = [f"fd {fd} -> {t}" for fd, t in sorted(fds.items())]
+        lines += [f"child pid {pid}: {c}" for pid, c in sorted(kids.items())]
+        pytest.fail(f"{what} leaked:\n  " + "\n  ".join(lines), pytrace=False)
+
+
+#: Wider-scoped fixtures that hold no descriptor or process of their own.
+_INERT_WIDE_FIXTURES = {"tmp_path_factory", "tmpdir_factory", "pytestconfig", "cache",
+                        "doctest_namespace", "record_testsuite_property", "worker_id",
+                        "_no_leaked_fds_or_children_module"}
+
+
+def _uses_wide_fixture(item) -> bool:
+    """A test using a module-scoped fixture may start what that fixture keeps
+    (a shared server, a handler's MCP child) for the tests after it: its
+    resources are checked when the module ends instead."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name, defs in (info.name2fixturedefs.items() if info is not None else ()):
+        if name not in _INERT_WIDE_FIXTURES and any(d.scope != "function" for d in defs):
+            return True
+    return False
+
+
+#: LEXFAST_NO_LEAK_CHECK=1 turns the fd/child check off (bisecting a flaky test)
+_LEAK_CHECK = os.environ.get("LEXFAST_NO_LEAK_CHECK", "").strip() in ("", "0")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leaked_fds_or_children_module(request):
+    if not _LEAK_CHECK:
+        yield
+        return
+    before_fds, before_kids = _open_fds(), _children()
+    yield
+    _check_no_leaks(f"module {request.module.__name__}", before_fds, before_kids)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_fds_or_children(request):
+    if not _LEAK_CHECK or request.node.get_closest_marker("leaks_allowed") \
+            or _uses_wide_fixture(request.node):
+        yield
+        return
+    before_fds, before_kids = _open_fds(), _children()
+    yield
+    _check_no_leaks(request.node.nodeid, before_fds, before_kids)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "leaks_allowed: skip the per-test fd/child-process check (say why)")
