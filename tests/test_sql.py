@@ -320,6 +320,48 @@ def test_attach_vacuum_into_and_extensions_refused(make_handler, tmp_path):
     assert sql(h, "exec", k, "INSERT INTO t VALUES (1)", []) == ok(1)
 
 
+def test_plain_vacuum_works_vacuum_into_and_attach_stay_refused(make_handler, tmp_path):
+    # plain VACUUM attaches a private temporary database (name ""): allowed;
+    # every named target, literal or computed, stays refused
+    d = tmp_path / "D"
+    d.mkdir()
+    h = make_handler(effects=["sql"], fs_write=[d])
+    k = opened(h, d / "main.db")
+    sql(h, "exec", k, "CREATE TABLE t(x)", [])
+    sql(h, "exec", k, "INSERT INTO t VALUES (1), (2)", [])
+    sql(h, "exec", k, "DELETE FROM t WHERE x = 1", [])
+    assert sql(h, "exec", k, "VACUUM", []).name == "Ok"
+    assert sql(h, "exec", k, "VACUUM main", []).name == "Ok"
+    assert sql(h, "query", k, "SELECT x FROM t", []) == ok([{"x": 2}])
+    for stmt, params in ((f"VACUUM INTO '{tmp_path}/copy.db'", []),
+                         ("VACUUM INTO 'rel.db'", []),
+                         (f"VACUUM INTO 'file:{tmp_path}/copy.db'", []),
+                         (f"VACUUM INTO '{tmp_path}/' || 'copy.db'", []),
+                         ("VACUUM INTO ?1", [f"{tmp_path}/copy.db"]),
+                         (f"VACUUM main INTO '{d}/inside.db'", []),
+                         (f"ATTACH '{tmp_path}/' || 'att.db' AS a", []),
+                         ("ATTACH ?1 AS a", [f"{tmp_path}/att.db"]),
+                         ("ATTACH ':memory:' AS a", []),
+                         ("ATTACH 'file:x?mode=memory&cache=shared' AS a", [])):
+        r = sql(h, "exec", k, stmt, params)
+        assert is_err(r, "sql.exec: not authorized") or is_err(
+            r, "sql.exec: authorization denied"), (stmt, r)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["D"]
+    assert sorted(p.name for p in d.iterdir()) == ["main.db", "main.db-shm", "main.db-wal"]
+    assert not (d.parent / "rel.db").exists() and not os.path.exists("rel.db")
+
+
+def test_temporary_storage_stays_in_memory(mem):
+    h, k = mem
+    assert sql(h, "query", k, "PRAGMA temp_store", []) == ok([{"temp_store": 2}])
+    for stmt in ("PRAGMA temp_store = FILE", "PRAGMA temp_store = 1",
+                 "PRAGMA main.temp_store = DEFAULT"):
+        assert is_err(sql(h, "exec", k, stmt, []), "sql.exec: not authorized"), stmt
+    assert sql(h, "query", k, "PRAGMA temp_store", []) == ok([{"temp_store": 2}])
+    assert sql(h, "exec", k, "CREATE TEMP TABLE tt(x)", []) == ok(0)
+    assert sql(h, "exec", k, "INSERT INTO tt VALUES (1)", []) == ok(1)
+
+
 def test_file_databases_use_wal(make_handler, tmp_path):
     h = make_handler(effects=["sql"])
     k = opened(h, tmp_path / "w.db")
@@ -349,6 +391,32 @@ def test_rows_are_bounded(make_handler):
     # Unbounded generators stop at the cap too.
     q2 = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c"
     assert sql(h, "query", k, q2, []) == err("sql.query: more than 5 rows (Limits.sql_rows)")
+
+
+def test_result_bytes_are_bounded(make_handler):
+    # rows alone did not bound a result: one row could carry ~1 GB per column
+    h = make_handler(effects=["sql"])
+    k = opened(h, ":memory:")
+    r = sql(h, "query", k, "SELECT zeroblob(1e8), zeroblob(1e8), zeroblob(1e8)", [])
+    assert r == err("sql.query: string or blob too big (Limits.sql_result_bytes)")
+    h = make_handler(effects=["sql"], limits=Limits(sql_result_bytes=1000))
+    k = opened(h, ":memory:")
+    q = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+         "WHERE x < CAST(?1 AS INTEGER)) SELECT x, printf('%.99c', 'a') AS s FROM c")
+    rows = sql(h, "query", k, q, ["10"]).args[0]
+    assert len(rows) == 10 and rows[0]["s"] == "a" * 99
+    assert sql(h, "query", k, q, ["11"]) == err(
+        "sql.query: result larger than 1000 bytes (Limits.sql_result_bytes)")
+    q2 = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT zeroblob(600) FROM c"
+    assert sql(h, "query", k, q2, []) == err(
+        "sql.query: result larger than 1000 bytes (Limits.sql_result_bytes)")
+    # one value past the bound is refused by SQLite itself, read or written
+    assert sql(h, "query", k, "SELECT zeroblob(1001)", []) == err(
+        "sql.query: string or blob too big (Limits.sql_result_bytes)")
+    sql(h, "exec", k, "CREATE TABLE t(b)", [])
+    assert sql(h, "exec", k, "INSERT INTO t VALUES (zeroblob(1001))", []) == err(
+        "sql.exec: string or blob too big (Limits.sql_result_bytes)")
+    assert sql(h, "query", k, "SELECT 1 AS one", []) == ok([{"one": 1}])
 
 
 def test_runaway_statement_is_interrupted(make_handler):

@@ -14,13 +14,19 @@ TEXT → Str with invalid UTF-8 replaced, BLOB → Bytes). Where lexfast differs
   in-memory databases (which other sessions could reach by name) are
   refused.
 - A connection cannot create or touch files outside the scope: ``ATTACH``
-  and ``VACUUM INTO`` are refused (attached-database limit 0, and an
-  authorizer as a second line), as are ``load_extension()`` and the
-  process-wide ``temp_store_directory``/``data_store_directory`` pragmas.
+  and ``VACUUM INTO`` a file are refused (an authorizer, and an
+  attached-database limit of 1: the one private temporary database plain
+  ``VACUUM`` attaches), as are ``load_extension()``, the process-wide
+  ``temp_store_directory``/``data_store_directory`` pragmas and changing
+  ``temp_store``: temporary tables, indices and that ``VACUUM`` copy live in
+  memory, not in ``$TMPDIR``.
 - File databases use WAL, so readers do not block the writer.
 - Statements are prepared once per connection and cached; ``sql.query``
-  refuses to materialise more than ``Limits.sql_rows`` rows; one call runs at
-  most ``Limits.sql_timeout_s`` before SQLite interrupts it.
+  refuses to materialise more than ``Limits.sql_rows`` rows or more than
+  ``Limits.sql_result_bytes`` of Str/Bytes cells (Str counted in
+  characters), and SQLite refuses any single value larger than that
+  (``SQLITE_LIMIT_LENGTH``); one call runs at most ``Limits.sql_timeout_s``
+  before SQLite interrupts it.
 - Handles belong to the session, LRU-capped at 256; each connection has its
   own lock, so calls on different handles run in parallel. Closing (or
   evicting) a handle interrupts a call still running on it.
@@ -57,12 +63,17 @@ _DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 
 def _authorize(action, arg1, arg2, dbname, source):
     # ATTACH (and VACUUM INTO, which attaches its target) could create a file
-    # anywhere; the two pragmas change where *every* connection in the
-    # process writes temp files.
+    # anywhere. Only the empty name passes: a private temporary database
+    # (in memory, see temp_store), which plain VACUUM attaches internally.
+    # A non-literal name (an expression, a parameter) arrives as None.
     if action == sqlite3.SQLITE_ATTACH:
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and arg1 and arg1.lower() in _DENIED_PRAGMAS:
-        return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK if arg1 == "" else sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and arg1:
+        name = arg1.lower()
+        # the two directory pragmas change where *every* connection in the
+        # process writes temp files; temp_store=FILE would put them in $TMPDIR
+        if name in _DENIED_PRAGMAS or (name == "temp_store" and arg2 is not None):
+            return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_FUNCTION and arg2 and arg2.lower() in _DENIED_FUNCTIONS:
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
@@ -71,7 +82,8 @@ def _authorize(action, arg1, arg2, dbname, source):
 class _Db:
     """One connection, its lock and the deadline of the call in progress."""
 
-    __slots__ = ("conn", "lock", "deadline", "closed", "timeout", "rows_cap", "__weakref__")
+    __slots__ = ("conn", "lock", "deadline", "closed", "timeout", "rows_cap", "bytes_cap",
+                 "__weakref__")
 
     def __init__(self, conn, limits) -> None:
         self.conn = conn
@@ -80,6 +92,7 @@ class _Db:
         self.closed = False
         self.timeout = float(limits.sql_timeout_s)
         self.rows_cap = int(limits.sql_rows)
+        self.bytes_cap = int(limits.sql_result_bytes)
 
     def progress(self) -> int:
         # Called every _PROGRESS_EVERY VM steps; non-zero makes SQLite stop
@@ -182,7 +195,13 @@ def _connect(target: str, uri: bool, memory: bool, limits) -> _Db:
                            cached_statements=_CACHED_STATEMENTS)
     try:
         if hasattr(conn, "setlimit"):  # Python >= 3.11
-            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM's temporary copy
+            # one value (text, blob, zeroblob(), a row record) at most this
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH,
+                          max(1, min(int(limits.sql_result_bytes), 0x7FFFFFFF)))
+        # temporary tables and VACUUM's copy in memory, not in $TMPDIR
+        # (outside the scope); set before the authorizer, which refuses it
+        conn.execute("PRAGMA temp_store=MEMORY")
         conn.set_authorizer(_authorize)
         db = _Db(conn, limits)
         conn.set_progress_handler(db.progress, _PROGRESS_EVERY)
@@ -233,9 +252,12 @@ def _message(e: BaseException) -> str:
     s = str(e)
     if s in _RUSQLITE_WORDING:
         return _RUSQLITE_WORDING[s]
+    if s == "string or blob too big":
+        return s + " (Limits.sql_result_bytes)"
     if s.startswith(("not authorized", "authorization denied")):
-        return (s + " (lexfast refuses ATTACH, VACUUM INTO, load_extension() and the "
-                "temp/data_store_directory pragmas: they reach files outside the scope)")
+        return (s + " (lexfast refuses ATTACH, VACUUM INTO, load_extension(), the "
+                "temp/data_store_directory pragmas and changing temp_store: they reach "
+                "files outside the scope)")
     return s
 
 
@@ -300,17 +322,39 @@ def sql_exec(h, args):
         db.lock.release()
 
 
-def _lossy_rerun(conn, cur, stmt, params, cap, changes):
+def _collect(cur, rows_cap: int, bytes_cap: int):
+    """(rows, None), or (None, err message) once past either cap; checked
+    row by row, so at most one row more than the caps is materialised (a
+    row is bounded by SQLITE_LIMIT_LENGTH per value)."""
+    rows: list = []
+    append = rows.append
+    size = 0
+    for r in cur:
+        for v in r:
+            if v.__class__ is str or v.__class__ is bytes:
+                size += len(v)
+        if size > bytes_cap:
+            cur.close()
+            return None, (f"sql.query: result larger than {bytes_cap} bytes "
+                          "(Limits.sql_result_bytes)")
+        append(r)
+        if len(rows) > rows_cap:
+            cur.close()
+            return None, f"sql.query: more than {rows_cap} rows (Limits.sql_rows)"
+    return rows, None
+
+
+def _lossy_rerun(conn, cur, stmt, params, db, changes):
     # The C text factory is much faster than a lossy one, so invalid UTF-8 is
     # handled by running the statement again with the lossy factory -- only
     # when the first run changed nothing (a SELECT), so nothing happens twice.
     # (A RETURNING statement's changes are counted once it is reset.)
     cur.close()
     if conn.total_changes != changes:
-        return None
+        return None, None
     conn.text_factory = _lossy_text
     try:
-        return conn.execute(stmt, params).fetchmany(cap + 1)
+        return _collect(conn.execute(stmt, params), db.rows_cap, db.bytes_cap)
     finally:
         conn.text_factory = str
 
@@ -326,18 +370,16 @@ def sql_query(h, args):
         desc = cur.description
         if desc is None:
             return ok([])
-        cap = db.rows_cap
         try:
-            rows = cur.fetchmany(cap + 1)
+            rows, too_much = _collect(cur, db.rows_cap, db.bytes_cap)
         except sqlite3.OperationalError as e:
             if not str(e).startswith("Could not decode to UTF-8"):
                 raise
-            rows = _lossy_rerun(conn, cur, stmt, params, cap, changes)
-            if rows is None:
+            rows, too_much = _lossy_rerun(conn, cur, stmt, params, db, changes)
+            if rows is None and too_much is None:
                 return err(f"sql.query: {e}")
-        if len(rows) > cap:
-            cur.close()
-            return err(f"sql.query: more than {cap} rows (Limits.sql_rows)")
+        if too_much is not None:
+            return err(too_much)
         names = [d[0] for d in desc]
         return ok([dict(zip(names, r)) for r in rows])  # noqa: B905
     except sqlite3.OperationalError as e:
