@@ -612,6 +612,66 @@ def test_serve_tls_reads_pem_only_inside_allow_fs_read(make_handler, pki, tmp_pa
     assert listening(h2) == []
 
 
+def test_serve_tls_reads_only_regular_pem_files(make_handler, pki, tmp_path):
+    # a FIFO (or a device such as /dev/ptmx) once blocked the open or the
+    # read forever
+    fifo = tmp_path / "cert.fifo"
+    os.mkfifo(fifo)
+    h = made(make_handler, {"h": echo}, fs_read=[tmp_path, pki["dir"], "/dev"])
+    t0 = time.monotonic()
+    with pytest.raises(EffectError, match=rf"^net\.serve_tls: read cert {fifo}: not a regular file$"):
+        h.dispatch("net", "serve_tls", [0, str(fifo), pki["key"], "h"])
+    with pytest.raises(EffectError, match=rf"^net\.serve_tls: read key {fifo}: not a regular file$"):
+        h.dispatch("net", "serve_tls", [0, pki["cert"], str(fifo), "h"])
+    for dev in ("/dev/ptmx", "/dev/zero"):
+        if os.path.exists(dev):
+            with pytest.raises(EffectError, match=rf"^net\.serve_tls: read cert {dev}: not a regular file$"):
+                h.dispatch("net", "serve_tls", [0, dev, pki["key"], "h"])
+    with pytest.raises(EffectError, match=rf"^net\.serve_tls: read cert {tmp_path}: Is a directory \(os error 21\)$"):
+        h.dispatch("net", "serve_tls", [0, str(tmp_path), pki["key"], "h"])
+    assert time.monotonic() - t0 < 5
+    assert listening(h) == []
+
+
+_ENCRYPTED_KEY_CHILD = """
+import sys
+from lexfast import DefaultHandler, EffectError, Policy, CapturedSink
+cert, key = sys.argv[1], sys.argv[2]
+h = DefaultHandler(Policy(allow_effects=["net"], allow_fs_read=[sys.argv[3]]),
+                   program={}, runner=lambda *a: None, sink=CapturedSink())
+try:
+    h.dispatch("net", "serve_tls", [0, cert, key, "h"])
+except EffectError as e:
+    print(e)
+finally:
+    h.close()
+"""
+
+
+def test_serve_tls_encrypted_key_fails_without_prompting(pki, tmp_path):
+    # without a password callback OpenSSL asks for the passphrase on the
+    # terminal; the child has no terminal and no stdin, and a deadline
+    import subprocess
+    import sys
+
+    import lexfast
+    from cryptography.hazmat.primitives import serialization
+    key = serialization.load_pem_private_key(open(pki["key"], "rb").read(), password=None)
+    for n, fmt in enumerate((serialization.PrivateFormat.PKCS8,
+                             serialization.PrivateFormat.TraditionalOpenSSL)):
+        path = tmp_path / f"enc-{n}.pem"
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, fmt,
+                                           serialization.BestAvailableEncryption(b"secret")))
+        assert b"ENCRYPTED" in path.read_bytes()
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(lexfast.__file__)))
+        out = subprocess.run([sys.executable, "-c", _ENCRYPTED_KEY_CHILD, pki["cert"], str(path),
+                              os.path.commonpath([str(tmp_path), pki["cert"]])], stdin=subprocess.DEVNULL, capture_output=True,
+                             start_new_session=True, timeout=30, env=env, cwd=str(tmp_path))
+        assert out.stdout.decode().strip() == (
+            "net.serve_tls bind 0: invalid certificate or key: encrypted keys are not supported"
+        ), out
+
+
 def test_serve_on_a_shut_down_session_returns_at_once(make_handler):
     h = made(make_handler, {"h": echo})
     h.shutdown()

@@ -24,12 +24,14 @@ every new connection).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
 import shutil
 import socket
 import ssl
+import stat
 import sys
 import tempfile
 import threading
@@ -442,13 +444,20 @@ def _read_pem(h, path: str, what: str) -> bytes:
                            effect="net", path=path)
     resolved, root = found
     try:
-        fd = open_in_scope(resolved, root, os.O_RDONLY)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular
+        # files are read (a FIFO or a device like /dev/ptmx blocks forever)
+        fd = open_in_scope(resolved, root, os.O_RDONLY | os.O_NONBLOCK)
     except ScopeEscape:
         raise PolicyDenied(f"net.serve_tls: read of `{path}` outside --allow-fs-read",
                            effect="net", path=path) from None
     except OSError as e:
         raise EffectError(f"net.serve_tls: read {what} {path}: {os_error_text(e)}") from None
     try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(mode):
+            raise EffectError(f"net.serve_tls: read {what} {path}: not a regular file")
         return read_file_bounded(fd, PEM_MAX_BYTES)
     except OverflowError:
         raise EffectError(f"net.serve_tls: read {what} {path}: larger than "
@@ -457,6 +466,16 @@ def _read_pem(h, path: str, what: str) -> bytes:
         raise EffectError(f"net.serve_tls: read {what} {path}: {os_error_text(e)}") from None
     finally:
         os.close(fd)
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_password():
+    # Called only for an encrypted key. Without a callback OpenSSL would
+    # prompt for the passphrase on the controlling terminal (a hang).
+    raise _EncryptedKey
 
 
 def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
@@ -472,7 +491,8 @@ def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
                 fd = memfd("lexfast-pem", getattr(os, "MFD_CLOEXEC", 1))
                 fds.append(fd)
                 _write_all(fd, data)
-            ctx.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}")
+            ctx.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}",
+                                password=_no_password)
             return ctx
         finally:
             for fd in fds:
@@ -488,7 +508,7 @@ def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
             finally:
                 os.close(fd)
             paths.append(p)
-        ctx.load_cert_chain(paths[0], paths[1])
+        ctx.load_cert_chain(paths[0], paths[1], password=_no_password)
         return ctx
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -573,6 +593,9 @@ def net_serve_tls(h, args):
     key = _read_pem(h, key_path, "key")
     try:
         context = _tls_context(cert, key)
+    except _EncryptedKey:
+        raise EffectError(f"net.serve_tls bind {port}: invalid certificate or key: "
+                          "encrypted keys are not supported") from None
     except (ssl.SSLError, ValueError, OSError) as e:
         raise EffectError(f"net.serve_tls bind {port}: invalid certificate or key: "
                           f"{getattr(e, 'reason', None) or e}") from None
