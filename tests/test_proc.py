@@ -268,6 +268,30 @@ def test_argv_is_never_a_shell(make_handler, tmp_path):
     assert r == err("spawn `echo`: nul byte found in provided data")
 
 
+def test_env_may_not_reroute_interpreters_shells_or_libc(make_handler, tmp_path):
+    # beyond PATH/LD_*/DYLD_*: variables that make an allowed sh, python,
+    # perl, node, git or java load or run code of the caller's choosing
+    h = make_handler(effects=PROC, procs=["sh"])
+    for key in ("GCONV_PATH", "LOCPATH", "NLSPATH", "GLIBC_TUNABLES", "MALLOC_CHECK_",
+                "MALLOC_ARENA_MAX", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS",
+                "BASH_FUNC_ls%%", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
+                "PYTHONINSPECT", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB",
+                "NODE_OPTIONS", "NODE_PATH", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0",
+                "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_DIR", "JAVA_TOOL_OPTIONS",
+                "_JAVA_OPTIONS", "LUA_INIT"):
+        r = h.dispatch("process", "spawn", ["sh", ["-c", "true"], opts(env={key: str(tmp_path)})])
+        assert r == err(f"process.spawn: env may not set `{key}` under --allow-proc"), key
+    hd = spawn(h, "sh", ["-c", "echo $FOO $LANG $MY_GIT_TOKEN"],
+               opts(env={"FOO": "ok", "LANG": "C", "MY_GIT_TOKEN": "t", "pythonpath": "x"}))
+    assert lines(h, hd) == ["ok C t"]
+    h.dispatch("process", "wait", [hd])
+    # without --allow-proc nothing is refused (any binary may run anyway)
+    h = make_handler(effects=PROC)
+    hd = spawn(h, "sh", ["-c", "echo $PYTHONPATH"], opts(env={"PYTHONPATH": "p"}))
+    assert lines(h, hd) == ["p"]
+    h.dispatch("process", "wait", [hd])
+
+
 def test_env_may_not_reroute_an_allowed_binary(make_handler, tmp_path):
     h = make_handler(effects=PROC, procs=["sh", "env"])
     for key in ("PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES"):

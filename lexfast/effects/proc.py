@@ -8,7 +8,8 @@ real thing (DESIGN.md §5):
   entries; a path-qualified command runs only if it resolves to the file an
   entry names (the reference compared basenames only). argv goes straight to
   exec, never through a shell. With a non-empty list, ``process.spawn``'s
-  ``env`` may not set ``PATH``, ``LD_*`` or ``DYLD_*``.
+  ``env`` may not set ``PATH``, ``LD_*``, ``DYLD_*`` or any other variable
+  that makes an allowed binary load or run other code (``_ENV_BLOCKED``).
 - Output is bounded: ``proc.spawn``/``process.run`` capture at most
   ``Limits.proc_output_bytes`` per stream (then the child is killed and an
   ``err`` returned); a ``process.*`` handle buffers at most that much unread
@@ -654,8 +655,22 @@ def process_run(h, args):
 
 # -- process.* handles -------------------------------------------------------------
 
+# Variables that re-route what an allowed binary loads or runs: the dynamic
+# loader, glibc's converters/locales/allocator, shells (startup files,
+# options, exported functions), interpreters' module paths and startup
+# options, git's helpers and config, the JVM's agents.
+_ENV_BLOCKED = frozenset({
+    "PATH", "GCONV_PATH", "LOCPATH", "NLSPATH", "GLIBC_TUNABLES", "HOSTALIASES",
+    "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH",
+    "PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB",
+    "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH",
+    "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+})
+_ENV_BLOCKED_PREFIXES = ("LD_", "DYLD_", "MALLOC_", "BASH_FUNC_", "PYTHON", "GIT_", "LUA_")
+
+
 def _env_blocked(key: str) -> bool:
-    return key == "PATH" or key.startswith("LD_") or key.startswith("DYLD_")
+    return key in _ENV_BLOCKED or key.startswith(_ENV_BLOCKED_PREFIXES)
 
 
 def _some(v):
