@@ -521,3 +521,23 @@ def test_kill_9_loses_no_acknowledged_put(make_handler, tmp_path, sync):
     k = kv(h, "open", path).args[0]
     for i in acked:
         assert kv(h, "get", k, f"key{i:05d}") == some(f"value-{i}".encode()), i
+
+
+def test_lone_surrogates_are_errors_not_internal_errors(make_handler, tmp_path):
+    # a lone surrogate (or a symlink resolving to a non-UTF-8 name) once
+    # escaped as "internal error: UnicodeEncodeError", after creating the directory
+    h = make_handler(effects=["kv"], fs_write=[tmp_path])
+    os.mkdir(os.fsencode(str(tmp_path)) + b"/\xff")
+    os.symlink(os.fsencode(str(tmp_path)) + b"/\xff", tmp_path / "link")
+    before = sorted(os.listdir(tmp_path))
+    for path in (f"{tmp_path}/\udcff", f"{tmp_path}/\udcffkv", f"{tmp_path}/link/kv"):
+        assert kv(h, "open", path) == err("kv.open: path is not valid UTF-8"), path
+    assert kv(h, "open", f"{tmp_path}/\ud800").name == "Err"
+    assert sorted(os.listdir(tmp_path)) == before
+    assert os.listdir(os.fsencode(str(tmp_path)) + b"/\xff") == []
+    k = kv(h, "open", str(tmp_path / "ok")).args[0]
+    assert kv(h, "put", k, "\udcff", b"v") == err("kv.put: key is not valid UTF-8")
+    assert kv(h, "delete", k, "\ud800") == err("kv.delete: key is not valid UTF-8")
+    with pytest.raises(EffectError, match="^kv.get: key is not valid UTF-8$"):
+        kv(h, "get", k, "\udcff")
+

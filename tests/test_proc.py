@@ -337,6 +337,29 @@ def test_captured_output_is_bounded(make_handler):
     assert my_children() == []
 
 
+def test_lone_surrogates_in_commands_are_errors(make_handler):
+    # an unencodable path-qualified command reached resolve_command and
+    # came back as "internal error: UnicodeEncodeError"
+    h = make_handler(effects=PROC, procs=["sh"])
+    for cmd in ("/bin/\ud800", "\ud800", "/bin/\udcff"):
+        assert h.dispatch("proc", "spawn", [cmd, []]) == err(
+            f'proc.spawn: `{cmd}` not in --allow-proc ["sh"]'), cmd
+        assert h.dispatch("process", "run", [cmd, []]) == err(
+            f'process.run: `{cmd}` not in --allow-proc ["sh"]'), cmd
+        assert h.dispatch("process", "spawn", [cmd, [], OPTS0]) == err(
+            f'process.spawn: `{cmd}` not in --allow-proc ["sh"]'), cmd
+    assert h.dispatch("proc", "spawn", ["sh", ["-c", "true", "\ud800"]]) == err(
+        "spawn `sh`: argument is not valid UTF-8")
+    r = h.dispatch("process", "spawn", ["sh", ["-c", "true"], opts(env={"A": "\ud800"})])
+    assert r == err("process.spawn `sh`: argument is not valid UTF-8")
+    h = make_handler(effects=PROC)
+    assert h.dispatch("proc", "spawn", ["/bin/\ud800", []]) == err(
+        "spawn `/bin/\ud800`: argument is not valid UTF-8")
+    assert h.dispatch("process", "run", ["\ud800", []]).name == "Err"
+    assert h.dispatch("process", "spawn", ["/bin/\ud800", [], OPTS0]) == err(
+        "process.spawn `/bin/\ud800`: argument is not valid UTF-8")
+
+
 def test_non_utf8_output(make_handler):
     h = make_handler(effects=PROC)
     r = h.dispatch("proc", "spawn", ["printf", ["\\377ok\\376"]])

@@ -362,6 +362,23 @@ def test_temporary_storage_stays_in_memory(mem):
     assert sql(h, "exec", k, "INSERT INTO tt VALUES (1)", []) == ok(1)
 
 
+def test_lone_surrogates_are_errors_not_internal_errors(make_handler, tmp_path):
+    # a `file:` URI with a lone surrogate was "internal error: UnicodeEncodeError"
+    h = make_handler(effects=["sql"], fs_write=[tmp_path])
+    os.mkdir(os.fsencode(str(tmp_path)) + b"/\xff")
+    os.symlink(os.fsencode(str(tmp_path)) + b"/\xff", tmp_path / "link")
+    for path in (f"{tmp_path}/\udcff.db", f"file:{tmp_path}/\udcff.db",
+                 f"{tmp_path}/link/x.db", f"file:{tmp_path}/link/x.db"):
+        assert sql(h, "open", path) == err("sql.open: path is not valid UTF-8"), path
+    assert sql(h, "open", f"file:{tmp_path}/\ud800.db").name == "Err"
+    assert sorted(os.listdir(tmp_path)) == ["link", "\udcff"]
+    assert os.listdir(os.fsencode(str(tmp_path)) + b"/\xff") == []
+    k = opened(h, ":memory:")
+    for op in ("exec", "query"):
+        assert is_err(sql(h, op, k, "SELECT ?1", ["\udcff"]), f"sql.{op}: ")
+        assert is_err(sql(h, op, k, "SELECT '\ud800'", []), f"sql.{op}: ")
+
+
 def test_file_databases_use_wal(make_handler, tmp_path):
     h = make_handler(effects=["sql"])
     k = opened(h, tmp_path / "w.db")

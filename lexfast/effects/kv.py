@@ -222,6 +222,14 @@ def _encode_key(st: _Store, key: str):
     return kb
 
 
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 # -- ops -------------------------------------------------------------------
 
 def kv_open(h, args):
@@ -229,6 +237,8 @@ def kv_open(h, args):
     found = scoped(path, h.policy.write_roots)
     if found is None:
         return err(f"kv.open: `{path}` outside --allow-fs-write")
+    if not _utf8(found[0]):  # lmdb takes UTF-8 paths only
+        return err("kv.open: path is not valid UTF-8")
     # lmdb opens data.mdb and lock.mdb by name inside the directory: a symlink
     # planted there would carry its writes out of the scope.
     for name in ("data.mdb", "lock.mdb"):

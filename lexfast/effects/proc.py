@@ -538,7 +538,7 @@ def _str_args(args, label: str, missing: str | None) -> list:
 def _allowed(h, cmd: str, label: str):
     """(executable, None) or (None, err value)."""
     allow = h.policy.allow_proc
-    if "\0" in cmd:
+    if "\0" in cmd or not _encodable(cmd):
         if allow:
             return None, err(f"{label}: `{cmd}` not in --allow-proc {debug_str_list(allow)}")
         return None, None
@@ -546,6 +546,15 @@ def _allowed(h, cmd: str, label: str):
         return resolve_command(cmd, allow), None
     except PermissionError:
         return None, err(f"{label}: `{cmd}` not in --allow-proc {debug_str_list(allow)}")
+
+
+def _encodable(s: str) -> bool:
+    # a lone surrogate the filesystem encoding cannot carry names no file
+    try:
+        os.fsencode(s)
+    except UnicodeError:
+        return False
+    return True
 
 
 def _not_found():

@@ -183,6 +183,10 @@ def _target(h, path: str):
     if found is None:
         return err(f"sql.open: `{path}` outside --allow-fs-write")
     resolved = found[0]
+    try:
+        resolved.encode("utf-8")  # what SQLite takes (a lone surrogate, or a
+    except UnicodeEncodeError:   # non-UTF-8 name a symlink resolved to)
+        return err("sql.open: path is not valid UTF-8")
     if not uri:
         return resolved, False, False
     query = "&".join(f"{quote(k)}={quote(v)}" for k, v in params.items())
