@@ -541,3 +541,51 @@ def test_lone_surrogates_are_errors_not_internal_errors(make_handler, tmp_path):
     with pytest.raises(EffectError, match="^kv.get: key is not valid UTF-8$"):
         kv(h, "get", k, "\udcff")
 
+
+@pytest.mark.skipif(not kvmod._VIA_FD, reason="needs O_PATH and /proc/self/fd")
+@pytest.mark.parametrize("swapped", ["parent", "store"])
+def test_directory_swapped_for_a_symlink_after_the_check(make_handler, tmp_path, monkeypatch,
+                                                         swapped):
+    # the race a concurrent process could win: the path checks out inside
+    # the scope, then a directory on it becomes a symlink leading out
+    scope = tmp_path / "scope"
+    outside = tmp_path / "outside"
+    (scope / "a" / "store").mkdir(parents=True)
+    outside.mkdir()
+    victim = scope / "a" if swapped == "parent" else scope / "a" / "store"
+    real_scoped = kvmod.scoped
+
+    def scoped_then_swap(path, roots):
+        found = real_scoped(path, roots)
+        if found is not None and path.endswith("/store"):
+            victim.rename(victim.with_name(victim.name + ".moved"))
+            victim.symlink_to(outside)
+        return found
+
+    monkeypatch.setattr(kvmod, "scoped", scoped_then_swap)
+    h = make_handler(effects=["kv"], fs_write=[scope])
+    store = str(scope / "a" / "store")
+    assert kv(h, "open", store) == err(f"kv.open: `{store}` outside --allow-fs-write")
+    assert os.listdir(outside) == []
+    assert store not in kvmod.open_paths()
+
+
+def test_store_opened_through_its_directory_descriptor(make_handler, tmp_path):
+    # missing parents are made beneath the scope; the environment is shared
+    # by path across opens, and its files are where the path says
+    h = make_handler(effects=["kv"], fs_write=[tmp_path])
+    store = str(tmp_path / "x" / "y" / "store")
+    k1 = kv(h, "open", store).args[0]
+    k2 = kv(h, "open", store).args[0]
+    assert kvmod.open_paths().count(store) == 1
+    assert kv(h, "put", k1, "a", b"1") == ok(None)
+    assert kv(h, "get", k2, "a") == some(b"1")
+    assert sorted(os.listdir(store)) == ["data.mdb", "lock.mdb"]
+    (tmp_path / "file").write_text("x")
+    assert kv(h, "open", str(tmp_path / "file")) == err("kv.open: Not a directory (os error 20)")
+    kv(h, "close", k1)
+    kv(h, "close", k2)
+    assert store not in kvmod.open_paths()
+    k3 = kv(h, "open", store).args[0]
+    assert kv(h, "get", k3, "a") == some(b"1")
+

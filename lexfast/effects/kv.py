@@ -5,10 +5,13 @@ store per path. Shapes, messages and the hard/soft split follow the
 reference (BEHAVIOUR.md §3.7); where lexfast differs:
 
 - ``kv.open`` resolves the path (``..`` and symlinks) before checking it
-  against ``--allow-fs-write``; nothing is created outside the scope.
-  (lmdb opens by path, so a directory swapped for a symlink by another
-  process between the check and the open is not caught the way ``openat2``
-  catches it for io.write.)
+  against ``--allow-fs-write``; nothing is created outside the scope. The
+  store directory (and missing parents) is created and opened beneath the
+  scope root with ``openat2`` (``RESOLVE_BENEATH``), and lmdb is handed
+  ``/proc/self/fd/N``, so a directory swapped for a symlink between the
+  check and the open is refused as for io.write. (lmdb itself opens
+  ``data.mdb``/``lock.mdb`` in it by name: a symlink there leading out is
+  refused when checked, but one swapped in during the open is not.)
 - Handles belong to the session (a handler and its forks), LRU-capped at
   256; eviction, ``kv.close`` and ``handler.close()`` release the store.
 - One lmdb environment per resolved path, shared and refcounted process-wide
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import os
+import stat
 import threading
 import time
 
@@ -40,7 +44,7 @@ import lmdb
 
 from ..core import NONE, err, expect_bytes, expect_handle, expect_str, next_handle, ok, some
 from ..errors import EffectError
-from ..scope import scoped
+from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, scoped
 from ..values import os_error_text
 
 # lmdb refuses empty keys; b"\xff" never occurs in UTF-8, so it cannot clash.
@@ -159,15 +163,64 @@ _stores: dict[str, _Store] = {}
 _stores_lock = threading.Lock()
 
 
-def _acquire(path: str, limits) -> _Store:
+_DIR_FLAGS = os.O_PATH | os.O_DIRECTORY if hasattr(os, "O_PATH") else 0
+_VIA_FD = bool(_DIR_FLAGS) and os.path.isdir("/proc/self/fd")
+
+
+def _open_dir(path: str, root: str) -> int:
+    """An O_PATH descriptor of the store directory, kept beneath ``root``;
+    missing directories are made one at a time beneath it too (sled::open
+    created missing parents)."""
+    try:
+        return open_in_scope(path, root, _DIR_FLAGS)
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if not root or path == root or parent == path:
+            os.makedirs(path, exist_ok=True)  # the root itself: the operator's
+            return open_in_scope(path, root, _DIR_FLAGS)
+    os.close(_open_dir(parent, root))
+    dfd, name = open_parent_in_scope(path, root)
+    try:
+        os.mkdir(name, 0o777, dir_fd=dfd)
+    except FileExistsError:
+        pass
+    finally:
+        os.close(dfd)
+    return open_in_scope(path, root, _DIR_FLAGS)
+
+
+def _inner_link_escapes(dfd: int, path: str, write_roots) -> bool:
+    # lmdb opens data.mdb and lock.mdb by name inside the directory: a
+    # symlink planted there would carry its writes out of the scope.
+    for name in ("data.mdb", "lock.mdb"):
+        try:
+            is_link = stat.S_ISLNK(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            continue
+        if is_link and scoped(os.path.join(path, name), write_roots) is None:
+            return True
+    return False
+
+
+def _acquire(path: str, root: str, write_roots, limits):
+    """The shared store of ``path``, or None when it would leave the scope."""
     with _stores_lock:
         st = _stores.get(path)
         if st is None:
-            # sled::open created missing parents; so do we (all inside the scope).
-            os.makedirs(path, exist_ok=True)
-            env = lmdb.open(path, map_size=max(int(limits.kv_map_size), 1 << 16),
-                            sync=bool(limits.kv_sync), max_readers=_MAX_READERS,
-                            max_dbs=0, subdir=True, create=True, lock=True)
+            if _VIA_FD:
+                dfd = _open_dir(path, root)
+                where = f"/proc/self/fd/{dfd}"
+            else:  # pragma: no cover - no O_PATH or no procfs: by path
+                os.makedirs(path, exist_ok=True)
+                dfd, where = os.open(path, os.O_RDONLY | os.O_DIRECTORY), path
+            try:
+                if _inner_link_escapes(dfd, path, write_roots):
+                    return None
+                env = lmdb.open(where, map_size=max(int(limits.kv_map_size), 1 << 16),
+                                sync=bool(limits.kv_sync), max_readers=_MAX_READERS,
+                                max_dbs=0, subdir=True, create=True, lock=True)
+            finally:
+                os.close(dfd)  # lmdb holds its own descriptors of the files
             st = _Store(env, path, bool(limits.kv_sync))
             _stores[path] = st
         st.refs += 1
@@ -239,20 +292,18 @@ def kv_open(h, args):
         return err(f"kv.open: `{path}` outside --allow-fs-write")
     if not _utf8(found[0]):  # lmdb takes UTF-8 paths only
         return err("kv.open: path is not valid UTF-8")
-    # lmdb opens data.mdb and lock.mdb by name inside the directory: a symlink
-    # planted there would carry its writes out of the scope.
-    for name in ("data.mdb", "lock.mdb"):
-        inner = os.path.join(found[0], name)
-        if os.path.islink(inner) and scoped(inner, h.policy.write_roots) is None:
-            return err(f"kv.open: `{path}` outside --allow-fs-write")
     session = h.session
     reg = session.registry("kv", _release)
     try:
-        st = _acquire(found[0], session.limits)
+        st = _acquire(found[0], found[1], h.policy.write_roots, session.limits)
+    except ScopeEscape:
+        st = None
     except lmdb.Error as e:
         return err(f"kv.open: {e}")
     except OSError as e:
         return err(f"kv.open: {os_error_text(e)}")
+    if st is None:
+        return err(f"kv.open: `{path}` outside --allow-fs-write")
     handle = next_handle()
     reg.insert(handle, st)
     if session.closed:

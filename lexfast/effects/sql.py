@@ -12,7 +12,10 @@ TEXT → Str with invalid UTF-8 replaced, BLOB → Bytes). Where lexfast differs
   ``--allow-fs-write`` (``:memory:`` is exempt). A ``file:`` URI is parsed
   and its path checked the same way; ``vfs``, ``modeof`` and shared-cache
   in-memory databases (which other sessions could reach by name) are
-  refused.
+  refused. SQLite opens by path (and resolves even ``/proc/self/fd/N`` back
+  to a path, which it then uses for ``-wal``/``-shm``/``-journal``), so a
+  directory swapped for a symlink by another process between the check and
+  the open is not caught the way ``openat2`` catches it for io.write.
 - A connection cannot create or touch files outside the scope: ``ATTACH``
   and ``VACUUM INTO`` a file are refused (an authorizer, and an
   attached-database limit of 1: the one private temporary database plain
