@@ -12,6 +12,8 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -19,6 +21,7 @@ import warnings
 import pytest
 import requests
 
+import lexfast
 from lexfast import EffectError, Map, PolicyDenied
 from lexfast.effects.serve import listening, wait_listening
 from lexfast.handler import Limits
@@ -651,11 +654,7 @@ finally:
 def test_serve_tls_encrypted_key_fails_without_prompting(pki, tmp_path):
     # without a password callback OpenSSL asks for the passphrase on the
     # terminal; the child has no terminal and no stdin, and a deadline
-    import subprocess
-    import sys
-
-    import lexfast
-    from cryptography.hazmat.primitives import serialization
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
     key = serialization.load_pem_private_key(open(pki["key"], "rb").read(), password=None)
     for n, fmt in enumerate((serialization.PrivateFormat.PKCS8,
                              serialization.PrivateFormat.TraditionalOpenSSL)):
