@@ -15,6 +15,8 @@ What it does beyond the reference's client (DESIGN.md §5):
   are skipped; a server ``ping`` is answered; a line that starts like a
   JSON object but does not parse is the reference's ``mcp.rpc: parse`` error;
 - one reply line is capped (``reply_cap``), so a flood cannot exhaust memory;
+  so are the answers owed to server requests (``OWED_CAP``) while the
+  server does not read them;
 - stdout and stderr are read in the calling thread with ``poll`` while a
   request is pending, so a chatty server never blocks on a full pipe, and
   there is no reader thread to leak; the last few KiB of stderr are kept for
