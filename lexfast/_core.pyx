@@ -137,7 +137,7 @@ def expect_str(args, Py_ssize_t i):
     if PyUnicode_CheckExact(v):
         return v
     if isinstance(v, str):
-        return str(v)
+        return str.__str__(v)  # a subclass's own __str__ is never run
     raise EffectError(f"expected Str arg, got {debug_repr(v)}")
 
 
@@ -146,7 +146,7 @@ def expect_int(args, Py_ssize_t i):
         raise EffectError("missing argument")
     v = args[i]
     if _is_lex_int(v):
-        v = int(v)
+        v = int.__int__(v)  # the value, never a subclass's __int__ or comparisons
         if INT_MIN <= v <= INT_MAX:
             return v
         raise EffectError(f"Int out of the signed 64-bit range: {debug_repr(v)}")
@@ -183,10 +183,10 @@ def expect_str_list(args, Py_ssize_t i):
     if not isinstance(v, list):
         raise EffectError(f"expected List[Str], got {debug_repr(v)}")
     cdef list out = []
-    for x in v:
+    for x in list.copy(v):
         if not isinstance(x, str):
             raise EffectError(f"expected List[Str] element, got {debug_repr(x)}")
-        out.append(str(x))
+        out.append(str.__str__(x))
     return out
 
 
@@ -195,8 +195,10 @@ def expect_handle(args, Py_ssize_t i, str what, str missing):
     if i >= len(args):
         raise EffectError(f"missing {missing} argument")
     v = args[i]
-    if _is_lex_int(v) and 0 <= v <= INT_MAX:
-        return int(v)
+    if _is_lex_int(v):
+        n = int.__int__(v)
+        if 0 <= n <= INT_MAX:
+            return n
     raise EffectError(f"expected {what} (Int), got {debug_repr(v)}")
 
 
@@ -389,8 +391,9 @@ cdef class BudgetPool:
         cdef uint64_t c, seen
         if not _is_lex_int(cost):
             raise EffectError(f"note_call_budget: cost must be Int, got {debug_repr(cost)}")
+        cost = int.__int__(cost)  # a subclass's comparisons are never run
         if cost < 0:
-            raise EffectError(f"note_call_budget: cost must be non-negative, got {int(cost)}")
+            raise EffectError(f"note_call_budget: cost must be non-negative, got {cost}")
         if not self._limited:
             return 0
         if cost > _U64_MAX:

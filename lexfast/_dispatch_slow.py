@@ -24,13 +24,17 @@ def denied(gate, policy) -> PolicyDenied:
 
 def coerce_args(args) -> list:
     if isinstance(args, (list, tuple)):
-        return list(args)
+        try:
+            # the base types' own iteration: a subclass's __iter__ is not run
+            return list.copy(args) if isinstance(args, list) else list(tuple.__iter__(args))
+        except Exception:
+            pass
     raise EffectError(f"dispatch: args must be a List, got {debug_repr(args)}")
 
 
 def _as_name(what: str, v) -> str:
     if isinstance(v, str):
-        return str(v)
+        return str.__str__(v)  # the characters, never a subclass's __str__
     raise EffectError(f"dispatch: {what} must be Str, got {debug_repr(v)}")
 
 

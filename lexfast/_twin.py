@@ -112,7 +112,7 @@ def expect_str(args, i: int) -> str:
     if type(v) is str:
         return v
     if isinstance(v, str):
-        return str(v)
+        return str.__str__(v)  # a subclass's own __str__ is never run
     raise EffectError(f"expected Str arg, got {debug_repr(v)}")
 
 
@@ -121,7 +121,7 @@ def expect_int(args, i: int) -> int:
         raise EffectError("missing argument")
     v = args[i]
     if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):
-        v = int(v)
+        v = int.__int__(v)  # the value, never a subclass's __int__ or comparisons
         if INT_MIN <= v <= INT_MAX:
             return v
         raise EffectError(f"Int out of the signed 64-bit range: {debug_repr(v)}")
@@ -158,10 +158,10 @@ def expect_str_list(args, i: int) -> list:
     if not isinstance(v, list):
         raise EffectError(f"expected List[Str], got {debug_repr(v)}")
     out = []
-    for x in v:
+    for x in list.copy(v):
         if not isinstance(x, str):
             raise EffectError(f"expected List[Str] element, got {debug_repr(x)}")
-        out.append(str(x))
+        out.append(str.__str__(x))
     return out
 
 
@@ -170,8 +170,10 @@ def expect_handle(args, i: int, what: str, missing: str) -> int:
     if i >= len(args):
         raise EffectError(f"missing {missing} argument")
     v = args[i]
-    if (type(v) is int or (isinstance(v, int) and not isinstance(v, bool))) and 0 <= v <= INT_MAX:
-        return int(v)
+    if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):
+        n = int.__int__(v)
+        if 0 <= n <= INT_MAX:
+            return n
     raise EffectError(f"expected {what} (Int), got {debug_repr(v)}")
 
 
@@ -319,9 +321,10 @@ class BudgetPool:
 def _check_cost(cost) -> int:
     if type(cost) is not int and (isinstance(cost, bool) or not isinstance(cost, int)):
         raise EffectError(f"note_call_budget: cost must be Int, got {debug_repr(cost)}")
+    cost = int.__int__(cost)  # a subclass's comparisons are never run
     if cost < 0:
-        raise EffectError(f"note_call_budget: cost must be non-negative, got {int(cost)}")
-    return int(cost)
+        raise EffectError(f"note_call_budget: cost must be non-negative, got {cost}")
+    return cost
 
 
 # -- the dispatch table row and the handler core ------------------------------
