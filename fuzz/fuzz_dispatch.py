@@ -21,14 +21,12 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 
 import atheris
 
 import lexfast
 from lexfast import CapturedSink, DefaultHandler, EffectError, Policy
 from lexfast.core import NONE, Variant, err, ok, some
-from lexfast.effects import log as log_effects
 from lexfast.handler import Limits
 from lexfast.table import default_table
 from lexfast.values import Map
@@ -40,7 +38,9 @@ SAFE_EFFECTS = ["io", "fs_read", "fs_write", "fs_walk", "kv", "sql", "log", "tim
                 "random", "budget", "crypto"]
 SAFE_KINDS = ["io", "fs", "kv", "sql", "log", "time", "datetime", "env", "rand", "crypto",
               "budget"]
-CHECK_EVERY = 2000  # a full look at the filesystem every this many inputs
+# A full look at the filesystem every this many inputs. libFuzzer ends the
+# process with exit(3) (no Python atexit), so the last window is the last check.
+CHECK_EVERY = 200
 
 
 class Boom(Exception):
@@ -85,7 +85,11 @@ SQL = ["CREATE TABLE t(a, b)", "INSERT INTO t VALUES (?, ?)", "SELECT * FROM t",
 
 class World:
     def __init__(self) -> None:
-        self.base = tempfile.mkdtemp(prefix="lexfast-fuzz-")
+        # In the cwd (the run's scratch directory), remade each run: libFuzzer's
+        # exit skips Python's cleanup, so a temp dir would be left behind.
+        self.base = os.path.abspath("lexfast-fuzz-world")
+        shutil.rmtree(self.base, ignore_errors=True)
+        os.mkdir(self.base)
         self.inside = os.path.join(self.base, "inside")
         self.outside = os.path.join(self.base, "outside")
         self.cwd = os.path.join(self.base, "cwd")
@@ -154,14 +158,6 @@ class World:
                 diff = sorted(set(now.items()) ^ set(self.snapshot.items()))
                 raise AssertionError(f"changed outside the scope: {diff[:5]}")
             self.scoped.session.sink.lines.clear()
-
-    def close(self) -> None:
-        self.check(True)
-        self.pure.close()
-        self.scoped.close()
-        log_effects.reset()
-        self.tcp.close()
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 class Decoder:
@@ -288,8 +284,6 @@ def main() -> None:
     WORLD = World()
     print(f"lexfast {lexfast.__version__}, core: "
           f"{'compiled' if lexfast.COMPILED else 'pure-Python twin'}", file=sys.stderr)
-    import atexit
-    atexit.register(WORLD.close)
     # Coverage of every Python function loaded (lexfast's modules and the
     # libraries under them); the compiled core itself is not instrumented.
     atheris.instrument_all()
