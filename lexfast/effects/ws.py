@@ -159,6 +159,7 @@ class ChatRegistry:
         self.peers: dict[int, _Peer] = {}
         self.max_conns = max(1, int(max_conns))
         self.opening: set = set()  # accepted by process_request, not registered yet
+        self.by_ws: dict = {}  # connection -> its peer (joined in process_request)
         self.queue_cap = max(1, int(queue_cap))
 
     def __len__(self) -> int:
@@ -169,6 +170,7 @@ class ChatRegistry:
         those too, or a burst of clients would all pass the check)."""
         with self.lock:
             self.opening = {c for c in self.opening if c.state.name in ("CONNECTING", "OPEN")}
+            self._prune_unopened()
             if len(self.peers) + len(self.opening) >= self.max_conns:
                 return False
             self.opening.add(connection)
@@ -181,10 +183,29 @@ class ChatRegistry:
                 return False
             self.peers[peer.conn_id] = peer
             self.rooms.setdefault(peer.room, {})[peer.conn_id] = peer
+            self.by_ws[peer.ws] = peer
             return True
+
+    def peer_of(self, ws) -> _Peer | None:
+        with self.lock:
+            return self.by_ws.get(ws)
+
+    def _prune_unopened(self) -> None:
+        # A peer joined its room in process_request, but its handshake failed
+        # and the handler never ran: nothing else would ever remove it.
+        for ws, peer in list(self.by_ws.items()):
+            if ws.state.name == "CLOSED" and not peer.writer.is_alive():
+                self.peers.pop(peer.conn_id, None)
+                room = self.rooms.get(peer.room)
+                if room is not None:
+                    room.pop(peer.conn_id, None)
+                    if not room:
+                        del self.rooms[peer.room]
+                del self.by_ws[ws]
 
     def remove(self, peer: _Peer) -> None:
         with self.lock:
+            self.by_ws.pop(peer.ws, None)
             self.peers.pop(peer.conn_id, None)
             room = self.rooms.get(peer.room)
             if room is not None:
@@ -223,14 +244,21 @@ def _make_handlers(h, name: str, registry: ChatRegistry):
         if not registry.reserve(connection):
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
                                       "too many connections\n")
+        # Join the room before the handshake answer goes out: once a client
+        # sees its connection open, a broadcast to its room reaches it (its
+        # writer starts with the connection; until then messages queue).
+        peer = _Peer(next_handle(), _room_of(request.path), connection, registry.queue_cap)
+        if not registry.add(peer):
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                      "too many connections\n")
         return None
 
     def on_connection(ws) -> None:
-        conn_id = next_handle()
-        peer = _Peer(conn_id, _room_of(ws.request.path), ws, registry.queue_cap)
-        if not registry.add(peer):  # lost a race with another connection at the cap
+        peer = registry.peer_of(ws)
+        if peer is None:  # process_request did not run or its peer was pruned
             ws.close(1013, "too many connections")
             return
+        conn_id = peer.conn_id
         try:
             peer.writer.start()
             while True:
