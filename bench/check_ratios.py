@@ -23,15 +23,21 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 
 
+#: bench modules that could not be imported (so their targets went unchecked)
+UNIMPORTABLE: list[str] = []
+
+
 def load_targets() -> list[tuple]:
     targets = []
+    UNIMPORTABLE.clear()
     for path in sorted(HERE.glob("bench_*.py")):
         spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
         mod = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(mod)
-        except Exception as e:  # a module that cannot import cannot have run either
-            print(f"note: {path.name} not imported ({type(e).__name__}: {e})", file=sys.stderr)
+        except Exception as e:  # its targets cannot be checked: main() fails on this
+            print(f"error: {path.name} not imported ({type(e).__name__}: {e})", file=sys.stderr)
+            UNIMPORTABLE.append(path.name)
             continue
         for t in getattr(mod, "RATIO_TARGETS", []):
             targets.append((path.name, "ratio") + tuple(t))
@@ -105,7 +111,10 @@ def main(argv=None) -> int:
     if not ns.markdown:
         print(f"\n{len(rows) - missing} ratios checked, {failed} missed by more than "
               f"{ns.slack:.0%}, {missing} not run")
-    return 1 if failed else 0
+    if UNIMPORTABLE:
+        print(f"{len(UNIMPORTABLE)} bench module(s) could not be imported: "
+              f"{', '.join(UNIMPORTABLE)}", file=sys.stderr)
+    return 1 if failed or UNIMPORTABLE else 0
 
 
 if __name__ == "__main__":

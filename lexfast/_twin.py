@@ -11,6 +11,7 @@ import array
 import ctypes
 import itertools
 import os
+import sys
 import threading
 import time
 
@@ -511,6 +512,8 @@ class _OpenHow(ctypes.Structure):
 
 _SYS_openat2 = ctypes.c_long(437)  # the same number on every Linux architecture
 try:
+    if not sys.platform.startswith("linux"):
+        raise OSError("openat2 is Linux-only")  # 437 is another call elsewhere
     _libc = ctypes.CDLL(None, use_errno=True)
     _syscall = _libc.syscall
     _syscall.restype = ctypes.c_long
