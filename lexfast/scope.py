@@ -160,13 +160,43 @@ def open_parent_in_scope(resolved: str, root: str) -> tuple[int, str]:
     return fd, name
 
 
-def write_file_atomic(resolved: str, root: str, data: bytes) -> None:
-    """Write ``data`` to ``resolved`` so that the file is either the old one or
-    the whole new one: a temp file beside it, fsync'd, renamed over it."""
-    dfd, name = open_parent_in_scope(resolved, root)
+def replace_in_dir(dfd: int, name: str, mode: int | None, fill) -> None:
+    """Replace ``name`` in the directory ``dfd`` so that it is either the old
+    file or the whole new one: ``fill(fd)`` writes a temp file beside it,
+    which is fsync'd and renamed over it (never through a symlink; nothing
+    half-written is left). ``mode`` None: a new file's default permissions."""
     tmp = f".{name}.lexfast-{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o666 if mode is None else 0o600, dir_fd=dfd)
     try:
-        mode = 0o666
+        if mode is not None:
+            os.fchmod(fd, mode)
+        fill(fd)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp, dir_fd=dfd)
+        raise
+    os.close(fd)
+    try:
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        os.unlink(tmp, dir_fd=dfd)
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_file_atomic(resolved: str, root: str, data: bytes) -> None:
+    """Write ``data`` to ``resolved`` atomically (:func:`replace_in_dir`),
+    keeping an existing file's permissions."""
+    dfd, name = open_parent_in_scope(resolved, root)
+    try:
+        mode = None
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
             if _stat.S_ISDIR(st.st_mode):
@@ -175,26 +205,7 @@ def write_file_atomic(resolved: str, root: str, data: bytes) -> None:
                 mode = _stat.S_IMODE(st.st_mode)
         except FileNotFoundError:
             pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     mode, dir_fd=dfd)
-        try:
-            if mode != 0o666:
-                os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp, dir_fd=dfd)
-            raise
-        os.close(fd)
-        try:
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            os.unlink(tmp, dir_fd=dfd)
-            raise
+        replace_in_dir(dfd, name, mode, lambda fd: _write_all(fd, data))
     finally:
         os.close(dfd)
 

@@ -36,7 +36,7 @@ import threading
 
 from ..core import err, expect_str, ok, openat2
 from ..errors import EffectError
-from ..scope import _is_proc_magic, _openat2_works, scoped, within
+from ..scope import _is_proc_magic, _openat2_works, replace_in_dir, scoped, within
 from ..values import os_error_text
 
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -994,23 +994,7 @@ def fs_copy(h, args):
             if dst_st is not None and _stat.S_ISLNK(dst_st.st_mode):
                 return _write_denied(dst)  # became a symlink since the check
             mode = _stat.S_IMODE(sst.st_mode) & 0o777
-            tmp = f".{name}.lexfast-{os.getpid()}-{os.urandom(4).hex()}.tmp"
-            tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o600, dir_fd=dfd)
-            try:
-                _copy_fd(sfd, tfd)
-                os.fchmod(tfd, mode)
-                os.fsync(tfd)
-            except BaseException:
-                os.close(tfd)
-                os.unlink(tmp, dir_fd=dfd)
-                raise
-            os.close(tfd)
-            try:
-                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            except BaseException:
-                os.unlink(tmp, dir_fd=dfd)
-                raise
+            replace_in_dir(dfd, name, mode, lambda tfd: _copy_fd(sfd, tfd))
         except OSError as e:
             return fail(e)
         finally:
