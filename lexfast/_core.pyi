@@ -1,7 +1,8 @@
 """Type stubs for the compiled core (``lexfast._core``); ``lexfast._twin`` has
 the same surface in pure Python."""
 
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any
 
 COMPILED: bool
 

@@ -109,6 +109,7 @@ class Session:
         self.lock = threading.RLock()
         self.shutdown_event = threading.Event()
         self._registries: dict[str, tuple[LRURegistry, Callable | None]] = {}
+        self._states: dict[str, Any] = {}
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._close_hooks: list[Callable[[], None]] = []
         self.closed = False
@@ -128,6 +129,21 @@ class Session:
                     entry = (LRURegistry(cap, on_evict), on_evict)
                     self._registries[name] = entry
         return entry[0]
+
+    def state(self, name: str, make: Callable[[Session], Any] | None = None) -> Any:
+        """An effect family's own per-session state called ``name``, made once
+        by ``make(session)`` on first use (which may register close and
+        shutdown hooks). Without ``make``, the state or ``None``."""
+        st = self._states.get(name)
+        if st is None and make is not None:
+            with self.lock:
+                st = self._states.get(name)
+                if st is None:
+                    if self.closed:
+                        raise EffectError("the handler is closed")
+                    st = make(self)
+                    self._states[name] = st
+        return st
 
     def on_shutdown(self, hook: Callable[[], None]) -> None:
         with self.lock:

@@ -49,6 +49,6 @@ def format_table(rows: list[dict]) -> str:
              f"{r['total_ns'] / 1e6:.3f}", f"{r['max_ns'] / 1e3:.1f}") for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths)))
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in [head, *body]]
     return "\n".join(lines)

@@ -535,7 +535,7 @@ def test_a_root_descriptor_dropped_mid_open_is_not_trusted(make_handler, tree, m
     D, out = tree / "D", tree / "out"
     h = make_handler(effects=WALK, fs_read=[D])
     assert h.dispatch("fs", "is_file", [f"{D}/a.txt"]) is True
-    cache = h.session._lexfast_fs_roots
+    cache = h.session.state("fs")
     real_openat2 = fsmod.openat2
     hijacked, hijacked_fd = [], []
 

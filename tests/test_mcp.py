@@ -16,7 +16,7 @@ import pytest
 
 import lexfast
 from lexfast import EffectError, Limits
-from lexfast.effects.agent import _states, mcp_pids
+from lexfast.effects.agent import mcp_pids
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
@@ -43,7 +43,7 @@ def children() -> set:
 def wait_busy(h, server, within: float = 10.0) -> None:
     """Until a call to ``server`` is in flight on another thread."""
     deadline = time.monotonic() + within
-    reg = _states[h.session].reg
+    reg = h.session.state("mcp").reg
     while time.monotonic() < deadline:
         client = reg.get(server)
         if client is not None and client.busy:

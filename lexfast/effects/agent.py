@@ -93,19 +93,8 @@ class _McpState:
         self.reap_queued()
 
 
-_states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_states_lock = threading.Lock()
-
-
 def _mcp_state(session) -> _McpState:
-    state = _states.get(session)
-    if state is None:
-        with _states_lock:
-            state = _states.get(session)
-            if state is None:
-                state = _McpState(session)
-                _states[session] = state
-    return state
+    return session.state("mcp", _McpState)
 
 
 # A client is used by one thread at a time (call_lock). ``busy``, ``closing``
@@ -282,7 +271,7 @@ def _forget(state: _McpState, server: str, client: McpClient) -> None:
 def mcp_pids(h) -> dict:
     """Command line -> pid of each live MCP server of ``h``'s session
     (diagnostics and tests), least recently used first."""
-    state = _states.get(h.session)
+    state = h.session.state("mcp")
     if state is None:
         return {}
     out = {}

@@ -71,7 +71,6 @@ try:
 except OSError:  # pragma: no cover - no procfs
     _PROC_DEV = None
 
-_root_lock = threading.Lock()
 _HAVE_OPENAT2 = _openat2_works()
 
 
@@ -154,18 +153,14 @@ class _Roots:
                 pass
 
 
+def _new_roots(session) -> _Roots:
+    r = _Roots()
+    session.on_close(r.close)
+    return r
+
+
 def _roots(session) -> _Roots:
-    try:
-        return session._lexfast_fs_roots
-    except AttributeError:
-        pass
-    with _root_lock:
-        r = getattr(session, "_lexfast_fs_roots", None)
-        if r is None:
-            r = _Roots()
-            session._lexfast_fs_roots = r
-            session.on_close(r.close)
-        return r
+    return session.state("fs", _new_roots)
 
 
 def _root_fd(session, root: str) -> int:
@@ -219,10 +214,7 @@ def open_scoped(h, path: str, roots, flags: int) -> int:
     if "\0" in path:
         raise ValueError("file name contained an unexpected NUL byte")
     if path.startswith("/") and _HAVE_OPENAT2 and not path.startswith("/proc"):
-        try:
-            cache = h.session._lexfast_fs_roots
-        except AttributeError:
-            cache = _roots(h.session)
+        cache = _roots(h.session)
         epoch = cache.epoch
         for root, pre, rfd, has_proc in cache.tables.get(roots) or cache.table(roots):
             if path.startswith(pre):

@@ -169,27 +169,22 @@ class _Pool:
                 c.close()
 
 
-_POOL_ATTR = "_lexfast_http_pool"
 _abandoned: list = []  # a forked child's inherited handles
 
 
-def _pool_of(session) -> _Pool:
-    pool = getattr(session, _POOL_ATTR, None)
-    if pool is None:
-        with session.lock:
-            pool = getattr(session, _POOL_ATTR, None)
-            if pool is None:
-                if session.closed:
-                    raise EffectError("the handler is closed")
-                pool = _Pool()
-                setattr(session, _POOL_ATTR, pool)
-                session.on_close(pool.close)
+def _new_pool(session) -> _Pool:
+    pool = _Pool()
+    session.on_close(pool.close)
     return pool
+
+
+def _pool_of(session) -> _Pool:
+    return session.state("http", _new_pool)
 
 
 def pool_stats(h) -> dict:
     """``{"idle": n, "in_use": n}`` for the session of handler ``h`` (tests, monitoring)."""
-    pool = getattr(h.session, _POOL_ATTR, None)
+    pool = h.session.state("http")
     if pool is None:
         return {"idle": 0, "in_use": 0}
     with pool.lock:

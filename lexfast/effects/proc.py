@@ -114,22 +114,16 @@ class _State:
             pump.quit()
 
 
-_states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_states_lock = threading.Lock()
+def _new_state(session) -> _State:
+    st = _State()
+    ref = weakref.ref(session)
+    session.on_shutdown(lambda st=st, ref=ref: st.on_shutdown(ref))
+    session.on_close(st.on_close)
+    return st
 
 
 def _state(session) -> _State:
-    st = _states.get(session)
-    if st is None:
-        with _states_lock:
-            st = _states.get(session)
-            if st is None:
-                st = _State()
-                ref = weakref.ref(session)
-                session.on_shutdown(lambda st=st, ref=ref: st.on_shutdown(ref))
-                session.on_close(st.on_close)
-                _states[session] = st
-    return st
+    return session.state("proc", _new_state)
 
 
 def _registry(h):

@@ -74,14 +74,7 @@ class _Listening:
 
 
 def _listening_state(session) -> _Listening:
-    st = getattr(session, "_lexfast_listening", None)
-    if st is None:
-        with session.lock:
-            st = getattr(session, "_lexfast_listening", None)
-            if st is None:
-                st = _Listening()
-                session._lexfast_listening = st
-    return st
+    return session.state("serve", lambda _session: _Listening())
 
 
 def announce(h, label: str, scheme: str, port: int) -> None:

@@ -195,23 +195,20 @@ class ChatRegistry:
         # and the handler never ran: nothing else would ever remove it.
         for ws, peer in list(self.by_ws.items()):
             if ws.state.name == "CLOSED" and not peer.writer.is_alive():
-                self.peers.pop(peer.conn_id, None)
-                room = self.rooms.get(peer.room)
-                if room is not None:
-                    room.pop(peer.conn_id, None)
-                    if not room:
-                        del self.rooms[peer.room]
-                del self.by_ws[ws]
+                self._drop(peer)
+
+    def _drop(self, peer: _Peer) -> None:  # with self.lock held
+        self.by_ws.pop(peer.ws, None)
+        self.peers.pop(peer.conn_id, None)
+        room = self.rooms.get(peer.room)
+        if room is not None:
+            room.pop(peer.conn_id, None)
+            if not room:
+                del self.rooms[peer.room]
 
     def remove(self, peer: _Peer) -> None:
         with self.lock:
-            self.by_ws.pop(peer.ws, None)
-            self.peers.pop(peer.conn_id, None)
-            room = self.rooms.get(peer.room)
-            if room is not None:
-                room.pop(peer.conn_id, None)
-                if not room:
-                    del self.rooms[peer.room]
+            self._drop(peer)
 
     def broadcast(self, room: str, body: str) -> None:
         with self.lock:
