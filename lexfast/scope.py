@@ -274,9 +274,11 @@ def resolve_command(cmd: str, allow: tuple[str, ...]) -> Command:
     entries; a path-qualified command is allowed when it resolves to the
     same file as an entry. Either way the child runs *as the entry*: exec
     gets the entry's path (``/usr/bin/xzcat``, not the file it links to)
-    and ``argv[0]`` is the entry's name (``xzcat``), whatever the caller
+    and ``argv[0]`` is the entry as a shell would pass it (``xzcat`` for a
+    bare entry, that absolute path for a path entry), whatever the caller
     spelled, because multi-call binaries (xz/xzcat, bash/rbash, busybox,
-    ``git-*``) choose what they do from that name. When several entries
+    ``git-*``, pyenv shims) choose what they do from that name, and
+    interpreters find their prefix or venv from it. When several entries
     name the file, the one with the caller's final name wins, else the
     first. With an empty ``allow`` (any binary) the caller's spelling is
     kept.
@@ -295,13 +297,12 @@ def resolve_command(cmd: str, allow: tuple[str, ...]) -> Command:
     for entry in allow:
         target = _entry_path(entry)
         if target and os.path.realpath(target) == real:
-            found.append(Command(target, entry if "/" not in entry
-                                 else os.path.basename(target)))
+            found.append(Command(target, entry if "/" not in entry else target))
     if not found:
         raise PermissionError(cmd)
     name = os.path.basename(cmd)
     for c in found:
-        if c.argv0 == name:
+        if os.path.basename(c.argv0) == name:
             return c
     return found[0]
 
@@ -331,7 +332,7 @@ _LOCALE_VALUE = re.compile(r"[A-Za-z0-9_.@+:-]*\Z")
 # A zone name (`Europe/Paris`, `:UTC`) or a POSIX rule (`CET-1CEST,M3.5.0,M10.5.0/3`,
 # `<+0330>-3:30`). glibc opens TZDIR/value, or the value itself when it is
 # absolute: no leading `/` (after an optional `:`), no `..`.
-_TZ_VALUE = re.compile(r":?[A-Za-z0-9_.+,:<>-][A-Za-z0-9_.+,:<>/-]*\Z|:?\Z")
+_TZ_VALUE = re.compile(r":?[A-Za-z0-9_.+,<>-][A-Za-z0-9_.+,:<>/-]*\Z|:?\Z")
 # A terminfo name (`xterm-256color`): looked up as a file, so no `/`, no `..`.
 _TERM_VALUE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*\Z|\Z")
 _SAFE_VALUE_MAX = 256

@@ -178,7 +178,7 @@ def test_resolve_command_rules(tmp_path):
     fake.chmod(0o755)
     with pytest.raises(PermissionError):
         resolve_command(str(fake), ("echo",))
-    assert resolve_command(str(fake), (str(fake),)) == (os.path.realpath(fake), "echo")
+    assert resolve_command(str(fake), (str(fake),)) == (os.path.realpath(fake),) * 2
     with pytest.raises(PermissionError):
         resolve_command("ec\0ho", ("echo",))
     # without --allow-proc the caller's spelling is kept
@@ -187,8 +187,8 @@ def test_resolve_command_rules(tmp_path):
 
 def test_resolve_command_runs_as_the_entry_not_the_spelling(tmp_path):
     """A multi-call pair: `alias -> multi`. Whatever path reaches the file,
-    exec gets the entry's own path (its final symlink kept) and argv[0] is
-    the entry's name."""
+    exec gets the entry's own path (its final symlink kept), and so does
+    argv[0] (a path entry is passed as a shell would pass it)."""
     real = tmp_path / "real"
     real.mkdir()
     multi = real / "multi"
@@ -198,14 +198,14 @@ def test_resolve_command_runs_as_the_entry_not_the_spelling(tmp_path):
     (real / "other").symlink_to("multi")
     (tmp_path / "via").symlink_to(real)  # a symlinked directory in the entry
     entry = str(tmp_path / "via" / "alias")
-    want = (str(real / "alias"), "alias")
+    want = (str(real / "alias"),) * 2
     for spelling in (str(multi), str(real / "other"), entry, f"{real}/../real/multi"):
         assert resolve_command(spelling, (entry,)) == want, spelling
     # two entries name the file: the caller's final name picks, else the first
     both = (str(real / "multi"), entry)
     assert resolve_command(str(real / "alias"), both) == want
-    assert resolve_command(str(real / "multi"), both) == (str(multi), "multi")
-    assert resolve_command(str(real / "other"), both) == (str(multi), "multi")
+    assert resolve_command(str(real / "multi"), both) == (str(multi),) * 2
+    assert resolve_command(str(real / "other"), both) == (str(multi),) * 2
 
 
 def test_relative_path_entries_are_not_searched(tmp_path, monkeypatch):
