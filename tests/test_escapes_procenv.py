@@ -159,7 +159,7 @@ def test_escape_env_locale_tz_term_values_naming_files(make_handler, tmp_path, k
     assert not marker.exists()
 
 
-def test_escape_env_good_locale_tz_term_values_still_work(make_handler):
+def test_good_locale_tz_term_values_still_work(make_handler):
     h = make_handler(effects=PROC, procs=["env"])
     for key, value in (("LANG", "en_US.UTF-8"), ("LANG", ""), ("LC_ALL", "POSIX"),
                        ("LANGUAGE", "pt_BR:pt:en"), ("TZ", "UTC"), ("TZ", ":Europe/Paris"),
