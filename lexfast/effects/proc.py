@@ -7,7 +7,8 @@ real thing (DESIGN.md §5):
 - ``--allow-proc``: a bare entry allows that name as found on PATH's absolute
   entries; a path-qualified command runs only if it resolves to the file an
   entry names (the reference compared basenames only), and then runs *as
-  that entry*: its path goes to exec and its name is ``argv[0]``, so a
+  that entry*: its path goes to exec and it is ``argv[0]`` (as a shell
+  would pass it: ``xzcat``, or a path entry's absolute path), so a
   multi-call binary (``xzcat -> xz``) cannot be made another tool by its
   spelling (``scope.resolve_command``). argv goes straight to exec, never
   through a shell. With a non-empty list, ``process.spawn``'s ``env`` may set
@@ -535,7 +536,7 @@ def _str_args(args, label: str, missing: str | None) -> list:
 
 def _allowed(h, cmd: str, label: str):
     """(executable, argv[0], None) or (None, None, err value). argv[0] is the
-    allowed entry's name, not the caller's spelling (``resolve_command``)."""
+    allowed entry, not the caller's spelling (``resolve_command``)."""
     allow = h.policy.allow_proc
     if "\0" in cmd or not _encodable(cmd):
         if allow:
@@ -574,7 +575,7 @@ def _spawn_error(e: BaseException) -> str:
 
 # -- proc.spawn and process.run: run to completion, bounded capture -----------------
 
-# ``cmd`` is the child's argv[0]: the allowed entry's name (``_allowed``).
+# ``cmd`` is the child's argv[0]: the allowed entry, not the caller's spelling.
 def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: str):
     if "\0" in cmd or any("\0" in a for a in argv):
         return err(f"{fail_prefix}: {_NUL_TEXT}")
