@@ -70,6 +70,9 @@ class Limits:
     read_bytes: int = 64 << 20            # io.read, fs reads
     proc_output_bytes: int = 16 << 20     # proc.spawn / process.run, each stream
     proc_line_bytes: int = 1 << 20        # process.read_*_line, one line
+    # process.spawn env names a program may set under --allow-proc besides
+    # LANG, LANGUAGE, LC_*, TZ, TERM, NO_COLOR: exact names or PREFIX* patterns
+    child_env_allow: tuple[str, ...] = ()
     walk_entries: int = 100_000           # fs.walk, fs.glob results
     sql_rows: int = 100_000               # sql.query rows
     http_body_bytes: int = 10 << 20       # http.*, net.get/post responses

@@ -162,24 +162,50 @@ def test_sibling_prefix_never_matches(name):
 # -- binaries -------------------------------------------------------------------
 
 def test_resolve_command_rules(tmp_path):
-    echo = resolve_command("echo", ("echo",))
-    assert echo and os.path.isabs(echo)
-    assert resolve_command("echo", ()) == echo
+    echo, argv0 = resolve_command("echo", ("echo",))
+    assert echo and os.path.isabs(echo) and argv0 == "echo"
+    assert resolve_command("echo", ()) == (echo, "echo")
     with pytest.raises(PermissionError):
         resolve_command("whoami", ("echo",))
     with pytest.raises(PermissionError):
         resolve_command("/usr/bin/whoami", ("echo",))
     with pytest.raises(PermissionError):
         resolve_command("/nonexistent/dir/echo", ("echo",))
-    assert resolve_command(os.path.realpath(echo), ("echo",)) == os.path.realpath(echo)
+    # a path spelling runs as the entry: the entry's path, the entry's name
+    assert resolve_command(os.path.realpath(echo), ("echo",)) == (echo, "echo")
     fake = tmp_path / "echo"
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
     with pytest.raises(PermissionError):
         resolve_command(str(fake), ("echo",))
-    assert resolve_command(str(fake), (str(fake),)) == os.path.realpath(fake)
+    assert resolve_command(str(fake), (str(fake),)) == (os.path.realpath(fake),) * 2
     with pytest.raises(PermissionError):
         resolve_command("ec\0ho", ("echo",))
+    # without --allow-proc the caller's spelling is kept
+    assert resolve_command(str(fake), ()) == (str(fake), str(fake))
+
+
+def test_resolve_command_runs_as_the_entry_not_the_spelling(tmp_path):
+    """A multi-call pair: `alias -> multi`. Whatever path reaches the file,
+    exec gets the entry's own path (its final symlink kept), and so does
+    argv[0] (a path entry is passed as a shell would pass it)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    multi = real / "multi"
+    multi.write_text("#!/bin/sh\n")
+    multi.chmod(0o755)
+    (real / "alias").symlink_to("multi")
+    (real / "other").symlink_to("multi")
+    (tmp_path / "via").symlink_to(real)  # a symlinked directory in the entry
+    entry = str(tmp_path / "via" / "alias")
+    want = (str(real / "alias"),) * 2
+    for spelling in (str(multi), str(real / "other"), entry, f"{real}/../real/multi"):
+        assert resolve_command(spelling, (entry,)) == want, spelling
+    # two entries name the file: the caller's final name picks, else the first
+    both = (str(real / "multi"), entry)
+    assert resolve_command(str(real / "alias"), both) == want
+    assert resolve_command(str(real / "multi"), both) == (str(multi),) * 2
+    assert resolve_command(str(real / "other"), both) == (str(multi),) * 2
 
 
 def test_relative_path_entries_are_not_searched(tmp_path, monkeypatch):
@@ -188,7 +214,7 @@ def test_relative_path_entries_are_not_searched(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", "." + os.pathsep + os.environ.get("PATH", ""))
-    assert resolve_command("zz-lexfast-tool", ("zz-lexfast-tool",)) is None
+    assert resolve_command("zz-lexfast-tool", ("zz-lexfast-tool",)) == (None, "zz-lexfast-tool")
 
 
 @pytest.mark.parametrize("root", ["", "/"])

@@ -165,7 +165,8 @@ def _spawn(h, server: str, limits):
             return None, err("mcp.spawn: per-arg length exceeds 64 KiB")
     allow = h.policy.allow_proc
     try:
-        exe = resolve_command(cmd, allow)
+        # runs as the allowed entry: its path to exec, the entry as argv[0]
+        exe, argv[0] = resolve_command(cmd, allow)
     except PermissionError:
         return None, err(f"mcp.spawn: `{cmd}` not in --allow-proc {debug_str_list(allow)}")
     if exe is None:

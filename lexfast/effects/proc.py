@@ -6,10 +6,15 @@ real thing (DESIGN.md §5):
 
 - ``--allow-proc``: a bare entry allows that name as found on PATH's absolute
   entries; a path-qualified command runs only if it resolves to the file an
-  entry names (the reference compared basenames only). argv goes straight to
-  exec, never through a shell. With a non-empty list, ``process.spawn``'s
-  ``env`` may not set ``PATH``, ``LD_*``, ``DYLD_*`` or any other variable
-  that makes an allowed binary load or run other code (``_ENV_BLOCKED``).
+  entry names (the reference compared basenames only), and then runs *as
+  that entry*: its path goes to exec and it is ``argv[0]`` (as a shell
+  would pass it: ``xzcat``, or a path entry's absolute path), so a
+  multi-call binary (``xzcat -> xz``) cannot be made another tool by its
+  spelling (``scope.resolve_command``). argv goes straight to exec, never
+  through a shell. With a non-empty list, ``process.spawn``'s ``env`` may set
+  only an allowlist: ``scope.SAFE_CHILD_ENV`` (locale, ``TZ``, ``TERM``,
+  ``NO_COLOR``, with checked values) and the operator's
+  ``Limits.child_env_allow`` (``scope.child_env_refusal``).
 - Output is bounded: ``proc.spawn``/``process.run`` capture at most
   ``Limits.proc_output_bytes`` per stream (then the child is killed and an
   ``err`` returned); a ``process.*`` handle buffers at most that much unread
@@ -43,7 +48,7 @@ import weakref
 
 from ..core import NONE, Variant, err, expect_handle, expect_str, next_handle, ok, some
 from ..errors import EffectError
-from ..scope import resolve_command
+from ..scope import child_env_refusal, resolve_command
 from ..values import Map, debug_repr, debug_str_list, os_error_text
 
 #: SIGTERM to SIGKILL, for an evicted child or one alive at ``close()``.
@@ -530,16 +535,19 @@ def _str_args(args, label: str, missing: str | None) -> list:
 
 
 def _allowed(h, cmd: str, label: str):
-    """(executable, None) or (None, err value)."""
+    """(executable, argv[0], None) or (None, None, err value). argv[0] is the
+    allowed entry, not the caller's spelling (``resolve_command``)."""
     allow = h.policy.allow_proc
     if "\0" in cmd or not _encodable(cmd):
         if allow:
-            return None, err(f"{label}: `{cmd}` not in --allow-proc {debug_str_list(allow)}")
-        return None, None
+            return None, None, err(
+                f"{label}: `{cmd}` not in --allow-proc {debug_str_list(allow)}")
+        return None, cmd, None
     try:
-        return resolve_command(cmd, allow), None
+        exe, argv0 = resolve_command(cmd, allow)
     except PermissionError:
-        return None, err(f"{label}: `{cmd}` not in --allow-proc {debug_str_list(allow)}")
+        return None, None, err(f"{label}: `{cmd}` not in --allow-proc {debug_str_list(allow)}")
+    return exe, argv0, None
 
 
 def _encodable(s: str) -> bool:
@@ -567,6 +575,7 @@ def _spawn_error(e: BaseException) -> str:
 
 # -- proc.spawn and process.run: run to completion, bounded capture -----------------
 
+# ``cmd`` is the child's argv[0]: the allowed entry, not the caller's spelling.
 def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: str):
     if "\0" in cmd or any("\0" in a for a in argv):
         return err(f"{fail_prefix}: {_NUL_TEXT}")
@@ -634,7 +643,7 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
 def proc_spawn(h, args):
     cmd = expect_str(args, 0)
     argv = _str_args(args, "proc.spawn", "proc.spawn: missing args list")
-    exe, denied = _allowed(h, cmd, "proc.spawn")
+    exe, argv0, denied = _allowed(h, cmd, "proc.spawn")
     if denied is not None:
         return denied
     if len(argv) > MAX_ARGS:
@@ -642,39 +651,21 @@ def proc_spawn(h, args):
     for a in argv:
         if len(a) > MAX_ARG_BYTES // 4 and len(a.encode("utf-8", "surrogatepass")) > MAX_ARG_BYTES:
             return err("proc.spawn: per-arg length exceeds 64 KiB")
-    return _capture(h, cmd, exe, argv, h.session.limits.proc_output_bytes, "proc.spawn",
+    return _capture(h, argv0, exe, argv, h.session.limits.proc_output_bytes, "proc.spawn",
                     f"spawn `{cmd}`")
 
 
 def process_run(h, args):
     cmd = expect_str(args, 0)
     argv = _str_args(args, "process.run", None)
-    exe, denied = _allowed(h, cmd, "process.run")
+    exe, argv0, denied = _allowed(h, cmd, "process.run")
     if denied is not None:
         return denied
-    return _capture(h, cmd, exe, argv, h.session.limits.proc_output_bytes, "process.run",
+    return _capture(h, argv0, exe, argv, h.session.limits.proc_output_bytes, "process.run",
                     f"process.run `{cmd}`")
 
 
 # -- process.* handles -------------------------------------------------------------
-
-# Variables that re-route what an allowed binary loads or runs: the dynamic
-# loader, glibc's converters/locales/allocator, shells (startup files,
-# options, exported functions), interpreters' module paths and startup
-# options, git's helpers and config, the JVM's agents.
-_ENV_BLOCKED = frozenset({
-    "PATH", "GCONV_PATH", "LOCPATH", "NLSPATH", "GLIBC_TUNABLES", "HOSTALIASES",
-    "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH",
-    "PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB",
-    "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH",
-    "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
-})
-_ENV_BLOCKED_PREFIXES = ("LD_", "DYLD_", "MALLOC_", "BASH_FUNC_", "PYTHON", "GIT_", "LUA_")
-
-
-def _env_blocked(key: str) -> bool:
-    return key in _ENV_BLOCKED or key.startswith(_ENV_BLOCKED_PREFIXES)
-
 
 def _some(v):
     if isinstance(v, Variant) and v.name == "Some" and len(v.args) >= 1:
@@ -689,7 +680,7 @@ def process_spawn(h, args):
     if not isinstance(opts, dict) or isinstance(opts, Map):
         raise EffectError("process.spawn: missing or invalid opts record")
     allow = h.policy.allow_proc
-    exe, denied = _allowed(h, cmd, "process.spawn")
+    exe, argv0, denied = _allowed(h, cmd, "process.spawn")
     if denied is not None:
         return denied
     fail = f"process.spawn `{cmd}`"
@@ -701,8 +692,13 @@ def process_spawn(h, args):
     if isinstance(env_in, dict):
         for k, v in env_in.items():
             if isinstance(k, str) and isinstance(v, str):
-                if allow and _env_blocked(k):
-                    return err(f"process.spawn: env may not set `{k}` under --allow-proc")
+                if allow:  # an allowlist: anything else may re-route the binary
+                    try:
+                        why = child_env_refusal(k, v, h.session.limits.child_env_allow)
+                    except ValueError as e:  # the operator's Limits
+                        raise EffectError(f"process.spawn: {e}") from None
+                    if why is not None:
+                        return err(f"process.spawn: env may not set {why}")
                 extra[str(k)] = str(v)
     payload = _some(opts.get("stdin"))
     payload = bytes(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else None
@@ -732,7 +728,7 @@ def process_spawn(h, args):
         fds += [out_r, out_w]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fds += [err_r, err_w]
-        p = subprocess.Popen([cmd, *argv], executable=exe, stdin=in_r, stdout=out_w,
+        p = subprocess.Popen([argv0, *argv], executable=exe, stdin=in_r, stdout=out_w,
                              stderr=err_w, cwd=cwd, env=env, start_new_session=True)
     except (OSError, ValueError, UnicodeError) as e:
         for fd in fds:
