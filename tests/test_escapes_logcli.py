@@ -146,6 +146,46 @@ def test_escape_log_sink_hardlink_to_an_outside_file(make_handler, tmp_path):
     assert "error: fine" in (inside / "ok.log").read_text()
 
 
+def test_escape_log_sink_appends_into_a_live_store(make_handler, tmp_path):
+    """A sink appends in place, to the inode a store holds open (where io.write
+    replaces the name): SQLite's and lmdb's own files are refused by header."""
+    import sqlite3
+
+    h = make_handler(effects=LOG + ["kv", "sql"], fs_write=[tmp_path])
+    db = tmp_path / "live.db"
+    con = sqlite3.connect(db)
+    try:
+        con.execute("pragma journal_mode=wal")
+        con.execute("create table t(x)")
+        con.execute("insert into t values (1)")
+        con.commit()
+        kv = h.dispatch("kv", "open", [str(tmp_path / "store")])
+        assert kv.name == "Ok"
+        journal = tmp_path / "old.db-journal"
+        journal.write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + b"\0" * 504)
+        targets = {db: "a SQLite database", tmp_path / "live.db-wal": "a SQLite write-ahead log",
+                   tmp_path / "live.db-shm": "a SQLite shared-memory index",
+                   journal: "a SQLite journal",
+                   tmp_path / "store" / "data.mdb": "an lmdb data file",
+                   tmp_path / "store" / "lock.mdb": "an lmdb lock file"}
+        before = {p: p.read_bytes() for p in targets}
+        for path, what in targets.items():
+            r = h.dispatch("log", "set_sink", [str(path)])
+            assert is_err(r, f"the file is {what} (appending would corrupt it)"), (path, r)
+            h.dispatch("log", "error", ["x" * 100])
+        assert {p: p.read_bytes() for p in targets} == before
+        assert con.execute("pragma integrity_check").fetchone() == ("ok",)
+        # an empty file and an ordinary log are sinks
+        (tmp_path / "empty.log").write_bytes(b"")
+        (tmp_path / "old.log").write_text("[ts] info: earlier\n")
+        for name in ("empty.log", "old.log"):
+            assert h.dispatch("log", "set_sink", [str(tmp_path / name)]) == ok(None)
+            h.dispatch("log", "error", ["kept"])
+            assert (tmp_path / name).read_text().endswith("error: kept\n")
+    finally:
+        con.close()
+
+
 # -- the report of open grants (issue 13.8) ------------------------------------------------
 
 OPEN = {

@@ -13,7 +13,10 @@ Unlike the reference, a log line cannot be forged: JSON lines escape every
 control character, and the text format escapes line breaks and other control
 characters in messages. ``log.set_sink`` appends only to a regular file
 beneath the write scope's root with a single link: a hardlink to a file
-outside the scope is refused (checked on the opened descriptor).
+outside the scope is refused (checked on the opened descriptor), and so is a
+file whose header shows it is a SQLite or lmdb file (a database, its
+journal, WAL or shared-memory index, an lmdb data or lock file), which
+appending lines would corrupt in place.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import struct
 import sys
 import threading
 import time
@@ -152,28 +156,61 @@ def log_set_format(h, args):
     return ok(None)
 
 
+# A sink appends in place, to the inode a live store may hold open (io.write
+# and fs.copy replace the name instead): files whose first bytes say they
+# belong to SQLite or lmdb are refused. (offset, magic, what)
+_MDB_MAGIC = struct.pack("=I", 0xBEEFC0DE)
+_STORE_HEADERS = (
+    (0, b"SQLite format 3\x00", "a SQLite database"),
+    (0, b"\x37\x7f\x06\x82", "a SQLite write-ahead log"),
+    (0, b"\x37\x7f\x06\x83", "a SQLite write-ahead log"),
+    (0, b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7", "a SQLite journal"),
+    (0, struct.pack("=I", 3007000), "a SQLite shared-memory index"),
+    (0, _MDB_MAGIC, "an lmdb lock file"),
+    (16, _MDB_MAGIC, "an lmdb data file"),
+)
+
+
+def _store_kind(fd: int) -> str | None:
+    try:
+        head = os.pread(fd, 24, 0)
+    except OSError:  # opened write-only: nothing to sniff
+        return None
+    for offset, magic, what in _STORE_HEADERS:
+        if head[offset:offset + len(magic)] == magic:
+            return what
+    return None
+
+
 def _open_sink(h, path: str):
     """The descriptor of a new file sink, or an ``err`` value."""
     found = scoped(path, h.policy.write_roots)
     if found is None:
         return err(f"fs path `{path}` outside --allow-fs-write")
+    # O_NONBLOCK: a FIFO must not block the open; only regular files are kept,
+    # since a device could block every later log line. Read access only to
+    # look at the header; a write-only file is opened write-only.
+    flags = os.O_CREAT | os.O_APPEND | os.O_NONBLOCK
     try:
-        # O_NONBLOCK: a FIFO must not block the open; only regular files are
-        # kept, since a device could block every later log line.
-        fd = open_in_scope(found[0], found[1],
-                           os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o644)
+        try:
+            fd = open_in_scope(found[0], found[1], flags | os.O_RDWR, 0o644)
+        except PermissionError:
+            fd = open_in_scope(found[0], found[1], flags | os.O_WRONLY, 0o644)
     except ScopeEscape:
         return err(f"fs path `{path}` outside --allow-fs-write")
     except OSError as e:
         return err(f"log.set_sink `{path}`: {os_error_text(e)}")
     try:
         st = os.fstat(fd)
+        store = _store_kind(fd) if stat.S_ISREG(st.st_mode) and st.st_size else None
         if not stat.S_ISREG(st.st_mode):
             problem = "not a regular file"
         elif st.st_nlink > 1:
             # A hardlink is the same inode under another name, perhaps outside
             # the scope: appending would change that file in place.
             problem = f"the file has {st.st_nlink} hard links (a sink must have one)"
+        elif store is not None:
+            problem = f"the file is {store} (appending would corrupt it)"
         else:
             return fd
     except OSError as e:
