@@ -23,9 +23,22 @@ wrong shape, too long; plus ``line``, its 1-based number). Values use the
 codec of ``lexfast.codec``. A bad line gets its error line and the run goes
 on; EOF exits 0.
 
-In ``run`` mode ``io.print`` writes to stdout between the response lines; in
-``host`` mode stdout carries protocol lines only and ``io.print`` goes to
-stderr (as do logs).
+``id`` is held to the codec's limits for values (nesting at most
+``codec.MAX_DEPTH``, Ints signed 64-bit): a request whose ``id`` cannot be
+echoed is not run and gets a ``ProtocolError`` without ``id``. No exception
+of one line stops the loop (it becomes a ``ProtocolError`` reply); only
+``KeyboardInterrupt``, ``SystemExit`` and SIGTERM end the run early.
+
+``io.print`` lines are framed: each is one line ``io.print: <text>`` with line
+breaks and control characters escaped, so a program cannot print something
+that reads as a reply, a log line or one of lexfast's own lines. In ``run``
+mode they go to stdout between the response lines (a reply line always
+starts with ``{``, a print line never does); in ``host`` mode stdout carries
+protocol lines only and prints go to stderr (as do logs).
+
+At start, each granted effect kind whose scope list is empty (so open to
+anything there: ``Policy.wildcard_scopes``) is named on stderr with the flags
+that would scope it, one ``lexfast run: warning: ...`` line per kind.
 """
 
 from __future__ import annotations
@@ -41,11 +54,12 @@ import threading
 import time
 
 from . import __version__
-from .codec import CodecError, dumps_json, from_json, parse_json, to_json
+from .codec import MAX_DEPTH, CodecError, dumps_json, from_json, parse_json, to_json
 from .core import COMPILED
 from .errors import BudgetExceeded, EffectError, PolicyDenied
-from .handler import DefaultHandler, StderrSink, StdoutSink
+from .handler import DefaultHandler
 from .policy import KNOWN_EFFECTS, Policy, parse_flags
+from .values import INT_MAX, INT_MIN, one_line
 
 #: Longest request line accepted (bytes, without the newline). io.write
 #: contents travel inline, so this is generous; a longer line is skipped with
@@ -139,6 +153,24 @@ def handle_request(handler, req) -> dict:
         return _error(f"{kind}.{op}: the result cannot be written as JSON: {e}", "EffectError")
 
 
+def _bad_id(id_) -> str | None:
+    """Why ``id`` cannot be echoed under the codec's limits, or None. Any
+    JSON is an id (tags are not decoded), but no deeper than ``MAX_DEPTH``
+    containers and with Ints in signed 64-bit, as for values."""
+    stack = [(id_, 0)]
+    while stack:
+        o, depth = stack.pop()
+        t = type(o)
+        if t is int:
+            if not INT_MIN <= o <= INT_MAX:
+                return "an Int in `id` is outside signed 64-bit"
+        elif t is list or t is dict:
+            if depth >= MAX_DEPTH:
+                return f"`id` is nested deeper than {MAX_DEPTH} levels"
+            stack.extend((x, depth + 1) for x in (o if t is list else o.values()))
+    return None
+
+
 def respond(handler, line: bytes, lineno: int | None = None) -> str | None:
     """The response line (no newline) for one request line, or None for a
     blank line."""
@@ -155,23 +187,49 @@ def respond(handler, line: bytes, lineno: int | None = None) -> str | None:
         req = parse_json(text)
     except CodecError as e:
         return _dump(_error(str(e), "ProtocolError", line=lineno))
+    has_id = type(req) is dict and "id" in req
+    problem = _bad_id(req["id"]) if has_id else None
+    if problem is not None:  # refused before anything runs: the reply could not say which
+        return _dump(_error(f"{problem}; the request was not run", "ProtocolError",
+                            line=lineno))
     resp = handle_request(handler, req)
     if resp.get("type") == "ProtocolError" and lineno is not None:
         resp["line"] = lineno
-    if type(req) is dict and "id" in req:
+    if has_id:
         resp = {"id": req["id"], **resp}
     return _dump(resp)
 
 
 def _dump(resp: dict) -> str:
+    """One JSON line for ``resp``; never raises."""
     try:
         return dumps_json(resp)
     except CodecError:
-        # ``id`` and ``ok`` were checked on the way; an error message may
-        # still carry a lone surrogate (a path decoded with surrogateescape).
-        fixed = {k: _SURROGATES.sub("\ufffd", v) if type(v) is str else v
-                 for k, v in resp.items()}
+        pass
+    # ``id`` and ``ok`` were checked on the way; an error message may still
+    # carry a lone surrogate (a path decoded with surrogateescape).
+    fixed = {k: _SURROGATES.sub("\ufffd", v) if type(v) is str else v
+             for k, v in resp.items()}
+    try:
         return dumps_json(fixed)
+    except CodecError:
+        pass
+    fixed.pop("id", None)
+    fixed.pop("ok", None)
+    try:
+        return dumps_json(fixed)
+    except CodecError:
+        return dumps_json(_error("the reply could not be written as JSON", "ProtocolError"))
+
+
+def _internal_error(e: Exception, lineno: int | None) -> str:
+    """The reply to a line whose handling raised: the loop goes on."""
+    try:
+        what = one_line(f"{type(e).__name__}: {e}")[:200]
+    except Exception:
+        what = "an exception"
+    return _dump(_error(f"internal error on this line: {what}", "ProtocolError",
+                        line=lineno))
 
 
 # -- the request loop -------------------------------------------------------
@@ -200,33 +258,65 @@ def _read_lines(stream, limit: int):
 
 
 class _Out:
-    """Protocol lines to stdout as UTF-8, flushed one by one, in order with
-    what ``StdoutSink`` prints."""
+    """Lines to stdout (or stderr) as UTF-8, flushed one by one, in order."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, stream: str = "stdout") -> None:
+        self._lock = threading.Lock() if stream == "stdout" else _stderr_lock()
+        self._stream = stream
 
     def line(self, s: str) -> None:
         with self._lock:
-            out = sys.stdout
+            out = getattr(sys, self._stream)
             buf = getattr(out, "buffer", None)
             if buf is not None:
                 out.flush()
-                buf.write(s.encode("utf-8") + b"\n")
+                buf.write(s.encode("utf-8", "replace") + b"\n")
                 buf.flush()
             else:
                 out.write(s + "\n")
                 out.flush()
 
 
-def serve(handler, stream, max_line: int = MAX_LINE_BYTES, progress=None) -> None:
-    out = _Out()
+def _stderr_lock():
+    from .effects.log import STDERR_LOCK
+    return STDERR_LOCK
+
+
+#: What starts every io.print line on the command's streams.
+PRINT_PREFIX = "io.print: "
+
+
+class FramedPrintSink:
+    """``io.print`` for the ``lexfast`` command: each print is one line
+    ``io.print: <text>``, line breaks and control characters escaped
+    (``values.one_line``), written under the same lock as the stream's other
+    lines. No print can begin a reply line (``{``), a log line (``[`` or
+    ``{``), a ``net.serve: listening on`` line or a ``lexfast ...:`` message."""
+
+    def __init__(self, out: _Out) -> None:
+        self._out = out
+
+    def print_line(self, s: str) -> None:
+        self._out.line(PRINT_PREFIX + one_line(s))
+
+
+def serve(handler, stream, max_line: int = MAX_LINE_BYTES, progress=None,
+          out: _Out | None = None) -> None:
+    """Answer each line of ``stream``: one reply line each (none for a
+    blank line). No exception of one line ends the loop; only
+    ``BaseException``s that are not ``Exception`` (KeyboardInterrupt,
+    SystemExit, SIGTERM's) and errors writing stdout do."""
+    if out is None:
+        out = _Out()
     for lineno, (line, too_long) in enumerate(_read_lines(stream, max_line), 1):
-        if too_long:
-            resp = _dump(_error(f"line longer than {max_line} bytes", "ProtocolError",
-                                line=lineno))
-        else:
-            resp = respond(handler, line, lineno)
+        try:
+            if too_long:
+                resp = _dump(_error(f"line longer than {max_line} bytes", "ProtocolError",
+                                    line=lineno))
+            else:
+                resp = respond(handler, line, lineno)
+        except Exception as e:  # a bug for this line only: answer it and go on
+            resp = _internal_error(e, lineno)
         if resp is not None:
             out.line(resp)
         if progress is not None:
@@ -328,8 +418,8 @@ def _parsers():
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
                          "[--max-line-bytes N] [--stats [--timing]] FILE|-",
-                         description=_PROTOCOL_HELP + "io.print writes to stdout, between "
-                         "the reply lines.",
+                         description=_PROTOCOL_HELP + "io.print writes `io.print: TEXT` lines "
+                         "(line breaks escaped) to stdout, between the reply lines.",
                          epilog=_POLICY_HELP, formatter_class=fmt)
     run.add_argument("file", metavar="FILE|-", help="a JSON-lines file, or - for stdin")
     _common(run)
@@ -337,7 +427,8 @@ def _parsers():
                           usage="lexfast host [POLICY FLAGS] [--permissive] [--read-root DIR] "
                           "[--max-line-bytes N] [--stats [--timing]]",
                           description=_PROTOCOL_HELP + "stdout carries reply lines only: "
-                          "io.print and logs go to stderr.",
+                          "io.print (`io.print: TEXT` lines, line breaks escaped) and "
+                          "logs go to stderr.",
                           epilog=_POLICY_HELP, formatter_class=fmt)
     _common(host)
     info = sub.add_parser("info", help="which core is loaded and library versions")
@@ -458,9 +549,11 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
             print(f"lexfast {mode}: stdin is not available", file=sys.stderr)
             return _EXIT_USAGE
 
-    sink = StderrSink() if mode == "host" else StdoutSink()
+    out = _Out()
+    sink = FramedPrintSink(_Out("stderr") if mode == "host" else out)
     handler = DefaultHandler(policy, sink=sink, read_root=read_root,
                              timing=bool(ns.stats and ns.timing))
+    _warn_wildcards(mode, policy)
     progress = None
     if owned and _stderr_is_terminal():
         try:
@@ -471,7 +564,7 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
             progress = _Progress(stream, size)
     old_term = _install_sigterm()
     try:
-        serve(handler, stream, ns.max_line_bytes, progress)
+        serve(handler, stream, ns.max_line_bytes, progress, out)
         return 0
     except KeyboardInterrupt:
         return _EXIT_SIGINT
@@ -496,6 +589,15 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
             _restore_sigterm(old_term)
             if owned:
                 stream.close()
+
+
+def _warn_wildcards(mode: str, policy: Policy) -> None:
+    """One stderr line per granted kind left open by an empty scope list."""
+    for kind, flags in policy.wildcard_scopes().items():
+        print(f"lexfast {mode}: warning: `{kind}` is granted with no "
+              f"{' and no '.join(flags)}: it reaches anything there "
+              f"(an empty list means any); scope it with {', '.join(flags)}",
+              file=sys.stderr, flush=True)
 
 
 #: below this, a run is over before a progress bar would be worth drawing
@@ -577,4 +679,5 @@ def _main(argv: list[str]) -> int:
     return _EXIT_USAGE
 
 
-__all__ = ["MAX_LINE_BYTES", "handle_request", "main", "respond", "serve"]
+__all__ = ["MAX_LINE_BYTES", "PRINT_PREFIX", "FramedPrintSink", "handle_request", "main",
+           "respond", "serve"]

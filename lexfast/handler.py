@@ -40,12 +40,15 @@ class StdoutSink:
 
 
 class StderrSink(StdoutSink):
-    """``io.print`` to standard error (``lexfast host`` keeps stdout for protocol lines)."""
+    """``io.print`` to standard error, framed: standard error also carries
+    lexfast's own lines (logs, ``net.serve: listening on ...``), so each print
+    is one line ``io.print: <text>`` with line breaks and control characters
+    escaped, which none of those can be taken for."""
 
     def print_line(self, s: str) -> None:
-        with self._lock:
-            sys.stderr.write(s + "\n")
-            sys.stderr.flush()
+        from .effects.log import write_stderr
+        from .values import one_line
+        write_stderr("io.print: " + one_line(s) + "\n")
 
 
 class CapturedSink:

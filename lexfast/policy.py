@@ -23,9 +23,38 @@ KNOWN_EFFECTS: tuple[str, ...] = (
 #: kind -> its bit in ``Policy.mask`` (and in each table row's gate mask).
 KIND_BIT: dict[str, int] = {k: 1 << i for i, k in enumerate(KNOWN_EFFECTS)}
 
-#: The scoped kinds and the scope list each one reads (``wildcard_scoped_grants``).
-_SCOPED = (("proc", "allow_proc"), ("net", "allow_net_host"),
-           ("fs_read", "allow_fs_read"), ("fs_write", "allow_fs_write"))
+#: Which scope lists the ops gated by each kind consult (an empty list = any),
+#: read off every family's ROWS and the code reading ``read_roots``,
+#: ``write_roots``, ``net_hosts`` and ``allow_proc``; tests check it against
+#: the effect table. ``wildcard_scoped_grants`` reports from it.
+SCOPES_BY_KIND: dict[str, tuple[str, ...]] = {
+    # io.read; io.write and log.set_sink (gated io + fs_write)
+    "io": ("allow_fs_read", "allow_fs_write"),
+    # net.get/post, http.*; net.serve_tls reads its cert and key
+    "net": ("allow_net_host", "allow_fs_read"),
+    # proc.spawn, process.*
+    "proc": ("allow_proc",),
+    # the kind the read scope is named for (the Lex type checker's fs_read)
+    "fs_read": ("allow_fs_read",),
+    # fs.mkdir_p, fs.remove, fs.copy's destination, log.set_sink
+    "fs_write": ("allow_fs_write",),
+    # agent.send_a2a
+    "a2a": ("allow_net_host",),
+    # agent.call_mcp runs its server command
+    "mcp": ("allow_proc",),
+    # sql.open
+    "sql": ("allow_fs_write",),
+    # kv.open
+    "kv": ("allow_fs_write",),
+    # fs.exists/is_file/is_dir/stat/list_dir/walk/glob, fs.copy's source
+    "fs_walk": ("allow_fs_read",),
+}
+
+#: Policy field -> the CLI flag that sets it.
+SCOPE_FLAGS: dict[str, str] = {
+    "allow_fs_read": "--allow-fs-read", "allow_fs_write": "--allow-fs-write",
+    "allow_net_host": "--allow-net-host", "allow_proc": "--allow-proc",
+}
 
 _U64_MAX = (1 << 64) - 1
 
@@ -143,9 +172,24 @@ class Policy:
         return kind in self.allow_effects
 
     def wildcard_scoped_grants(self) -> tuple[str, ...]:
-        """Granted scoped kinds whose scope list is empty, i.e. open to anything."""
-        return tuple(k for k, field in _SCOPED
-                     if k in self.allow_effects and not getattr(self, field))
+        """Granted kinds that consult a scope list left empty, i.e. open to
+        anything there (``io`` without ``--allow-fs-write`` writes anywhere),
+        in ``KNOWN_EFFECTS`` order. ``wildcard_scopes`` names the lists."""
+        return tuple(self.wildcard_scopes())
+
+    def wildcard_scopes(self) -> dict[str, tuple[str, ...]]:
+        """``{kind: (flag, ...)}``: each granted kind whose ops consult an
+        empty scope list, with the flags (``--allow-fs-write`` ...) that would
+        scope it, in ``KNOWN_EFFECTS`` order."""
+        out: dict[str, tuple[str, ...]] = {}
+        for kind in KNOWN_EFFECTS:
+            if kind not in self.allow_effects:
+                continue
+            open_ = tuple(SCOPE_FLAGS[f] for f in SCOPES_BY_KIND.get(kind, ())
+                          if not getattr(self, f))
+            if open_:
+                out[kind] = open_
+        return out
 
     # -- the Lex CLI flags -----------------------------------------------
     @classmethod

@@ -170,3 +170,19 @@ def os_error_text(e: BaseException) -> str:
     if isinstance(errno, int) and errno > 0:
         return f"{os.strerror(errno)} (os error {errno})"
     return str(e) or type(e).__name__
+
+
+# Every character a reader might split a line on (``str.splitlines``, universal
+# newlines, JavaScript), every other C0 and C1 control (terminal escapes) and
+# lone surrogates, written as ``\n``, ``\r`` or ``\u{hex}``; tab stays.
+_ONE_LINE = {i: f"\\u{{{i:x}}}" for i in (*range(0x20), *range(0x7F, 0xA0),
+                                           *range(0xD800, 0xE000), 0x2028, 0x2029)
+             if i != 0x09}
+_ONE_LINE.update({0x0A: "\\n", 0x0D: "\\r"})
+
+
+def one_line(s: str) -> str:
+    """``s`` as text that stays on one line and cannot move a terminal's
+    cursor: line breaks and control characters escaped (the text log format,
+    ``io.print`` on the ``lexfast`` command's streams)."""
+    return s.translate(_ONE_LINE)

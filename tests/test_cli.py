@@ -205,7 +205,7 @@ def test_args_are_decoded_with_the_codec():
     r = lines(p.stdout.split(b"\n", 1)[0] + b"\n")
     assert r[0]["type"] == "EffectError" and "Tuple" in r[0]["error"]
     out = p.stdout.decode("utf-8").split("\n")
-    assert out[1] == "\u2028 ok"  # printed text, then its reply
+    assert out[1] == "io.print: \\u{2028} ok"  # printed text (framed), then its reply
     assert json.loads(out[2]) == {"id": 2, "ok": None}
 
 
@@ -269,7 +269,7 @@ def test_in_process_run(tmp_path, capsys):
     f.write_bytes(jl(req("io", "print", "printed", id=1), {"id": 2, "budget": 0}))
     assert main(["run", "--allow-effects", "io", str(f)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["printed", '{"id":1,"ok":null}', '{"id":2,"ok":null}']
+    assert out == ["io.print: printed", '{"id":1,"ok":null}', '{"id":2,"ok":null}']
 
 
 # -- host ---------------------------------------------------------------------------

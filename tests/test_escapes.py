@@ -24,7 +24,6 @@ import pytest
 from lexfast import NONE, BudgetExceeded, EffectError, Limits, Map, PolicyDenied, some
 from lexfast.effects import fs as fsmod
 from lexfast.effects import io as iomod
-from lexfast.effects import log as logmod
 
 FS = ["io", "fs_walk", "fs_write"]
 PROC = ["proc"]
@@ -759,10 +758,8 @@ def test_escape_budget_race_through_forks(make_handler):
 
 @pytest.fixture
 def log_handler(make_handler, tmp_path):
-    logmod.reset()
     h = make_handler(effects=["log", "io", "fs_write"], fs_write=[tmp_path])
-    yield h, tmp_path / "log.txt"
-    logmod.reset()
+    return h, tmp_path / "log.txt"
 
 
 def test_escape_log_injection_text_newline(log_handler):

@@ -33,7 +33,6 @@ from hypothesis import strategies as st
 
 from lexfast import CapturedSink, DefaultHandler, EffectError, Policy
 from lexfast.core import NONE, Variant, err, ok, some
-from lexfast.effects import log as log_effects
 from lexfast.table import default_table
 from lexfast.values import Map
 
@@ -321,7 +320,6 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.chdir(cwd)
     yield {"cwd": str(cwd), "outside": str(outside), "inside": str(inside),
            "tmp": str(tmp_path)}
-    log_effects.reset()
 
 
 def _paths(sb, world) -> list[str]:
@@ -438,7 +436,6 @@ def _scoped_property(data, sb, world, paths):
         strings = _scoped_calls(data, h, sb, paths)
     finally:
         h.close()
-        log_effects.reset()
     world.check(strings + paths)
 
 
@@ -484,7 +481,6 @@ def test_dispatch_scoped_policy_changes_nothing_outside_its_scope(sandbox):
     try:
         _run(_scoped_property, SCOPED_EXAMPLES, sandbox, world, _paths(sandbox, world))
     finally:
-        log_effects.reset()
         world.close()
 
 

@@ -1,4 +1,4 @@
-"""log.* (BEHAVIOUR.md §6.11): process-wide state, so each test resets it."""
+"""log.* (BEHAVIOUR.md §6.11); the log state is per session (issue 13.6)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,8 @@ import threading
 import pytest
 
 from lexfast import EffectError, PolicyDenied, err, ok
-from lexfast.effects import log as logmod
 
 ALL = ["log", "io", "fs_write"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_log_state():
-    logmod.reset()
-    yield
-    logmod.reset()
 
 
 def test_text_format_and_levels(make_handler, tmp_path):

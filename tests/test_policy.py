@@ -20,9 +20,14 @@ def test_presets():
     p = Policy.permissive()
     assert p.allow_effects == frozenset(KNOWN_EFFECTS)
     assert p.allow_fs_read == () and p.budget is None
-    assert p.wildcard_scoped_grants() == ("proc", "net", "fs_read", "fs_write")
+    assert p.wildcard_scoped_grants() == ("io", "net", "proc", "fs_read", "fs_write", "a2a",
+                                          "mcp", "sql", "kv", "fs_walk")
     scoped = Policy(allow_effects=["proc", "net", "fs_read"], allow_proc=["git"])
     assert scoped.wildcard_scoped_grants() == ("net", "fs_read")
+    assert scoped.wildcard_scopes() == {"net": ("--allow-net-host", "--allow-fs-read"),
+                                        "fs_read": ("--allow-fs-read",)}
+    io = Policy(allow_effects=["io", "time", "mcp"], allow_fs_write=["/tmp"])
+    assert io.wildcard_scopes() == {"io": ("--allow-fs-read",), "mcp": ("--allow-proc",)}
 
 
 def test_immutable_and_value_semantics(tmp_path):

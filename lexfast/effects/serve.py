@@ -32,7 +32,6 @@ import shutil
 import socket
 import ssl
 import stat
-import sys
 import tempfile
 import threading
 import time
@@ -49,6 +48,7 @@ from ..core import expect_str
 from ..errors import EffectError, PolicyDenied
 from ..scope import ScopeEscape, open_in_scope, read_file_bounded, scoped
 from ..values import Map, debug_repr, os_error_text
+from .log import write_stderr
 
 _log = logging.getLogger("lexfast.serve")
 
@@ -79,8 +79,10 @@ def _listening_state(session) -> _Listening:
 
 def announce(h, label: str, scheme: str, port: int) -> None:
     """Print the reference's listening line and record the port."""
-    sys.stderr.write(f"{label}: listening on {scheme}://127.0.0.1:{port}\n")
-    sys.stderr.flush()
+    # Whole, under the stderr lock: prints (StderrSink, the command's) are
+    # framed `io.print: ...` and log lines start `[` or `{`, so a line that
+    # starts `net.serve: listening on` is this one.
+    write_stderr(f"{label}: listening on {scheme}://127.0.0.1:{port}\n")
     st = _listening_state(h.session)
     with st.cond:
         st.ports.append((scheme, port))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import http
 import logging
 import socket
-import sys
 import threading
 import time
 from collections import deque
@@ -34,7 +33,8 @@ from websockets.sync.server import serve as _ws_serve
 
 from ..core import expect_str, next_handle
 from ..errors import EffectError
-from ..values import INT_MAX
+from ..values import INT_MAX, one_line
+from .log import write_stderr
 from .serve import (
     _exc_text,
     _need_program,
@@ -271,8 +271,8 @@ def _make_handlers(h, name: str, registry: ChatRegistry):
                 try:
                     runner(program, fork, name, [event])
                 except Exception as e:
-                    sys.stderr.write(f"on_message {conn_id}: {_exc_text(e)}\n")
-                    sys.stderr.flush()
+                    # the message may carry the program's text: one escaped line
+                    write_stderr(f"on_message {conn_id}: {one_line(_exc_text(e))}\n")
         finally:
             registry.remove(peer)
             peer.stop(WRITER_STOP_S)
