@@ -241,14 +241,17 @@ _PATH_NOFOLLOW = getattr(os, "O_PATH", 0) | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _store_file(dfd: int, path: str, name: str, write_roots) -> int:
+def _store_file(dfd: int, path: str, name: str, write_roots, create: bool):
     """A descriptor of the store file ``name`` (``data.mdb``/``lock.mdb``),
-    made empty if missing, never opened for I/O before it is known to be a
-    regular file with one link. A symlink is followed only if it resolves
-    inside the write scope, and then beneath its root."""
+    never opened for I/O before it is known to be a regular file with one
+    link; None when it is missing, or a new empty file with ``create``. A
+    symlink is followed only if it resolves inside the write scope, and then
+    beneath its root."""
     try:
         fd = os.open(name, _PATH_NOFOLLOW, dir_fd=dfd)
     except FileNotFoundError:
+        if not create:
+            return None
         try:
             fd = os.open(name, _CREATE, 0o644, dir_fd=dfd)
         except FileExistsError:  # made meanwhile: look again
@@ -264,6 +267,8 @@ def _store_file(dfd: int, path: str, name: str, write_roots) -> int:
             try:
                 fd = open_in_scope(found[0], found[1], _PATH_NOFOLLOW)
             except FileNotFoundError:  # a dangling link inside the scope
+                if not create:
+                    return None
                 fd = open_in_scope(found[0], found[1], _CREATE, 0o644)
             st = os.fstat(fd)
         _check_file(name, st)
@@ -382,8 +387,12 @@ def _open_env(path: str, root: str, write_roots, limits):
     dfd = _open_dir(path, root)
     files: dict = {}
     try:
-        for name in _STORE_FILES:
-            files[name] = _store_file(dfd, path, name, write_roots)
+        # Every existing file is checked before a missing one is made, so
+        # a refused store is left as it was.
+        for create in (False, True):
+            for name in _STORE_FILES:
+                if files.get(name) is None:
+                    files[name] = _store_file(dfd, path, name, write_roots, create)
         rfd = os.open(f"/proc/self/fd/{files['data.mdb']}", os.O_RDONLY | os.O_CLOEXEC)
         try:
             floor = _committed_size(rfd)
@@ -392,7 +401,8 @@ def _open_env(path: str, root: str, write_roots, limits):
         return _lmdb_open(files, limits, floor)
     finally:
         for fd in files.values():
-            os.close(fd)  # lmdb holds its own descriptors of the files
+            if fd is not None:
+                os.close(fd)  # lmdb holds its own descriptors of the files
         os.close(dfd)
 
 
