@@ -219,12 +219,6 @@ def test_escape_kv_truncated_data_mdb_refused(tmp_path):
     assert lines[-1] == {"done": True}
 
 
-def _meta_fields(path):
-    with open(path, "rb") as f:
-        head = f.read(2 * 4096)
-    return head
-
-
 def _forge(path, **fields):
     """Rewrite both meta pages' fields (offsets of lmdb 0.9's MDB_meta, 64-bit)."""
     offs = {"magic": (16, "=I"), "version": (20, "=I"), "mapsize": (32, "=Q"),
@@ -237,10 +231,22 @@ def _forge(path, **fields):
                 f.write(struct.pack(fmt, value))
 
 
+def _forge_leaf_nodes(path):
+    """Claim a ~2 GiB value in the first node of every leaf page: lmdb
+    trusts node sizes and would copy far past the map."""
+    buf = bytearray(open(path, "rb").read())
+    for pg in range(2, len(buf) // 4096):
+        base = pg * 4096
+        if struct.unpack_from("=H", buf, base + 10)[0] & 0x02:  # P_LEAF
+            ptr = struct.unpack_from("=H", buf, base + 16)[0]
+            struct.pack_into("=HH", buf, base + ptr, 0xFFFF, 0x7FFF)
+    open(path, "wb").write(bytes(buf))
+
+
 FORGED = """
 scope = sys.argv[1]
 for store in sorted(os.listdir(scope)):
-    h = handler(scope, kv_map_max=1 << 30)
+    h = handler(scope, kv_map_max=1 << 30, kv_verify=not store.startswith("noverify"))
     r = h.dispatch("kv", "open", [os.path.join(scope, store)])
     if r.name == "Ok":
         h.dispatch("kv", "get", [r.args[0], "k"])
@@ -252,10 +258,12 @@ emit(done=True)
 
 
 def test_escape_kv_forged_meta_pages_refused(make_handler, tmp_path):
-    """Sibling forgeries of the meta pages lmdb trusts: a page size of 0
-    (lmdb divides by it), one not a power of two, a committed size far past
-    the file (sparse or not), past Limits.kv_map_max, a huge stored map size,
-    garbage in place of a store."""
+    """Sibling forgeries of what lmdb trusts in a data.mdb (a program can
+    write one whole with io.write): a page size of 0 (lmdb divides by it),
+    one not a power of two, a committed size far past the file (sparse or
+    not) or past Limits.kv_map_max, a huge stored map size, garbage, and
+    leaf nodes claiming 2 GiB values (caught by the whole-file verifier,
+    Limits.kv_verify)."""
     scope = tmp_path / "D"
     scope.mkdir()
     h = make_handler(effects=["kv"], fs_write=[scope])
@@ -263,14 +271,17 @@ def test_escape_kv_forged_meta_pages_refused(make_handler, tmp_path):
              "psize1M": {"psize": 1 << 20}, "lastpg": {"last_pg": 10_000},
              "magic": {"magic": 0x12345678}, "version": {"version": 7},
              "mapsize": {"mapsize": 1 << 62}, "sparse": {"last_pg": 20_000},
-             "beyondmax": {"last_pg": (1 << 31) // 4096}}
+             "noverify-sparse": {"last_pg": 20_000}, "beyondmax": {"last_pg": (1 << 31) // 4096},
+             "pages": {}}
     for name in cases:
         k = kv(h, "open", str(scope / name)).args[0]
         assert kv(h, "put", k, "k", b"v").name == "Ok"
         kv(h, "close", k)
     for name, fields in cases.items():
         _forge(scope / name / "data.mdb", **fields)
-    os.truncate(scope / "sparse" / "data.mdb", 20_001 * 4096)  # sparse, long enough
+    for name in ("sparse", "noverify-sparse"):  # sparse, long enough
+        os.truncate(scope / name / "data.mdb", 20_001 * 4096)
+    _forge_leaf_nodes(scope / "pages" / "data.mdb")
     os.truncate(scope / "beyondmax" / "data.mdb", 1 << 31 | 1 << 16)
     (scope / "garbage").mkdir()
     (scope / "garbage" / "data.mdb").write_bytes(os.urandom(3 * 4096))
@@ -283,13 +294,14 @@ def test_escape_kv_forged_meta_pages_refused(make_handler, tmp_path):
             "psize1M": "impossible page size 1048576", "lastpg": "shorter than the",
             "magic": "not an lmdb data file", "version": "data version 7",
             "garbage": "not an lmdb data file", "short": "not an lmdb data file",
-            "beyondmax": "more than Limits.kv_map_max"}
+            "beyondmax": "more than Limits.kv_map_max",
+            "sparse": "fails lmdb's verifier", "pages": "fails lmdb's verifier"}
     for store, needle in want.items():
         assert got[store][0] == "Err" and needle in got[store][1], (store, got[store])
-    # a huge stored map size is ignored (the map is Limits.kv_map_size),
-    # and a sparse but long enough file is a store lmdb can open
+    # a huge stored map size is ignored (the map is Limits.kv_map_size), and
+    # without the verifier a sparse but long enough file passes the size check
     assert got["mapsize"][0] == "Ok", got["mapsize"]
-    assert got["sparse"][0] == "Ok", got["sparse"]
+    assert got["noverify-sparse"][0] == "Ok", got["noverify-sparse"]
 
 
 # -- K3: the store lock is never held across a drain --------------------------------

@@ -322,19 +322,25 @@ def _committed_size(fd: int) -> int:
     return need
 
 
+def _verify_errors(fd: int) -> list:
+    """py-lmdb's offline verifier (``lmdb.verify``, a pure-Python walk that
+    never maps the file) over the whole of ``data.mdb`` through its checked
+    descriptor: the problems found, empty when lmdb may trust the file."""
+    try:
+        from lmdb import verify
+    except ImportError:  # pragma: no cover - py-lmdb without the verifier
+        return ["py-lmdb has no verifier (lmdb.verify) to check it with"]
+    try:
+        return list(verify.verify(f"/proc/self/fd/{fd}", subdir=False))
+    except Exception as e:
+        return [str(e) or type(e).__name__]
+
+
 def _free_tail_only(fd: int, size: int) -> bool:
     """lmdb may leave the last pages of the file unwritten when they are
     free: then every page a reader can reach must still be in the file, which
-    only a whole walk (py-lmdb's verifier, when present) can tell."""
-    try:
-        from lmdb.verify import _Verifier
-    except ImportError:  # pragma: no cover - py-lmdb without the verifier
-        return False
-    try:
-        with open(os.dup(fd), "rb") as f:
-            return not _Verifier(f, size).verify()
-    except Exception:
-        return False
+    only a whole walk can tell."""
+    return not _verify_errors(fd)
 
 
 def _lmdb_open(files: dict, limits, size_floor: int):
@@ -396,6 +402,15 @@ def _open_env(path: str, root: str, write_roots, limits):
         rfd = os.open(f"/proc/self/fd/{files['data.mdb']}", os.O_RDONLY | os.O_CLOEXEC)
         try:
             floor = _committed_size(rfd)
+            if floor > int(limits.kv_map_max):
+                raise _Refused(f"the store holds {floor} bytes, more than "
+                               f"Limits.kv_map_max ({int(limits.kv_map_max)})")
+            if floor and limits.kv_verify:
+                problems = _verify_errors(rfd)
+                if problems:
+                    raise _Refused(f"data.mdb fails lmdb's verifier: {problems[0]}"
+                                   + (f" (and {len(problems) - 1} more)"
+                                      if len(problems) > 1 else ""))
         finally:
             os.close(rfd)
         return _lmdb_open(files, limits, floor)
