@@ -434,3 +434,53 @@ def test_escape_kv_map_growth_bounded(make_handler, tmp_path):
     h2 = make_handler(effects=["kv"], fs_write=[tmp_path],
                       limits=Limits(kv_map_size=1 << 16, kv_map_max=1 << 17))
     assert is_err(kv(h2, "open", str(tmp_path / "s")), "more than Limits.kv_map_max (131072)")
+
+
+# -- K9: another process holding lmdb's open lock ---------------------------------
+
+LOCK_HELD = """
+import subprocess
+from lexfast.effects import kv as kvmod
+kvmod._LOCK_WAIT_S = 0.5
+scope = sys.argv[1]
+store = os.path.join(scope, "s")
+h = handler(scope)
+k = h.dispatch("kv", "open", [store]).args[0]
+h.dispatch("kv", "put", [k, "k", b"v"])
+h.close()
+# another process stuck in the middle of its lmdb open: it holds lmdb's
+# exclusive lock (a write lock on byte 0 of lock.mdb) and never lets go
+holder = subprocess.Popen([sys.executable, "-c", '''
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX, 1, 0)
+print("held", flush=True)
+time.sleep(60)
+''', os.path.join(store, "lock.mdb")], stdout=subprocess.PIPE)
+assert holder.stdout.readline() == b"held\\n"
+h = handler(scope)
+t0 = time.monotonic()
+r = h.dispatch("kv", "open", [store])
+emit(r=show(r), s=time.monotonic() - t0, pid=holder.pid)
+holder.kill()
+holder.wait()
+holder.stdout.close()
+r = h.dispatch("kv", "open", [store])
+emit(r=show(r), got=show(h.dispatch("kv", "get", [r.args[0], "k"])) if r.name == "Ok" else None)
+h.close()
+emit(done=True)
+"""
+
+
+def test_escape_kv_lock_held_by_another_process(tmp_path):
+    """lmdb's open waits (F_SETLKW, GIL held) for another process's
+    exclusive lock on lock.mdb: one stuck there (stopped, or hostile) hung
+    the whole interpreter. kv.open now waits a bounded time for it, then
+    refuses, naming the process."""
+    rc, lines, errs = run_child(tmp_path, LOCK_HELD, str(tmp_path))
+    assert rc == 0 and lines and lines[-1] == {"done": True}, (rc, lines, errs)
+    first, second = lines[0], lines[1]
+    assert first["r"][0] == "Err", first
+    assert f"lock.mdb is held exclusively by process {first['pid']}" in first["r"][1], first
+    assert first["s"] < 10, first
+    assert second["r"][0] == "Ok" and second["got"] == ["Some", "b'v'"], second

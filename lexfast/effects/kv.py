@@ -343,6 +343,43 @@ def _free_tail_only(fd: int, size: int) -> bool:
     return not _verify_errors(fd)
 
 
+_LOCK_WAIT_S = 5.0
+
+
+def _lock_holder(fd: int):
+    """The pid of another process holding a write lock on byte 0 of the
+    lock file ``fd``, from /proc/locks, or None. lmdb's open waits for that
+    lock (``F_SETLKW``) holding the GIL, so the whole interpreter would wait
+    for as long as the other process keeps it."""
+    st = os.fstat(fd)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    me = os.getpid()
+    try:
+        with open("/proc/locks", "rb") as f:
+            lines = f.read(8 << 20).decode("ascii", "replace").splitlines()
+    except OSError:  # pragma: no cover - no /proc/locks
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 8 or parts[1] not in ("POSIX", "OFDLCK") \
+                or parts[3] != "WRITE" or parts[5] != ident:
+            continue
+        if parts[6] == "0" and parts[4] != str(me):
+            return parts[4]
+    return None
+
+
+def _wait_lock_free(fd: int) -> None:
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    delay = 0.001
+    while (holder := _lock_holder(fd)) is not None:
+        if time.monotonic() > deadline:
+            raise _Refused(f"lock.mdb is held exclusively by process {holder} "
+                           "(its lmdb open did not finish); try again")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 def _lmdb_open(files: dict, limits, size_floor: int):
     """lmdb opens ``data.mdb`` and ``lock.mdb`` by name in the directory it is
     given: give it a private directory (mode 0o100, random name) of symlinks
@@ -353,6 +390,7 @@ def _lmdb_open(files: dict, limits, size_floor: int):
         raise _Refused(f"the store holds {size_floor} bytes, more than "
                        f"Limits.kv_map_max ({cap})")
     map_size = min(max(int(limits.kv_map_size), 1 << 16, size_floor), cap)
+    _wait_lock_free(files["lock.mdb"])
     tmp = tempfile.mkdtemp(prefix="lexfast-kv-")
     try:
         for name, fd in files.items():
