@@ -9,14 +9,33 @@ reference (BEHAVIOUR.md §3.7); where lexfast differs:
   store directory (and missing parents) is created and opened beneath the
   scope root with ``openat2`` (``RESOLVE_BENEATH``), and lmdb is handed
   ``/proc/self/fd/N``, so a directory swapped for a symlink between the
-  check and the open is refused as for io.write. (lmdb itself opens
-  ``data.mdb``/``lock.mdb`` in it by name: a symlink there leading out is
-  refused when checked, but one swapped in during the open is not.)
+  check and the open is refused as for io.write.
+- The store's own files, ``data.mdb`` and ``lock.mdb``, are opened first
+  beneath the directory descriptor without following a symlink (one is
+  followed only if it resolves inside the write scope, and then beneath its
+  root) and must be regular files with one link: a FIFO would block lmdb's
+  open with the GIL held (the whole interpreter), a device or socket is no
+  store, and a hardlink could reach a file outside. lmdb opens files by name,
+  so it is handed a private directory (random name, mode 0o100) of symlinks
+  to ``/proc/self/fd/N`` for the checked descriptors: it opens exactly those
+  inodes, whatever is renamed into the store meanwhile.
+- ``data.mdb``'s meta pages are read from the descriptor before lmdb maps
+  it: a page size lmdb cannot use, or a file shorter than the pages its
+  newer meta page commits (reading them would SIGBUS the process), is
+  refused; so is a store larger than ``Limits.kv_map_max``. With
+  ``Limits.kv_verify`` (default) the whole file is walked by py-lmdb's
+  offline verifier at its first open in the process, since lmdb trusts
+  every page it reads.
+- Another process in the middle of its lmdb open holds an exclusive lock
+  that lmdb's own open would wait for with the GIL held: kv.open waits for
+  it at most 5 s, then refuses.
 - Handles belong to the session (a handler and its forks), LRU-capped at
   256; eviction, ``kv.close`` and ``handler.close()`` release the store.
 - One lmdb environment per resolved path, shared and refcounted process-wide
   (lmdb forbids opening one path twice in a process); closed with its last
-  handle.
+  handle. The process-wide table is locked only to look up, insert or
+  remove an entry: an open, or a close draining its transactions, never
+  holds it, so it never delays another path's open.
 - Durability: every ``kv.put``/``kv.delete`` is one committed transaction.
   A commit is in the OS page cache before the call returns, so it survives
   ``kill -9`` of the process at any later instant. With ``Limits.kv_sync``
@@ -25,7 +44,7 @@ reference (BEHAVIOUR.md §3.7); where lexfast differs:
   opener of a path in a process fixes the environment's mode; a session that
   asks for sync on an unsynced environment fsyncs after each of its commits.
 - The map is large and sparse (``Limits.kv_map_size``) and doubles when full
-  instead of failing.
+  instead of failing, up to ``Limits.kv_map_max``.
 - lmdb keys are 1..=511 bytes: a longer key is a clear error; the empty key
   (which sled allowed and lmdb refuses) is stored as the byte ``0xff``,
   which no UTF-8 key can contain.
