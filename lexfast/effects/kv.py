@@ -260,6 +260,18 @@ _PATH_NOFOLLOW = getattr(os, "O_PATH", 0) | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def _as_path_fd(fd: int) -> int:
+    """An O_PATH descriptor of the file open as ``fd`` (which is closed).
+    Only O_PATH descriptors of the store files may outlive lmdb's open:
+    closing any other descriptor of ``lock.mdb`` would drop every fcntl lock
+    the process holds on it, lmdb's included (POSIX locks are per process
+    and file), and another process would then reset the lock file under us."""
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_PATH | os.O_CLOEXEC)  # follows to the file
+    finally:
+        os.close(fd)
+
+
 def _store_file(dfd: int, path: str, name: str, write_roots, create: bool):
     """A descriptor of the store file ``name`` (``data.mdb``/``lock.mdb``),
     never opened for I/O before it is known to be a regular file with one
@@ -272,7 +284,7 @@ def _store_file(dfd: int, path: str, name: str, write_roots, create: bool):
         if not create:
             return None
         try:
-            fd = os.open(name, _CREATE, 0o644, dir_fd=dfd)
+            fd = _as_path_fd(os.open(name, _CREATE, 0o644, dir_fd=dfd))
         except FileExistsError:  # made meanwhile: look again
             fd = os.open(name, _PATH_NOFOLLOW, dir_fd=dfd)
     try:
@@ -288,7 +300,7 @@ def _store_file(dfd: int, path: str, name: str, write_roots, create: bool):
             except FileNotFoundError:  # a dangling link inside the scope
                 if not create:
                     return None
-                fd = open_in_scope(found[0], found[1], _CREATE, 0o644)
+                fd = _as_path_fd(open_in_scope(found[0], found[1], _CREATE, 0o644))
             st = os.fstat(fd)
         _check_file(name, st)
         return fd
