@@ -100,6 +100,14 @@ for name in ("data.mdb", "lock.mdb"):
         r = h.dispatch("kv", "open", [store])
         emit(name=name, kind=kind, r=show(r), s=time.monotonic() - t0)
         h.close()
+# the store path itself a FIFO (or a socket): never opened for I/O
+for kind, mode in (("fifo", stat.S_IFIFO), ("socket", stat.S_IFSOCK)):
+    p = os.path.join(scope, f"store-is-{kind}")
+    os.mknod(p, 0o600 | mode)
+    h = handler(scope)
+    t0 = time.monotonic()
+    emit(store=kind, r=show(h.dispatch("kv", "open", [p])), s=time.monotonic() - t0)
+    h.close()
 emit(done=True)
 """
 
@@ -112,7 +120,10 @@ def test_escape_kv_store_file_fifo_device_socket_directory(tmp_path):
     assert rc == 0 and lines and lines[-1] == {"done": True}, (rc, lines, errs)
     what = {"fifo": "a FIFO", "socket": "a socket", "directory": "a directory",
             "devnull-link": "a character device", "device": "a character device"}
-    for row in lines[:-1]:
+    for row in [x for x in lines if "store" in x]:
+        assert row["r"][0] == "Err" and "Not a directory" in row["r"][1], row
+        assert row["s"] < 10, row
+    for row in [x for x in lines[:-1] if "store" not in x]:
         name, kind, r = row["name"], row["kind"], row["r"]
         assert r[0] == "Err", row
         assert f"{name} is {what[kind]}, not a regular file" in r[1], row
