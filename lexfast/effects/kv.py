@@ -337,7 +337,9 @@ def _meta(buf: bytes, which: int):
 def _committed_size(fd: int) -> int:
     """Bytes of ``data.mdb`` its newer meta page says are committed (0 for an
     empty, new file). lmdb maps the file and reads those pages directly: a
-    file shorter than that (truncated) would SIGBUS the process on a read."""
+    file shorter than that (truncated) would SIGBUS the process on a read.
+    (lmdb may leave the last pages unwritten when they are free: then only a
+    whole walk can tell that every page a reader can reach is in the file.)"""
     size = os.fstat(fd).st_size
     if size == 0:
         return 0
@@ -347,7 +349,7 @@ def _committed_size(fd: int) -> int:
         raise _Refused("data.mdb's meta pages disagree on the page size")
     psize, last_pg, _ = m1 if m1[2] > m0[2] else m0
     need = (max(last_pg, 1) + 1) * psize
-    if size < need and not _free_tail_only(fd, size):
+    if size < need and _verify_errors(fd):  # unless only free pages are missing
         raise _Refused(f"data.mdb is {size} bytes, shorter than the {need} its meta "
                        "page commits (truncated or damaged)")
     return need
@@ -365,13 +367,6 @@ def _verify_errors(fd: int) -> list:
         return list(verify.verify(f"/proc/self/fd/{fd}", subdir=False))
     except Exception as e:
         return [str(e) or type(e).__name__]
-
-
-def _free_tail_only(fd: int, size: int) -> bool:
-    """lmdb may leave the last pages of the file unwritten when they are
-    free: then every page a reader can reach must still be in the file, which
-    only a whole walk can tell."""
-    return not _verify_errors(fd)
 
 
 _LOCK_WAIT_S = 5.0
@@ -416,11 +411,7 @@ def _lmdb_open(files: dict, limits, size_floor: int):
     given: give it a private directory (mode 0o100, random name) of symlinks
     to ``/proc/self/fd/N`` for the descriptors checked above, so it opens
     exactly those inodes, whatever is renamed into the store meanwhile."""
-    cap = int(limits.kv_map_max)
-    if size_floor > cap:
-        raise _Refused(f"the store holds {size_floor} bytes, more than "
-                       f"Limits.kv_map_max ({cap})")
-    map_size = min(max(int(limits.kv_map_size), 1 << 16, size_floor), cap)
+    map_size = min(max(int(limits.kv_map_size), 1 << 16, size_floor), int(limits.kv_map_max))
     _wait_lock_free(files["lock.mdb"])
     tmp = tempfile.mkdtemp(prefix="lexfast-kv-")
     try:
