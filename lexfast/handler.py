@@ -90,6 +90,8 @@ class Limits:
     a2a_timeout_s: float = 120.0          # agent.send_a2a, one message/send round trip
     kv_sync: bool = True                  # fsync each kv commit (power-loss safe)
     kv_map_size: int = 1 << 30            # initial lmdb map (sparse; doubled when full)
+    kv_map_max: int = 1 << 40             # lmdb map never grows past it; larger stores refused
+    kv_verify: bool = True                # walk a store's whole data.mdb at its first open (lmdb trusts its pages)
     kv_list_keys: int = 1_000_000         # kv.list_prefix keys
     sql_timeout_s: float = 30.0           # one sql.exec/sql.query (then interrupted)
     sql_result_bytes: int = 64 << 20      # sql.query result (Str/Bytes cells), and one value

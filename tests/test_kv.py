@@ -589,3 +589,61 @@ def test_store_opened_through_its_directory_descriptor(make_handler, tmp_path):
     k3 = kv(h, "open", store).args[0]
     assert kv(h, "get", k3, "a") == some(b"1")
 
+
+
+def _posix_locks(path: str) -> set:
+    """pids holding POSIX/OFD locks on ``path`` (from /proc/locks)."""
+    st = os.stat(path)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as f:
+        return {p[4] for p in (line.split() for line in f)
+                if len(p) >= 8 and p[1] in ("POSIX", "OFDLCK") and p[5] == ident}
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["new-store", "existing-store"])
+def test_lmdb_keeps_its_lock_file_locks_after_open(make_handler, tmp_path, fresh):
+    # kv.open checks lock.mdb on its own descriptors before lmdb opens it;
+    # closing one that is not O_PATH would drop lmdb's fcntl locks (they are
+    # per process and file), and another process would reset the lock file.
+    path = str(tmp_path / "db")
+    if not fresh:
+        h0 = make_handler(effects=["kv"], fs_write=[tmp_path])
+        kv(h0, "close", kv(h0, "open", path).args[0])
+    h = make_handler(effects=["kv"], fs_write=[tmp_path])
+    k = kv(h, "open", path).args[0]
+    assert str(os.getpid()) in _posix_locks(os.path.join(path, "lock.mdb"))
+    assert kv(h, "put", k, "k", b"v") == ok(None)
+    # another process sees the store in use and reads what we wrote
+    code = ("import lmdb, sys; e = lmdb.open(sys.argv[1], map_size=1 << 20); "
+            "print(e.begin().get(b'k'))")
+    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "b'v'", out
+    assert str(os.getpid()) in _posix_locks(os.path.join(path, "lock.mdb"))
+
+
+def test_log_sink_appending_to_a_live_data_mdb_is_harmless(make_handler, tmp_path):
+    # the one in-place writer of lexfast besides SQLite: log.set_sink appends
+    # (O_APPEND) and could be pointed at a live store's data.mdb. Appending
+    # lies past every page lmdb reads (no SIGBUS, nothing lost); lmdb writes
+    # later pages over it.
+    from lexfast.effects import log as logmod
+    h = make_handler(effects=["kv", "log", "io", "fs_write"], fs_write=[tmp_path])
+    path = str(tmp_path / "db")
+    k = kv(h, "open", path).args[0]
+    try:
+        for i in range(50):
+            assert kv(h, "put", k, f"a{i}", b"x" * 100) == ok(None)
+        assert h.dispatch("log", "set_sink", [os.path.join(path, "data.mdb")]) == ok(None)
+        for i in range(200):
+            h.dispatch("log", "error", [f"line {i} " + "y" * 60])
+        for i in range(300):
+            assert kv(h, "put", k, f"b{i}", b"z" * 100) == ok(None)
+            h.dispatch("log", "error", ["more"])
+    finally:
+        logmod.reset()
+    assert kv(h, "get", k, "a7") == some(b"x" * 100)
+    kv(h, "close", k)
+    k = kv(h, "open", path).args[0]  # verified whole again at this open
+    assert kv(h, "get", k, "b299") == some(b"z" * 100)
+    assert len(kv(h, "list_prefix", k, "")) == 350

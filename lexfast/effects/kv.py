@@ -9,14 +9,33 @@ reference (BEHAVIOUR.md §3.7); where lexfast differs:
   store directory (and missing parents) is created and opened beneath the
   scope root with ``openat2`` (``RESOLVE_BENEATH``), and lmdb is handed
   ``/proc/self/fd/N``, so a directory swapped for a symlink between the
-  check and the open is refused as for io.write. (lmdb itself opens
-  ``data.mdb``/``lock.mdb`` in it by name: a symlink there leading out is
-  refused when checked, but one swapped in during the open is not.)
+  check and the open is refused as for io.write.
+- The store's own files, ``data.mdb`` and ``lock.mdb``, are opened first
+  beneath the directory descriptor without following a symlink (one is
+  followed only if it resolves inside the write scope, and then beneath its
+  root) and must be regular files with one link: a FIFO would block lmdb's
+  open with the GIL held (the whole interpreter), a device or socket is no
+  store, and a hardlink could reach a file outside. lmdb opens files by name,
+  so it is handed a private directory (random name, mode 0o100) of symlinks
+  to ``/proc/self/fd/N`` for the checked descriptors: it opens exactly those
+  inodes, whatever is renamed into the store meanwhile.
+- ``data.mdb``'s meta pages are read from the descriptor before lmdb maps
+  it: a page size lmdb cannot use, or a file shorter than the pages its
+  newer meta page commits (reading them would SIGBUS the process), is
+  refused; so is a store larger than ``Limits.kv_map_max``. With
+  ``Limits.kv_verify`` (default) the whole file is walked by py-lmdb's
+  offline verifier at its first open in the process, since lmdb trusts
+  every page it reads.
+- Another process in the middle of its lmdb open holds an exclusive lock
+  that lmdb's own open would wait for with the GIL held: kv.open waits for
+  it at most 5 s, then refuses.
 - Handles belong to the session (a handler and its forks), LRU-capped at
   256; eviction, ``kv.close`` and ``handler.close()`` release the store.
 - One lmdb environment per resolved path, shared and refcounted process-wide
   (lmdb forbids opening one path twice in a process); closed with its last
-  handle.
+  handle. The process-wide table is locked only to look up, insert or
+  remove an entry: an open, or a close draining its transactions, never
+  holds it, so it never delays another path's open.
 - Durability: every ``kv.put``/``kv.delete`` is one committed transaction.
   A commit is in the OS page cache before the call returns, so it survives
   ``kill -9`` of the process at any later instant. With ``Limits.kv_sync``
@@ -25,7 +44,7 @@ reference (BEHAVIOUR.md §3.7); where lexfast differs:
   opener of a path in a process fixes the environment's mode; a session that
   asks for sync on an unsynced environment fsyncs after each of its commits.
 - The map is large and sparse (``Limits.kv_map_size``) and doubles when full
-  instead of failing.
+  instead of failing, up to ``Limits.kv_map_max``.
 - lmdb keys are 1..=511 bytes: a longer key is a clear error; the empty key
   (which sled allowed and lmdb refuses) is stored as the byte ``0xff``,
   which no UTF-8 key can contain.
@@ -35,8 +54,11 @@ reference (BEHAVIOUR.md §3.7); where lexfast differs:
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import stat
+import struct
+import tempfile
 import threading
 import time
 
@@ -74,10 +96,10 @@ class _Store:
     """
 
     __slots__ = ("env", "path", "refs", "active", "blocked", "closed", "wlock",
-                 "unblocked", "synced", "max_key")
+                 "unblocked", "synced", "max_key", "opening", "closing")
 
-    def __init__(self, env, path: str, synced: bool) -> None:
-        self.env = env
+    def __init__(self, path: str) -> None:
+        self.env = None
         self.path = path
         self.refs = 0
         self.active = collections.deque()
@@ -86,6 +108,15 @@ class _Store:
         self.wlock = threading.Lock()
         self.unblocked = threading.Event()
         self.unblocked.set()
+        self.synced = False
+        self.max_key = 0
+        # Set (under _stores_lock) while one thread opens the environment or
+        # closes it: kv.open of the same path waits on it, without the lock.
+        self.opening: threading.Event | None = threading.Event()
+        self.closing: threading.Event | None = None
+
+    def attach(self, env, synced: bool) -> None:
+        self.env = env
         self.synced = synced
         self.max_key = env.max_key_size()
 
@@ -160,11 +191,26 @@ class _Store:
 
 
 _stores: dict[str, _Store] = {}
+# Guards ``_stores`` and every entry's ``refs``/``opening``/``closing`` only:
+# never held across I/O or a wait (an lmdb open, a drain), so opening one
+# path never waits for another path's open or close.
 _stores_lock = threading.Lock()
+# How long kv.open waits for the same path's open or close in another thread
+# (a close drains for up to 2 x _DRAIN_S).
+_PATH_WAIT_S = 2 * _DRAIN_S + 5.0
 
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY if hasattr(os, "O_PATH") else 0
 _VIA_FD = bool(_DIR_FLAGS) and os.path.isdir("/proc/self/fd")
+_STORE_FILES = ("data.mdb", "lock.mdb")
+
+
+class _Refused(Exception):
+    """kv.open refuses the store: ``str(self)`` says why (after the path)."""
+
+
+class _Outside(Exception):
+    """A store file is a symlink leading out of the write scope."""
 
 
 def _open_dir(path: str, root: str) -> int:
@@ -189,60 +235,320 @@ def _open_dir(path: str, root: str) -> int:
     return open_in_scope(path, root, _DIR_FLAGS)
 
 
-def _inner_link_escapes(dfd: int, path: str, write_roots) -> bool:
-    # lmdb opens data.mdb and lock.mdb by name inside the directory: a
-    # symlink planted there would carry its writes out of the scope.
-    for name in ("data.mdb", "lock.mdb"):
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _check_file(name: str, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        # lmdb's open() of a FIFO would block the whole interpreter (it holds
+        # the GIL); a device or socket is no store either.
+        raise _Refused(f"{name} is {_kind(st.st_mode)}, not a regular file")
+    if st.st_nlink > 1:
+        # lmdb writes the inode in place: a hardlink inside the scope to a
+        # file outside would let a program rewrite that file.
+        raise _Refused(f"{name} has {st.st_nlink} hard links; a store file must "
+                       "have one (a hardlink could reach a file outside the scope)")
+
+
+_PATH_NOFOLLOW = getattr(os, "O_PATH", 0) | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _as_path_fd(fd: int) -> int:
+    """An O_PATH descriptor of the file open as ``fd`` (which is closed).
+    Only O_PATH descriptors of the store files may outlive lmdb's open:
+    closing any other descriptor of ``lock.mdb`` would drop every fcntl lock
+    the process holds on it, lmdb's included (POSIX locks are per process
+    and file), and another process would then reset the lock file under us."""
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_PATH | os.O_CLOEXEC)  # follows to the file
+    finally:
+        os.close(fd)
+
+
+def _store_file(dfd: int, path: str, name: str, write_roots, create: bool):
+    """A descriptor of the store file ``name`` (``data.mdb``/``lock.mdb``),
+    never opened for I/O before it is known to be a regular file with one
+    link; None when it is missing, or a new empty file with ``create``. A
+    symlink is followed only if it resolves inside the write scope, and then
+    beneath its root."""
+    try:
+        fd = os.open(name, _PATH_NOFOLLOW, dir_fd=dfd)
+    except FileNotFoundError:
+        if not create:
+            return None
         try:
-            is_link = stat.S_ISLNK(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
-        except FileNotFoundError:
-            continue
-        if is_link and scoped(os.path.join(path, name), write_roots) is None:
-            return True
-    return False
-
-
-def _acquire(path: str, root: str, write_roots, limits):
-    """The shared store of ``path``, or None when it would leave the scope."""
-    with _stores_lock:
-        st = _stores.get(path)
-        if st is None:
-            if _VIA_FD:
-                dfd = _open_dir(path, root)
-                where = f"/proc/self/fd/{dfd}"
-            else:  # pragma: no cover - no O_PATH or no procfs: by path
-                os.makedirs(path, exist_ok=True)
-                dfd, where = os.open(path, os.O_RDONLY | os.O_DIRECTORY), path
+            fd = _as_path_fd(os.open(name, _CREATE, 0o644, dir_fd=dfd))
+        except FileExistsError:  # made meanwhile: look again
+            fd = os.open(name, _PATH_NOFOLLOW, dir_fd=dfd)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISLNK(st.st_mode):
+            os.close(fd)
+            fd = -1
+            found = scoped(os.path.join(path, name), write_roots)
+            if found is None:
+                raise _Outside(name)
             try:
-                if _inner_link_escapes(dfd, path, write_roots):
+                fd = open_in_scope(found[0], found[1], _PATH_NOFOLLOW)
+            except FileNotFoundError:  # a dangling link inside the scope
+                if not create:
                     return None
-                env = lmdb.open(where, map_size=max(int(limits.kv_map_size), 1 << 16),
-                                sync=bool(limits.kv_sync), max_readers=_MAX_READERS,
-                                max_dbs=0, subdir=True, create=True, lock=True)
-            finally:
-                os.close(dfd)  # lmdb holds its own descriptors of the files
-            st = _Store(env, path, bool(limits.kv_sync))
-            _stores[path] = st
+                fd = _as_path_fd(open_in_scope(found[0], found[1], _CREATE, 0o644))
+            st = os.fstat(fd)
+        _check_file(name, st)
+        return fd
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+
+
+# lmdb 0.9's on-disk meta page (mdb.c: MDB_page header, then MDB_meta), in
+# host byte order on 64-bit builds.
+_PAGEHDRSZ = 16
+_P_META = 0x08
+_MDB_MAGIC = 0xBEEFC0DE
+_MDB_DATA_VERSION = 1
+_META = struct.Struct("=8xHH4x" "II8xQ" "I44x" "48x" "QQ")  # up to mm_txnid
+_MAX_PAGESIZE = 0x8000
+
+
+def _meta(buf: bytes, which: int):
+    """(page size, last page, txnid) of meta page ``which``, or a refusal."""
+    if len(buf) < _META.size:
+        raise _Refused(f"data.mdb is not an lmdb data file (meta page {which} is cut short)")
+    _, flags, magic, version, _mapsize, psize, last_pg, txnid = _META.unpack_from(buf)
+    if not flags & _P_META or magic != _MDB_MAGIC:
+        raise _Refused(f"data.mdb is not an lmdb data file (meta page {which} is not one)")
+    if version != _MDB_DATA_VERSION:
+        raise _Refused(f"data.mdb is lmdb data version {version}, not {_MDB_DATA_VERSION}")
+    if psize & (psize - 1) or not 256 <= psize <= _MAX_PAGESIZE:
+        raise _Refused(f"data.mdb has an impossible page size {psize}")
+    return psize, last_pg, txnid
+
+
+def _committed_size(fd: int) -> int:
+    """Bytes of ``data.mdb`` its newer meta page says are committed (0 for an
+    empty, new file). lmdb maps the file and reads those pages directly: a
+    file shorter than that (truncated) would SIGBUS the process on a read.
+    (lmdb may leave the last pages unwritten when they are free: then only a
+    whole walk can tell that every page a reader can reach is in the file.)"""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0
+    m0 = _meta(os.pread(fd, _META.size, 0), 0)
+    m1 = _meta(os.pread(fd, _META.size, m0[0]), 1)
+    if m1[0] != m0[0]:
+        raise _Refused("data.mdb's meta pages disagree on the page size")
+    psize, last_pg, _ = m1 if m1[2] > m0[2] else m0
+    need = (max(last_pg, 1) + 1) * psize
+    if size < need and _verify_errors(fd):  # unless only free pages are missing
+        raise _Refused(f"data.mdb is {size} bytes, shorter than the {need} its meta "
+                       "page commits (truncated or damaged)")
+    return need
+
+
+def _verify_errors(fd: int) -> list:
+    """py-lmdb's offline verifier (``lmdb.verify``, a pure-Python walk that
+    never maps the file) over the whole of ``data.mdb`` through its checked
+    descriptor: the problems found, empty when lmdb may trust the file."""
+    try:
+        from lmdb import verify
+    except ImportError:  # pragma: no cover - py-lmdb without the verifier
+        return ["py-lmdb has no verifier (lmdb.verify) to check it with"]
+    try:
+        return list(verify.verify(f"/proc/self/fd/{fd}", subdir=False))
+    except Exception as e:
+        return [str(e) or type(e).__name__]
+
+
+_LOCK_WAIT_S = 5.0
+
+
+def _lock_holder(fd: int):
+    """The pid of another process holding a write lock on byte 0 of the
+    lock file ``fd``, from /proc/locks, or None. lmdb's open waits for that
+    lock (``F_SETLKW``) holding the GIL, so the whole interpreter would wait
+    for as long as the other process keeps it."""
+    st = os.fstat(fd)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    me = os.getpid()
+    try:
+        with open("/proc/locks", "rb") as f:
+            lines = f.read(8 << 20).decode("ascii", "replace").splitlines()
+    except OSError:  # pragma: no cover - no /proc/locks
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 8 or parts[1] not in ("POSIX", "OFDLCK") \
+                or parts[3] != "WRITE" or parts[5] != ident:
+            continue
+        if parts[6] == "0" and parts[4] != str(me):
+            return parts[4]
+    return None
+
+
+def _wait_lock_free(fd: int) -> None:
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    delay = 0.001
+    while (holder := _lock_holder(fd)) is not None:
+        if time.monotonic() > deadline:
+            raise _Refused(f"lock.mdb is held exclusively by process {holder} "
+                           "(its lmdb open did not finish); try again")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _lmdb_open(files: dict, limits, size_floor: int):
+    """lmdb opens ``data.mdb`` and ``lock.mdb`` by name in the directory it is
+    given: give it a private directory (mode 0o100, random name) of symlinks
+    to ``/proc/self/fd/N`` for the descriptors checked above, so it opens
+    exactly those inodes, whatever is renamed into the store meanwhile."""
+    map_size = min(max(int(limits.kv_map_size), 1 << 16, size_floor), int(limits.kv_map_max))
+    _wait_lock_free(files["lock.mdb"])
+    tmp = tempfile.mkdtemp(prefix="lexfast-kv-")
+    try:
+        for name, fd in files.items():
+            os.symlink(f"/proc/self/fd/{fd}", os.path.join(tmp, name))
+        os.chmod(tmp, 0o100)  # nobody (but root) may rename into it
+        return lmdb.open(tmp, map_size=map_size, sync=bool(limits.kv_sync),
+                         max_readers=_MAX_READERS, max_dbs=0, subdir=True,
+                         create=False, lock=True)
+    finally:
+        os.chmod(tmp, 0o700)
+        for name in files:
+            try:
+                os.unlink(os.path.join(tmp, name))
+            except FileNotFoundError:
+                pass
+        os.rmdir(tmp)
+
+
+def _open_env(path: str, root: str, write_roots, limits):
+    """A new lmdb environment on ``path``. Raises ``_Refused``, ``_Outside``,
+    ``ScopeEscape``, ``OSError`` or ``lmdb.Error``."""
+    if not _VIA_FD:  # pragma: no cover - no O_PATH or no procfs: by path
+        os.makedirs(path, exist_ok=True)
+        for name in _STORE_FILES:
+            try:
+                st = os.stat(os.path.join(path, name), follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                if scoped(os.path.join(path, name), write_roots) is None:
+                    raise _Outside(name)
+                st = os.stat(os.path.join(path, name))
+            _check_file(name, st)
+        cap = int(limits.kv_map_max)
+        return lmdb.open(path, map_size=min(max(int(limits.kv_map_size), 1 << 16), cap),
+                         sync=bool(limits.kv_sync), max_readers=_MAX_READERS, max_dbs=0,
+                         subdir=True, create=True, lock=True)
+    dfd = _open_dir(path, root)
+    files: dict = {}
+    try:
+        # Every existing file is checked before a missing one is made, so
+        # a refused store is left as it was.
+        for create in (False, True):
+            for name in _STORE_FILES:
+                if files.get(name) is None:
+                    files[name] = _store_file(dfd, path, name, write_roots, create)
+        rfd = os.open(f"/proc/self/fd/{files['data.mdb']}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            floor = _committed_size(rfd)
+            if floor > int(limits.kv_map_max):
+                raise _Refused(f"the store holds {floor} bytes, more than "
+                               f"Limits.kv_map_max ({int(limits.kv_map_max)})")
+            if floor and limits.kv_verify:
+                problems = _verify_errors(rfd)
+                if problems:
+                    raise _Refused(f"data.mdb fails lmdb's verifier: {problems[0]}"
+                                   + (f" (and {len(problems) - 1} more)"
+                                      if len(problems) > 1 else ""))
+        finally:
+            os.close(rfd)
+        return _lmdb_open(files, limits, floor)
+    finally:
+        for fd in files.values():
+            if fd is not None:
+                os.close(fd)  # lmdb holds its own descriptors of the files
+        os.close(dfd)
+
+
+def _acquire(path: str, root: str, write_roots, limits) -> _Store:
+    """The shared store of ``path``, opened on first use. ``_stores_lock`` is
+    taken only to look up, insert or remove the entry; the open itself, and
+    waiting for another thread's open or close of the same path, happen
+    without it."""
+    deadline = time.monotonic() + _PATH_WAIT_S
+    while True:
+        with _stores_lock:
+            st = _stores.get(path)
+            if st is None:
+                st = _Store(path)
+                _stores[path] = st
+                break  # we open it
+            wait = st.opening or st.closing
+            if wait is None:
+                st.refs += 1
+                return st
+        if not wait.wait(max(0.0, deadline - time.monotonic())):
+            raise OSError(errno.ETIMEDOUT, "timed out waiting for another "
+                          "open or close of the same store")
+    try:
+        env = _open_env(path, root, write_roots, limits)
+    except BaseException:
+        with _stores_lock:
+            if _stores.get(path) is st:
+                del _stores[path]
+        st.opening.set()  # the waiters retry (and open it themselves)
+        raise
+    st.attach(env, bool(limits.kv_sync))
+    with _stores_lock:
         st.refs += 1
-        return st
+        done, st.opening = st.opening, None
+    done.set()
+    return st
 
 
 def _release(handle, st: _Store) -> None:
-    """Registry ``on_evict``: a handle is gone (evicted, closed, session closed)."""
+    """Registry ``on_evict``: a handle is gone (evicted, closed, session closed).
+    The last one closes the environment, draining it without ``_stores_lock``
+    (opens of the same path wait on ``st.closing``, others go on)."""
     with _stores_lock:
         st.refs -= 1
         if st.refs > 0:
             return
-        if st.close():
-            if _stores.get(st.path) is st:
+        st.closing = done = threading.Event()
+    closed = False
+    try:
+        closed = st.close()
+    finally:
+        with _stores_lock:
+            if closed and _stores.get(st.path) is st:
                 del _stores[st.path]
-        # else: transactions did not drain; keep it for a later open to reuse.
+            # else: transactions did not drain; kept for a later open to reuse.
+            st.closing = None
+        done.set()
 
 
 def open_paths() -> list[str]:
     """Paths of the lmdb environments open in this process (tests, diagnostics)."""
     with _stores_lock:
-        return sorted(_stores)
+        return sorted(p for p, st in _stores.items() if st.env is not None)
+
+
+def _lmdb_text(e: Exception) -> str:
+    # py-lmdb prefixes the path it was given: the private link directory.
+    text = str(e)
+    head, sep, tail = text.partition(": ")
+    return tail if sep and "lexfast-kv-" in head else text
 
 
 def _registry(h):
@@ -296,10 +602,12 @@ def kv_open(h, args):
     reg = session.registry("kv", _release)
     try:
         st = _acquire(found[0], found[1], h.policy.write_roots, session.limits)
-    except ScopeEscape:
+    except (ScopeEscape, _Outside):
         st = None
+    except _Refused as e:
+        return err(f"kv.open: `{path}`: {e}")
     except lmdb.Error as e:
-        return err(f"kv.open: {e}")
+        return err(f"kv.open: `{path}`: {_lmdb_text(e)}")
     except OSError as e:
         return err(f"kv.open: {os_error_text(e)}")
     if st is None:
@@ -405,6 +713,18 @@ def _after_miss(st: _Store, op: str) -> None:
             raise EffectError(f"kv.{op}: closed or unknown Kv handle")
 
 
+def _grown(st: _Store, limits):
+    """The doubled map size, capped at ``Limits.kv_map_max``; None at the cap."""
+    cur = st.env.info()["map_size"]
+    size = min(cur * 2, int(limits.kv_map_max))
+    return size if size > cur else None
+
+
+def _map_full(op: str, limits):
+    return err(f"kv.{op}: the lmdb map is full: it is at Limits.kv_map_max "
+               f"({int(limits.kv_map_max)} bytes)")
+
+
 def _write(h, st: _Store, op: str, kb: bytes, val):
     """One committed write transaction: put ``val``, or delete when None."""
     want_sync = h.session.limits.kv_sync and not st.synced
@@ -430,7 +750,10 @@ def _write(h, st: _Store, op: str, kb: bytes, val):
                     txn.put(kb, val)
             except lmdb.MapFullError:
                 growths += 1
-                size = st.env.info()["map_size"] * 2
+                size = _grown(st, h.session.limits)
+                if size is None:
+                    st.writer_abort(txn)
+                    return _map_full(op, h.session.limits)
                 if growths > _MAX_GROWTHS or not st.writer_abort(txn, size):
                     return err(f"kv.{op}: the lmdb map is full and could not grow")
                 continue
@@ -441,7 +764,9 @@ def _write(h, st: _Store, op: str, kb: bytes, val):
                 txn.commit()
             except lmdb.MapFullError:  # the commit itself needed pages
                 growths += 1
-                size = st.env.info()["map_size"] * 2
+                size = _grown(st, h.session.limits)
+                if size is None:
+                    return _map_full(op, h.session.limits)
                 if growths > _MAX_GROWTHS or not st.writer_abort(None, size):
                     return err(f"kv.{op}: the lmdb map is full and could not grow")
                 continue
