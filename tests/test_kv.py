@@ -621,29 +621,3 @@ def test_lmdb_keeps_its_lock_file_locks_after_open(make_handler, tmp_path, fresh
     assert out.stdout.strip() == "b'v'", out
     assert str(os.getpid()) in _posix_locks(os.path.join(path, "lock.mdb"))
 
-
-def test_log_sink_appending_to_a_live_data_mdb_is_harmless(make_handler, tmp_path):
-    # the one in-place writer of lexfast besides SQLite: log.set_sink appends
-    # (O_APPEND) and could be pointed at a live store's data.mdb. Appending
-    # lies past every page lmdb reads (no SIGBUS, nothing lost); lmdb writes
-    # later pages over it.
-    from lexfast.effects import log as logmod
-    h = make_handler(effects=["kv", "log", "io", "fs_write"], fs_write=[tmp_path])
-    path = str(tmp_path / "db")
-    k = kv(h, "open", path).args[0]
-    try:
-        for i in range(50):
-            assert kv(h, "put", k, f"a{i}", b"x" * 100) == ok(None)
-        assert h.dispatch("log", "set_sink", [os.path.join(path, "data.mdb")]) == ok(None)
-        for i in range(200):
-            h.dispatch("log", "error", [f"line {i} " + "y" * 60])
-        for i in range(300):
-            assert kv(h, "put", k, f"b{i}", b"z" * 100) == ok(None)
-            h.dispatch("log", "error", ["more"])
-    finally:
-        logmod.reset()
-    assert kv(h, "get", k, "a7") == some(b"x" * 100)
-    kv(h, "close", k)
-    k = kv(h, "open", path).args[0]  # verified whole again at this open
-    assert kv(h, "get", k, "b299") == some(b"z" * 100)
-    assert len(kv(h, "list_prefix", k, "")) == 350
