@@ -550,7 +550,8 @@ def _message(e: BaseException) -> str:
         return _RUSQLITE_WORDING[s]
     if s == "string or blob too big":
         return s + " (Limits.sql_result_bytes)"
-    if s.startswith(("not authorized", "authorization denied")):
+    if s.startswith(("not authorized", "authorization denied")) or \
+            (s.startswith("access to ") and s.endswith(" is prohibited")):
         return (s + " (lexfast refuses ATTACH, VACUUM INTO, load_extension() and every "
                 "PRAGMA not on its allowlist: they reach files outside the scope, "
                 "process-wide state or unbounded memory)")
