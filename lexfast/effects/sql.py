@@ -16,13 +16,28 @@ TEXT → Str with invalid UTF-8 replaced, BLOB → Bytes). Where lexfast differs
   to a path, which it then uses for ``-wal``/``-shm``/``-journal``), so a
   directory swapped for a symlink by another process between the check and
   the open is not caught the way ``openat2`` catches it for io.write.
-- A connection cannot create or touch files outside the scope: ``ATTACH``
-  and ``VACUUM INTO`` a file are refused (an authorizer, and an
-  attached-database limit of 1: the one private temporary database plain
-  ``VACUUM`` attaches), as are ``load_extension()``, the process-wide
-  ``temp_store_directory``/``data_store_directory`` pragmas and changing
-  ``temp_store``: temporary tables, indices and that ``VACUUM`` copy live in
+- SQLite only ever gets SQLite files (see "the files SQLite will touch"
+  below): the database is opened here first, beneath the scope root, and
+  must be a regular file with one link that is empty or starts with the
+  SQLite header (a missing one is created empty here); existing sidecars
+  must be regular files with one link and look like SQLite's own; and the
+  path must still name that file once SQLite has opened it, before the
+  first statement can replay a journal into it.
+- A connection cannot create or touch files outside the scope, nor change
+  process-wide state: ``ATTACH`` and ``VACUUM INTO`` a file are refused (an
+  authorizer, and an attached-database limit of 1: the one private
+  temporary database plain ``VACUUM`` attaches), as are ``load_extension()``
+  and every PRAGMA not on the allowlist below (``hard_heap_limit``,
+  ``soft_heap_limit``, ``threads``, the directory pragmas, changing
+  ``temp_store``...), in every spelling including the ``pragma_x()`` table
+  functions: temporary tables, indices and that ``VACUUM`` copy live in
   memory, not in ``$TMPDIR``.
+- SQLite's heap is capped process-wide at ``Limits.sql_memory_bytes`` (its
+  hard heap limit, checked at every allocation: sorts, temporary b-trees,
+  in-memory databases, values); past it a statement fails with ``out of
+  memory`` and the connection stays usable. The limit is the process's, so
+  it is the smallest of any session's, and one session near it makes
+  others' statements fail until it frees memory.
 - File databases use WAL, so readers do not block the writer.
 - Statements are prepared once per connection and cached; ``sql.query``
   refuses to materialise more than ``Limits.sql_rows`` rows or more than
@@ -460,6 +475,7 @@ def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
             guard.verify()  # before the first statement, which replays a hot journal
         if hasattr(conn, "setlimit"):  # Python >= 3.11
             conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM's temporary copy
+            conn.setlimit(sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0)  # no sorter threads
             # one value (text, blob, zeroblob(), a row record) at most this
             conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH,
                           max(1, min(int(limits.sql_result_bytes), 0x7FFFFFFF)))
