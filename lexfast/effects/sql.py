@@ -328,6 +328,7 @@ class _Guard:
         try:
             self._check(create)
         except BaseException:
+            self.discard()
             os.close(self.dfd)
             raise
 
@@ -513,34 +514,29 @@ def sql_open(h, args):
     reg = session.registry("sql", _release)
     guard = None
     try:
-        if not memory:
-            guard = _Guard(resolved, root, create)
-        db = _connect(conn_target, uri, memory, session.limits, guard)
+        try:
+            if not memory:
+                guard = _Guard(resolved, root, create)
+            db = _connect(conn_target, uri, memory, session.limits, guard)
+        except BaseException:
+            if guard is not None:
+                guard.discard()  # the empty file made here, if any
+            raise
+        finally:
+            if guard is not None:
+                guard.close()
     except _OpenRefused as e:
-        if guard is not None:
-            guard.discard()
         return err(f"sql.open: {e}")
     except FileNotFoundError:  # a missing directory: SQLite's own words
-        if guard is not None:
-            guard.discard()
         return err("sql.open: unable to open database file")
     except MemoryError:
-        if guard is not None:
-            guard.discard()
         return err(_out_of_memory("open"))
     except sqlite3.Error as e:
-        if guard is not None:
-            guard.discard()
         return err(f"sql.open: {e}")
     except ScopeEscape:
         return err(f"sql.open: `{path}` outside --allow-fs-write")
     except (ValueError, OSError) as e:  # e.g. an embedded NUL
-        if guard is not None:
-            guard.discard()
         return err(f"sql.open: {os_error_text(e) if isinstance(e, OSError) else e}")
-    finally:
-        if guard is not None:
-            guard.close()
     handle = next_handle()
     reg.insert(handle, db)
     if session.closed:
