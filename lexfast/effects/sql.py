@@ -485,6 +485,9 @@ def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
         # temporary tables and VACUUM's copy in memory, not in $TMPDIR
         # (outside the scope); set before the authorizer, which refuses it
         conn.execute("PRAGMA temp_store=MEMORY")
+        # never map the database (a build may default to it): a file cut
+        # short under a mapping is SIGBUS, not an error
+        conn.execute("PRAGMA mmap_size=0").fetchall()
         conn.set_authorizer(_authorize)
         db = _Db(conn, limits)
         conn.set_progress_handler(db.progress, _PROGRESS_EVERY)
