@@ -81,7 +81,7 @@ def test_escape_sqlite_process_wide_pragmas(make_handler, tmp_path):
                      "PRAGMA threads=8", "PRAGMA mmap_size=1073741824",
                      f"PRAGMA temp_store_directory='{tmp_path}'",
                      f"PRAGMA data_store_directory='{tmp_path}'", "PRAGMA temp_store=FILE",
-                     "PRAGMA cache_size=-100000000", "PRAGMA cache_spill=0",
+                     "PRAGMA cache_spill=0",
                      "PRAGMA busy_timeout=100000000", "PRAGMA max_page_count=1000000000",
                      "PRAGMA writable_schema=ON", "PRAGMA schema_version=7",
                      "PRAGMA journal_mode=OFF", "PRAGMA journal_mode = 'memory'",
@@ -112,7 +112,8 @@ def test_escape_sqlite_process_wide_pragmas(make_handler, tmp_path):
                      "PRAGMA index_list(t)", "PRAGMA foreign_keys", "PRAGMA foreign_keys=ON",
                      "PRAGMA integrity_check", "PRAGMA quick_check", "PRAGMA application_id=5",
                      "PRAGMA synchronous=FULL", "PRAGMA synchronous", "PRAGMA journal_mode",
-                     "PRAGMA cache_size", "PRAGMA temp_store", "PRAGMA busy_timeout",
+                     "PRAGMA cache_size", "PRAGMA cache_size=-64000", "PRAGMA temp_store",
+                     "PRAGMA busy_timeout",
                      "PRAGMA compile_options", "PRAGMA optimize", "PRAGMA page_count",
                      "SELECT * FROM pragma_index_list('t')", "PRAGMA table_list"):
             assert h.dispatch("sql", "query", [db, stmt, []]).name == "Ok", stmt

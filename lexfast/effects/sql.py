@@ -88,9 +88,9 @@ _RUSQLITE_WORDING = {
 # after reading the eponymous table ``pragma_x`` (SQLITE_READ, refused at
 # prepare time). Refused, among others: the process-wide ``hard_heap_limit``,
 # ``soft_heap_limit``, ``threads``, ``temp_store_directory``,
-# ``data_store_directory``; ``mmap_size`` (maps the file), ``cache_size`` /
-# ``cache_spill`` / ``temp_store`` / ``max_page_count`` / ``busy_timeout``
-# changes (memory, temp files, time); ``writable_schema`` and setting
+# ``data_store_directory``; ``mmap_size`` (maps the file), ``cache_spill`` /
+# ``temp_store`` / ``max_page_count`` / ``busy_timeout`` changes (memory,
+# temp files, time past the timeout); ``writable_schema`` and setting
 # ``schema_version`` (corrupt the file); the result-shape legacy pragmas.
 
 # Any argument (or none): read-only introspection whose argument names a
@@ -105,12 +105,13 @@ _PRAGMA_ANY = frozenset({
     "legacy_alter_table", "trusted_schema", "cell_size_check", "secure_delete",
     "auto_vacuum", "incremental_vacuum", "page_size", "encoding", "journal_size_limit",
     "wal_autocheckpoint", "wal_checkpoint", "optimize", "analysis_limit", "shrink_memory",
+    "cache_size",  # this connection's page cache: within the heap limit like all else
 })
 # Query form only (no argument).
 _PRAGMA_QUERY = frozenset({
     "collation_list", "compile_options", "database_list", "function_list", "module_list",
     "pragma_list", "freelist_count", "page_count", "data_version", "schema_version",
-    "max_page_count", "cache_size", "cache_spill", "busy_timeout", "temp_store",
+    "max_page_count", "cache_spill", "busy_timeout", "temp_store",
     "mmap_size",
 })
 # Query, or set to one of these values: journal modes that keep a crash (or
