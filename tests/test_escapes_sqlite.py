@@ -148,7 +148,7 @@ _MEMORY_CHILD = textwrap.dedent(r"""
     INF = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) "
     attacks = {
         "zeroblob": ("query", m, "SELECT length(zeroblob(1000000000)) AS n"),
-        "printf": ("query", m, "SELECT length(printf('%.*c', 1000000000, 'x')) AS n"),
+        "printf": ("query", m, "SELECT length(printf('%.*c', 200000000, 'x')) AS n"),
         "randomblob": ("query", m, "SELECT length(randomblob(2000000000)) AS n"),
         "replace": ("query", m, "SELECT length(replace(hex(randomblob(30000000)), '0', "
                                 "'xxxxxxxxxx')) AS n"),
