@@ -379,6 +379,48 @@ def test_escape_sqlite_hardlinked_database_and_sidecars(make_handler, tmp_path):
     assert sorted(os.listdir(out)) == ["secret.db", "side"]
 
 
+def test_escape_sqlite_sidecar_hardlinked_after_open(make_handler, tmp_path):
+    """SQLite opens its sidecars by name after sql.open too: in a rollback
+    journal mode, `-journal` at every write transaction. A hardlink to an
+    outside file planted there after the open (by a granted `ln`, or another
+    process) is refused before each call; in WAL mode SQLite keeps `-wal`
+    and `-shm` open from the first statement, so a link planted at the name
+    later is never written."""
+    d, out = tmp_path / "D", tmp_path / "out"
+    d.mkdir()
+    out.mkdir()
+    (out / "victim").write_bytes(b"precious" * 1000)
+    before = fingerprint(out / "victim")
+    h = make_handler(effects=SQL_FS, fs_read=[d], fs_write=[d])
+    for mode in ("DELETE", "TRUNCATE", "PERSIST"):
+        k = opened(h, d / f"{mode}.db")
+        assert h.dispatch("sql", "query", [k, f"PRAGMA journal_mode={mode}", []]).name == "Ok"
+        assert h.dispatch("sql", "exec", [k, "CREATE TABLE t(x)", []]).name == "Ok"
+        journal = d / f"{mode}.db-journal"
+        if journal.exists():
+            journal.unlink()
+        os.link(out / "victim", journal)
+        for op, stmt in (("exec", "INSERT INTO t VALUES (randomblob(5000))"),
+                         ("query", "SELECT count(*) AS n FROM t")):
+            r = h.dispatch("sql", op, [k, stmt, []])
+            assert is_err(r, f"{mode}.db-journal` has 2 hard links"), (mode, r)
+        journal.unlink()
+        assert h.dispatch("sql", "exec", [k, "INSERT INTO t VALUES (1)", []]).name == "Ok"
+        h.dispatch("sql", "close", [k])
+    # WAL (the default): the files SQLite holds open are not reopened by name
+    k = opened(h, d / "w.db")
+    assert h.dispatch("sql", "exec", [k, "CREATE TABLE t(x)", []]).name == "Ok"
+    for suffix in ("-wal", "-shm"):
+        os.unlink(d / f"w.db{suffix}")
+        os.link(out / "victim", d / f"w.db{suffix}")
+    for _ in range(50):
+        assert h.dispatch("sql", "exec", [k, "INSERT INTO t VALUES (randomblob(5000))", []]).name \
+            == "Ok"
+    h.dispatch("sql", "close", [k])
+    assert fingerprint(out / "victim") == before
+    assert sorted(os.listdir(out)) == ["victim"]
+
+
 # -- special files (13.9) --------------------------------------------------------------------
 
 def test_escape_sqlite_fifo_device_directory(make_handler, tmp_path):

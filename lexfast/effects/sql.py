@@ -172,10 +172,12 @@ class _Db:
     """One connection, its lock and the deadline of the call in progress."""
 
     __slots__ = ("conn", "lock", "deadline", "closed", "timeout", "rows_cap", "bytes_cap",
-                 "__weakref__")
+                 "path", "watch", "__weakref__")
 
-    def __init__(self, conn, limits) -> None:
+    def __init__(self, conn, limits, path=None) -> None:
         self.conn = conn
+        self.path = path     # the database file (None: in memory)
+        self.watch = False   # in a rollback-journal mode: check sidecars per call
         self.lock = threading.Lock()
         self.deadline = None
         self.closed = False
@@ -278,6 +280,10 @@ def _parse_uri(path: str):
 # nothing but its header) and before the first statement (where a hot
 # journal is replayed), the path must still name the checked inode: no
 # effect can link an unlinked inode back, so SQLite opened that one.
+# In WAL mode SQLite opens ``-wal``/``-shm`` at the first statement and holds
+# them; in a rollback journal mode it opens ``-journal`` by name at every
+# write transaction, so then the sidecars are checked again (a hardlink or
+# a non-regular file planted since) before every call (``_Db.watch``).
 
 _SQLITE_HEADER = b"SQLite format 3\0"
 _JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
@@ -468,6 +474,42 @@ def _cap_heap(conn, n: int) -> None:
         _heap_limit = cur
 
 
+def _authorizer(db: _Db):
+    """``_authorize`` for one connection, noting a switch to a rollback
+    journal mode (SQLite then opens ``-journal`` by name at every write
+    transaction, so its sidecars are checked before every call)."""
+    def authorize(action, arg1, arg2, dbname, source):
+        verdict = _authorize(action, arg1, arg2, dbname, source)
+        if action == _PRAGMA and verdict == _OK and arg2 is not None \
+                and arg1.lower() == "journal_mode" and arg2.strip().lower() != "wal" \
+                and db.path is not None:
+            db.watch = True
+        return verdict
+    return authorize
+
+
+_PRAGMA, _OK = sqlite3.SQLITE_PRAGMA, sqlite3.SQLITE_OK
+
+
+def _sidecar_trouble(path: str):
+    """Why a sidecar of ``path`` must not be written now (a hardlink, a FIFO
+    planted after the open), or None."""
+    for suffix in _SIDECARS:
+        side = path + suffix
+        try:
+            st = os.lstat(side)
+        except OSError:
+            continue
+        if _stat.S_ISLNK(st.st_mode):
+            continue  # never followed
+        if not _stat.S_ISREG(st.st_mode):
+            return f"`{side}` is not a regular file"
+        if st.st_nlink != 1:
+            return (f"`{side}` has {st.st_nlink} hard links; SQLite would write through "
+                    "every one of them")
+    return None
+
+
 def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
     conn = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False, uri=uri,
@@ -489,14 +531,17 @@ def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
         # never map the database (a build may default to it): a file cut
         # short under a mapping is SIGBUS, not an error
         conn.execute("PRAGMA mmap_size=0").fetchall()
-        conn.set_authorizer(_authorize)
-        db = _Db(conn, limits)
+        db = _Db(conn, limits, None if guard is None else guard.resolved)
+        conn.set_authorizer(_authorizer(db))
         conn.set_progress_handler(db.progress, _PROGRESS_EVERY)
         if not memory:
+            mode = None
             try:
-                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             except sqlite3.OperationalError:
                 pass  # read-only or locked: keep the database's own mode
+            if mode != "wal" and db.path is not None:
+                db.watch = True
         return db
     except BaseException:
         conn.close()
@@ -589,6 +634,11 @@ def _begin(h, args, op: str):
     if db.closed:
         lock.release()
         raise EffectError(f"sql.{op}: closed or unknown Db handle")
+    if db.watch:
+        trouble = _sidecar_trouble(db.path)
+        if trouble is not None:
+            lock.release()
+            return err(f"sql.{op}: {trouble}"), None, None
     db.deadline = None
     return db, stmt, params
 
