@@ -95,6 +95,8 @@ class Limits:
     kv_list_keys: int = 1_000_000         # kv.list_prefix keys
     sql_timeout_s: float = 30.0           # one sql.exec/sql.query (then interrupted)
     sql_result_bytes: int = 64 << 20      # sql.query result (Str/Bytes cells), and one value
+    sql_memory_bytes: int = 512 << 20     # SQLite's heap, process-wide (its hard heap limit;
+                                          # the smallest of any session that opened a database)
     serve_threads: int = 16               # net.serve worker pool
     serve_grace_s: float = 5.0            # in-flight requests at shutdown
     ws_connections: int = 1024            # net.serve_ws connection cap

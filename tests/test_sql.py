@@ -579,3 +579,41 @@ def test_handler_close_closes_connections(make_handler, tmp_path):
     assert _fds_under(tmp_path) > 0
     h.close()
     assert _fds_under(tmp_path) == 0
+
+
+# -- what SQLite is handed -------------------------------------------------------------
+
+def test_new_database_is_created_and_a_refused_open_leaves_nothing(make_handler, tmp_path):
+    h = make_handler(effects=["sql"], fs_write=[tmp_path])
+    k = opened(h, tmp_path / "new.db")
+    assert sql(h, "exec", k, "CREATE TABLE t(x)", []) == ok(0)
+    assert (tmp_path / "new.db").read_bytes()[:16] == b"SQLite format 3\0"
+    # a missing database with a -wal SQLite did not make beside it: refused,
+    # and the empty file made for the check is removed again
+    (tmp_path / "gone.db-wal").write_bytes(b"junk" * 100)
+    r = sql(h, "open", str(tmp_path / "gone.db"))
+    assert is_err(r, "sql.open: `"), r
+    assert "gone.db-wal` has content but the database is empty" in r.args[0]
+    assert not (tmp_path / "gone.db").exists()
+    # mode=ro / mode=rw never create it
+    for uri in (f"file:{tmp_path}/ro.db?mode=ro", f"file:{tmp_path}/rw.db?mode=rw"):
+        assert is_err(sql(h, "open", uri), "sql.open: unable to open database file")
+    assert not (tmp_path / "ro.db").exists() and not (tmp_path / "rw.db").exists()
+    # an existing database opens read-only
+    r = sql(h, "open", f"file:{tmp_path}/new.db?mode=ro")
+    assert r.name == "Ok", r
+    assert sql(h, "query", r.args[0], "SELECT count(*) AS n FROM t", []) == ok([{"n": 0}])
+
+
+def test_pragma_refusals_name_the_allowlist(mem):
+    h, k = mem
+    for stmt in ("PRAGMA soft_heap_limit=1", "SELECT * FROM pragma_threads"):
+        r = sql(h, "query", k, stmt, [])
+        assert is_err(r, "sql.query: "), r
+        assert "every PRAGMA not on its allowlist" in r.args[0], r
+    assert sql(h, "exec", k, "PRAGMA user_version = 3", []).name == "Ok"
+    assert sql(h, "query", k, "PRAGMA user_version", []) == ok([{"user_version": 3}])
+
+
+def test_memory_limit_is_a_limits_field():
+    assert Limits().sql_memory_bytes == 512 << 20

@@ -16,13 +16,28 @@ TEXT → Str with invalid UTF-8 replaced, BLOB → Bytes). Where lexfast differs
   to a path, which it then uses for ``-wal``/``-shm``/``-journal``), so a
   directory swapped for a symlink by another process between the check and
   the open is not caught the way ``openat2`` catches it for io.write.
-- A connection cannot create or touch files outside the scope: ``ATTACH``
-  and ``VACUUM INTO`` a file are refused (an authorizer, and an
-  attached-database limit of 1: the one private temporary database plain
-  ``VACUUM`` attaches), as are ``load_extension()``, the process-wide
-  ``temp_store_directory``/``data_store_directory`` pragmas and changing
-  ``temp_store``: temporary tables, indices and that ``VACUUM`` copy live in
+- SQLite only ever gets SQLite files (see "the files SQLite will touch"
+  below): the database is opened here first, beneath the scope root, and
+  must be a regular file with one link that is empty or starts with the
+  SQLite header (a missing one is created empty here); existing sidecars
+  must be regular files with one link and look like SQLite's own; and the
+  path must still name that file once SQLite has opened it, before the
+  first statement can replay a journal into it.
+- A connection cannot create or touch files outside the scope, nor change
+  process-wide state: ``ATTACH`` and ``VACUUM INTO`` a file are refused (an
+  authorizer, and an attached-database limit of 1: the one private
+  temporary database plain ``VACUUM`` attaches), as are ``load_extension()``
+  and every PRAGMA not on the allowlist below (``hard_heap_limit``,
+  ``soft_heap_limit``, ``threads``, the directory pragmas, changing
+  ``temp_store``...), in every spelling including the ``pragma_x()`` table
+  functions: temporary tables, indices and that ``VACUUM`` copy live in
   memory, not in ``$TMPDIR``.
+- SQLite's heap is capped process-wide at ``Limits.sql_memory_bytes`` (its
+  hard heap limit, checked at every allocation: sorts, temporary b-trees,
+  in-memory databases, values); past it a statement fails with ``out of
+  memory`` and the connection stays usable. The limit is the process's, so
+  it is the smallest of any session's, and one session near it makes
+  others' statements fail until it frees memory.
 - File databases use WAL, so readers do not block the writer.
 - Statements are prepared once per connection and cached; ``sql.query``
   refuses to materialise more than ``Limits.sql_rows`` rows or more than
@@ -38,14 +53,17 @@ TEXT → Str with invalid UTF-8 replaced, BLOB → Bytes). Where lexfast differs
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
+import stat as _stat
 import threading
 import time
 from urllib.parse import quote, unquote
 
 from ..core import err, expect_handle, expect_str, expect_str_list, next_handle, ok
 from ..errors import EffectError
-from ..scope import scoped
+from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, scoped
+from ..values import os_error_text
 
 _BUSY_TIMEOUT_S = 5.0           # rusqlite's default
 _CACHED_STATEMENTS = 256
@@ -60,7 +78,75 @@ _RUSQLITE_WORDING = {
     "You can only execute one statement at a time.": "Multiple statements provided",
 }
 
-_DENIED_PRAGMAS = frozenset({"temp_store_directory", "data_store_directory"})
+# -- the authorizer ------------------------------------------------------------
+#
+# PRAGMA by allowlist. Everything not named here is refused, in every
+# spelling: ``PRAGMA x``, ``PRAGMA main.x = v``, any case, with comments (the
+# authorizer gets the parsed name and the dequoted argument), and the pragma
+# table-valued functions ``pragma_x(...)``, which SQLite runs by preparing
+# ``PRAGMA x`` on the same connection (SQLITE_PRAGMA again, at the first step)
+# after reading the eponymous table ``pragma_x`` (SQLITE_READ, refused at
+# prepare time). Refused, among others: the process-wide ``hard_heap_limit``,
+# ``soft_heap_limit``, ``threads``, ``temp_store_directory``,
+# ``data_store_directory``; ``mmap_size`` (maps the file), ``cache_spill`` /
+# ``temp_store`` / ``max_page_count`` / ``busy_timeout`` changes (memory,
+# temp files, time past the timeout); ``writable_schema`` and setting
+# ``schema_version`` (corrupt the file); the result-shape legacy pragmas.
+
+# Any argument (or none): read-only introspection whose argument names a
+# table, index or a count, and settings that stay within this connection or
+# this database file.
+_PRAGMA_ANY = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list",
+    "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check",
+    "user_version", "application_id", "foreign_keys", "defer_foreign_keys",
+    "recursive_triggers", "case_sensitive_like", "automatic_index",
+    "ignore_check_constraints", "query_only", "reverse_unordered_selects",
+    "legacy_alter_table", "trusted_schema", "cell_size_check", "secure_delete",
+    "auto_vacuum", "incremental_vacuum", "page_size", "encoding", "journal_size_limit",
+    "wal_autocheckpoint", "wal_checkpoint", "optimize", "analysis_limit", "shrink_memory",
+    "cache_size",  # this connection's page cache: within the heap limit like all else
+})
+# Query form only (no argument).
+_PRAGMA_QUERY = frozenset({
+    "collation_list", "compile_options", "database_list", "function_list", "module_list",
+    "pragma_list", "freelist_count", "page_count", "data_version", "schema_version",
+    "max_page_count", "cache_spill", "busy_timeout", "temp_store",
+    "mmap_size",
+})
+# Query, or set to one of these values: journal modes that keep a crash (or
+# ROLLBACK) from corrupting the file (not OFF or MEMORY); synchronous above
+# OFF; both locking modes (per connection).
+_PRAGMA_VALUES = {
+    "journal_mode": frozenset({"wal", "delete", "truncate", "persist"}),
+    "synchronous": frozenset({"1", "2", "3", "normal", "full", "extra"}),
+    "locking_mode": frozenset({"normal", "exclusive"}),
+}
+
+
+def _pragma_ok(name: str, arg) -> bool:
+    name = name.lower()
+    if name in _PRAGMA_ANY:
+        return True
+    if arg is None:
+        return name in _PRAGMA_QUERY or name in _PRAGMA_VALUES
+    allowed = _PRAGMA_VALUES.get(name)
+    return allowed is not None and arg.strip().lower() in allowed
+
+
+def _pragma_names() -> frozenset:
+    conn = sqlite3.connect(":memory:")
+    try:
+        return frozenset(r[0].lower() for r in conn.execute("PRAGMA pragma_list"))
+    finally:
+        conn.close()
+
+
+# the eponymous virtual tables ``pragma_<name>`` of the pragmas not allowed
+_PRAGMA_TABLES = frozenset("pragma_" + n for n in _pragma_names()
+                           if n not in _PRAGMA_ANY and n not in _PRAGMA_QUERY
+                           and n not in _PRAGMA_VALUES)
+
 _DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 
 
@@ -71,12 +157,12 @@ def _authorize(action, arg1, arg2, dbname, source):
     # A non-literal name (an expression, a parameter) arrives as None.
     if action == sqlite3.SQLITE_ATTACH:
         return sqlite3.SQLITE_OK if arg1 == "" else sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and arg1:
-        name = arg1.lower()
-        # the two directory pragmas change where *every* connection in the
-        # process writes temp files; temp_store=FILE would put them in $TMPDIR
-        if name in _DENIED_PRAGMAS or (name == "temp_store" and arg2 is not None):
+    if action == sqlite3.SQLITE_PRAGMA:
+        return sqlite3.SQLITE_OK if arg1 and _pragma_ok(arg1, arg2) else sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_READ:
+        if arg1 and arg1.lower() in _PRAGMA_TABLES:
             return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_FUNCTION and arg2 and arg2.lower() in _DENIED_FUNCTIONS:
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
@@ -86,10 +172,12 @@ class _Db:
     """One connection, its lock and the deadline of the call in progress."""
 
     __slots__ = ("conn", "lock", "deadline", "closed", "timeout", "rows_cap", "bytes_cap",
-                 "__weakref__")
+                 "path", "watch", "__weakref__")
 
-    def __init__(self, conn, limits) -> None:
+    def __init__(self, conn, limits, path=None) -> None:
         self.conn = conn
+        self.path = path     # the database file (None: in memory)
+        self.watch = False   # in a rollback-journal mode: check sidecars per call
         self.lock = threading.Lock()
         self.deadline = None
         self.closed = False
@@ -168,10 +256,178 @@ def _parse_uri(path: str):
     return unquote(rest), params
 
 
+# -- the files SQLite will touch --------------------------------------------
+#
+# SQLite opens its database by path and, at the first read, replays a hot
+# ``-journal`` or ``-wal`` beside it into the database, truncating it to the
+# size the journal names. So before SQLite sees a path, the database file is
+# opened here beneath the scope root (never following a symlink, never
+# opening a FIFO or a device) and must be
+#   - a regular file with one link (a hardlink to a file outside would be
+#     written in place), empty or starting with the SQLite header (a file of
+#     another engine -- lmdb's live ``data.mdb`` -- or any other file is never
+#     handed to SQLite, so no journal can be "rolled back" into it);
+#   - missing, and then created empty here (so the next rule has an inode to
+#     check), unless the open may not create it (``mode=ro``/``rw``).
+# Its sidecars, when present, must be regular files with one link (a
+# symlinked one is left to SQLite, which opens them ``O_NOFOLLOW``), and:
+#   - ``-journal``/``-wal`` with content beside an empty database are refused
+#     (SQLite did not make them for this file);
+#   - a ``-journal`` with content starts with the journal magic or with the
+#     zeroed header ``PRAGMA journal_mode=PERSIST`` leaves;
+#   - a ``-wal`` with content starts with the WAL magic.
+# Right after ``sqlite3.connect`` (which opens the database file, reading
+# nothing but its header) and before the first statement (where a hot
+# journal is replayed), the path must still name the checked inode: no
+# effect can link an unlinked inode back, so SQLite opened that one.
+# In WAL mode SQLite opens ``-wal``/``-shm`` at the first statement and holds
+# them; in a rollback journal mode it opens ``-journal`` by name at every
+# write transaction, so then the sidecars are checked again (a hardlink or
+# a non-regular file planted since) before every call (``_Db.watch``).
+
+_SQLITE_HEADER = b"SQLite format 3\0"
+_JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+_WAL_MAGICS = (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))
+_SIDECARS = ("-journal", "-wal", "-shm")
+_NOBLOCK = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def _open_regular(dfd: int, name: str, what: str):
+    """(fd, stat) of the regular file ``name`` in ``dfd``, opened for reading
+    without blocking and without following a symlink; ``FileNotFoundError``
+    when missing; ``_OpenRefused`` when it is anything but a regular file with
+    one link. Looked at with ``O_PATH`` first: a device is never opened."""
+    pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    try:
+        st = os.fstat(pfd)
+    finally:
+        os.close(pfd)
+    if not _stat.S_ISREG(st.st_mode):
+        raise _OpenRefused(f"{what} is not a regular file")
+    fd = os.open(name, _NOBLOCK, dir_fd=dfd)
+    try:
+        st2 = os.fstat(fd)
+        if (st2.st_dev, st2.st_ino) != (st.st_dev, st.st_ino):
+            raise _OpenRefused(f"{what} changed while it was being checked")
+        if st2.st_nlink != 1:
+            raise _OpenRefused(f"{what} has {st2.st_nlink} hard links; SQLite would write "
+                               "through every one of them")
+        return fd, st2
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _head(fd: int, n: int) -> bytes:
+    return os.pread(fd, n, 0)
+
+
+class _Guard:
+    """The checked database file of one ``sql.open``: ``verify()`` after
+    ``sqlite3.connect``, ``close()`` always, ``discard()`` on failure
+    (removes the file when it was created here)."""
+
+    def __init__(self, resolved: str, root: str, create: bool) -> None:
+        self.created = False
+        self.ident = None
+        self.resolved, self.root = resolved, root
+        self.dfd, self.name = open_parent_in_scope(resolved, root)
+        try:
+            self._check(create)
+        except BaseException:
+            self.discard()
+            os.close(self.dfd)
+            raise
+
+    def _check(self, create: bool) -> None:
+        dfd, name = self.dfd, self.name
+        try:
+            fd, st = _open_regular(dfd, name, f"`{self.resolved}`")
+        except FileNotFoundError:
+            if not create:
+                return  # SQLite reports it (mode=ro / mode=rw)
+            try:
+                fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+            except FileExistsError:
+                raise _OpenRefused(f"`{self.resolved}` appeared while it was being checked") from None
+            self.created = True
+            st = os.fstat(fd)
+        try:
+            self.ident = (st.st_dev, st.st_ino)
+            empty = st.st_size == 0
+            if not empty and _head(fd, 16) != _SQLITE_HEADER:
+                raise _OpenRefused(f"file is not a database: `{self.resolved}` does not start "
+                                   "with the SQLite header (SQLite would rewrite it)")
+        finally:
+            os.close(fd)
+        for suffix in _SIDECARS:
+            self._check_sidecar(name + suffix, suffix, empty)
+
+    def _check_sidecar(self, name: str, suffix: str, db_empty: bool) -> None:
+        what = f"`{self.resolved}{suffix}`"
+        try:
+            st = os.stat(name, dir_fd=self.dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if _stat.S_ISLNK(st.st_mode):
+            return  # SQLite opens its sidecars O_NOFOLLOW: never followed
+        try:
+            fd, st = _open_regular(self.dfd, name, what)
+        except FileNotFoundError:
+            return
+        try:
+            if suffix == "-shm" or st.st_size == 0:
+                return
+            if db_empty:
+                raise _OpenRefused(f"{what} has content but the database is empty: "
+                                   "SQLite did not make it for this file")
+            head = _head(fd, 8)
+            if suffix == "-journal":
+                if head != _JOURNAL_MAGIC and head.strip(b"\0"):
+                    raise _OpenRefused(f"{what} is not a SQLite rollback journal")
+            elif head[:4] not in _WAL_MAGICS or st.st_size < 32:
+                raise _OpenRefused(f"{what} is not a SQLite write-ahead log")
+        finally:
+            os.close(fd)
+
+    def verify(self) -> None:
+        """The path still names the checked file (see above)."""
+        try:
+            fd = open_in_scope(self.resolved, self.root, os.O_PATH | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            if self.ident is None:
+                return  # still missing: SQLite could not open it either
+            raise _OpenRefused(f"`{self.resolved}` was replaced while it was being opened") from None
+        if self.ident is None:
+            os.close(fd)
+            raise _OpenRefused(f"`{self.resolved}` appeared while it was being opened")
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if (st.st_dev, st.st_ino) != self.ident:
+            raise _OpenRefused(f"`{self.resolved}` was replaced while it was being opened")
+
+    def discard(self) -> None:
+        if not self.created:
+            return
+        try:
+            st = os.stat(self.name, dir_fd=self.dfd, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) == self.ident and st.st_size == 0:
+                os.unlink(self.name, dir_fd=self.dfd)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        os.close(self.dfd)
+
+
 def _target(h, path: str):
-    """(what to hand sqlite3.connect, uri flag, in-memory?) or an err value."""
+    """(what to hand sqlite3.connect, uri flag, in-memory?, resolved path,
+    scope root, may create?) or an err value."""
     if path == ":memory:":
-        return ":memory:", False, True
+        return ":memory:", False, True, None, None, False
     uri = path.startswith("file:")
     params: dict[str, str] = {}
     fpath = path
@@ -181,46 +437,120 @@ def _target(h, path: str):
         except _OpenRefused as e:
             return err(f"sql.open: {e}")
         if fpath == ":memory:" or params.get("mode") == "memory":
-            return "file::memory:", True, True
+            return "file::memory:", True, True, None, None, False
     found = scoped(fpath, h.policy.write_roots)
     if found is None:
         return err(f"sql.open: `{path}` outside --allow-fs-write")
-    resolved = found[0]
+    resolved, root = found
     try:
         resolved.encode("utf-8")  # what SQLite takes (a lone surrogate, or a
     except UnicodeEncodeError:   # non-UTF-8 name a symlink resolved to)
         return err("sql.open: path is not valid UTF-8")
+    create = (params.get("mode", "rwc") == "rwc"
+              and params.get("immutable", "0").lower() not in ("1", "yes", "true", "on"))
     if not uri:
-        return resolved, False, False
+        return resolved, False, False, resolved, root, create
     query = "&".join(f"{quote(k)}={quote(v)}" for k, v in params.items())
-    return "file:" + quote(resolved, safe="/") + ("?" + query if query else ""), True, False
+    return ("file:" + quote(resolved, safe="/") + ("?" + query if query else ""), True, False,
+            resolved, root, create)
 
 
-def _connect(target: str, uri: bool, memory: bool, limits) -> _Db:
+_heap_lock = threading.Lock()
+_heap_limit = 0  # SQLite's process-wide hard heap limit as last read here (0: never set)
+
+
+def _cap_heap(conn, n: int) -> None:
+    """Lower SQLite's process-wide hard heap limit to ``n`` (never raise it:
+    the smallest ``Limits.sql_memory_bytes`` of any session wins, and a lower
+    limit the embedding application set stays)."""
+    global _heap_limit
+    if 0 < _heap_limit <= n:
+        return
+    with _heap_lock:
+        cur = conn.execute("PRAGMA hard_heap_limit").fetchone()[0]
+        if cur <= 0 or cur > n:
+            conn.execute(f"PRAGMA hard_heap_limit={int(n)}").fetchall()
+            cur = conn.execute("PRAGMA hard_heap_limit").fetchone()[0]
+        _heap_limit = cur
+
+
+def _authorizer(db: _Db):
+    """``_authorize`` for one connection, noting a switch to a rollback
+    journal mode (SQLite then opens ``-journal`` by name at every write
+    transaction, so its sidecars are checked before every call)."""
+    def authorize(action, arg1, arg2, dbname, source):
+        verdict = _authorize(action, arg1, arg2, dbname, source)
+        if action == _PRAGMA and verdict == _OK and arg2 is not None \
+                and arg1.lower() == "journal_mode" and arg2.strip().lower() != "wal" \
+                and db.path is not None:
+            db.watch = True
+        return verdict
+    return authorize
+
+
+_PRAGMA, _OK = sqlite3.SQLITE_PRAGMA, sqlite3.SQLITE_OK
+
+
+def _sidecar_trouble(path: str):
+    """Why a sidecar of ``path`` must not be written now (a hardlink, a FIFO
+    planted after the open), or None."""
+    for suffix in _SIDECARS:
+        side = path + suffix
+        try:
+            st = os.lstat(side)
+        except OSError:
+            continue
+        if _stat.S_ISLNK(st.st_mode):
+            continue  # never followed
+        if not _stat.S_ISREG(st.st_mode):
+            return f"`{side}` is not a regular file"
+        if st.st_nlink != 1:
+            return (f"`{side}` has {st.st_nlink} hard links; SQLite would write through "
+                    "every one of them")
+    return None
+
+
+def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
     conn = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False, uri=uri,
                            cached_statements=_CACHED_STATEMENTS)
     try:
+        if guard is not None:
+            guard.verify()  # before the first statement, which replays a hot journal
         if hasattr(conn, "setlimit"):  # Python >= 3.11
             conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM's temporary copy
+            conn.setlimit(sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0)  # no sorter threads
             # one value (text, blob, zeroblob(), a row record) at most this
             conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH,
                           max(1, min(int(limits.sql_result_bytes), 0x7FFFFFFF)))
+        # every allocation of SQLite in the process counts against one ceiling
+        _cap_heap(conn, max(1 << 20, int(limits.sql_memory_bytes)))
         # temporary tables and VACUUM's copy in memory, not in $TMPDIR
         # (outside the scope); set before the authorizer, which refuses it
         conn.execute("PRAGMA temp_store=MEMORY")
-        conn.set_authorizer(_authorize)
-        db = _Db(conn, limits)
+        # never map the database (a build may default to it): a file cut
+        # short under a mapping is SIGBUS, not an error
+        conn.execute("PRAGMA mmap_size=0").fetchall()
+        db = _Db(conn, limits, None if guard is None else guard.resolved)
+        conn.set_authorizer(_authorizer(db))
         conn.set_progress_handler(db.progress, _PROGRESS_EVERY)
         if not memory:
+            mode = None
             try:
-                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             except sqlite3.OperationalError:
                 pass  # read-only or locked: keep the database's own mode
+            if mode != "wal" and db.path is not None:
+                db.watch = True
         return db
     except BaseException:
         conn.close()
         raise
+
+
+def _out_of_memory(op: str) -> str:
+    return (f"sql.{op}: out of memory: SQLite's heap in this process is capped at "
+            f"{_heap_limit} bytes (Limits.sql_memory_bytes)")
 
 
 def sql_open(h, args):
@@ -228,14 +558,34 @@ def sql_open(h, args):
     target = _target(h, path)
     if not isinstance(target, tuple):
         return target
+    conn_target, uri, memory, resolved, root, create = target
     session = h.session
     reg = session.registry("sql", _release)
+    guard = None
     try:
-        db = _connect(*target, session.limits)
+        try:
+            if not memory:
+                guard = _Guard(resolved, root, create)
+            db = _connect(conn_target, uri, memory, session.limits, guard)
+        except BaseException:
+            if guard is not None:
+                guard.discard()  # the empty file made here, if any
+            raise
+        finally:
+            if guard is not None:
+                guard.close()
+    except _OpenRefused as e:
+        return err(f"sql.open: {e}")
+    except FileNotFoundError:  # a missing directory: SQLite's own words
+        return err("sql.open: unable to open database file")
+    except MemoryError:
+        return err(_out_of_memory("open"))
     except sqlite3.Error as e:
         return err(f"sql.open: {e}")
+    except ScopeEscape:
+        return err(f"sql.open: `{path}` outside --allow-fs-write")
     except (ValueError, OSError) as e:  # e.g. an embedded NUL
-        return err(f"sql.open: {e}")
+        return err(f"sql.open: {os_error_text(e) if isinstance(e, OSError) else e}")
     handle = next_handle()
     reg.insert(handle, db)
     if session.closed:
@@ -261,10 +611,11 @@ def _message(e: BaseException) -> str:
         return _RUSQLITE_WORDING[s]
     if s == "string or blob too big":
         return s + " (Limits.sql_result_bytes)"
-    if s.startswith(("not authorized", "authorization denied")):
-        return (s + " (lexfast refuses ATTACH, VACUUM INTO, load_extension(), the "
-                "temp/data_store_directory pragmas and changing temp_store: they reach "
-                "files outside the scope)")
+    if s.startswith(("not authorized", "authorization denied")) or \
+            (s.startswith("access to ") and s.endswith(" is prohibited")):
+        return (s + " (lexfast refuses ATTACH, VACUUM INTO, load_extension() and every "
+                "PRAGMA not on its allowlist: they reach files outside the scope, "
+                "process-wide state or unbounded memory)")
     return s
 
 
@@ -283,6 +634,11 @@ def _begin(h, args, op: str):
     if db.closed:
         lock.release()
         raise EffectError(f"sql.{op}: closed or unknown Db handle")
+    if db.watch:
+        trouble = _sidecar_trouble(db.path)
+        if trouble is not None:
+            lock.release()
+            return err(f"sql.{op}: {trouble}"), None, None
     db.deadline = None
     return db, stmt, params
 
@@ -325,6 +681,8 @@ def sql_exec(h, args):
         return err(f"sql.exec: {_message(e)}")
     except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as e:
         return err(f"sql.exec: {_message(e)}")
+    except MemoryError:  # SQLITE_NOMEM: the heap limit
+        return err(_out_of_memory("exec"))
     finally:
         db.lock.release()
 
@@ -395,6 +753,8 @@ def sql_query(h, args):
         return err(f"sql.query: {_message(e)}")
     except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as e:
         return err(f"sql.query: {_message(e)}")
+    except MemoryError:  # SQLITE_NOMEM: the heap limit
+        return err(_out_of_memory("query"))
     finally:
         db.lock.release()
 
