@@ -316,7 +316,11 @@ def test_escape_sqlite_database_replaced_during_open(make_handler, tmp_path, mon
     """The path is checked on a descriptor, then SQLite opens it by name. A
     fork swapping the checked file for a live lmdb data.mdb in between
     (remove, then kv.open) is caught before SQLite's first read: no effect
-    can link the checked inode back, so the name must still be it."""
+    can link the checked inode back, so the name must still be it. (Found
+    at the merge with kv's store-file checks: the new data.mdb took the
+    removed file's inode number, which passed a (dev, ino) compare, and the
+    journal was replayed into the live store; the checked file is now held
+    open until the compare, so its number cannot come back.)"""
     d = tmp_path / "D"
     d.mkdir()
     h = make_handler(effects=SQL_FS, fs_read=[d], fs_write=[d])

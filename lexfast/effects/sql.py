@@ -330,13 +330,17 @@ class _Guard:
     def __init__(self, resolved: str, root: str, create: bool) -> None:
         self.created = False
         self.ident = None
+        # the checked file's descriptor stays open until close(): while it
+        # is held the inode cannot be freed, so its number cannot come back
+        # under a new file swapped in (remove + create) before verify()
+        self.fd = -1
         self.resolved, self.root = resolved, root
         self.dfd, self.name = open_parent_in_scope(resolved, root)
         try:
             self._check(create)
         except BaseException:
             self.discard()
-            os.close(self.dfd)
+            self.close()
             raise
 
     def _check(self, create: bool) -> None:
@@ -353,14 +357,12 @@ class _Guard:
                 raise _OpenRefused(f"`{self.resolved}` appeared while it was being checked") from None
             self.created = True
             st = os.fstat(fd)
-        try:
-            self.ident = (st.st_dev, st.st_ino)
-            empty = st.st_size == 0
-            if not empty and _head(fd, 16) != _SQLITE_HEADER:
-                raise _OpenRefused(f"file is not a database: `{self.resolved}` does not start "
-                                   "with the SQLite header (SQLite would rewrite it)")
-        finally:
-            os.close(fd)
+        self.fd = fd
+        self.ident = (st.st_dev, st.st_ino)
+        empty = st.st_size == 0
+        if not empty and _head(fd, 16) != _SQLITE_HEADER:
+            raise _OpenRefused(f"file is not a database: `{self.resolved}` does not start "
+                               "with the SQLite header (SQLite would rewrite it)")
         for suffix in _SIDECARS:
             self._check_sidecar(name + suffix, suffix, empty)
 
@@ -420,6 +422,9 @@ class _Guard:
             pass
 
     def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
         os.close(self.dfd)
 
 
