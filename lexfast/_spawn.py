@@ -136,8 +136,13 @@ def spawn(argv: list, executable: str | None, *, stdin: int, stdout: int, stderr
     try:
         _check(_libc.posix_spawn_file_actions_init(actions), "actions")
         try:
-            _libc.sigfillset(allsigs)   # libc leaves out its own internal signals
+            _libc.sigemptyset(allsigs)
             _libc.sigemptyset(nosigs)
+            # every signal 1..64 by its bit: sigfillset/sigaddset leave out
+            # libc's internal ones (32, 33), which posix_spawn then sets to
+            # SIG_IGN in the child; a child started by a shell has them at
+            # their default, and so does ours
+            ctypes.memset(allsigs, 0xFF, 8)
             _check(_libc.posix_spawnattr_setsigdefault(attr, allsigs), "sigdefault")
             _check(_libc.posix_spawnattr_setsigmask(attr, nosigs), "sigmask")
             _check(_libc.posix_spawnattr_setflags(attr, _SETSIGDEF | _SETSIGMASK | _SETSID),

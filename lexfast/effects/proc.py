@@ -931,6 +931,8 @@ def process_wait(h, args):
         proc.popen.wait(cancel=st.closed_event)
     except Cancelled:
         raise EffectError("process.wait: the handler is closed") from None
+    if st.closed_event.is_set():  # killed by close(): not the child's own end
+        raise EffectError("process.wait: the handler is closed")
     rc = proc.popen.reap()
     st.reaped(proc.popen)
     reg.remove(handle)
