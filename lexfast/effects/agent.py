@@ -251,6 +251,8 @@ def call_mcp(h, args):
             client = None
     fresh = client is None
     if fresh:
+        if state.closed or session.closed:  # closed while we waited for a busy one
+            raise EffectError("agent.call_mcp: the handler is closed")
         client, failure = _spawn(h, server, limits, state)
         if failure is not None:
             state.reap_queued()
