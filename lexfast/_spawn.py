@@ -109,17 +109,18 @@ def spawn(argv: list, executable: str | None, *, stdin: int, stdout: int, stderr
     OSError (errno; the file or directory at fault), ValueError (NUL bytes)
     or UnicodeError, like ``subprocess.Popen``."""
     args = [_encode(a, "argument") for a in argv]
-    if env is None:
-        env = os.environ
-    envp = []
-    for k, v in env.items():
-        kb, vb = _encode(k, "environment"), _encode(v, "environment")
-        if b"=" in kb:
-            raise ValueError("illegal environment variable name")
-        envp.append(kb + b"=" + vb)
+    envp = None  # None: the C library's own environ (as Popen(env=None) passes it)
+    if env is not None:
+        envp = []
+        for k, v in env.items():
+            kb, vb = _encode(k, "environment"), _encode(v, "environment")
+            if b"=" in kb:
+                raise ValueError("illegal environment variable name")
+            envp.append(kb + b"=" + vb)
     path = executable
     if path is None:
-        path = argv[0] if "/" in argv[0] else _which(argv[0], env.get("PATH"))
+        env_path = (env if env is not None else os.environ).get("PATH")
+        path = argv[0] if "/" in argv[0] else _which(argv[0], env_path)
     path_b = _encode(path, "executable")
     cwd_b = None
     if cwd is not None:
@@ -129,7 +130,10 @@ def spawn(argv: list, executable: str | None, *, stdin: int, stdout: int, stderr
                           "(posix_spawn_file_actions_addchdir_np)")
 
     c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
-    c_envp = (ctypes.c_char_p * (len(envp) + 1))(*envp, None)
+    if envp is None:
+        c_envp = ctypes.c_void_p.in_dll(_libc, "environ")
+    else:
+        c_envp = (ctypes.c_char_p * (len(envp) + 1))(*envp, None)
     attr, actions = _Attr(), _Actions()
     allsigs, nosigs = _Sigset(), _Sigset()
     _check(_libc.posix_spawnattr_init(attr), "attr")
