@@ -12,9 +12,9 @@ by libc in the child, before exec, with no Python code involved. Python's
 ``os.posix_spawn`` has no ``cwd`` (``posix_spawn_file_actions_addchdir_np``)
 nor ``closefrom``, so libc's is called through ctypes.
 
-Every child starts in a new session (``POSIX_SPAWN_SETSID``): its pid is its
-process group id and session id, so a signal can reach everything it started
-(``Child.signal_group``).
+Every child starts in a new session (``POSIX_SPAWN_SETSID``; a new process
+group where libc lacks it, glibc < 2.26): its pid is its process group id,
+so a signal can reach everything it started (``Child.signal_group``).
 
 Reaping and group ids (issue 22.9). The kernel keeps a pid number allocated
 while any process uses it as a pid, a process group id or a session id. So:
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import fcntl
 import os
 import select
 import shutil
@@ -44,6 +45,7 @@ import threading
 import time
 
 # posix_spawnattr flags: the same values in glibc and musl.
+_SETPGROUP = 0x02
 _SETSIGDEF = 0x04
 _SETSIGMASK = 0x08
 _SETSID = 0x80
@@ -61,6 +63,7 @@ _posix_spawn = _libc.posix_spawn
 _posix_spawn.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_void_p,
                          ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
 _libc.posix_spawnattr_setflags.argtypes = [ctypes.c_void_p, ctypes.c_short]
+_libc.posix_spawnattr_setpgroup.argtypes = [ctypes.c_void_p, ctypes.c_int]
 _libc.posix_spawn_file_actions_adddup2.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
 _addchdir = getattr(_libc, "posix_spawn_file_actions_addchdir_np", None)
 if _addchdir is not None:
@@ -129,6 +132,22 @@ def spawn(argv: list, executable: str | None, *, stdin: int, stdout: int, stderr
             raise OSError(_errno.ENOSYS, "this C library cannot set a child's cwd "
                           "(posix_spawn_file_actions_addchdir_np)")
 
+    # a pipe end numbered 0-2 (the host closed its own stdio) would be
+    # overwritten by an earlier dup2: move such ones above 2 first
+    stdio = [stdin, stdout, stderr]
+    moved = []
+    try:
+        for i, fd in enumerate(stdio):
+            if fd < 3:
+                stdio[i] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+                moved.append(stdio[i])
+        return _spawn(path_b, args, envp, stdio, cwd, cwd_b, path)
+    finally:
+        for fd in moved:
+            os.close(fd)
+
+
+def _spawn(path_b, args, envp, stdio, cwd, cwd_b, path) -> Child:
     c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
     if envp is None:
         c_envp = ctypes.c_void_p.in_dll(_libc, "environ")
@@ -149,9 +168,12 @@ def spawn(argv: list, executable: str | None, *, stdin: int, stdout: int, stderr
             ctypes.memset(allsigs, 0xFF, 8)
             _check(_libc.posix_spawnattr_setsigdefault(attr, allsigs), "sigdefault")
             _check(_libc.posix_spawnattr_setsigmask(attr, nosigs), "sigmask")
-            _check(_libc.posix_spawnattr_setflags(attr, _SETSIGDEF | _SETSIGMASK | _SETSID),
-                   "flags")
-            for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+            if _libc.posix_spawnattr_setflags(attr, _SETSIGDEF | _SETSIGMASK | _SETSID):
+                # glibc < 2.26 has no SETSID: a new process group instead
+                _check(_libc.posix_spawnattr_setpgroup(attr, 0), "pgroup")
+                _check(_libc.posix_spawnattr_setflags(
+                    attr, _SETSIGDEF | _SETSIGMASK | _SETPGROUP), "flags")
+            for target, fd in enumerate(stdio):
                 _check(_libc.posix_spawn_file_actions_adddup2(actions, fd, target), "dup2")
             if _addclosefrom is not None:
                 _check(_addclosefrom(actions, 3), "closefrom")
