@@ -193,16 +193,6 @@ def _registry(h):
 
 # -- signals and reaping -----------------------------------------------------------
 
-def _reap(st: _State, child: Child, timeout: float) -> None:
-    """Reap ``child`` once it has exited (at most ``timeout`` s from now)."""
-    try:
-        child.wait(timeout=timeout)
-    except TimeoutExpired:
-        return  # stuck in the kernel: left unreaped rather than block
-    child.reap()
-    st.reaped(child)
-
-
 def _kill_all(st: _State, child: Child) -> None:
     """SIGKILL the child's whole group (leader exited or not), reap the
     leader, forget the group."""
