@@ -71,7 +71,8 @@ class Limits:
     configuration: agent code cannot change them."""
 
     read_bytes: int = 64 << 20            # io.read, fs reads
-    proc_output_bytes: int = 16 << 20     # proc.spawn / process.run, each stream
+    proc_output_bytes: int = 16 << 20     # proc.spawn / process.run, each stream; process.*
+    #                                       unread output per stream by memory (line + 96), 4x per session
     proc_line_bytes: int = 1 << 20        # process.read_*_line, one line
     # process.spawn env names a program may set under --allow-proc besides
     # LANG, LANGUAGE, LC_*, TZ, TERM, NO_COLOR: exact names or PREFIX* patterns

@@ -21,9 +21,13 @@ What it does beyond the reference's client (DESIGN.md §5):
   request is pending, so a chatty server never blocks on a full pipe, and
   there is no reader thread to leak; the last few KiB of stderr are kept for
   error messages;
-- the server runs in its own process group with a filtered environment
-  (no API keys), and is stopped the way the stdio spec says: close its
-  stdin, then SIGTERM, then SIGKILL, then reap.
+- the server runs in its own session and process group with a filtered
+  environment (no API keys), default signal dispositions and an empty
+  signal mask (``lexfast._spawn``), and is stopped the way the stdio spec
+  says: close its stdin, then SIGTERM, then SIGKILL, then reap; whatever it
+  started in its group is SIGKILLed with it, even after the leader exited;
+- ``cancel()`` (the session closing) kills it from any thread and makes the
+  request in flight fail at once with ``the handler is closed``.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ import math
 import os
 import select
 import signal
-import subprocess
 import threading
 import time
 import weakref
 
+from . import _spawn
 from ._version import __version__
 from .values import os_error_text
 
@@ -62,7 +66,6 @@ EXIT_DRAIN_BYTES = 1 << 20  # ... and this many bytes
 OWED_CAP = 65536        # unsent answers to server requests (ping) we hold
 _CHUNK = 65536
 
-_HAVE_WAITID = hasattr(os, "waitid") and hasattr(os, "WNOWAIT")
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _POLLOUT = select.POLLOUT | select.POLLHUP | select.POLLERR
 
@@ -110,14 +113,27 @@ class McpClient:
                  env: dict | None = None) -> None:
         self.argv = argv
         self.reply_cap = reply_cap
-        self._proc = subprocess.Popen(
-            argv, executable=executable, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, bufsize=0, close_fds=True, start_new_session=True,
-            env=server_env() if env is None else env)
+        fds = []
+        try:
+            for _ in range(3):
+                fds += os.pipe2(os.O_CLOEXEC)
+            in_r, in_w, out_r, out_w, err_r, err_w = fds
+            self._proc = _spawn.spawn(argv, executable, stdin=in_r, stdout=out_w, stderr=err_w,
+                                      env=server_env() if env is None else env)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
         self.pid = self._proc.pid
-        self._in = self._proc.stdin.fileno()
-        self._out = self._proc.stdout.fileno()
-        self._err = self._proc.stderr.fileno()
+        self._in = in_w
+        self._in_fd = in_w   # the descriptor to close (``_in`` is -1 once closed)
+        self._out = out_r
+        self._err = err_r
+        self._fds_closed = False
+        #: set by cancel(): the session closed, every request fails at once
+        self.cancelled = threading.Event()
         for fd in (self._in, self._out, self._err):
             os.set_blocking(fd, False)
         self._buf = bytearray()
@@ -164,6 +180,10 @@ class McpClient:
         deadline = time.monotonic() + timeout
         try:
             return self._exchange(line, method, rid, deadline)
+        except McpError:
+            if self.cancelled.is_set():  # killed by cancel(): say so, not "EOF"
+                raise McpError("the handler is closed") from None
+            raise
         except _Timeout:
             if cancellable:
                 self._try_write(_encode({"jsonrpc": "2.0", "method": "notifications/cancelled",
@@ -178,6 +198,10 @@ class McpClient:
             msg["params"] = params
         try:
             self._exchange(_encode(msg), method, None, time.monotonic() + timeout)
+        except McpError:
+            if self.cancelled.is_set():
+                raise McpError("the handler is closed") from None
+            raise
         except _Timeout:
             raise McpError(f"mcp.rpc {method}: the server is not reading its stdin"
                            + self._stderr_hint()) from None
@@ -186,6 +210,8 @@ class McpClient:
     def _exchange(self, out: bytes, method: str, rid, deadline: float):
         """Write ``out``, then read until the response to ``rid`` (None: just
         write). Reads stdout and stderr all along, so neither pipe fills."""
+        if self.cancelled.is_set():
+            raise McpError("the handler is closed")
         if self._in < 0:
             raise McpError("mcp.rpc: write: the client is closed")
         if rid is not None and not self._out_open:
@@ -207,11 +233,13 @@ class McpClient:
                 writing = True
             if rid is None and not pending:
                 return None
+            if self.cancelled.is_set():
+                raise McpError("the handler is closed")
             wait = deadline - time.monotonic()
             if wait <= 0:
                 raise _Timeout
-            try:
-                events = poller.poll(math.ceil(wait * 1000))
+            try:  # in slices: cancel() from another thread ends the wait
+                events = poller.poll(math.ceil(min(wait, 0.1) * 1000))
             except InterruptedError:
                 continue
             for fd, _ev in events:
@@ -354,34 +382,25 @@ class McpClient:
     def _exit_status(self):
         """The exit status if the process has exited, without reaping it (so
         its pid, and the group id, stay ours)."""
-        if self._reaped or self._proc.returncode is not None:
-            return self._proc.returncode
-        if not _HAVE_WAITID:
-            return self._proc.poll()  # reaps: the group is then no longer signalled
-        try:
-            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return self._proc.returncode if self._proc.returncode is not None else -1
-        if info is None:
-            return None
-        if info.si_code == os.CLD_EXITED:
-            return info.si_status
-        return -info.si_status
+        return self._proc.status()
 
     def alive(self) -> bool:
         return not self._reaped and self._exit_status() is None
 
     def _signal_group(self, sig: int) -> None:
-        if self._reaped or self._proc.returncode is not None:
-            return  # reaped: the pid (and group id) may belong to someone else now
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        # the leader unreaped (alive or a zombie) or its group still has
+        # members: the group id cannot be anyone else's (see lexfast._spawn)
+        self._proc.signal_group(sig)
 
     def kill_now(self) -> None:
-        """SIGKILL the group (safe from any thread while the pid is unreaped)."""
+        """SIGKILL the group (safe from any thread, leader reaped or not)."""
         self._signal_group(signal.SIGKILL)
+
+    def cancel(self) -> None:
+        """The session is closing: kill the server and its group now, and
+        make the request in flight (on another thread) fail at once."""
+        self.cancelled.set()
+        self.kill_now()
 
     def _wait_exit(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -436,23 +455,30 @@ class McpClient:
         self._signal_group(signal.SIGKILL)
         try:
             self._proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:  # stuck in the kernel: leave it to atexit
+        except _spawn.TimeoutExpired:  # stuck in the kernel: leave it to atexit
             return
+        self._proc.reap()
+        self._signal_group(signal.SIGKILL)  # anything it forked meanwhile
+        self._proc.release()
         self._reaped = True
         _live.discard(self)
         self._out_open = self._err_open = False
-        for stream in (self._proc.stdout, self._proc.stderr):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        if not self._fds_closed:
+            self._fds_closed = True
+            for fd in (self._out, self._err):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def _close_stdin(self) -> None:
         self._in = -1
-        try:
-            self._proc.stdin.close()
-        except OSError:
-            pass
+        fd, self._in_fd = self._in_fd, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     @property
     def reaped(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import importlib
 import os
+import threading
 
 import pytest
 
@@ -64,12 +65,27 @@ def impl(request):
         pytest.skip("the compiled core is not built")
 
 
+#: make_handler's handlers are closed after this long (every wait on a child
+#: ends at close, so a hung wait fails the test instead of the run).
+_WATCHDOG_S = float(os.environ.get("LEXFAST_TEST_WATCHDOG_S", "120"))
+
+
 @pytest.fixture
 def make_handler():
     """``make_handler(effects=[...], fs_read=[...], fs_write=[...], hosts=[...],
     procs=[...], budget=None, **handler_kwargs)``: a DefaultHandler with a
     CapturedSink, closed after the test."""
     made = []
+    fired = []
+
+    def watchdog():  # a wait on a child that hangs: close() ends every such wait
+        fired.append(True)
+        for h in list(made):
+            h.close()
+
+    timer = threading.Timer(_WATCHDOG_S, watchdog)
+    timer.daemon = True
+    timer.start()
 
     def make(effects=(), fs_read=(), fs_write=(), hosts=(), procs=(), budget=None, **kw):
         policy = Policy(allow_effects=effects, allow_fs_read=[str(p) for p in fs_read],
@@ -81,8 +97,13 @@ def make_handler():
         return h
 
     yield make
+    timer.cancel()
+    timer.join(5)  # gone before the next test counts threads
     for h in made:
         h.close()
+    if fired:
+        pytest.fail(f"the test's handlers were closed by the {_WATCHDOG_S:g} s watchdog "
+                    "(a wait hung)", pytrace=False)
 
 
 @pytest.fixture

@@ -19,6 +19,21 @@ import lexfast
 from lexfast import CapturedSink, DefaultHandler, Policy
 from lexfast.cli import handle_request, main, respond
 
+# A test's own children start with default signal dispositions and an empty
+# mask, whatever pytest inherited (SIGINT ignored under nohup or a job
+# runner, signals blocked): this prefix resets them, then execs the command.
+_RESET_SIGNALS = (
+    "import os, signal, sys\n"
+    "for s in signal.valid_signals():\n"
+    "    try:\n"
+    "        signal.signal(s, signal.SIG_DFL)\n"
+    "    except (OSError, ValueError):\n"
+    "        pass\n"
+    "signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n")
+CLEAN_PY = [sys.executable, "-c", _RESET_SIGNALS, sys.executable]
+
+
 REPO = Path(__file__).resolve().parents[1]
 TOUR = REPO / "examples" / "tour.jsonl"
 #: The README's main command (the tour), run from the repository root.
@@ -278,7 +293,7 @@ class Host:
     """A ``lexfast host`` child; ``ask`` writes one line and reads one reply."""
 
     def __init__(self, *flags):
-        self.p = subprocess.Popen([sys.executable, "-m", "lexfast", "host", *flags],
+        self.p = subprocess.Popen([*CLEAN_PY, "-m", "lexfast", "host", *flags],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, cwd=NEUTRAL_CWD)
         self.timer = threading.Timer(TIMEOUT, self.p.kill)  # a hang fails, never blocks
@@ -356,7 +371,7 @@ def test_host_sigterm_exits_143():
 
 
 def test_host_reader_going_away_is_not_a_traceback():
-    p = subprocess.Popen([sys.executable, "-m", "lexfast", "host", "--allow-effects", "time"],
+    p = subprocess.Popen([*CLEAN_PY, "-m", "lexfast", "host", "--allow-effects", "time"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          cwd=NEUTRAL_CWD)
     try:

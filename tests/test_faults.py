@@ -29,6 +29,21 @@ import pytest
 import lexfast
 from lexfast import NONE, CapturedSink, DefaultHandler, Map, Policy, some
 
+# A test's own children start with default signal dispositions and an empty
+# mask, whatever pytest inherited (SIGINT ignored under nohup or a job
+# runner, signals blocked): this prefix resets them, then execs the command.
+_RESET_SIGNALS = (
+    "import os, signal, sys\n"
+    "for s in signal.valid_signals():\n"
+    "    try:\n"
+    "        signal.signal(s, signal.SIG_DFL)\n"
+    "    except (OSError, ValueError):\n"
+    "        pass\n"
+    "signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n")
+CLEAN_PY = [sys.executable, "-c", _RESET_SIGNALS, sys.executable]
+
+
 T = 10
 
 
@@ -476,7 +491,7 @@ _SERVE_CHILD = textwrap.dedent(r"""
 
 
 def test_sigint_during_net_serve_stops_cleanly(tmp_path):
-    p = subprocess.Popen([sys.executable, "-c", _SERVE_CHILD], stdout=subprocess.PIPE,
+    p = subprocess.Popen([*CLEAN_PY, "-c", _SERVE_CHILD], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=child_env(), cwd=tmp_path)
     try:
         port = int(p.stdout.readline())

@@ -588,8 +588,10 @@ def test_close_interrupts_a_blocked_read_and_a_running_proc_spawn(make_handler):
         t.join(5)
         assert not t.is_alive()
     assert time.monotonic() - t0 < 5
-    assert NONE in results
-    assert any(getattr(r, "name", None) == "Ok" and r.args[0]["exit_code"] == -1 for r in results)
+    # every waiter is woken with an error naming the op, not a made-up EOF or exit code
+    msgs = sorted(str(r) for r in results)
+    assert msgs == ["proc.spawn: the handler is closed",
+                    "process.read_stdout_line: the handler is closed"], results
     assert my_children() == []
 
 

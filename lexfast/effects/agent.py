@@ -62,6 +62,7 @@ class _McpState:
         self.lock = threading.Lock()     # check-then-insert on the registry
         self.closed = False
         self.queue: list = []            # retired clients waiting to be reaped
+        self.fresh: set = set()          # started, not yet in the registry
         self.qlock = threading.Lock()
         self._session = weakref.ref(session)
         self.reg = session.registry("mcp", on_evict=self.on_evict, cap=MCP_CACHE)
@@ -88,6 +89,9 @@ class _McpState:
         with self.lock:
             self.closed = True
             leftover = self.reg.pop_all()
+            fresh = list(self.fresh)
+        for client in fresh:  # starting or in their first call: their users reap them
+            client.cancel()
         for key, client in leftover:
             self.on_evict(key, client)
         self.reap_queued()
@@ -132,7 +136,7 @@ def _retire(client: McpClient, hard: bool = False) -> bool:
         if client.busy:
             client.evicted = True
             if hard:  # the session is closing: stop the call in flight
-                client.kill_now()
+                client.cancel()
             return False
         client.closing = True
         return True
@@ -147,7 +151,7 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _spawn(h, server: str, limits):
+def _spawn(h, server: str, limits, state=None):
     """A started, initialised client, or the err value saying why not."""
     try:
         argv = shlex.split(server)
@@ -177,17 +181,32 @@ def _spawn(h, server: str, limits):
     except (OSError, ValueError, subprocess.SubprocessError) as e:
         return None, err(f"mcp.spawn `{cmd}`: {os_error_text(e)}")
     _acquire(client, 0)
+    if state is not None:
+        with state.lock:
+            state.fresh.add(client)
+            if state.closed:
+                client.cancel()
     try:
         client.initialize(limits.mcp_start_timeout_s)
     except McpError as e:
+        _forget_fresh(state, client)
         _release(client, keep=False)
         client.close(**FAILED_GRACE)
+        if client.cancelled.is_set():
+            raise EffectError("agent.call_mcp: the handler is closed") from None
         return None, err(e.message)
     except BaseException:
+        _forget_fresh(state, client)
         _release(client, keep=False)
         client.close(**FAILED_GRACE)
         raise
     return client, None
+
+
+def _forget_fresh(state, client) -> None:
+    if state is not None:
+        with state.lock:
+            state.fresh.discard(client)
 
 
 def call_mcp(h, args):
@@ -233,22 +252,28 @@ def call_mcp(h, args):
             client = None
     fresh = client is None
     if fresh:
-        client, failure = _spawn(h, server, limits)
+        if state.closed or session.closed:  # closed while we waited for a busy one
+            raise EffectError("agent.call_mcp: the handler is closed")
+        client, failure = _spawn(h, server, limits, state)
         if failure is not None:
             state.reap_queued()
             return failure
 
     keep = True
+    closed = False
     try:
         result = client.call_tool(tool, arguments, timeout)
         out = ok(compact_json(result))
     except McpError as e:
         keep = not e.fatal
         out = err(e.message)
+        closed = client.cancelled.is_set()
     except BaseException:
         keep = False
         raise
     finally:
+        if fresh:
+            _forget_fresh(state, client)
         if fresh and keep:
             with state.lock:
                 if state.closed or reg.get(server) is not None:
@@ -260,6 +285,8 @@ def call_mcp(h, args):
         if _release(client, keep):
             client.close(**({} if keep else FAILED_GRACE))
         state.reap_queued()
+    if closed:  # the session closed under the call: an error, not a value
+        raise EffectError("agent.call_mcp: the handler is closed")
     return out
 
 

@@ -21,17 +21,27 @@ real thing (DESIGN.md §5):
   output per stream, and all of a session's handles together at most
   ``SESSION_OUTPUT_FACTOR`` times that (past either, whole lines are dropped
   and the next read of that stream raises once); a line is at most
-  ``Limits.proc_line_bytes``.
+  ``Limits.proc_line_bytes``. The caps count memory, not text: each buffered
+  line costs its bytes plus ``LINE_COST`` (what Python holds for it), and a
+  partial line counts too, so empty or tiny lines cannot hold more than the
+  cap (issue 22.8).
 - One pump thread per session drains every live child's stdout and stderr
   (and writes a stdin payload, however large) with epoll, so a child flooding
   stderr never blocks a reader of its stdout, a read on one handle never waits
   for another, and ``wait`` never deadlocks on a full pipe.
-- Children start in their own session (``setsid``), so a signal goes to the
-  child's whole process group: ``process.kill`` honours the signal name;
-  eviction from the 256-entry registry and ``handler.close()`` send SIGTERM,
-  SIGKILL after ``KILL_GRACE_S``, and reap: no zombies, no orphans in the
-  group. A ``proc.spawn``/``process.run`` still running when the session
-  closes is killed too.
+- Children start with default signal dispositions and an empty signal mask,
+  whatever lexfast inherited (``lexfast._spawn``), in their own session, so a
+  signal goes to the child's whole process group: ``process.kill`` honours
+  the signal name; eviction from the 256-entry registry and
+  ``handler.close()`` send SIGTERM, SIGKILL after ``KILL_GRACE_S``, and reap:
+  no zombies. The group is killed even when its leader has already exited
+  or been reaped (a ``sh -c "sleep 100 &"`` grandchild, after
+  ``process.wait`` or ``proc.spawn`` returned, is killed at ``close()``).
+  A process that leaves the group (``setsid``, ``setpgid``) escapes it: a
+  documented limit (SECURITY.md).
+- Every wait ends at ``close()``: a ``proc.spawn``/``process.run`` in flight
+  (even one whose output pipe a grandchild holds open), ``process.wait`` and
+  ``read_*_line`` raise ``the handler is closed`` within ``Child._SLICE``.
 """
 
 from __future__ import annotations
@@ -41,11 +51,11 @@ import errno as _errno
 import os
 import select
 import signal as _signal
-import subprocess
 import threading
 import time
 import weakref
 
+from .._spawn import Cancelled, Child, TimeoutExpired, spawn
 from ..core import NONE, Variant, err, expect_handle, expect_str, next_handle, ok, some
 from ..errors import EffectError
 from ..scope import child_env_refusal, resolve_command
@@ -56,6 +66,14 @@ KILL_GRACE_S = 0.5
 #: Unread output of all of a session's live children together, as a multiple
 #: of ``Limits.proc_output_bytes`` (one stream's cap).
 SESSION_OUTPUT_FACTOR = 4
+#: What one buffered line costs against those caps beyond its bytes: the
+#: bytes object's header and allocator rounding and its deque slot (a line
+#: of n bytes holds at most n + 73 bytes), and the deque slot of a marker
+#: that may follow it (issue 22.8).
+LINE_COST = 96
+#: Reaped children whose group still had members, kept to be killed at
+#: close(): at most this many keep a pidfd (the rest are signalled by number).
+ORPHAN_PIDFDS = 64
 #: proc.spawn's caps (the reference's).
 MAX_ARGS = 1024
 MAX_ARG_BYTES = 65_536
@@ -76,7 +94,11 @@ class _State:
         self.pool: _Pool | None = None
         self.live: set = set()
         self.inflight: set = set()
+        #: reaped children whose process group still had members
+        self.orphans: list = []
         self.closing = False
+        #: set at close (shutdown hook): every wait on a child ends
+        self.closed_event = threading.Event()
         self.term_deadline = 0.0
 
     def get_pool(self, limits) -> _Pool:
@@ -102,21 +124,59 @@ class _State:
             self.term_deadline = time.monotonic() + KILL_GRACE_S
             live = list(self.live)
             inflight = list(self.inflight)
+            orphans, self.orphans = self.orphans, []
+        self.closed_event.set()
         for proc in live:
-            _signal_group(proc.popen, _signal.SIGTERM)
+            proc.popen.signal_group(_signal.SIGTERM)
         for p in inflight:
-            _signal_group(p, _signal.SIGKILL)
+            p.signal_group(_signal.SIGKILL)
+        for c in orphans:
+            c.signal_group(_signal.SIGKILL)
+            c.release()
 
     def on_close(self) -> None:
         with self.lock:
             self.closing = True
             live = list(self.live)
+        self.closed_event.set()
         for proc in live:  # anything the registry no longer held
             _terminate(self, proc)
         with self.lock:
             pump, self.pump = self.pump, None
         if pump is not None:
             pump.quit()
+
+
+    def reaped(self, child: Child) -> None:
+        """``child`` was just reaped: if its group still has members, keep it
+        to kill them at close (and forget groups found empty)."""
+        if child.group_gone():
+            return
+        with self.lock:
+            if self.closing:
+                keep = False
+            else:
+                self.orphans = [c for c in self.orphans if c.group_alive]
+                self.orphans.append(child)
+                keep = True
+                extra = self.orphans[:-ORPHAN_PIDFDS]
+        if not keep:
+            child.signal_group(_signal.SIGKILL)
+            child.release()
+            return
+        for c in extra:
+            c.drop_pidfd()
+
+    def prune(self) -> None:
+        """Forget kept groups whose members have all exited."""
+        with self.lock:
+            orphans = list(self.orphans)
+        gone = [c for c in orphans if c.group_gone()]
+        if gone:
+            with self.lock:
+                self.orphans = [c for c in self.orphans if c not in gone]
+            for c in gone:
+                c.release()
 
 
 def _new_state(session) -> _State:
@@ -138,45 +198,36 @@ def _registry(h):
 
 # -- signals and reaping -----------------------------------------------------------
 
-def _signal_group(popen, sig) -> None:
-    """Signal the child's process group while the child is not yet reaped
-    (after reaping its pid may belong to someone else)."""
-    if popen.poll() is not None:
+def _kill_all(st: _State, child: Child) -> None:
+    """SIGKILL the child's whole group (leader exited or not), reap the
+    leader, forget the group."""
+    child.signal_group(_signal.SIGKILL)
+    try:
+        child.wait(timeout=5.0)
+    except TimeoutExpired:
         return
-    try:
-        os.killpg(popen.pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        try:
-            os.kill(popen.pid, sig)
-        except OSError:
-            pass
-
-
-def _reap(popen, timeout: float) -> None:
-    try:
-        popen.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass  # stuck in the kernel: subprocess reaps it later
+    child.reap()
+    child.signal_group(_signal.SIGKILL)  # anything forked meanwhile
+    child.release()
 
 
 def _terminate(st: _State, proc: _Proc) -> None:
-    """Evicted or closing: SIGTERM, SIGKILL after the grace period, reap,
-    release the pipes."""
+    """Evicted or closing: SIGTERM the group, SIGKILL it after the grace
+    period (whether or not the leader is still running: what it started
+    goes too), reap, release the pipes."""
     p = proc.popen
-    if p.poll() is None:
+    if p.returncode is None:
         if st.closing and st.term_deadline:
             grace = max(0.0, st.term_deadline - time.monotonic())  # TERM sent to all at once
         else:
-            _signal_group(p, _signal.SIGTERM)
+            p.signal_group(_signal.SIGTERM)
             grace = KILL_GRACE_S
-        try:
-            p.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        _signal_group(p, _signal.SIGKILL)
-        _reap(p, 5.0)
+        if p.status() is None:
+            try:
+                p.wait(timeout=grace)
+            except TimeoutExpired:
+                pass
+        _kill_all(st, p)
     with st.lock:
         st.live.discard(proc)
         pump = st.pump
@@ -202,6 +253,9 @@ def _parse_signal(name: str):
 # -- buffered output of a live child ---------------------------------------------
 
 class _Marker:
+    """"Lines were dropped": one shared object per message and stream, so a
+    marker in the queue costs a deque slot (covered by ``LINE_COST``: a
+    marker never follows another, so there is at most one per line)."""
     __slots__ = ("message",)
 
     def __init__(self, message: str) -> None:
@@ -230,7 +284,12 @@ class _Pool:
 
 
 class _Stream:
-    """Lines of one output pipe, fed by the pump, taken by read_*_line."""
+    """Lines of one output pipe, fed by the pump, taken by read_*_line.
+
+    ``buffered`` is the memory this stream holds, as charged against its cap
+    and the session's pool: every line's bytes plus ``LINE_COST``, and the
+    bytes of the partial line being gathered. A run of losses leaves one
+    marker."""
 
     def __init__(self, line_cap: int, buf_cap: int, pool: _Pool) -> None:
         self.pool = pool
@@ -242,18 +301,43 @@ class _Stream:
         self.eof = False
         self.line_cap = line_cap
         self.buf_cap = buf_cap
+        self.markers: dict = {}
 
-    def _push_line(self, line: bytes) -> None:
-        n = len(line)
-        if self.buffered + n > self.buf_cap or not self.pool.take(n):
-            if not (self.items and isinstance(self.items[-1], _Marker)):
-                cap = self.buf_cap if self.buffered + n > self.buf_cap else self.pool.cap
-                where = "" if cap == self.buf_cap else " (all of the session's children)"
-                self.items.append(_Marker(
-                    f"more than {cap} bytes of unread output{where}; lines were dropped"))
+    def _take(self, n: int) -> str | None:
+        """Charge ``n`` bytes: None, or why not (the marker's message)."""
+        if self.buffered + n > self.buf_cap:
+            return f"more than {self.buf_cap} bytes of unread output; lines were dropped"
+        if not self.pool.take(n):
+            return (f"more than {self.pool.cap} bytes of unread output (all of the "
+                    "session's children); lines were dropped")
+        self.buffered += n
+        return None
+
+    def _give(self, n: int) -> None:
+        self.buffered -= n
+        self.pool.give(n)
+
+    def _mark(self, message: str) -> None:
+        if self.items and isinstance(self.items[-1], _Marker):
+            return  # one marker stands for the whole run of losses
+        marker = self.markers.get(message)
+        if marker is None:
+            marker = self.markers[message] = _Marker(message)
+        self.items.append(marker)
+
+    def _drop_partial(self) -> None:
+        self._give(len(self.partial))
+        self.partial.clear()
+
+    def _push_line(self, line: bytes, charged: int) -> None:
+        """Queue a complete line of which ``charged`` bytes (its gathered
+        partial part) are already charged."""
+        why = self._take(len(line) - charged + LINE_COST)
+        if why is not None:
+            self._give(charged)
+            self._mark(why)
             return
         self.items.append(line)
-        self.buffered += n
 
     def feed(self, data: bytes) -> None:
         with self.cond:
@@ -268,49 +352,65 @@ class _Stream:
                     self.skipping = not complete
                     continue
                 if len(self.partial) + len(piece) > self.line_cap:
-                    self.partial.clear()
-                    self.items.append(_Marker(f"line longer than {self.line_cap} bytes"))
+                    self._drop_partial()
+                    self._mark(f"line longer than {self.line_cap} bytes")
                     self.skipping = not complete
                     continue
                 if complete:
                     if self.partial:
+                        charged = len(self.partial)
                         self.partial += piece
                         line = bytes(self.partial)
                         self.partial.clear()
                     else:
-                        line = piece
-                    self._push_line(line)
-                else:
+                        charged, line = 0, piece
+                    self._push_line(line, charged)
+                elif piece:
+                    why = self._take(len(piece))
+                    if why is not None:  # the partial line cannot be held: drop it whole
+                        self._drop_partial()
+                        self._mark(why)
+                        self.skipping = True
+                        continue
                     self.partial += piece
             self.cond.notify_all()
 
     def finish(self) -> None:
         with self.cond:
             if self.partial and not self.skipping:
-                self._push_line(bytes(self.partial))
-            self.partial.clear()
+                charged = len(self.partial)
+                line = bytes(self.partial)
+                self.partial.clear()
+                self._push_line(line, charged)
+            else:
+                self._drop_partial()
             self.eof = True
             self.cond.notify_all()
 
-    def read_line(self):
-        """The next line (bytes, no newline), None at EOF, or a _Marker."""
+    def read_line(self, cancel: threading.Event | None = None):
+        """The next line (bytes, no newline), None at EOF, or a _Marker.
+        Raises EffectError once the session is closed."""
         with self.cond:
             while not self.items and not self.eof:
-                self.cond.wait(1.0)
+                if cancel is not None and cancel.is_set():
+                    break
+                self.cond.wait(0.1 if cancel is not None else 1.0)
             if not self.items:
+                if cancel is not None and cancel.is_set():
+                    raise EffectError("the handler is closed")
                 return None
             item = self.items.popleft()
             if not isinstance(item, _Marker):
-                self.buffered -= len(item)
-                self.pool.give(len(item))
+                self._give(len(item) + LINE_COST)
             return item
 
     def drop(self) -> None:
-        """Forget unread lines (the handle is gone) and give their bytes back."""
+        """Forget unread lines (the handle is gone) and give their memory back."""
         with self.cond:
             self.pool.give(self.buffered)
             self.buffered = 0
             self.items.clear()
+            self.partial.clear()
             self.eof = True
             self.cond.notify_all()
 
@@ -584,22 +684,27 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
     st = _state(h.session)
     if st.closing:
         raise EffectError("the handler is closed")
+    st.prune()
     fds = []
     try:  # the pipes too: out of descriptors (EMFILE) is a spawn failure, not a bug
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        fds.append(null)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         fds += [out_r, out_w]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fds += [err_r, err_w]
-        p = subprocess.Popen([cmd, *argv], executable=exe, stdin=subprocess.DEVNULL,
-                             stdout=out_w, stderr=err_w, start_new_session=True)
+        p = spawn([cmd, *argv], exe, stdin=null, stdout=out_w, stderr=err_w)
     except (OSError, ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
         return err(f"{fail_prefix}: {_spawn_error(e)}")
-    os.close(out_w)
-    os.close(err_w)
+    for fd in (null, out_w, err_w):
+        os.close(fd)
     with st.lock:
         st.inflight.add(p)
+        closing = st.closing
+    if closing:  # closed while it started: the close hook may have missed it
+        p.signal_group(_signal.SIGKILL)
     bufs = {out_r: bytearray(), err_r: bytearray()}
     names = {out_r: "stdout", err_r: "stderr"}
     poller = select.poll()
@@ -607,9 +712,14 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
         poller.register(fd, select.POLLIN)
     open_fds = set(bufs)
     over = None
+    closed = st.closed_event
     try:
         while open_fds:
-            for fd, _ev in poller.poll():
+            # in slices: a grandchild outside the group may hold a pipe open
+            # for ever, and close() must still end this call
+            if closed.is_set():
+                raise EffectError(f"{label}: the handler is closed")
+            for fd, _ev in poller.poll(100):
                 data = os.read(fd, _READ_CHUNK)
                 if not data:
                     poller.unregister(fd)
@@ -621,12 +731,18 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
                     over = names[fd]
                     break
             if over:
-                _signal_group(p, _signal.SIGKILL)
+                p.signal_group(_signal.SIGKILL)
                 break
-        rc = p.wait()
+        try:
+            p.wait(cancel=closed)
+        except Cancelled:
+            raise EffectError(f"{label}: the handler is closed") from None
+        rc = p.reap()
+        st.reaped(p)
+        if closed.is_set():  # killed by close(): not the child's own result
+            raise EffectError(f"{label}: the handler is closed")
     except BaseException:
-        _signal_group(p, _signal.SIGKILL)
-        _reap(p, 5.0)
+        _kill_all(st, p)
         raise
     finally:
         os.close(out_r)
@@ -720,6 +836,7 @@ def process_spawn(h, args):
         pump = st.get_pump()
     except OSError as e:  # its epoll and eventfd: out of descriptors is a spawn failure
         return err(f"{fail}: {_spawn_error(e)}")
+    st.prune()
     fds = []
     try:
         in_r, in_w = os.pipe2(os.O_CLOEXEC)
@@ -728,8 +845,7 @@ def process_spawn(h, args):
         fds += [out_r, out_w]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fds += [err_r, err_w]
-        p = subprocess.Popen([argv0, *argv], executable=exe, stdin=in_r, stdout=out_w,
-                             stderr=err_w, cwd=cwd, env=env, start_new_session=True)
+        p = spawn([argv0, *argv], exe, stdin=in_r, stdout=out_w, stderr=err_w, cwd=cwd, env=env)
     except (OSError, ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
@@ -740,7 +856,10 @@ def process_spawn(h, args):
                  st.get_pool(h.session.limits))
     with st.lock:
         st.live.add(proc)
+        closing = st.closing
     try:
+        if closing:  # closed while it started: the close hook may have missed it
+            raise EffectError("process.spawn: the handler is closed")
         pump.add(proc)
     except BaseException:
         _terminate(st, proc)
@@ -765,7 +884,10 @@ def _lookup_handle(h, handle, op):
 
 def _read_line(h, args, which: str):
     _handle, (st, _reg, proc) = _lookup(h, args, f"read_{which}_line")
-    item = (proc.out if which == "stdout" else proc.err).read_line()
+    try:
+        item = (proc.out if which == "stdout" else proc.err).read_line(st.closed_event)
+    except EffectError as e:
+        raise EffectError(f"process.read_{which}_line: {e}") from None
     if item is None:
         return NONE
     if isinstance(item, _Marker):
@@ -792,9 +914,13 @@ def process_wait(h, args):
     if pump is not None:
         pump.close_stdin(proc)  # Child::wait closes stdin first
     try:
-        rc = proc.popen.wait()
-    except OSError as e:
-        raise EffectError(f"process.wait: {os_error_text(e)}") from None
+        proc.popen.wait(cancel=st.closed_event)
+    except Cancelled:
+        raise EffectError("process.wait: the handler is closed") from None
+    if st.closed_event.is_set():  # killed by close(): not the child's own end
+        raise EffectError("process.wait: the handler is closed")
+    rc = proc.popen.reap()
+    st.reaped(proc.popen)
     reg.remove(handle)
     with st.lock:
         st.live.discard(proc)
@@ -813,14 +939,9 @@ def process_kill(h, args):
     if sig is None:
         return err(f"process.kill: unknown signal `{name}`")
     p = proc.popen
-    if p.poll() is not None:
+    if p.status() is not None:
         return ok(None)  # already exited (Child::kill is Ok then too)
-    try:
-        os.killpg(p.pid, sig)
-    except ProcessLookupError:
-        pass
-    except OSError as e:
-        return err(f"process.kill: {os_error_text(e)}")
+    p.signal_group(sig)  # not reaped: the group id is still the child's
     return ok(None)
 
 

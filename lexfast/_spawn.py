@@ -1,0 +1,367 @@
+"""Starting and tracking child processes (``proc.*``, ``process.*``, MCP servers).
+
+Why not ``subprocess.Popen`` (issue 22.6): a child inherits its parent's
+ignored signals and signal mask. When lexfast itself runs with SIGINT
+ignored (a shell's background job, ``nohup``, a job runner) or with signals
+blocked, every child would too, and ``process.kill(h, "SIGINT")`` would do
+nothing. ``Popen`` cannot reset dispositions without ``preexec_fn``, which
+runs Python between fork and exec and is unsafe while other threads run
+(lexfast always has some). ``posix_spawn`` can: ``POSIX_SPAWN_SETSIGDEF``
+with every signal and ``POSIX_SPAWN_SETSIGMASK`` with an empty set are done
+by libc in the child, before exec, with no Python code involved. Python's
+``os.posix_spawn`` has no ``cwd`` (``posix_spawn_file_actions_addchdir_np``)
+nor ``closefrom``, so libc's is called through ctypes.
+
+Every child starts in a new session (``POSIX_SPAWN_SETSID``; a new process
+group where libc lacks it, glibc < 2.26): its pid is its process group id,
+so a signal can reach everything it started (``Child.signal_group``).
+
+Reaping and group ids (issue 22.9). The kernel keeps a pid number allocated
+while any process uses it as a pid, a process group id or a session id. So:
+
+- while the leader is alive or an unreaped zombie, ``killpg(pid)`` can only
+  reach our group;
+- after the leader is reaped, the group id stays ours while at least one
+  member lives; once the last member exits, the number may be handed out
+  again (only after the pid counter wraps around ``pid_max``). On Linux 6.9+
+  the group is signalled through the leader's pidfd
+  (``PIDFD_SIGNAL_PROCESS_GROUP``), which names the kernel's group object,
+  not the number: that cannot reach anyone else. Elsewhere the group is
+  signalled by number only while ``group_alive`` (the last probe found
+  members); the window left is a wrap-around of the whole pid space between
+  that probe and the signal.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import fcntl
+import os
+import select
+import shutil
+import signal as _signal
+import threading
+import time
+
+# posix_spawnattr flags: the same values in glibc and musl.
+_SETPGROUP = 0x02
+_SETSIGDEF = 0x04
+_SETSIGMASK = 0x08
+_SETSID = 0x80
+#: pidfd_send_signal flag (Linux 6.9): signal the pidfd's process group.
+_PIDFD_SIGNAL_PROCESS_GROUP = 4
+
+_libc = ctypes.CDLL(None, use_errno=True)
+# Opaque libc types, sized generously (glibc: attr 336, file actions 80,
+# sigset 128 bytes; musl's are smaller).
+_Attr = ctypes.c_char * 1024
+_Actions = ctypes.c_char * 512
+_Sigset = ctypes.c_char * 256
+
+_posix_spawn = _libc.posix_spawn
+_posix_spawn.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_void_p,
+                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+_libc.posix_spawnattr_setflags.argtypes = [ctypes.c_void_p, ctypes.c_short]
+_libc.posix_spawnattr_setpgroup.argtypes = [ctypes.c_void_p, ctypes.c_int]
+_libc.posix_spawn_file_actions_adddup2.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+_addchdir = getattr(_libc, "posix_spawn_file_actions_addchdir_np", None)
+if _addchdir is not None:
+    _addchdir.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+_addclosefrom = getattr(_libc, "posix_spawn_file_actions_addclosefrom_np", None)
+if _addclosefrom is not None:
+    _addclosefrom.argtypes = [ctypes.c_void_p, ctypes.c_int]
+
+_group_pidfd_ok = hasattr(_signal, "pidfd_send_signal")
+
+
+class Cancelled(Exception):
+    """A wait ended because its cancel event was set (the session closed)."""
+
+
+class TimeoutExpired(Exception):
+    pass
+
+
+def _check(rc: int, what: str, filename=None) -> None:
+    if rc != 0:
+        raise OSError(rc, os.strerror(rc), filename) if filename is not None \
+            else OSError(rc, os.strerror(rc))
+
+
+def _encode(s, what: str) -> bytes:
+    b = os.fsencode(s)
+    if b"\0" in b:
+        raise ValueError(f"embedded null byte in {what}")
+    return b
+
+
+def _which(cmd: str, env_path: str | None):
+    found = shutil.which(cmd, path=env_path if env_path is not None else os.defpath)
+    if found is None:
+        raise FileNotFoundError(_errno.ENOENT, os.strerror(_errno.ENOENT), cmd)
+    return found
+
+
+def spawn(argv: list, executable: str | None, *, stdin: int, stdout: int, stderr: int,
+          env: dict | None = None, cwd: str | None = None) -> Child:
+    """Start ``argv`` (``argv[0]`` as the child sees it) from ``executable``
+    (None: ``argv[0]``, searched on ``env``'s PATH when it has no slash), with
+    the three descriptors as its stdio, default signal dispositions, an empty
+    signal mask, in a new session, every other descriptor closed. Raises
+    OSError (errno; the file or directory at fault), ValueError (NUL bytes)
+    or UnicodeError, like ``subprocess.Popen``."""
+    args = [_encode(a, "argument") for a in argv]
+    envp = None  # None: the C library's own environ (as Popen(env=None) passes it)
+    if env is not None:
+        envp = []
+        for k, v in env.items():
+            kb, vb = _encode(k, "environment"), _encode(v, "environment")
+            if b"=" in kb:
+                raise ValueError("illegal environment variable name")
+            envp.append(kb + b"=" + vb)
+    path = executable
+    if path is None:
+        env_path = (env if env is not None else os.environ).get("PATH")
+        path = argv[0] if "/" in argv[0] else _which(argv[0], env_path)
+    path_b = _encode(path, "executable")
+    cwd_b = None
+    if cwd is not None:
+        cwd_b = _encode(cwd, "cwd")
+        if _addchdir is None:
+            raise OSError(_errno.ENOSYS, "this C library cannot set a child's cwd "
+                          "(posix_spawn_file_actions_addchdir_np)")
+
+    # a pipe end numbered 0-2 (the host closed its own stdio) would be
+    # overwritten by an earlier dup2: move such ones above 2 first
+    stdio = [stdin, stdout, stderr]
+    moved = []
+    try:
+        for i, fd in enumerate(stdio):
+            if fd < 3:
+                stdio[i] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+                moved.append(stdio[i])
+        return _spawn(path_b, args, envp, stdio, cwd, cwd_b, path)
+    finally:
+        for fd in moved:
+            os.close(fd)
+
+
+def _spawn(path_b, args, envp, stdio, cwd, cwd_b, path) -> Child:
+    c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
+    if envp is None:
+        c_envp = ctypes.c_void_p.in_dll(_libc, "environ")
+    else:
+        c_envp = (ctypes.c_char_p * (len(envp) + 1))(*envp, None)
+    attr, actions = _Attr(), _Actions()
+    allsigs, nosigs = _Sigset(), _Sigset()
+    _check(_libc.posix_spawnattr_init(attr), "attr")
+    try:
+        _check(_libc.posix_spawn_file_actions_init(actions), "actions")
+        try:
+            _libc.sigemptyset(allsigs)
+            _libc.sigemptyset(nosigs)
+            # every signal 1..64 by its bit: sigfillset/sigaddset leave out
+            # libc's internal ones (32, 33), which posix_spawn then sets to
+            # SIG_IGN in the child; a child started by a shell has them at
+            # their default, and so does ours
+            ctypes.memset(allsigs, 0xFF, 8)
+            _check(_libc.posix_spawnattr_setsigdefault(attr, allsigs), "sigdefault")
+            _check(_libc.posix_spawnattr_setsigmask(attr, nosigs), "sigmask")
+            if _libc.posix_spawnattr_setflags(attr, _SETSIGDEF | _SETSIGMASK | _SETSID):
+                # glibc < 2.26 has no SETSID: a new process group instead
+                _check(_libc.posix_spawnattr_setpgroup(attr, 0), "pgroup")
+                _check(_libc.posix_spawnattr_setflags(
+                    attr, _SETSIGDEF | _SETSIGMASK | _SETPGROUP), "flags")
+            for target, fd in enumerate(stdio):
+                _check(_libc.posix_spawn_file_actions_adddup2(actions, fd, target), "dup2")
+            if _addclosefrom is not None:
+                _check(_addclosefrom(actions, 3), "closefrom")
+            # else: every descriptor Python opens is close-on-exec already
+            if cwd_b is not None:
+                _check(_addchdir(actions, cwd_b), "chdir")
+            pid = ctypes.c_int(0)
+            rc = _posix_spawn(ctypes.byref(pid), path_b, actions, attr, c_argv, c_envp)
+        finally:
+            _libc.posix_spawn_file_actions_destroy(actions)
+    finally:
+        _libc.posix_spawnattr_destroy(attr)
+    if rc != 0:
+        # a chdir failure is reported the same way; name the likelier culprit
+        culprit = cwd if cwd is not None and not os.path.isdir(cwd) else path
+        raise OSError(rc, os.strerror(rc), culprit)
+    return Child(pid.value)
+
+
+def _decode_status(info) -> int:
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status
+    return -info.si_status
+
+
+class Child:
+    """A child started by ``spawn``: its exit status without reaping it
+    (``status``), waits that a cancel event ends (``wait``), reaping
+    (``reap``) and signalling its process group (``signal_group``), safely
+    from any thread. ``returncode`` is set once reaped: the exit code, or
+    ``-signal``; -1 when someone else reaped it (SIGCHLD ignored)."""
+
+    _SLICE = 0.1   # longest sleep between checks of a cancel event
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.group_alive = True
+        self._status: int | None = None
+        self._lock = threading.Lock()
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            self._pidfd = None  # old kernel, or out of descriptors: waits poll
+
+    # -- state -------------------------------------------------------------------
+    def status(self) -> int | None:
+        """The exit status once the child has exited, without reaping it (so
+        its pid, group id and session id stay allocated to it)."""
+        if self._status is not None:
+            return self._status
+        with self._lock:
+            if self.returncode is not None:
+                return self.returncode
+            try:
+                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                self._status = -1
+                return -1
+            except InterruptedError:
+                return None
+            if info is None:
+                return None
+            self._status = _decode_status(info)
+            return self._status
+
+    def poll(self) -> int | None:
+        return self.status()
+
+    def wait(self, timeout: float | None = None, cancel: threading.Event | None = None) -> int:
+        """Until the child exits (not reaped): its status. Raises
+        TimeoutExpired after ``timeout`` s, Cancelled once ``cancel`` is set."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            st = self.status()
+            if st is not None:
+                return st
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            left = self._SLICE if deadline is None else min(self._SLICE,
+                                                            deadline - time.monotonic())
+            if left <= 0:
+                raise TimeoutExpired
+            fd = self._pidfd
+            if fd is not None:
+                try:
+                    poller = select.poll()
+                    poller.register(fd, select.POLLIN)
+                    if poller.poll(max(1, int(left * 1000))) and self.status() is None:
+                        time.sleep(min(left, 0.005))  # fd closed by a reaper and reused
+                except (OSError, ValueError):
+                    time.sleep(min(left, 0.005))
+            else:
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.05)
+
+    def reap(self) -> int:
+        """Reap an exited child (blocks until it exits: signal it first).
+        Then probe whether members of its group are left (``group_alive``)."""
+        with self._lock:
+            if self.returncode is None:
+                try:
+                    while True:
+                        try:
+                            _pid, st = os.waitpid(self.pid, 0)
+                            break
+                        except InterruptedError:
+                            continue
+                    code = os.waitstatus_to_exitcode(st)
+                except ChildProcessError:
+                    code = self._status if self._status is not None else -1
+                self.returncode = code
+                self._probe_group()
+                fd, self._pidfd = self._pidfd, None
+                if fd is not None and not self.group_alive:
+                    os.close(fd)
+                elif fd is not None:
+                    self._pidfd = fd  # kept: it names the group on Linux 6.9+
+            return self.returncode
+
+    def _probe_group(self) -> None:
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            self.group_alive = False
+        except OSError:
+            pass
+
+    # -- signals -----------------------------------------------------------------
+    def signal_group(self, sig: int) -> None:
+        """Signal the child's process group: everything it started that
+        stayed in it, whether or not the leader has exited or been reaped."""
+        with self._lock:
+            if self.returncode is None:
+                # alive or a zombie: the group id cannot belong to anyone else
+                try:
+                    os.killpg(self.pid, sig)
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    try:
+                        os.kill(self.pid, sig)
+                    except OSError:
+                        pass
+                return
+            if not self.group_alive:
+                return
+            if self._pidfd is not None and _group_pidfd_ok:
+                try:
+                    _signal.pidfd_send_signal(self._pidfd, sig, None,
+                                              _PIDFD_SIGNAL_PROCESS_GROUP)
+                    return
+                except ProcessLookupError:
+                    self._forget_group()
+                    return
+                except OSError:
+                    pass  # before Linux 6.9: EINVAL; fall back to the number
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                self._forget_group()
+            except OSError:
+                pass
+
+    def _forget_group(self) -> None:
+        self.group_alive = False
+        fd, self._pidfd = self._pidfd, None
+        if fd is not None:
+            os.close(fd)
+
+    def group_gone(self) -> bool:
+        """For a reaped child: True once no member of its group is left."""
+        if self.returncode is None:
+            return False
+        self.signal_group(0)
+        return not self.group_alive
+
+    def drop_pidfd(self) -> None:
+        """Close a reaped child's pidfd but keep signalling its group by
+        number (bounds the descriptors held for lingering groups)."""
+        with self._lock:
+            if self.returncode is not None and self._pidfd is not None:
+                fd, self._pidfd = self._pidfd, None
+                os.close(fd)
+
+    def release(self) -> None:
+        """Forget the group (its pidfd): after its final SIGKILL."""
+        with self._lock:
+            if self.returncode is not None:
+                self._forget_group()
