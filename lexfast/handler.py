@@ -71,6 +71,7 @@ class Limits:
     proc_output_bytes: int = 16 << 20     # proc.spawn / process.run, each stream
     proc_line_bytes: int = 1 << 20        # process.read_*_line, one line
     walk_entries: int = 100_000           # fs.walk, fs.glob results
+    listing_bytes: int = 64 << 20         # fs.walk, fs.glob, fs.list_dir: bytes of all paths returned
     sql_rows: int = 100_000               # sql.query rows
     http_body_bytes: int = 10 << 20       # http.*, net.get/post responses
     http_timeout_s: float = 300.0         # whole HTTP request, and cap on http.send timeout_ms

@@ -14,7 +14,15 @@ import stat
 
 from ..core import err, expect_str, ok
 from ..errors import PolicyDenied
-from ..scope import ScopeEscape, open_in_scope, read_file_bounded, scoped, write_file_atomic
+from ..scope import (
+    PathTooLong,
+    ScopeEscape,
+    open_in_scope,
+    path_too_long,
+    read_file_bounded,
+    scoped,
+    write_file_atomic,
+)
 from ..values import os_error_text
 
 
@@ -43,9 +51,19 @@ def _read_target(h, path: str):
     return resolved, root, target
 
 
+def _too_long(op: str, path: str):
+    why = path_too_long(path)
+    return None if why is None else err(f"io.{op}: {why}")
+
+
 def io_read(h, args):
     path = expect_str(args, 0)
-    resolved, root, _ = _read_target(h, path)
+    if len(path) > 1024 and path_too_long(path):
+        return _too_long("read", path)
+    try:
+        resolved, root, _ = _read_target(h, path)
+    except PathTooLong as e:  # read_root joined with the path
+        return err(f"io.read: {e}")
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (only regular
         # files are read, below).
@@ -78,6 +96,8 @@ def io_read(h, args):
 def io_write(h, args):
     path = expect_str(args, 0)
     contents = expect_str(args, 1)
+    if len(path) > 1024 and path_too_long(path):
+        return _too_long("write", path)
     found = scoped(path, h.policy.write_roots)
     if found is None:
         raise PolicyDenied(f"write to `{path}` outside --allow-fs-write", effect="io", path=path)
