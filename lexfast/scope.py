@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
+import re
 import shutil
 import stat as _stat
 import struct
@@ -248,19 +249,38 @@ def fs_kind(fd: int, st=None) -> str | None:
     return _PSEUDO_FS.get(_fs_magic(fd))
 
 
-def _mount_relative(landed: str, dev: int) -> list:
-    """The components of ``landed`` beneath the mount it is on: ``parts[:n]``
-    stays on ``dev`` while its parent does too."""
-    parts = [p for p in landed.split("/") if p]
-    n = len(parts)
-    while n > 0:
-        try:
-            if os.stat("/" + "/".join(parts[:n - 1])).st_dev != dev:
-                break
-        except OSError:
-            break
-        n -= 1
-    return parts[n:]
+_MOUNTINFO_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    return _MOUNTINFO_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _fs_relative(fd: int, landed: str) -> list | None:
+    """The components of what ``fd`` opened, from its filesystem's own root
+    (``/proc/<pid>/environ`` is ``["<pid>", "environ"]`` wherever procfs is
+    mounted, and also through a bind mount of ``/proc/<pid>`` or of the file
+    itself): the mount's root within the filesystem (mountinfo) joined with
+    ``landed`` beneath the mount point. None when it cannot be told."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
+            mnt_id = next((line.split()[1] for line in f if line.startswith("mnt_id:")), None)
+        if mnt_id is None:
+            return None
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            fields = next((line.split() for line in f if line.split(" ", 1)[0] == mnt_id), None)
+    except (OSError, IndexError, ValueError):
+        return None
+    if fields is None or len(fields) < 5:
+        return None
+    root, point = _unescape(fields[3]), _unescape(fields[4])
+    if landed == point:
+        below = ""
+    elif landed.startswith(point.rstrip("/") + "/"):
+        below = landed[len(point.rstrip("/")):]
+    else:
+        return None
+    return [p for p in (root + "/" + below).split("/") if p]
 
 
 def pseudo_fs_refusal(fd: int, flags: int, resolved: str | None = None) -> str | None:
@@ -282,7 +302,9 @@ def pseudo_fs_refusal(fd: int, flags: int, resolved: str | None = None) -> str |
         return f"{kind}: cannot tell which file was opened"
     if resolved is not None and landed != resolved:
         return f"`{resolved}` was swapped for a {kind} file"
-    rel = _mount_relative(landed, st.st_dev)
+    rel = _fs_relative(fd, landed)
+    if rel is None:
+        return f"{kind}: cannot tell which file was opened"
     if kind == "sysfs":
         return "sysfs firmware tables are not readable" if rel[:1] == ["firmware"] else None
     if not rel:

@@ -13,8 +13,17 @@ the reference (DESIGN.md §5):
 - list_dir, walk and glob never return a path that resolves outside the read
   scope (a symlink pointing out is left out), never follow a symlink out of
   it, never list a directory outside it, and stop with an ``err`` past
-  ``Limits.walk_entries`` results; glob's ``**`` does not descend through
-  symlinked directories (no cycles);
+  ``Limits.walk_entries`` results or ``Limits.listing_bytes`` bytes; glob's
+  ``**`` does not descend through symlinked directories (no cycles), and a
+  pattern's work (candidates, matching steps) is bounded;
+- listings show normalised paths (:func:`_display_base`): the argument's
+  spelling without ``.`` components or repeated ``/``, or its resolved path
+  when it has a ``..``, so a long argument is not repeated into every result;
+- a path argument over ``PATH_MAX`` bytes is an ``err`` naming the op;
+- every open that reads (not ``O_PATH``), and every directory a name is
+  created in or removed from, is judged by the filesystem it landed on
+  (``scope.pseudo_fs_refusal``): procfs secrets wherever procfs is mounted,
+  no writes to kernel pseudo-filesystems;
 - remove never follows a symlink: a link is unlinked, a directory is removed
   with descriptors opened beneath it (``RESOLVE_NO_SYMLINKS``);
 - copy writes a temp file beside the destination and renames it over, so the

@@ -3,7 +3,9 @@
 Scope failures are hard errors (``read of `p` outside --allow-fs-read``), I/O
 failures ``err`` values, as in the reference. Beyond it: paths are resolved
 before the check, ``read_root`` cannot be escaped with ``..`` or a symlink,
-opens stay beneath the scope root (``openat2``), reads are bounded, and a
+opens stay beneath the scope root (``openat2``) and are judged by what they
+landed on (procfs secrets, kernel pseudo-filesystems: ``scope.check_opened``),
+reads are bounded, a path over ``PATH_MAX`` bytes is an ``err``, and a
 write is atomic (the old file or the whole new one, never half of it).
 """
 
