@@ -191,6 +191,9 @@ _PSEUDO_FS = {
     0x43415D53: "smackfs",
     0x65735543: "fusectl",
     0x6E736673: "nsfs",
+    0x19800202: "mqueue",
+    0x00001CD1: "devpts",
+    0x67596969: "rpc_pipefs",
 }
 _NO_READ_FS = frozenset({"debugfs", "tracefs", "securityfs", "bpf", "pstore", "efivarfs",
                          "nsfs"})

@@ -246,6 +246,19 @@ def test_escape_pseudo_fs_writes_refused_under_root_scope(make_handler, tmp_path
         assert is_err(h.dispatch("fs", "mkdir_p", ["/sys/kernel/lexfast-no-such-dir"]),
                       "outside --allow-fs-write")
         assert not os.path.exists("/sys/kernel/lexfast-no-such-dir")
+    # a cgroup v1/v2 hierarchy: mkdir would make a cgroup (removed again, and
+    # the test failed, should it slip through)
+    cgroups = [os.path.join("/sys/fs/cgroup", n, "") for n in ("pids", "memory", "")]
+    cg = next((c for c in cgroups if os.path.isdir(c) and os.path.exists(c + "cgroup.procs")), None)
+    if cg is not None:
+        new = cg + f"lexfast-test-{os.getpid()}"
+        try:
+            assert is_err(h.dispatch("fs", "mkdir_p", [new]), "outside --allow-fs-write")
+        finally:
+            made = os.path.isdir(new)
+            if made:
+                os.rmdir(new)
+        assert not made
     assert _hostname() == before
     # ordinary writes under / still work
     assert h.dispatch("io", "write", [str(tmp_path / "ok.txt"), "fine"]).name == "Ok"
