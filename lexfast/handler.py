@@ -78,6 +78,7 @@ class Limits:
     # LANG, LANGUAGE, LC_*, TZ, TERM, NO_COLOR: exact names or PREFIX* patterns
     child_env_allow: tuple[str, ...] = ()
     walk_entries: int = 100_000           # fs.walk, fs.glob results
+    listing_bytes: int = 64 << 20         # fs.walk, fs.glob, fs.list_dir: bytes of all paths returned
     sql_rows: int = 100_000               # sql.query rows
     http_body_bytes: int = 10 << 20       # http.*, net.get/post responses
     http_timeout_s: float = 300.0         # whole HTTP request, and cap on http.send timeout_ms

@@ -568,3 +568,26 @@ def test_copy_of_a_fifo_does_not_hang(make_handler, tmp_path):
                     "regular file nor a symlink to a regular file")
     assert h.dispatch("fs", "is_file", [f"{tmp_path}/fifo"]) is False
     assert h.dispatch("fs", "stat", [f"{tmp_path}/fifo"]).args[0]["is_file"] is False
+
+
+def test_listings_show_normalised_paths(make_handler, tmp_path, monkeypatch):
+    """walk, list_dir and glob show the argument's spelling without `.`
+    components or repeated `/` (one trailing `/` and one leading `./` kept),
+    and the resolved path once it has a `..`: never the caller's padding."""
+    D = tmp_path / "D"
+    (D / "sub").mkdir(parents=True)
+    (D / "sub" / "b.txt").write_text("b")
+    (D / "a.txt").write_text("a")
+    real = os.path.realpath(D)
+    h = make_handler(effects=WALK, fs_read=[D])
+    assert h.dispatch("fs", "walk", [f"{D}//./sub/"]) == ok([f"{D}/sub/", f"{D}/sub/b.txt"])
+    assert h.dispatch("fs", "walk", [f"{D}/sub/."]) == ok([f"{D}/sub", f"{D}/sub/b.txt"])
+    assert h.dispatch("fs", "list_dir", [f"{D}/./sub//"]) == ok([f"{D}/sub/b.txt"])
+    assert h.dispatch("fs", "list_dir", [f"{D}/sub/../sub"]) == ok([f"{real}/sub/b.txt"])
+    assert h.dispatch("fs", "walk", [f"{D}/sub/.."]).args[0][0] == real
+    assert h.dispatch("fs", "glob", [f"{D}/sub/../*.txt"]) == ok([f"{real}/a.txt"])
+    assert h.dispatch("fs", "glob", [f"{D}/./sub/./*"]) == ok([f"{D}/sub/b.txt"])
+    monkeypatch.chdir(D)
+    assert h.dispatch("fs", "walk", ["./sub"]) == ok(["./sub", "./sub/b.txt"])
+    assert h.dispatch("fs", "walk", ["././sub/."]) == ok(["./sub", "./sub/b.txt"])
+    assert h.dispatch("fs", "list_dir", ["sub/./"]) == ok(["sub/b.txt"])

@@ -236,3 +236,33 @@ def test_plain_proc_files_still_open():
     assert found is not None
     fd = scope.open_in_scope(found[0], found[1], os.O_RDONLY)
     os.close(fd)
+
+
+def test_fs_kind_and_pseudo_fs_refusal(tmp_path):
+    """What an open landed on: procfs and sysfs are told by fstatfs, an
+    ordinary file is not; writes to them are refused, reads by name."""
+    def kind_of(path, flags=os.O_RDONLY):
+        fd = os.open(path, flags | os.O_CLOEXEC)
+        try:
+            return scope.fs_kind(fd), scope.pseudo_fs_refusal(fd, flags, os.path.realpath(path))
+        finally:
+            os.close(fd)
+
+    (tmp_path / "f").write_text("x")
+    assert kind_of(tmp_path / "f") == (None, None)
+    assert kind_of("/proc/self/status") == ("procfs", None)
+    assert kind_of("/proc/self/cmdline")[1] == "procfs per-process `cmdline` is not readable"
+    assert kind_of(f"/proc/self/task/{os.getpid()}/auxv")[1].endswith("`auxv` is not readable")
+    # opened for writing (nothing is written): refused before any write could be
+    assert kind_of("/proc/sys/kernel/hostname", os.O_WRONLY)[1] == "writes to procfs are refused"
+    if os.path.exists("/sys/kernel"):
+        assert kind_of("/sys/kernel", os.O_RDONLY | os.O_DIRECTORY) == ("sysfs", None)
+
+
+def test_path_max_is_checked_in_scoped(tmp_path):
+    with pytest.raises(scope.PathTooLong, match=r"is 5000 bytes, longer than PATH_MAX"):
+        scoped("/" + "a" * 4999, ("/",))
+    with pytest.raises(scope.PathTooLong, match=r"^kv.open: path argument"):
+        scope.check_path_arg("kv.open", "/" + "é" * 2100)  # 4201 bytes in 2101 characters
+    assert scoped("/" + "a" * 4095, ("/",)) is not None  # PATH_MAX itself: the kernel's call
+    scope.check_path_arg("kv.open", "/" + "é" * 2000)

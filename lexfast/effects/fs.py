@@ -13,8 +13,17 @@ the reference (DESIGN.md §5):
 - list_dir, walk and glob never return a path that resolves outside the read
   scope (a symlink pointing out is left out), never follow a symlink out of
   it, never list a directory outside it, and stop with an ``err`` past
-  ``Limits.walk_entries`` results; glob's ``**`` does not descend through
-  symlinked directories (no cycles);
+  ``Limits.walk_entries`` results or ``Limits.listing_bytes`` bytes; glob's
+  ``**`` does not descend through symlinked directories (no cycles), and a
+  pattern's work (candidates, matching steps) is bounded;
+- listings show normalised paths (:func:`_display_base`): the argument's
+  spelling without ``.`` components or repeated ``/``, or its resolved path
+  when it has a ``..``, so a long argument is not repeated into every result;
+- a path argument over ``PATH_MAX`` bytes is an ``err`` naming the op;
+- every open that reads (not ``O_PATH``), and every directory a name is
+  created in or removed from, is judged by the filesystem it landed on
+  (``scope.pseudo_fs_refusal``): procfs secrets wherever procfs is mounted,
+  no writes to kernel pseudo-filesystems;
 - remove never follows a symlink: a link is unlinked, a directory is removed
   with descriptors opened beneath it (``RESOLVE_NO_SYMLINKS``);
 - copy writes a temp file beside the destination and renames it over, so the
@@ -36,7 +45,19 @@ import threading
 
 from ..core import err, expect_str, ok, openat2
 from ..errors import EffectError
-from ..scope import _is_proc_magic, _openat2_works, replace_in_dir, scoped, within
+from ..scope import (
+    ScopeEscape,
+    _is_proc_magic,
+    _openat2_works,
+    check_dir_writable,
+    check_opened,
+    fs_kind,
+    path_too_long,
+    replace_in_dir,
+    scoped,
+    scoped_unchecked,
+    within,
+)
 from ..values import os_error_text
 
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -179,9 +200,21 @@ def _open_slow(h, path: str, roots, flags: int, resolve: int = _BENEATH) -> int:
     return _open_resolved(h, resolved, root or "/", flags, resolve)
 
 
+def _judged(fd: int, flags: int, resolved: str) -> int:
+    """An open that reads (not ``O_PATH``) is judged by what it landed on
+    (procfs files that leak secrets, kernel pseudo-filesystems: see
+    ``scope.pseudo_fs_refusal``)."""
+    if flags & os.O_PATH:
+        return fd
+    try:
+        return check_opened(fd, flags, resolved)
+    except ScopeEscape:
+        raise _Denied from None
+
+
 def _open_resolved(h, resolved: str, root: str, flags: int, resolve: int = _BENEATH) -> int:
     if not _HAVE_OPENAT2:
-        return os.open(resolved, flags | os.O_CLOEXEC)
+        return _judged(os.open(resolved, flags | os.O_CLOEXEC), flags, resolved)
     rel = resolved[len(root):].lstrip("/") or "."
     cache = _roots(h.session)
     for attempt in (0, 1, 2):
@@ -197,7 +230,7 @@ def _open_resolved(h, resolved: str, root: str, flags: int, resolve: int = _BENE
                 continue
             raise
         if cache.epoch == epoch:
-            return fd
+            return _judged(fd, flags, resolved)
         os.close(fd)  # the root descriptor was dropped meanwhile: do not trust it
     raise _Denied
 
@@ -233,14 +266,28 @@ def open_scoped(h, path: str, roots, flags: int) -> int:
                 if e.errno not in (_errno.EXDEV, _errno.ELOOP):
                     raise
                 break
-            if cache.epoch != epoch or (has_proc and os.fstat(fd).st_dev == _PROC_DEV):
-                os.close(fd)  # a dropped root descriptor, or procfs: the slow path decides
+            if cache.epoch != epoch or (
+                    (has_proc and os.fstat(fd).st_dev == _PROC_DEV) if flags & os.O_PATH
+                    else fs_kind(fd) is not None):
+                # a dropped root descriptor, procfs, or (for a read) any kernel
+                # pseudo-filesystem: the slow path decides on the resolved path
+                os.close(fd)
                 break
             return fd
     return _open_slow(h, path, roots, flags)
 
 
 # -- helpers -------------------------------------------------------------------
+
+_LONG = 1024  # characters: no shorter str can be over PATH_MAX bytes
+
+
+def _too_long(op: str, path: str):
+    """An ``err`` naming the op and the argument when ``path`` is longer than
+    ``PATH_MAX`` bytes (the caller gates on ``len(path) > _LONG`` first)."""
+    why = path_too_long(path)
+    return None if why is None else err(f"fs.{op}: {why}")
+
 
 def _join(base: str, name: str) -> str:
     """Rust ``Path::join`` for a single file name."""
@@ -249,6 +296,57 @@ def _join(base: str, name: str) -> str:
     if base.endswith("/"):
         return base + name
     return base + "/" + name
+
+
+def _display_base(path: str, real=None) -> str:
+    """The spelling a listing shows ``path`` (and its entries under): the
+    caller's, made canonical (repeated ``/`` and ``.`` components dropped; one
+    leading ``./`` and one trailing ``/`` kept as given), or the resolved path
+    when it has a ``..`` component, which only resolving can collapse. So a
+    long argument is never repeated into every result."""
+    if not path:
+        return path
+    parts = path.split("/")
+    if ".." in parts:
+        return real if real is not None else os.path.realpath(path)
+    kept = [p for p in parts if p and p != "."]
+    if path.startswith("/"):
+        out = "/" + "/".join(kept)
+    elif not kept:
+        return "./" if path.endswith("/") else "."
+    elif parts[0] == ".":
+        out = "./" + "/".join(kept)
+    else:
+        out = "/".join(kept)
+    if kept and path.endswith("/"):
+        out += "/"
+    return out
+
+
+class _Listing:
+    """A listing's results, bounded in count (``Limits.walk_entries``) and in
+    total bytes (``Limits.listing_bytes``)."""
+
+    __slots__ = ("items", "nbytes", "cap", "byte_cap", "op")
+
+    def __init__(self, h, op: str) -> None:
+        self.items: list = []
+        self.nbytes = 0
+        self.cap = h.session.limits.walk_entries
+        self.byte_cap = h.session.limits.listing_bytes
+        self.op = op
+
+    def add(self, s: str):
+        """Append ``s`` (shown lossily); an ``err`` value past a cap, else None."""
+        if len(self.items) >= self.cap:
+            return err(f"fs.{self.op}: more than {self.cap} entries (the walk_entries cap)")
+        s = _shown(s)
+        self.nbytes += len(s) if s.isascii() else len(s.encode("utf-8"))
+        if self.nbytes > self.byte_cap:
+            return err(f"fs.{self.op}: results larger than {self.byte_cap} bytes "
+                       f"(the listing_bytes cap)")
+        self.items.append(s)
+        return None
 
 
 def _shown(s: str) -> str:
@@ -270,7 +368,7 @@ def _in_scope_real(real: str, roots) -> bool:
 
 def _link_in_scope(path: str, roots) -> bool:
     """A symlink entry is listed only if what it names resolves inside the scope."""
-    return scoped(path, roots) is not None
+    return scoped_unchecked(path, roots) is not None
 
 
 # -- fs_walk ops ---------------------------------------------------------------
@@ -284,7 +382,9 @@ def _fstat_path(h, path: str):
         os.close(fd)
 
 
-def _probe(h, path: str, want: int):
+def _probe(h, path: str, want: int, op: str):
+    if len(path) > _LONG and path_too_long(path):
+        return _too_long(op, path)
     try:
         st = _fstat_path(h, path)
     except _Denied:
@@ -295,19 +395,21 @@ def _probe(h, path: str, want: int):
 
 
 def fs_exists(h, args):
-    return _probe(h, expect_str(args, 0), 0)
+    return _probe(h, expect_str(args, 0), 0, "exists")
 
 
 def fs_is_file(h, args):
-    return _probe(h, expect_str(args, 0), _stat.S_IFREG)
+    return _probe(h, expect_str(args, 0), _stat.S_IFREG, "is_file")
 
 
 def fs_is_dir(h, args):
-    return _probe(h, expect_str(args, 0), _stat.S_IFDIR)
+    return _probe(h, expect_str(args, 0), _stat.S_IFDIR, "is_dir")
 
 
 def fs_stat(h, args):
     path = expect_str(args, 0)
+    if len(path) > _LONG and path_too_long(path):
+        return _too_long("stat", path)
     try:
         fd = open_scoped(h, path, h.policy.read_roots, _O_PATH)
     except _Denied:
@@ -340,35 +442,38 @@ def _scan(fd: int):
 
 def fs_list_dir(h, args):
     path = expect_str(args, 0)
+    if len(path) > _LONG and path_too_long(path):
+        return _too_long("list_dir", path)
     roots = h.policy.read_roots
-    cap = h.session.limits.walk_entries
     try:
         fd = open_scoped(h, path, roots, _O_DIR)
     except _Denied:
         return _read_denied(path)
     except (OSError, ValueError) as e:
         return err(f"fs.list_dir `{path}`: {os_error_text(e)}")
-    out = []
+    out = _Listing(h, "list_dir")
     try:
+        base = _display_base(path)
         for name, _is_dir, is_link in _scan(fd):
-            full = _join(path, name)
-            if is_link and not _link_in_scope(full, roots):
+            if is_link and not _link_in_scope(_join(path, name), roots):
                 continue
-            if len(out) >= cap:
-                return err(f"fs.list_dir `{path}`: more than {cap} entries "
-                           f"(the walk_entries cap)")
-            out.append(_shown(full))
+            failed = out.add(_join(base, name))
+            if failed is not None:
+                return failed
     except OSError as e:
         return err(f"fs.list_dir: {os_error_text(e)}")
     finally:
         os.close(fd)
-    return ok(out)
+    return ok(out.items)
 
 
 def fs_walk(h, args):
     path = expect_str(args, 0)
+    if len(path) > _LONG and path_too_long(path):
+        return _too_long("walk", path)
     roots = h.policy.read_roots
-    cap = h.session.limits.walk_entries
+    out = _Listing(h, "walk")
+    cap = out.cap
     found = scoped(path, roots)
     if found is None:
         return _read_denied(path)
@@ -388,13 +493,14 @@ def fs_walk(h, args):
         is_dir = _stat.S_ISDIR(os.fstat(fd).st_mode)
     finally:
         os.close(fd)
-    out = [_shown(path)]
+    base = _display_base(path, real)
+    out.add(base)
     if not is_dir:
-        return ok(out)
+        return ok(out.items)
     # Depth first, pre-order, OS order within a directory (walkdir). Each
     # directory is opened beneath the root with no symlink allowed anywhere
     # in its path, listed, and closed: one descriptor at a time.
-    stack = [(path, real, None)]
+    stack = [(base, real, None)]
     scanned = 0
     while stack:
         shown_dir, real_dir, entries = stack[-1]
@@ -430,12 +536,12 @@ def fs_walk(h, args):
                 continue
         elif not _in_scope_real(child_real, roots):
             continue
-        if len(out) >= cap:
-            return err(f"fs.walk: more than {cap} entries (the walk_entries cap)")
-        out.append(_shown(child_shown))
+        failed = out.add(child_shown)
+        if failed is not None:
+            return failed
         if child_is_dir:
             stack.append((child_shown, child_real, None))
-    return ok(out)
+    return ok(out.items)
 
 
 # -- glob (the Rust glob crate's semantics) --------------------------------------
@@ -468,7 +574,7 @@ def _char_specs(chars):
 class Pattern:
     """One compiled glob pattern (``glob::Pattern::new``)."""
 
-    __slots__ = ("original", "tokens", "is_recursive", "has_meta")
+    __slots__ = ("original", "tokens", "is_recursive", "has_meta", "steps")
 
     def __init__(self, pattern: str):
         chars = pattern
@@ -526,6 +632,7 @@ class Pattern:
         self.tokens = tokens
         self.is_recursive = is_recursive
         self.has_meta = has_meta
+        self.steps = 0  # matching work done so far (the globber bounds it)
 
     def matches(self, name: str) -> bool:
         # Iterative wildcard matching (linear backtracking to the last star):
@@ -535,7 +642,9 @@ class Pattern:
         ti = ni = 0
         star_t = -1
         star_n = 0
+        steps = 0
         while ni < nn:
+            steps += 1
             if ti < nt:
                 t = toks[ti]
                 kind = t[0]
@@ -557,10 +666,12 @@ class Pattern:
                     ni += 1
                     continue
             if star_t < 0:
+                self.steps += steps
                 return False
             star_n += 1
             ni = star_n
             ti = star_t + 1
+        self.steps += steps
         while ti < nt and toks[ti][0] in ("*", "**"):
             ti += 1
         return ti == nt
@@ -583,6 +694,11 @@ class _GlobFailure(Exception):
     pass
 
 
+#: glob may take this many name-matching steps per allowed scan (a component
+#: like ``*a*a*a…b`` costs its length times the name's on each entry).
+GLOB_STEP_FACTOR = 32
+
+
 class _Globber:
     def __init__(self, h, roots, cap):
         self.h = h
@@ -590,6 +706,23 @@ class _Globber:
         self.eff_roots = roots or ("/",)
         self.cap = cap
         self.scanned = 0
+        self.cands = 0
+        self.out = _Listing(h, "glob")
+        self.patterns: list = []
+        self.seen: set = set()
+        self.emitted: set = set()
+
+    def work(self) -> None:
+        """Count one candidate path; stop a pattern whose work grows past the
+        bound (``.*/.*/.*/…`` doubles its candidates at every component
+        without scanning anything; ``*a*a*a…`` costs steps on every name)."""
+        self.cands += 1
+        limit = self.cap * GLOB_SCAN_FACTOR
+        if self.cands > limit or (self.cands & 63 == 0 and sum(
+                p.steps for p in self.patterns) > limit * GLOB_STEP_FACTOR):
+            raise _GlobFailure(f"fs.glob: the pattern needs more than {limit} candidate "
+                               f"paths or {limit * GLOB_STEP_FACTOR} matching steps "
+                               f"(the walk_entries cap × {GLOB_SCAN_FACTOR})")
 
     def in_scope(self, real) -> bool:
         return real is not None and _in_scope_real(real, self.roots)
@@ -682,36 +815,51 @@ class _Globber:
     def child_shown(pw: _PW, name: str) -> str:
         return name if pw.shown == "." else _join(pw.shown, name)
 
+    def _step(self, pw: _PW, s: str, got) -> _PW:
+        """The candidate ``pw/s`` for a literal or a special ``s``: ``..``
+        shows the directory it resolved to and ``.`` adds nothing, so
+        ``L/../L/../…`` or ``.*/.*/…`` are never repeated into the results."""
+        shown = got[0] if s == ".." else pw.shown if s == "." else self.child_shown(pw, s)
+        return _PW(shown, got[0], got[1], got[2])
+
     def fill_todo(self, todo, patterns, idx, pw: _PW):
-        pat = patterns[idx]
-
-        def add(nxt):
-            if idx + 1 == len(patterns):
-                todo.append((nxt, -1))
-            else:
-                self.fill_todo(todo, patterns, idx + 1, nxt)
-
-        if not pat.has_meta:
-            s = pat.original
-            special = s in (".", "..")
-            if (special and not pw.is_dir) or (not s and pw.shown == "."):
-                return  # the empty path never exists
-            got = self.resolve_child(pw.real, s) if pw.real is not None else None
-            if got is None or not self.relevant(got[0]):
-                return
-            add(_PW(self.child_shown(pw, s), got[0], got[1], got[2]))
-        elif pw.is_dir:
-            kids = self.children(pw)
-            kids = [k for k in kids if _utf8(k[0])]
-            kids.sort(key=lambda k: k[0], reverse=True)
-            for name, real, is_dir, is_link in kids:
-                todo.append((_PW(self.child_shown(pw, name), real, is_dir, is_link), idx))
-            if pat.tokens and pat.tokens[0] == ("c", "."):
-                for special in (".", ".."):
-                    if pat.matches(special):
-                        got = self.resolve_child(pw.real, special)
-                        if got is not None and self.relevant(got[0]):
-                            add(_PW(_join(pw.shown, special), got[0], got[1], got[2]))
+        last = len(patterns) - 1
+        stack = [(idx, pw)]  # a loop, not recursion: any number of components
+        while stack:
+            idx, pw = stack.pop()
+            key = (idx, pw.shown, pw.real)
+            if key in self.seen:
+                continue  # the same candidate reached another way (`.`, `..`)
+            self.seen.add(key)
+            self.work()
+            pat = patterns[idx]
+            nxts = []
+            if not pat.has_meta:
+                s = pat.original
+                special = s in (".", "..")
+                if (special and not pw.is_dir) or (not s and pw.shown == "."):
+                    continue  # the empty path never exists
+                got = self.resolve_child(pw.real, s) if pw.real is not None else None
+                if got is None or not self.relevant(got[0]):
+                    continue
+                nxts.append(self._step(pw, s, got))
+            elif pw.is_dir:
+                kids = self.children(pw)
+                kids = [k for k in kids if _utf8(k[0])]
+                kids.sort(key=lambda k: k[0], reverse=True)
+                for name, real, is_dir, is_link in kids:
+                    todo.append((_PW(self.child_shown(pw, name), real, is_dir, is_link), idx))
+                if pat.tokens and pat.tokens[0] == ("c", "."):
+                    for special in (".", ".."):
+                        if pat.matches(special):
+                            got = self.resolve_child(pw.real, special)
+                            if got is not None and self.relevant(got[0]):
+                                nxts.append(self._step(pw, special, got))
+            for nxt in reversed(nxts):  # the first is handled first, as the recursion did
+                if idx == last:
+                    todo.append((nxt, -1))
+                else:
+                    stack.append((idx + 1, nxt))
 
     def run(self, pattern: str) -> list:
         Pattern(pattern)  # the whole pattern first, as the crate does
@@ -728,6 +876,7 @@ class _Globber:
         patterns = [Pattern(c) for c in comps]
         if root_len == len(pattern):
             patterns.append(Pattern(""))
+        self.patterns = patterns
         require_dir = pattern.endswith("/")
         todo: list = []
         results: list = []
@@ -737,6 +886,7 @@ class _Globber:
         last = len(patterns) - 1
         while todo:
             pw, idx = todo.pop()
+            self.work()
             if idx == -1:
                 if not (require_dir and not pw.is_dir):
                     self.emit(results, pw)
@@ -766,14 +916,17 @@ class _Globber:
                         self.emit(results, pw)
                 else:
                     self.fill_todo(todo, patterns, idx + 1, pw)
-        return results
+        return self.out.items
 
     def emit(self, results, pw: _PW):
         if not self.in_scope(pw.real):
             return  # silently dropped, as the reference filters results
-        if len(results) >= self.cap:
-            raise _GlobFailure(f"fs.glob: more than {self.cap} matches (the walk_entries cap)")
-        results.append(_shown(pw.shown))
+        if pw.shown in self.emitted:
+            return  # reached twice (`D/*/..` from every subdirectory)
+        self.emitted.add(pw.shown)
+        failed = self.out.add(pw.shown)
+        if failed is not None:
+            raise _GlobFailure(failed.args[0])
 
 
 def _utf8(name: str) -> bool:
@@ -786,6 +939,8 @@ def _utf8(name: str) -> bool:
 
 def fs_glob(h, args):
     pattern = expect_str(args, 0)
+    if len(pattern) > _LONG and path_too_long(pattern):
+        return _too_long("glob", pattern)
     if "\0" in pattern:
         return ok([])
     g = _Globber(h, h.policy.read_roots, h.session.limits.walk_entries)
@@ -807,6 +962,8 @@ def _abs(path: str) -> str:
 
 def fs_mkdir_p(h, args):
     path = expect_str(args, 0)
+    if len(path) > _LONG and path_too_long(path):
+        return _too_long("mkdir_p", path)
     found = scoped(path, h.policy.write_roots)
     if found is None:
         return _write_denied(path)
@@ -828,9 +985,16 @@ def fs_mkdir_p(h, args):
         for comp in [c for c in real[len(root):].split("/") if c]:
             made_err = None
             try:
+                if fs_kind(dfd) is not None:
+                    # a kernel pseudo-filesystem (a new cgroup, a configfs
+                    # item...): only a directory that is already there is fine
+                    os.stat(comp, dir_fd=dfd, follow_symlinks=False)
+                    raise FileExistsError(_errno.EEXIST, os.strerror(_errno.EEXIST))
                 os.mkdir(comp, 0o777, dir_fd=dfd)
             except FileExistsError as e:
                 made_err = e
+            except FileNotFoundError:
+                return _write_denied(path)
             except OSError as e:
                 return fail(e)
             try:
@@ -856,6 +1020,7 @@ def _remove_tree(top_fd: int) -> None:
         dfd = openat2(top_fd, rel or ".", _O_DIR, 0, _BENEATH_NOLINKS) \
             if _openat2_works() else os.open(rel or ".", _O_DIR | os.O_NOFOLLOW, dir_fd=top_fd)
         try:
+            check_dir_writable(dfd)  # a kernel pseudo-filesystem mounted inside
             subdirs = []
             for name, is_dir, _link in _scan(dfd):
                 if is_dir:
@@ -880,6 +1045,8 @@ def _remove_tree(top_fd: int) -> None:
 
 def fs_remove(h, args):
     path = expect_str(args, 0)
+    if len(path) > _LONG and path_too_long(path):
+        return _too_long("remove", path)
     roots = h.policy.write_roots
     # The entry itself is removed, never what a symlink names: resolve the
     # parent, keep the last component.
@@ -920,6 +1087,7 @@ def fs_remove(h, args):
     except OSError as e:
         return fail(e)
     try:
+        check_dir_writable(pfd)
         st = os.lstat(name, dir_fd=pfd)
         if _stat.S_ISDIR(st.st_mode):
             top = os.open(name, _O_DIR | os.O_NOFOLLOW, dir_fd=pfd)
@@ -932,6 +1100,8 @@ def fs_remove(h, args):
             os.rmdir(name, dir_fd=pfd)
         else:
             os.unlink(name, dir_fd=pfd)
+    except ScopeEscape:
+        return _write_denied(path)
     except OSError as e:
         if e.errno in (_errno.EXDEV, _errno.ELOOP):
             return _write_denied(path)
@@ -944,6 +1114,9 @@ def fs_remove(h, args):
 def fs_copy(h, args):
     src = expect_str(args, 0)
     dst = expect_str(args, 1)
+    for p in (src, dst):
+        if len(p) > _LONG and path_too_long(p):
+            return _too_long("copy", p)
 
     def fail(e):
         text = os_error_text(e) if isinstance(e, OSError) else str(e)
@@ -977,6 +1150,10 @@ def fs_copy(h, args):
         except OSError as e:
             return fail(e)
         try:
+            try:
+                check_dir_writable(dfd)
+            except ScopeEscape:
+                return _write_denied(dst)
             try:
                 dst_st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
             except FileNotFoundError:

@@ -3,7 +3,9 @@
 Scope failures are hard errors (``read of `p` outside --allow-fs-read``), I/O
 failures ``err`` values, as in the reference. Beyond it: paths are resolved
 before the check, ``read_root`` cannot be escaped with ``..`` or a symlink,
-opens stay beneath the scope root (``openat2``), reads are bounded, and a
+opens stay beneath the scope root (``openat2``) and are judged by what they
+landed on (procfs secrets, kernel pseudo-filesystems: ``scope.check_opened``),
+reads are bounded, a path over ``PATH_MAX`` bytes is an ``err``, and a
 write is atomic (the old file or the whole new one, never half of it).
 """
 
@@ -14,7 +16,15 @@ import stat
 
 from ..core import err, expect_str, ok
 from ..errors import PolicyDenied
-from ..scope import ScopeEscape, open_in_scope, read_file_bounded, scoped, write_file_atomic
+from ..scope import (
+    PathTooLong,
+    ScopeEscape,
+    open_in_scope,
+    path_too_long,
+    read_file_bounded,
+    scoped,
+    write_file_atomic,
+)
 from ..values import os_error_text
 
 
@@ -43,9 +53,19 @@ def _read_target(h, path: str):
     return resolved, root, target
 
 
+def _too_long(op: str, path: str):
+    why = path_too_long(path)
+    return None if why is None else err(f"io.{op}: {why}")
+
+
 def io_read(h, args):
     path = expect_str(args, 0)
-    resolved, root, _ = _read_target(h, path)
+    if len(path) > 1024 and path_too_long(path):
+        return _too_long("read", path)
+    try:
+        resolved, root, _ = _read_target(h, path)
+    except PathTooLong as e:  # read_root joined with the path
+        return err(f"io.read: {e}")
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (only regular
         # files are read, below).
@@ -78,6 +98,8 @@ def io_read(h, args):
 def io_write(h, args):
     path = expect_str(args, 0)
     contents = expect_str(args, 1)
+    if len(path) > 1024 and path_too_long(path):
+        return _too_long("write", path)
     found = scoped(path, h.policy.write_roots)
     if found is None:
         raise PolicyDenied(f"write to `{path}` outside --allow-fs-write", effect="io", path=path)
