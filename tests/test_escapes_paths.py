@@ -422,3 +422,20 @@ def test_escape_special_files_never_block(make_handler, tmp_path):
     assert is_err(small.dispatch("io", "read", [str(sparse)]), "read cap")
     assert time.monotonic() - t0 < 5
     h.dispatch("log", "set_sink", ["-"])
+
+
+def test_escape_path_too_long_names_the_op_everywhere(make_handler, tmp_path):
+    """Every effect taking a path refuses one over PATH_MAX naming its op
+    (kv, sql and the log sink as an err value, serve_tls as an error)."""
+    from lexfast import EffectError
+    d = tmp_path / "D"
+    d.mkdir()
+    h = make_handler(effects=["kv", "sql", "log", "net", "io", "fs_write"], fs_read=[d], fs_write=[d])
+    long = str(d / ("a" * 5000))
+    for kind, op in (("kv", "open"), ("sql", "open"), ("log", "set_sink")):
+        r = h.dispatch(kind, op, [long])
+        assert r.name == "Err" and r.args[0].startswith(f"{kind}.{op}: path argument"), r
+        assert "PATH_MAX" in r.args[0]
+    with pytest.raises(EffectError, match=r"^net\.serve_tls: path argument .*PATH_MAX"):
+        h.dispatch("net", "serve_tls", [0, long, long, "h"])
+    assert os.listdir(d) == []

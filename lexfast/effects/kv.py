@@ -66,7 +66,7 @@ import lmdb
 
 from ..core import NONE, err, expect_bytes, expect_handle, expect_str, next_handle, ok, some
 from ..errors import EffectError
-from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, scoped
+from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
 from ..values import os_error_text
 
 # lmdb refuses empty keys; b"\xff" never occurs in UTF-8, so it cannot clash.
@@ -593,6 +593,8 @@ def _utf8(s: str) -> bool:
 
 def kv_open(h, args):
     path = expect_str(args, 0)
+    if (why := path_too_long(path)) is not None:
+        return err(f"kv.open: {why}")
     found = scoped(path, h.policy.write_roots)
     if found is None:
         return err(f"kv.open: `{path}` outside --allow-fs-write")

@@ -31,7 +31,7 @@ import time
 
 from ..core import err, expect_str, ok
 from ..errors import EffectError
-from ..scope import ScopeEscape, open_in_scope, scoped
+from ..scope import ScopeEscape, open_in_scope, path_too_long, scoped
 from ..values import one_line, os_error_text
 
 LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3}
@@ -221,6 +221,8 @@ def _open_sink(h, path: str):
 
 def log_set_sink(h, args):
     path = expect_str(args, 0)
+    if (why := path_too_long(path)) is not None:
+        return err(f"log.set_sink: {why}")
     st = _state(h)
     if path == "-":
         new_fd = None

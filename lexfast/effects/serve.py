@@ -46,7 +46,7 @@ from cheroot.workers import threadpool as _ch_threadpool
 
 from ..core import expect_str
 from ..errors import EffectError, PolicyDenied
-from ..scope import ScopeEscape, open_in_scope, read_file_bounded, scoped
+from ..scope import ScopeEscape, check_path_arg, open_in_scope, read_file_bounded, scoped
 from ..values import Map, debug_repr, os_error_text
 from .log import write_stderr
 
@@ -583,6 +583,8 @@ def net_serve_tls(h, args):
     cert_path = expect_str(args, 1)
     key_path = expect_str(args, 2)
     name = expect_str(args, 3)
+    check_path_arg("net.serve_tls", cert_path)
+    check_path_arg("net.serve_tls", key_path)
     _need_program(h, "net.serve_tls requires a Program reference")
     cert = _read_pem(h, cert_path, "cert")
     key = _read_pem(h, key_path, "key")

@@ -62,7 +62,7 @@ from urllib.parse import quote, unquote
 
 from ..core import err, expect_handle, expect_str, expect_str_list, next_handle, ok
 from ..errors import EffectError
-from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, scoped
+from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
 from ..values import os_error_text
 
 _BUSY_TIMEOUT_S = 5.0           # rusqlite's default
@@ -560,6 +560,8 @@ def _out_of_memory(op: str) -> str:
 
 def sql_open(h, args):
     path = expect_str(args, 0)
+    if (why := path_too_long(path)) is not None:
+        return err(f"sql.open: {why}")
     target = _target(h, path)
     if not isinstance(target, tuple):
         return target
