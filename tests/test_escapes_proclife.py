@@ -25,7 +25,9 @@ PROC = ["proc"]
 OPTS0 = {"cwd": NONE, "env": Map(), "stdin": NONE}
 T = 10
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+# where the lexfast under test was imported from (an installed copy in CI,
+# the source tree with PYTHONPATH in development): the child imports the same
+PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__import__("lexfast").__file__)))
 TINY = f"{shlex.quote(sys.executable)} {shlex.quote(os.path.join(HERE, 'mcp_tiny_server.py'))}"
 
 
@@ -121,7 +123,7 @@ def test_escape_children_inherit_ignored_and_blocked_signals(tmp_path):
     """lexfast started with SIGINT ignored and SIGTERM/SIGHUP blocked: its
     children (process.*, proc.spawn, process.run, MCP servers) start clean,
     and process.kill(h, "SIGINT") ends one."""
-    p = subprocess.run([sys.executable, "-c", _SIGNALS_CHILD, REPO, f"{TINY} ok"],
+    p = subprocess.run([sys.executable, "-c", _SIGNALS_CHILD, PKG_PARENT, f"{TINY} ok"],
                        capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
