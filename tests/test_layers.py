@@ -46,10 +46,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 #: import them when their table rows are first used, numpy on handler.stats().
 HEAVY = ("numpy", "lmdb", "pycurl", "cheroot", "websockets", "sqlite3")
 
-#: Today's violations, ``(rule, importer, imported)``. The re-layering (issue
-#: 14: kinds.py as a leaf, the kernel importing only leaves, one scope
-#: boundary, families in folders) removes them; then this set is emptied, and
-#: a new entry needs a reason, never a habit.
+#: Today's violations, ``(rule, importer, imported)``. The re-layering
+#: (kinds.py as a leaf, the kernel importing only leaves, one scope boundary,
+#: families in folders) removes them; then this set is emptied, and a new
+#: entry needs a reason, never a habit.
 KNOWN_VIOLATIONS: set[tuple[str, str, str]] = {
     # the compiled core reads KIND_BIT from policy (moving to lexfast.kinds)
     ("upward", "lexfast._core", "lexfast.policy"),
