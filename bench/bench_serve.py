@@ -40,7 +40,7 @@ ROUNDS = 5
 # Seconds per request, lexfast / stdlib (inverse req/s ratios). The issue
 # asks for 1.0 (at least the stdlib server's req/s); on the shared 2-core box
 # we measured about 0.9-1.1 at 1 connection, 1.0-2.4 at 16 and 0.7-1.5 at 256,
-# with run-to-run swings of 2x. ECOSYSTEM §2 predicts ~2x for cheroot against
+# with run-to-run swings of 2x. The survey that chose cheroot expected ~2x against
 # a tuned stdlib server, so the targets hold "at least 0.4x its req/s". What
 # the stdlib server lacks (bounded threads, 413, a bounded graceful stop) is
 # the point; extra_info records threads, errors and p99 for each point.

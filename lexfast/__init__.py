@@ -11,10 +11,10 @@ from .errors import BudgetExceeded, EffectError, PolicyDenied
 from .handler import CapturedSink, DefaultHandler, Limits, StderrSink, StdoutSink
 from .policy import KNOWN_EFFECTS, Policy
 from .table import EffectTable
-from .values import Map
+from .values import LexValue, Map
 
 __all__ = [
     "COMPILED", "KNOWN_EFFECTS", "NONE", "BudgetExceeded", "CapturedSink", "DefaultHandler",
-    "EffectError", "EffectTable", "LRURegistry", "Limits", "Map", "Policy", "PolicyDenied",
-    "StderrSink", "StdoutSink", "Variant", "__version__", "err", "ok", "some",
+    "EffectError", "EffectTable", "LRURegistry", "LexValue", "Limits", "Map", "Policy",
+    "PolicyDenied", "StderrSink", "StdoutSink", "Variant", "__version__", "err", "ok", "some",
 ]

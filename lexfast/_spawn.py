@@ -1,6 +1,6 @@
 """Starting and tracking child processes (``proc.*``, ``process.*``, MCP servers).
 
-Why not ``subprocess.Popen`` (issue 22.6): a child inherits its parent's
+Why not ``subprocess.Popen``: a child inherits its parent's
 ignored signals and signal mask. When lexfast itself runs with SIGINT
 ignored (a shell's background job, ``nohup``, a job runner) or with signals
 blocked, every child would too, and ``process.kill(h, "SIGINT")`` would do
@@ -16,7 +16,7 @@ Every child starts in a new session (``POSIX_SPAWN_SETSID``; a new process
 group where libc lacks it, glibc < 2.26): its pid is its process group id,
 so a signal can reach everything it started (``Child.signal_group``).
 
-Reaping and group ids (issue 22.9). The kernel keeps a pid number allocated
+Reaping and group ids. The kernel keeps a pid number allocated
 while any process uses it as a pid, a process group id or a session id. So:
 
 - while the leader is alive or an unreaped zombie, ``killpg(pid)`` can only

@@ -1,4 +1,4 @@
-"""The ``lexfast`` command: the Lex effect handler for any process (DESIGN.md §7).
+"""The ``lexfast`` command: the Lex effect handler for any process (docs/design.md §7).
 
     lexfast run [FLAGS] FILE|-     dispatch the JSON-lines calls in FILE (or stdin)
     lexfast host [FLAGS]           the same over stdin/stdout while the peer talks

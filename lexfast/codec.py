@@ -1,4 +1,4 @@
-"""Lex values <-> JSON (DESIGN.md §7), as ``lexfast run`` / ``lexfast host`` speak it.
+"""Lex values <-> JSON (docs/design.md §7), as ``lexfast run`` / ``lexfast host`` speak it.
 
 Values JSON can carry are themselves: Unit ``null``, Bool, Int, finite Float,
 Str, List ``[..]``, Record ``{..}``. Everything else is a *tagged object*, an

@@ -6,6 +6,8 @@ classes whichever core is loaded.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EffectError(Exception):
     """An effect failed in a way the VM must see as an aborted call.
@@ -35,11 +37,12 @@ class PolicyDenied(EffectError):
         self.host = host
         self.cmd = cmd
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_denied, (str(self), self.effect, self.path, self.host, self.cmd))
 
 
-def _rebuild_denied(message, effect, path, host, cmd):
+def _rebuild_denied(message: str, effect: str | None, path: str | None, host: str | None,
+                    cmd: str | None) -> PolicyDenied:
     return PolicyDenied(message, effect=effect, path=path, host=host, cmd=cmd)
 
 
@@ -53,5 +56,5 @@ class BudgetExceeded(EffectError):
         self.used = used
         self.ceiling = ceiling
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (BudgetExceeded, (self.requested, self.used, self.ceiling))

@@ -1,5 +1,5 @@
 """``DefaultHandler``: the policy, the effect table and the session a VM
-dispatches through (DESIGN.md §2).
+dispatches through (docs/design.md §2).
 
 A *session* is one handler and all its forks: they share the budget pool, the
 handle registries, the sink, the program and the shutdown signal. Handles are
@@ -11,20 +11,37 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy
 
 from .core import BudgetPool, HandlerCore, LRURegistry, Stats
 from .errors import EffectError
 from .policy import Policy
 from .table import EffectTable, default_table
+from .values import LexValue
+
+#: A VM's pure builtin: called with the args list, no policy check.
+PureFn = Callable[[list[LexValue]], LexValue]
+#: ``runner(program, handler, fn_name, args)``: how the servers call back into the VM.
+Runner = Callable[[Any, "DefaultHandler", str, list[LexValue]], LexValue]
+#: What ``read_root`` accepts (resolved to an absolute ``str``).
+PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 #: Registries are capped per session (the reference's 256, per kind).
 REGISTRY_CAP = 256
 
 
 # -- sinks -------------------------------------------------------------------
+
+class Sink(Protocol):
+    """Where ``io.print`` goes: any object with ``print_line(str)``."""
+
+    def print_line(self, s: str) -> None: ...
+
 
 class StdoutSink:
     """``io.print`` to standard output, one line per call."""
@@ -67,7 +84,7 @@ class CapturedSink:
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on everything read from outside (DESIGN.md §5). Operator
+    """Bounds on everything read from outside (docs/design.md §5). Operator
     configuration: agent code cannot change them."""
 
     read_bytes: int = 64 << 20            # io.read, fs reads
@@ -112,7 +129,8 @@ class Limits:
 class Session:
     """What a handler shares with its forks."""
 
-    def __init__(self, sink, read_root, program, runner, limits: Limits) -> None:
+    def __init__(self, sink: Sink, read_root: str | None, program: Any,
+                 runner: Runner | None, limits: Limits) -> None:
         self.sink = sink
         self.read_root = read_root
         self.program = program
@@ -120,13 +138,13 @@ class Session:
         self.limits = limits
         self.lock = threading.RLock()
         self.shutdown_event = threading.Event()
-        self._registries: dict[str, tuple[LRURegistry, Callable | None]] = {}
+        self._registries: dict[str, tuple[LRURegistry, Callable[[Any, Any], Any] | None]] = {}
         self._states: dict[str, Any] = {}
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._close_hooks: list[Callable[[], None]] = []
         self.closed = False
 
-    def registry(self, name: str, on_evict: Callable | None = None,
+    def registry(self, name: str, on_evict: Callable[[Any, Any], Any] | None = None,
                  cap: int = REGISTRY_CAP) -> LRURegistry:
         """The session's registry called ``name``, made on first use.
         ``on_evict(handle, value)`` releases a resource the LRU pushes out,
@@ -211,10 +229,11 @@ class Session:
             pass
 
 
-def _pure_table(pure: Mapping | None) -> dict | None:
+def _pure_table(pure: Mapping[tuple[str, str], PureFn] | None
+                ) -> dict[str, dict[str, PureFn]] | None:
     if not pure:
         return None
-    out: dict[str, dict[str, Callable]] = {}
+    out: dict[str, dict[str, PureFn]] = {}
     for key, fn in pure.items():
         if not (isinstance(key, tuple) and len(key) == 2
                 and isinstance(key[0], str) and isinstance(key[1], str)):
@@ -236,8 +255,32 @@ class DefaultHandler(HandlerCore):
     what is read from outside.
     """
 
-    def __init__(self, policy: Policy | None = None, *, sink=None, read_root=None,
-                 program=None, runner=None, pure: Mapping | None = None,
+    if TYPE_CHECKING:
+        # The compiled core implements these; typed here as the public API.
+        @property
+        def policy(self) -> Policy: ...
+
+        def dispatch(self, kind: str, op: str, args: Sequence[LexValue]) -> LexValue:
+            """Run the effect ``kind.op`` under the policy: a pure builtin
+            first, else the gate, else the effect. Raises ``EffectError`` (or
+            ``PolicyDenied``) where the reference aborts the call."""
+
+        def note_call_budget(self, cost: int) -> None:
+            """Deduct ``cost`` from the session's pool; ``BudgetExceeded``
+            without deducting when it would go below zero."""
+
+        @property
+        def budget_remaining(self) -> int | None: ...
+
+        @property
+        def budget_ceiling(self) -> int | None: ...
+
+    session: Session
+
+    def __init__(self, policy: Policy | None = None, *, sink: Sink | None = None,
+                 read_root: PathArg | None = None, program: Any = None,
+                 runner: Runner | None = None,
+                 pure: Mapping[tuple[str, str], PureFn] | None = None,
                  table: EffectTable | None = None, limits: Limits | None = None,
                  stats: bool = True, timing: bool = False) -> None:
         if policy is None:
@@ -254,23 +297,23 @@ class DefaultHandler(HandlerCore):
         self._setup(policy, table, BudgetPool(policy.budget), _pure_table(pure), counters)
 
     # -- configuration (builders return the handler) ----------------------
-    def with_sink(self, sink) -> DefaultHandler:
+    def with_sink(self, sink: Sink) -> DefaultHandler:
         if not callable(getattr(sink, "print_line", None)):
             raise TypeError("sink must have a print_line(str) method")
         self.session.sink = sink
         return self
 
-    def with_read_root(self, root) -> DefaultHandler:
+    def with_read_root(self, root: PathArg | None) -> DefaultHandler:
         self.session.read_root = _resolve_root(root)
         return self
 
-    def with_program(self, program, runner=None) -> DefaultHandler:
+    def with_program(self, program: Any, runner: Runner | None = None) -> DefaultHandler:
         self.session.program = program
         if runner is not None:
             self.session.runner = runner
         return self
 
-    def register_pure(self, kind: str, op: str, fn: Callable) -> DefaultHandler:
+    def register_pure(self, kind: str, op: str, fn: PureFn) -> DefaultHandler:
         """Add a pure builtin to this handler (forks made later share it)."""
         policy, effects, pool, pure, counters = self._core_state()
         merged = {(k, o): f for k, ops in (pure or {}).items() for o, f in ops.items()}
@@ -279,7 +322,7 @@ class DefaultHandler(HandlerCore):
         return self
 
     # -- statistics -------------------------------------------------------------
-    def stats(self):
+    def stats(self) -> numpy.ndarray[Any, Any]:
         """Per-``(kind, op)`` counters of this session (shared by its forks) as
         a read-only numpy structured array (fields ``calls``, ``denials``,
         ``errors``, ``total_ns``, ``max_ns``) that views the core's counters
@@ -296,12 +339,12 @@ class DefaultHandler(HandlerCore):
         """``kind.op`` for each row of :meth:`stats`."""
         return list(self.table.names)
 
-    def stats_table(self, nonzero: bool = True) -> list[dict]:
+    def stats_table(self, nonzero: bool = True) -> list[dict[str, str | int]]:
         """The counters as a list of dicts with ``effect`` names (no numpy)."""
         counters = self._core_state()[4]
         if counters is None:
             return []
-        out = []
+        out: list[dict[str, str | int]] = []
         for i, name in enumerate(self.table.names):
             row = counters.row(i)
             if nonzero and not row["calls"]:
@@ -329,19 +372,19 @@ class DefaultHandler(HandlerCore):
         counters.timing = bool(on)
 
     @property
-    def sink(self):
+    def sink(self) -> Sink:
         return self.session.sink
 
     @property
-    def read_root(self):
+    def read_root(self) -> str | None:
         return self.session.read_root
 
     @property
-    def program(self):
+    def program(self) -> Any:
         return self.session.program
 
     @property
-    def runner(self):
+    def runner(self) -> Runner | None:
         return self.session.runner
 
     @property
@@ -385,7 +428,7 @@ class DefaultHandler(HandlerCore):
         return f"<DefaultHandler {self.policy!r}>"
 
 
-def _resolve_root(root):
+def _resolve_root(root: PathArg | None) -> str | None:
     if root is None:
         return None
     root = os.fspath(root)
@@ -395,4 +438,4 @@ def _resolve_root(root):
 
 
 __all__ = ["DefaultHandler", "Session", "Limits", "StdoutSink", "StderrSink",
-           "CapturedSink", "REGISTRY_CAP"]
+           "CapturedSink", "REGISTRY_CAP", "Sink"]

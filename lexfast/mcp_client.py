@@ -4,7 +4,7 @@ Why our own (ECOSYSTEM.md §4): the official SDK is asyncio-only, and its
 anyio cancel scopes must be entered and left in one task, which an LRU that
 evicts from whichever thread inserts cannot promise.
 
-What it does beyond the reference's client (DESIGN.md §5):
+What it does beyond the reference's client (docs/design.md §5):
 
 - the full handshake: ``initialize`` (a current protocol version, accepting
   any handshake-era version the server answers), then the

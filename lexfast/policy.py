@@ -3,7 +3,7 @@
 A ``Policy`` is immutable. Everything the dispatch path needs from it is
 computed once here: the kind bitmask the gate tests, and the scope roots
 resolved (made absolute, ``..`` collapsed, symlinks followed) so that every
-later check compares resolved paths by whole components (DESIGN.md §5).
+later check compares resolved paths by whole components (docs/design.md §5).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def kinds_mask(kinds: Iterable[str]) -> int:
     return m
 
 
-def _str_tuple(name: str, value, *, paths: bool = False) -> tuple[str, ...]:
+def _str_tuple(name: str, value: object, *, paths: bool = False) -> tuple[str, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(f"Policy: {name} must be a sequence of str, not {type(value).__name__}")
     out = []
@@ -141,10 +141,10 @@ class Policy:
         sets(self, "write_roots", tuple(resolve_root(p) for p in fs_write))
         sets(self, "net_hosts", frozenset(normalize_host(h) for h in hosts))
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Policy is immutable; use Policy.replace(...)")
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         raise AttributeError("Policy is immutable")
 
     # -- presets ---------------------------------------------------------
@@ -158,7 +158,7 @@ class Policy:
         """Every kind in ``KNOWN_EFFECTS``, every scope open (empty = any)."""
         return cls(allow_effects=KNOWN_EFFECTS)
 
-    def replace(self, **changes) -> Policy:
+    def replace(self, **changes: Any) -> Policy:
         fields: dict[str, Any] = dict(allow_effects=self.allow_effects, allow_fs_read=self.allow_fs_read,
                       allow_fs_write=self.allow_fs_write, allow_net_host=self.allow_net_host,
                       allow_proc=self.allow_proc, budget=self.budget)
@@ -167,9 +167,6 @@ class Policy:
             raise TypeError(f"Policy.replace: unknown field(s) {sorted(unknown)}")
         fields.update(changes)
         return Policy(**fields)
-
-    def allows(self, kind: str) -> bool:
-        return kind in self.allow_effects
 
     def wildcard_scoped_grants(self) -> tuple[str, ...]:
         """Granted kinds that consult a scope list left empty, i.e. open to
@@ -202,14 +199,15 @@ class Policy:
         return policy
 
     # -- value semantics -------------------------------------------------
-    def _key(self):
+    def _key(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...], tuple[str, ...],
+                            tuple[str, ...], int | None]:
         return (self.allow_effects, self.allow_fs_read, self.allow_fs_write,
                 self.allow_net_host, self.allow_proc, self.budget)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and self._key() == other._key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key())
 
     def __repr__(self) -> str:
@@ -222,11 +220,12 @@ class Policy:
             parts.append(f"budget={self.budget}")
         return f"Policy({', '.join(parts)})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, self._key())
 
 
-def _rebuild(effects, fs_read, fs_write, hosts, procs, budget):
+def _rebuild(effects: Iterable[str], fs_read: Iterable[str], fs_write: Iterable[str],
+             hosts: Iterable[str], procs: Iterable[str], budget: int | None) -> Policy:
     return Policy(effects, fs_read, fs_write, hosts, procs, budget)
 
 

@@ -1,4 +1,4 @@
-"""Path and binary scopes (DESIGN.md §5), shared by every effect family.
+"""Path and binary scopes (docs/design.md §5), shared by every effect family.
 
 The reference compares paths lexically (``Path::starts_with``), so ``..``,
 symlinks and sibling prefixes escape its scopes. Here a path is made absolute

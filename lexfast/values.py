@@ -1,4 +1,4 @@
-"""The Lex value model as Python objects (DESIGN.md §3), minus ``Variant``.
+"""The Lex value model as Python objects (docs/design.md §3), minus ``Variant``.
 
 ``Variant`` and the ``ok/err/some/NONE`` constructors live in the core
 (compiled, or the twin); this module holds what is not hot: ``Map``, the
@@ -8,6 +8,11 @@ Rust-``Debug`` rendering that error messages use, and the I/O error text.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeAlias, Union
+
+if TYPE_CHECKING:
+    from .core import Variant
 
 INT_MIN = -(1 << 63)
 INT_MAX = (1 << 63) - 1
@@ -20,7 +25,13 @@ _REPR_MAX_DEPTH = 8
 _REPR_MAX_ITEMS = 16
 
 
-class Map(dict):
+if TYPE_CHECKING:
+    _MapBase = dict[Union[str, int], "LexValue"]
+else:
+    _MapBase = dict
+
+
+class Map(_MapBase):
     """A Lex ``Map``: a dict whose keys are ``str`` or ``int``.
 
     Kept distinct from a plain ``dict`` (a Lex ``Record``) so values round-trip
@@ -31,6 +42,15 @@ class Map(dict):
 
     def __repr__(self) -> str:
         return f"Map({dict.__repr__(self)})"
+
+
+#: A Lex value as Python holds it (docs/design.md §3): Unit ``None``, Bool,
+#: Int (signed 64-bit), Float, Str, Bytes, List, Tuple, Record (``dict`` with
+#: ``str`` keys), ``Map`` and ``Variant``. What ``dispatch`` takes and returns.
+LexValue: TypeAlias = Union[
+    None, bool, int, float, str, bytes, list["LexValue"], tuple["LexValue", ...],
+    dict[str, "LexValue"], Map, "Variant",
+]
 
 
 def _rust_str(s: str) -> str:
@@ -69,7 +89,8 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
         out.append(s)
         budget[0] -= len(s)
 
-    def seq(name: str, items, open_: str = "[", close: str = "]") -> None:
+    def seq(name: str, items: list[Callable[..., None]], open_: str = "[",
+            close: str = "]") -> None:
         put(f"{name}({open_}")
         for i, item in enumerate(items):
             if budget[0] <= 0:
@@ -101,7 +122,7 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
     elif isinstance(v, dict):
         is_map = isinstance(v, Map)
 
-        def entry(k, x):
+        def entry(k: object, x: object) -> Callable[[], None]:
             def render() -> None:
                 if is_map:
                     _render_key(k, out, budget)
@@ -159,7 +180,7 @@ def debug_repr(v: object) -> str:
     return s
 
 
-def debug_str_list(items) -> str:
+def debug_str_list(items: Iterable[object]) -> str:
     """Rust ``{:?}`` of a ``Vec<String>``: ``["echo", "ls"]``."""
     return "[" + ", ".join(_rust_str(str(s)) for s in items) + "]"
 

@@ -1,6 +1,6 @@
 """agent.local_complete / cloud_complete / send_a2a against local HTTP servers
 on 127.0.0.1 standing in for Ollama, an OpenAI-compatible API and an A2A
-agent (BEHAVIOUR.md §3.12, §6.13)."""
+agent (docs/behaviour.md §3.12, §6.13)."""
 
 from __future__ import annotations
 

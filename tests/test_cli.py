@@ -1,4 +1,4 @@
-"""The ``lexfast`` command: run, host, info (DESIGN.md §7), as a user runs it
+"""The ``lexfast`` command: run, host, info (docs/design.md §7), as a user runs it
 (``python -m lexfast`` in a child process) and in-process through ``main``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The JSON codec (DESIGN.md §7): round trips, tags, bounds, and errors that are
+"""The JSON codec (docs/design.md §7): round trips, tags, bounds, and errors that are
 always ``CodecError``."""
 
 from __future__ import annotations

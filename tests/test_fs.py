@@ -1,5 +1,5 @@
-"""std.fs on real files: every op, every scope rule (DESIGN.md §5), the caps,
-and the BEHAVIOUR.md §6.7 cases (with our stricter outcome for case 85)."""
+"""std.fs on real files: every op, every scope rule (docs/design.md §5), the caps,
+and the docs/behaviour.md §6.7 cases (with our stricter outcome for case 85)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def denied_write(p):
     return err(f"fs path `{p}` outside --allow-fs-write")
 
 
-# -- BEHAVIOUR.md §6.7 ---------------------------------------------------------
+# -- docs/behaviour.md §6.7 ---------------------------------------------------------
 
 def test_70_71_exists_is_dir_is_file(make_handler, tree):
     D = tree / "D"
@@ -170,7 +170,7 @@ def test_84_copy_scopes(make_handler, tmp_path):
 
 
 def test_85_dotdot_out_of_the_scope_is_denied(make_handler, tree):
-    """Seed: allowed (lexical); DESIGN.md §5: D/sub/.. is D, outside R[D/sub]."""
+    """Seed: allowed (lexical); docs/design.md §5: D/sub/.. is D, outside R[D/sub]."""
     D = tree / "D"
     h = make_handler(effects=WALK, fs_read=[D / "sub"])
     p = f"{D}/sub/.."

@@ -2,8 +2,8 @@
 
 The servers are the standard library's, speaking HTTP/1.1 with Nagle off,
 started per module; the HTTPS ones use certificates made by trustme at test
-time. BEHAVIOUR.md §6.5/§6.6 cases are ported with lexfast's stricter
-outcomes where DESIGN.md §5 asks for them (noted per test).
+time. docs/behaviour.md §6.5/§6.6 cases are ported with lexfast's stricter
+outcomes where docs/design.md §5 asks for them (noted per test).
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ def _http_err(v, name):
     return inner.args[0] if inner.args else None
 
 
-# -- net.get / net.post (BEHAVIOUR §6.5) --------------------------------------------------
+# -- net.get / net.post (docs/behaviour.md §6.5) --------------------------------------------------
 
 def test_net_get_returns_body(net, server):  # case 47
     assert net.dispatch("net", "get", [server.base + "/hello"]) == ok("hello from server")
@@ -371,7 +371,7 @@ def test_net_bad_argument_types(net):
         net.dispatch("net", "post", ["http://127.0.0.1:1/"])
 
 
-# -- http.get / http.post / http.send (BEHAVIOUR §6.6) -----------------------------------------
+# -- http.get / http.post / http.send (docs/behaviour.md §6.6) -----------------------------------------
 
 def test_http_get_status_headers_body(net, server):  # case 55
     rec = _ok_record(net.dispatch("http", "get", [server.base + "/hello"]))

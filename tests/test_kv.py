@@ -1,4 +1,4 @@
-"""kv.* on real lmdb stores in temp folders (BEHAVIOUR.md §3.7, §6.8)."""
+"""kv.* on real lmdb stores in temp folders (docs/behaviour.md §3.7, §6.8)."""
 
 from __future__ import annotations
 

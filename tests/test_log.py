@@ -1,4 +1,4 @@
-"""log.* (BEHAVIOUR.md §6.11); the log state is per session (issue 13.6)."""
+"""log.* (docs/behaviour.md §6.11); the log state is per session (issue 13.6)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """proc.spawn and process.* with real children: every op, the allow-proc rule
-(DESIGN.md §5), the caps, signals, eviction and reaping (BEHAVIOUR.md §6.10,
+(docs/design.md §5), the caps, signals, eviction and reaping (docs/behaviour.md §6.10,
 with our stricter outcome for case 125)."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def wait_gone(pid: int, timeout: float = 5.0) -> bool:
     return False
 
 
-# -- BEHAVIOUR.md §6.10 ------------------------------------------------------------
+# -- docs/behaviour.md §6.10 ------------------------------------------------------------
 
 def test_109_110_stream_lines_and_wait(make_handler):
     h = make_handler(effects=PROC)
@@ -202,7 +202,7 @@ def test_124_proc_spawn_caps(make_handler):
 
 
 def test_125_path_qualified_command_must_be_the_allowed_file(make_handler, tmp_path):
-    """Seed: allowed by basename; DESIGN.md §5: denied unless the same file."""
+    """Seed: allowed by basename; docs/design.md §5: denied unless the same file."""
     h = make_handler(effects=PROC, procs=["echo"])
     assert h.dispatch("proc", "spawn", ["/nonexistent/dir/echo", ["x"]]) == \
         err('proc.spawn: `/nonexistent/dir/echo` not in --allow-proc ["echo"]')

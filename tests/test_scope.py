@@ -1,4 +1,4 @@
-"""Path and binary scopes (DESIGN.md §5), with property tests."""
+"""Path and binary scopes (docs/design.md §5), with property tests."""
 
 from __future__ import annotations
 

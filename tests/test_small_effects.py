@@ -1,4 +1,4 @@
-"""io, time, datetime, rand, crypto.random, env, budget (BEHAVIOUR.md §6.2–6.4)."""
+"""io, time, datetime, rand, crypto.random, env, budget (docs/behaviour.md §6.2–6.4)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_read_scope_denials(make_handler, tmp_path):
     with pytest.raises(PolicyDenied, match=r"^read of `/etc/passwd` outside --allow-fs-read$") as e:
         h.dispatch("io", "read", ["/etc/passwd"])
     assert e.value.path == "/etc/passwd"
-    # BEHAVIOUR §6.2 #18: the reference let `..` escape; lexfast resolves first.
+    # docs/behaviour.md §6.2 #18: the reference let `..` escape; lexfast resolves first.
     with pytest.raises(PolicyDenied):
         h.dispatch("io", "read", [f"{d}/sub/../secret.txt"])
     (d / "sub" / "link").symlink_to(d / "secret.txt")
@@ -88,7 +88,7 @@ def test_read_root_joins_and_confines(make_handler, tmp_path):
     (root / "esc").symlink_to(tmp_path / "secret")
     with pytest.raises(PolicyDenied):
         h.dispatch("io", "read", ["esc"])
-    # BEHAVIOUR §6.2 #19: the scope applies to the joined path.
+    # docs/behaviour.md §6.2 #19: the scope applies to the joined path.
     h2 = make_handler(effects=["io"], fs_read=["/data"], read_root=root)
     with pytest.raises(PolicyDenied, match=r"^read of `/data/x` outside --allow-fs-read$"):
         h2.dispatch("io", "read", ["/data/x"])

@@ -1,4 +1,4 @@
-"""sql.* on real SQLite files in temp folders (BEHAVIOUR.md §3.8, §6.9)."""
+"""sql.* on real SQLite files in temp folders (docs/behaviour.md §3.8, §6.9)."""
 
 from __future__ import annotations
 

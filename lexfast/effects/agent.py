@@ -4,7 +4,7 @@ agent.cloud_complete (``llm_cloud``), agent.send_a2a (``a2a``).
 Every error here is a soft ``err(...)`` value, as in the reference.
 
 MCP: live clients are cached per session by the exact command line (an LRU
-of 16). Where lexfast differs from the reference (DESIGN.md §5): the
+of 16). Where lexfast differs from the reference (docs/design.md §5): the
 command line is split with POSIX ``shlex`` rules (quotes group words; no
 expansion, no operators: ``;`` or ``$(..)`` are just bytes of an argument)
 and never run through a shell; its binary must pass ``--allow-proc``; the

@@ -4,7 +4,7 @@ fs.copy (both).
 
 Shapes, ``ok/err`` values and messages follow the reference; scope failures
 are ``err`` values here (unlike io.read/io.write). Where we are stricter than
-the reference (DESIGN.md §5):
+the reference (docs/design.md §5):
 
 - paths are resolved before the check and compared by whole components, and
   every open goes through ``openat2(RESOLVE_BENEATH)`` from the scope root, so

@@ -1,6 +1,6 @@
 """net.get/post and http.send/get/post: the HTTP client, on pycurl.
 
-Shapes and messages follow the reference. Where it was weak (DESIGN.md §5),
+Shapes and messages follow the reference. Where it was weak (docs/design.md §5),
 this client is stricter:
 
 - The URL is parsed once by libcurl's own parser (``pycurl.CurlUrl``); its

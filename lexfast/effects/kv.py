@@ -2,7 +2,7 @@
 
 The reference used sled; the contract is the same ordered, persistent byte
 store per path. Shapes, messages and the hard/soft split follow the
-reference (BEHAVIOUR.md §3.7); where lexfast differs:
+reference (docs/behaviour.md §3.7); where lexfast differs:
 
 - ``kv.open`` resolves the path (``..`` and symlinks) before checking it
   against ``--allow-fs-write``; nothing is created outside the scope. The

@@ -2,7 +2,7 @@
 read_stderr_line/wait/kill/run (std.process); every op is gated on ``proc``.
 
 Shapes and messages follow the reference. Where we are stricter or do the
-real thing (DESIGN.md §5):
+real thing (docs/design.md §5):
 
 - ``--allow-proc``: a bare entry allows that name as found on PATH's absolute
   entries; a path-qualified command runs only if it resolves to the file an
@@ -24,7 +24,7 @@ real thing (DESIGN.md §5):
   ``Limits.proc_line_bytes``. The caps count memory, not text: each buffered
   line costs its bytes plus ``LINE_COST`` (what Python holds for it), and a
   partial line counts too, so empty or tiny lines cannot hold more than the
-  cap (issue 22.8).
+  cap.
 - One pump thread per session drains every live child's stdout and stderr
   (and writes a stdin payload, however large) with epoll, so a child flooding
   stderr never blocks a reader of its stdout, a read on one handle never waits
@@ -69,7 +69,7 @@ SESSION_OUTPUT_FACTOR = 4
 #: What one buffered line costs against those caps beyond its bytes: the
 #: bytes object's header and allocator rounding and its deque slot (a line
 #: of n bytes holds at most n + 73 bytes), and the deque slot of a marker
-#: that may follow it (issue 22.8).
+#: that may follow it.
 LINE_COST = 96
 #: Reaped children whose group still had members, kept to be killed at
 #: close(): at most this many keep a pidfd (the rest are signalled by number).

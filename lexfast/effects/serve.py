@@ -53,7 +53,7 @@ from .log import write_stderr
 _log = logging.getLogger("lexfast.serve")
 
 # The listen backlog: cheroot's default of 5 refuses connections at a few
-# hundred clients (ECOSYSTEM §2); the kernel caps it at somaxconn anyway.
+# hundred clients; the kernel caps it at somaxconn anyway.
 LISTEN_BACKLOG = 1024
 MAX_HEADER_BYTES = 64 << 10
 PEM_MAX_BYTES = 1 << 20

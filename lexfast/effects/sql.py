@@ -1,7 +1,7 @@
 """sql.open/close/exec/query on the standard ``sqlite3`` (gated ``sql``).
 
 Shapes, messages and the hard/soft split follow the reference, which used
-rusqlite (BEHAVIOUR.md §3.8): connections in autocommit mode, a 5 s busy
+rusqlite (docs/behaviour.md §3.8): connections in autocommit mode, a 5 s busy
 timeout, the URI flag on, parameters bound positionally as TEXT (never
 interpolated), ``exec`` returning SQLite's ``changes()`` and refusing a
 statement that returns rows, one statement per call, rows as records with
