@@ -12,16 +12,8 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-#: Every effect kind the reference knows (``policy.rs``). Their order fixes the
-#: bit each kind has in a policy's mask; append, never reorder.
-KNOWN_EFFECTS: tuple[str, ...] = (
-    "io", "net", "time", "llm", "proc", "panic", "fs_read", "fs_write",
-    "budget", "llm_local", "llm_cloud", "a2a", "mcp", "env", "sql", "random",
-    "chat", "log", "kv", "stream", "fs_walk", "concurrent", "crypto",
-)
-
-#: kind -> its bit in ``Policy.mask`` (and in each table row's gate mask).
-KIND_BIT: dict[str, int] = {k: 1 << i for i, k in enumerate(KNOWN_EFFECTS)}
+from .kinds import KIND_BIT, KNOWN_EFFECTS, kinds_mask  # noqa: F401 - re-exported (KIND_BIT)
+from .scope import resolve_root
 
 #: Which scope lists the ops gated by each kind consult (an empty list = any),
 #: read off every family's ROWS and the code reading ``read_roots``,
@@ -57,14 +49,6 @@ SCOPE_FLAGS: dict[str, str] = {
 }
 
 _U64_MAX = (1 << 64) - 1
-
-
-def kinds_mask(kinds: Iterable[str]) -> int:
-    """The bitmask of the known kinds among ``kinds`` (unknown ones have no bit)."""
-    m = 0
-    for k in kinds:
-        m |= KIND_BIT.get(k, 0)
-    return m
 
 
 def _str_tuple(name: str, value, *, paths: bool = False) -> tuple[str, ...]:
@@ -115,8 +99,6 @@ class Policy:
     def __init__(self, allow_effects: Iterable[str] = (), allow_fs_read: Iterable[str] = (),
                  allow_fs_write: Iterable[str] = (), allow_net_host: Iterable[str] = (),
                  allow_proc: Iterable[str] = (), budget: int | None = None) -> None:
-        from .scope import resolve_root
-
         effects = frozenset(_str_tuple("allow_effects", allow_effects))
         if budget is not None:
             if isinstance(budget, bool) or not isinstance(budget, int):

@@ -1,8 +1,10 @@
 """The Lex value model as Python objects (DESIGN.md §3), minus ``Variant``.
 
-``Variant`` and the ``ok/err/some/NONE`` constructors live in the core
+``Variant`` and the ``ok/err/some/NONE`` constructors live in the kernel
 (compiled, or the twin); this module holds what is not hot: ``Map``, the
 Rust-``Debug`` rendering that error messages use, and the I/O error text.
+It is a leaf: the kernel imports it, never the other way round, so the
+kernel hands its ``Variant`` class in (``register_variant_type``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ INT_MAX = (1 << 63) - 1
 _REPR_MAX_CHARS = 200
 _REPR_MAX_DEPTH = 8
 _REPR_MAX_ITEMS = 16
+
+
+#: The kernel's ``Variant`` class(es): only the selected kernel's outside the
+#: tests, which also import the other one. Rendered as a Variant; a user's own
+#: class that happens to be called ``Variant`` is not.
+_VARIANT_TYPES: tuple[type, ...] = ()
+
+
+def register_variant_type(cls: type) -> None:
+    """Called by each kernel module for its ``Variant`` when it is imported."""
+    global _VARIANT_TYPES
+    if cls not in _VARIANT_TYPES:
+        _VARIANT_TYPES = (*_VARIANT_TYPES, cls)
 
 
 class Map(dict):
@@ -119,7 +134,7 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
     elif isinstance(v, tuple):
         seq("Tuple", [lambda x=x: _render(x, depth + 1, out, budget)
                       for x in v[: _REPR_MAX_ITEMS + 1]])
-    elif type(v).__name__ == "Variant" and hasattr(v, "name") and hasattr(v, "args"):
+    elif isinstance(v, _VARIANT_TYPES):
         put(f"Variant {{ name: {_rust_str(str(v.name)[:_REPR_MAX_CHARS])}, args: [")
         for i, x in enumerate(tuple(v.args)[: _REPR_MAX_ITEMS + 1]):
             if i >= _REPR_MAX_ITEMS:

@@ -47,15 +47,31 @@ def test_variant_rejects_non_str_name(impl):
         impl.Variant(3, ())
 
 
-def test_variants_of_both_cores_compare_equal():
-    from lexfast import _twin
+def test_variants_of_the_two_kernels_do_not_mix():
+    """One Variant in production: the kernel not selected is a test-only
+    module, and its values are neither instances of nor equal to the other's."""
+    import lexfast
+    from lexfast.kernel import _py
     try:
-        from lexfast import _core
+        from lexfast.kernel import _c
     except ImportError:
         pytest.skip("compiled core not built")
-    assert _core.ok(1) == _twin.ok(1) and _twin.ok(1) == _core.ok(1)
-    assert hash(_core.some("a")) == hash(_twin.some("a"))
-    assert _core.NONE != _twin.some(1)
+    assert lexfast.Variant is (_c.Variant if lexfast.COMPILED else _py.Variant)
+    assert not isinstance(_py.ok(1), _c.Variant) and not isinstance(_c.ok(1), _py.Variant)
+    assert _c.ok(1) != _py.ok(1) and _py.ok(1) != _c.ok(1)
+
+
+def test_a_user_class_named_variant_is_not_a_variant(impl):
+    from lexfast.values import debug_repr
+
+    class Variant:  # noqa: N801 - the point: the same name, another class
+        name = "Ok"
+        args = (1,)
+
+    fake = Variant()
+    assert impl.ok(1) != fake and fake != impl.ok(1)
+    assert debug_repr(fake) == "<Variant>"
+    assert debug_repr(impl.ok(1)) == 'Variant { name: "Ok", args: [Int(1)] }'
 
 
 # -- argument checks -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Pure-Python twin of ``lexfast._core``.
+"""Pure-Python twin of ``lexfast.kernel._c``.
 
 Same names, same behaviour, same messages; selected with
 ``LEXFAST_NO_EXTENSIONS=1`` or wherever the compiled core could not be built.
@@ -15,9 +15,10 @@ import sys
 import threading
 import time
 
-from .errors import BudgetExceeded, EffectError
-from .policy import KIND_BIT
-from .values import INT_MAX, INT_MIN, Map, debug_repr
+from ..errors import BudgetExceeded, EffectError
+from ..kinds import KIND_BIT
+from ..values import INT_MAX, INT_MIN, Map, debug_repr, register_variant_type
+from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, denied, dispatch_miss, internal_error
 
 COMPILED = False
 
@@ -62,11 +63,8 @@ class Variant:
         raise AttributeError("Variant is immutable")
 
     def __eq__(self, other):
-        if isinstance(other, Variant) or type(other).__name__ == "Variant":
-            try:
-                return self._name == other.name and self._args == other.args
-            except AttributeError:
-                return NotImplemented
+        if isinstance(other, Variant):
+            return self._name == other._name and self._args == other._args
         return NotImplemented
 
     def __ne__(self, other):
@@ -88,6 +86,8 @@ class Variant:
     def __reduce__(self):
         return (Variant, (self._name, self._args))
 
+
+register_variant_type(Variant)
 
 NONE = Variant("None", ())
 
@@ -398,11 +398,14 @@ class Row:
 
 class HandlerCore:
     """The hot part of ``DefaultHandler``: the pure table, the effect table,
-    the policy gate and the budget pool."""
+    the policy gate and the budget pool. ``_policy``, ``_effects`` (the
+    ``EffectTable``), ``_pool``, ``_pure`` and ``_stats`` are what ``_setup``
+    was given (``fork`` hands them on)."""
 
     _policy = None
     _allowed = 0
     _table = None
+    _wildcards = None
     _effects = None
     _pool = None
     _pure = None
@@ -414,13 +417,15 @@ class HandlerCore:
         self._allowed = policy.mask
         self._effects = effects
         self._table = effects.ops
+        # A wildcard row serves the ops of its kind that have no row of their
+        # own, through the same gate as an exact row; not for the families
+        # whose unknown ops fail before any gate.
+        self._wildcards = {k: r for k, r in effects.wildcards.items()
+                           if k not in UNKNOWN_OP_BEFORE_GATE} or None
         self._pool = pool
         self._pure = pure or None
         self._stats = stats
         self._stat_rows = stats.rows if stats is not None else None
-
-    def _core_state(self):
-        return (self._policy, self._effects, self._pool, self._pure, self._stats)
 
     @property
     def policy(self):
@@ -452,8 +457,13 @@ class HandlerCore:
         table = self._table
         if table is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
-        ops = table.get(kind) if type(kind) is str else None
-        row = ops.get(op) if ops is not None and type(op) is str else None
+        row = None
+        if type(kind) is str and type(op) is str:
+            ops = table.get(kind)
+            if ops is not None:
+                row = ops.get(op)
+            if row is None and self._wildcards is not None:
+                row = self._wildcards.get(kind)
         if row is None:
             return dispatch_miss(self, self._effects, kind, op, args)
         counters = self._stat_rows
@@ -522,5 +532,3 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
         ctypes.set_errno(38)  # ENOSYS
         return -1
 
-
-from ._dispatch_slow import coerce_args, denied, dispatch_miss, internal_error  # noqa: E402
