@@ -35,8 +35,7 @@ def view(counters):
     sharing its memory: later dispatches show up in it."""
     np = _numpy()
 
-    buf = counters.memoryview() if hasattr(counters, "memoryview") else memoryview(counters)
-    arr = np.frombuffer(buf, dtype=dtype())
+    arr = np.frombuffer(counters.memoryview(), dtype=dtype())
     arr.flags.writeable = False
     return arr
 

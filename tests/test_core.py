@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import pickle
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -305,3 +308,66 @@ def test_stats_buffer_honours_flags(impl):
     s = impl.Stats(3)
     m = s.memoryview() if hasattr(s, "memoryview") else memoryview(s)
     assert m.readonly and m.format == "q" and m.shape == (15,) and m.nbytes == 120
+
+
+# -- the stub (kernel/_c.pyi) is true of both kernels ----------------------------
+
+def _stub() -> dict:
+    import lexfast.kernel
+
+    path = Path(lexfast.kernel.__file__).with_name("_c.pyi")
+    names = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names[node.name] = node
+        elif isinstance(node, (ast.AnnAssign, ast.Assign)):
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            names[target.id] = node
+    return names
+
+
+def _members(cls: ast.ClassDef) -> dict:
+    return {node.name if isinstance(node, ast.FunctionDef) else node.target.id: node
+            for node in cls.body
+            if isinstance(node, ast.FunctionDef)
+            or (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name))}
+
+
+def _params(fn: ast.FunctionDef) -> list[str]:
+    return [p.arg for p in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)]
+
+
+def _signature_names(obj) -> list[str] | None:
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+        return None  # a cdef class's __init__: not introspectable
+    return list(sig.parameters)
+
+
+def test_stub_matches_the_kernel(impl):
+    """Every name, method, property and parameter list of ``_c.pyi`` exists on
+    the kernel, and every public name and member of the kernel is in the stub."""
+    stub = _stub()
+    assert set(impl.__all__) == set(stub) - {"__all__"}
+    for name, node in stub.items():
+        assert hasattr(impl, name), f"{impl.__name__} lacks {name}"
+        obj = getattr(impl, name)
+        if isinstance(node, ast.FunctionDef):
+            got = _signature_names(obj)
+            assert got is None or got == _params(node), (name, got, _params(node))
+        if not isinstance(node, ast.ClassDef):
+            continue
+        members = _members(node)
+        for member, m in members.items():
+            assert hasattr(obj, member), f"{impl.__name__}.{name} lacks {member}"
+            is_property = isinstance(m, ast.FunctionDef) and any(
+                getattr(d, "id", None) == "property" for d in m.decorator_list)
+            # dunders are slots with CPython's own parameter names
+            if isinstance(m, ast.FunctionDef) and not is_property and not member.startswith("__"):
+                got = _signature_names(getattr(obj, member))
+                assert got is None or got == _params(m), (name, member, got, _params(m))
+        extra = {m for m in dir(obj) if not m.startswith("_")} - set(members)
+        assert not extra, f"{impl.__name__}.{name} has members the stub lacks: {sorted(extra)}"

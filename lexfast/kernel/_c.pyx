@@ -44,10 +44,20 @@ cdef extern from "lexfast/call.h":
 
 cdef extern from "Python.h":
     void PyException_SetTraceback(object exc, object tb)
+    # PyDict_GetItem on borrowed references: no reference counting on the
+    # dispatch path. Safe there: the keys are exact str, whose hash and ==
+    # run no Python code, so nothing can drop the dict during the lookup.
+    PyObject* _dict_lookup "PyDict_GetItem"(PyObject* d, PyObject* key)
 
 cdef extern from "lexfast/openat2.h":
     int lexfast_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
                         uint64_t resolve) noexcept nogil
+
+__all__ = [
+    "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
+    "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
+    "expect_str_list", "next_handle", "ok", "openat2", "some",
+]
 
 COMPILED = True
 
@@ -498,6 +508,10 @@ cdef class Stats:
         else:
             raise ValueError(f"Stats.bump: unknown field {field!r}")
 
+    def memoryview(self):
+        """The counters as a read-only memoryview (``5 * len(self)`` int64s)."""
+        return memoryview(self)
+
     def __getbuffer__(self, Py_buffer *buffer, int flags):
         if flags & PyBUF_WRITABLE:
             raise BufferError("Stats is read-only; use reset()")
@@ -608,9 +622,9 @@ cdef class HandlerCore:
         if not PyList_CheckExact(args):
             args = coerce_args(args)
         if self._pure is not None and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
-            p = PyDict_GetItem(self._pure, kind)
+            p = _dict_lookup(<PyObject*>self._pure, <PyObject*>kind)
             if p is not NULL:
-                p = PyDict_GetItem(<object>p, op)
+                p = _dict_lookup(p, <PyObject*>op)
                 if p is not NULL:
                     r = lexfast_call1(p, <PyObject*>args)
                     if r is NULL:
@@ -621,11 +635,11 @@ cdef class HandlerCore:
         if self._table is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
         if PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
-            p = PyDict_GetItem(self._table, kind)
+            p = _dict_lookup(<PyObject*>self._table, <PyObject*>kind)
             if p is not NULL:
-                p = PyDict_GetItem(<object>p, op)
+                p = _dict_lookup(p, <PyObject*>op)
             if p is NULL and self._wildcards is not None:
-                p = PyDict_GetItem(self._wildcards, kind)
+                p = _dict_lookup(<PyObject*>self._wildcards, <PyObject*>kind)
             if p is not NULL:
                 row = <Row>p
                 if 0 <= row.index < self._stat_n:

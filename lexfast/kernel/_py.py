@@ -8,6 +8,7 @@ The test suite runs every test against both (``tests/conftest.py``).
 from __future__ import annotations
 
 import array
+import builtins
 import ctypes
 import itertools
 import os
@@ -19,6 +20,12 @@ from ..errors import BudgetExceeded, EffectError
 from ..kinds import KIND_BIT
 from ..values import INT_MAX, INT_MIN, Map, debug_repr, register_variant_type
 from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, denied, dispatch_miss, internal_error
+
+__all__ = [
+    "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
+    "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
+    "expect_str_list", "next_handle", "ok", "openat2", "some",
+]
 
 COMPILED = False
 
@@ -334,43 +341,43 @@ class Stats:
     """Per-row counters of a session (``calls, denials, errors, total_ns,
     max_ns`` for each row), as one int64 array numpy can view without copying."""
 
-    __slots__ = ("rows", "n", "timing")
+    __slots__ = ("_counts", "_n", "timing")
 
     def __init__(self, n: int, timing: bool = False):
         if n < 0:
             raise ValueError("Stats: n must be >= 0")
-        self.rows = array.array("q", bytes(8 * 5 * n))
-        self.n = n
+        self._counts = array.array("q", bytes(8 * 5 * n))
+        self._n = n
         self.timing = bool(timing)
 
     def __len__(self) -> int:
-        return self.n
+        return self._n
 
     def reset(self) -> None:
-        self.rows[:] = array.array("q", bytes(8 * 5 * self.n))
+        self._counts[:] = array.array("q", bytes(8 * 5 * self._n))
 
     def row(self, i: int) -> dict:
-        if not 0 <= i < self.n:
+        if not 0 <= i < self._n:
             raise IndexError(i)
-        r = self.rows
+        r = self._counts
         b = 5 * i
         return {"calls": r[b], "denials": r[b + 1], "errors": r[b + 2],
                 "total_ns": r[b + 3], "max_ns": r[b + 4]}
 
     def bump(self, i: int, field: str, amount: int = 1) -> None:
-        if not 0 <= i < self.n:
+        if not 0 <= i < self._n:
             return
         try:
             off = ("calls", "denials", "errors").index(field)
         except ValueError:
             raise ValueError(f"Stats.bump: unknown field {field!r}") from None
-        self.rows[5 * i + off] += amount
+        self._counts[5 * i + off] += amount
 
     def __buffer__(self, flags):  # pragma: no cover - Python >= 3.12
-        return memoryview(self.rows).toreadonly()
+        return memoryview(self._counts).toreadonly()
 
-    def memoryview(self) -> memoryview:
-        return memoryview(self.rows).toreadonly()
+    def memoryview(self) -> builtins.memoryview:
+        return memoryview(self._counts).toreadonly()
 
 
 class Row:
@@ -425,7 +432,7 @@ class HandlerCore:
         self._pool = pool
         self._pure = pure or None
         self._stats = stats
-        self._stat_rows = stats.rows if stats is not None else None
+        self._stat_rows = stats._counts if stats is not None else None
 
     @property
     def policy(self):
@@ -468,7 +475,7 @@ class HandlerCore:
             return dispatch_miss(self, self._effects, kind, op, args)
         counters = self._stat_rows
         base = -1
-        if counters is not None and 0 <= row.index < self._stats.n:
+        if counters is not None and 0 <= row.index < self._stats._n:
             base = 5 * row.index
             counters[base] += 1
         if row.mask & ~self._allowed:
