@@ -14,6 +14,7 @@ from typing import Any
 
 from .kinds import KIND_BIT, KNOWN_EFFECTS, kinds_mask  # noqa: F401 - re-exported (KIND_BIT)
 from .scope import resolve_root
+from .values import U64_MAX
 
 #: Which scope lists the ops gated by each kind consult (an empty list = any),
 #: read off every family's ROWS and the code reading ``read_roots``,
@@ -47,8 +48,6 @@ SCOPE_FLAGS: dict[str, str] = {
     "allow_fs_read": "--allow-fs-read", "allow_fs_write": "--allow-fs-write",
     "allow_net_host": "--allow-net-host", "allow_proc": "--allow-proc",
 }
-
-_U64_MAX = (1 << 64) - 1
 
 
 def _str_tuple(name: str, value, *, paths: bool = False) -> tuple[str, ...]:
@@ -103,8 +102,8 @@ class Policy:
         if budget is not None:
             if isinstance(budget, bool) or not isinstance(budget, int):
                 raise TypeError(f"Policy: budget must be an int or None, not {type(budget).__name__}")
-            if not 0 <= budget <= _U64_MAX:
-                raise ValueError(f"Policy: budget must be in 0..={_U64_MAX}, got {budget}")
+            if not 0 <= budget <= U64_MAX:
+                raise ValueError(f"Policy: budget must be in 0..={U64_MAX}, got {budget}")
         fs_read = _str_tuple("allow_fs_read", allow_fs_read, paths=True)
         fs_write = _str_tuple("allow_fs_write", allow_fs_write, paths=True)
         hosts = _str_tuple("allow_net_host", allow_net_host)
@@ -149,9 +148,6 @@ class Policy:
             raise TypeError(f"Policy.replace: unknown field(s) {sorted(unknown)}")
         fields.update(changes)
         return Policy(**fields)
-
-    def allows(self, kind: str) -> bool:
-        return kind in self.allow_effects
 
     def wildcard_scoped_grants(self) -> tuple[str, ...]:
         """Granted kinds that consult a scope list left empty, i.e. open to
@@ -251,8 +247,8 @@ def parse_flags(argv: Sequence[str]) -> tuple[Policy, list[str]]:
                     budget = int(value, 10)
                 except ValueError:
                     raise ValueError(f"--budget must be an integer, got {value!r}") from None
-                if not 0 <= budget <= _U64_MAX:
-                    raise ValueError(f"--budget must be in 0..={_U64_MAX}, got {value}")
+                if not 0 <= budget <= U64_MAX:
+                    raise ValueError(f"--budget must be in 0..={U64_MAX}, got {value}")
             else:
                 field, split = FLAGS[name]
                 items = [v.strip() for v in value.split(",")] if split else [value]

@@ -13,6 +13,8 @@ import os
 
 INT_MIN = -(1 << 63)
 INT_MAX = (1 << 63) - 1
+#: the largest budget (a C ``uint64`` in the compiled pool)
+U64_MAX = (1 << 64) - 1
 
 # Error messages render arguments, and agent code controls them: cap both the
 # length and the depth so a huge or deeply nested value cannot blow up a

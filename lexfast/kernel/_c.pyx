@@ -494,20 +494,6 @@ cdef class Stats:
         return {"calls": st.calls, "denials": st.denials, "errors": st.errors,
                 "total_ns": st.total_ns, "max_ns": st.max_ns}
 
-    def bump(self, Py_ssize_t i, str field, int64_t amount=1):
-        """Add to one counter (the slow dispatch paths count through this)."""
-        if not 0 <= i < self.n:
-            return
-        cdef EffectStat* st = &self.rows[i]
-        if field == "calls":
-            st.calls += amount
-        elif field == "denials":
-            st.denials += amount
-        elif field == "errors":
-            st.errors += amount
-        else:
-            raise ValueError(f"Stats.bump: unknown field {field!r}")
-
     def memoryview(self):
         """The counters as a read-only memoryview (``5 * len(self)`` int64s)."""
         return memoryview(self)

@@ -18,7 +18,7 @@ import time
 
 from ..errors import BudgetExceeded, EffectError
 from ..kinds import KIND_BIT
-from ..values import INT_MAX, INT_MIN, Map, debug_repr, register_variant_type
+from ..values import INT_MAX, INT_MIN, U64_MAX, Map, debug_repr, register_variant_type
 from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, denied, dispatch_miss, internal_error
 
 __all__ = [
@@ -28,8 +28,6 @@ __all__ = [
 ]
 
 COMPILED = False
-
-_U64_MAX = (1 << 64) - 1
 
 
 # -- values -----------------------------------------------------------------
@@ -301,10 +299,10 @@ class BudgetPool:
 
     def __init__(self, ceiling=None):
         if ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int)
-                                    or not 0 <= ceiling <= _U64_MAX):
-            raise ValueError(f"BudgetPool: ceiling must be None or an int in 0..={_U64_MAX}")
+                                    or not 0 <= ceiling <= U64_MAX):
+            raise ValueError(f"BudgetPool: ceiling must be None or an int in 0..={U64_MAX}")
         self._ceiling = ceiling
-        self._remaining = _U64_MAX if ceiling is None else ceiling
+        self._remaining = U64_MAX if ceiling is None else ceiling
         self._lock = threading.Lock()
 
     @property
@@ -363,15 +361,6 @@ class Stats:
         b = 5 * i
         return {"calls": r[b], "denials": r[b + 1], "errors": r[b + 2],
                 "total_ns": r[b + 3], "max_ns": r[b + 4]}
-
-    def bump(self, i: int, field: str, amount: int = 1) -> None:
-        if not 0 <= i < self._n:
-            return
-        try:
-            off = ("calls", "denials", "errors").index(field)
-        except ValueError:
-            raise ValueError(f"Stats.bump: unknown field {field!r}") from None
-        self._counts[5 * i + off] += amount
 
     def __buffer__(self, flags):  # pragma: no cover - Python >= 3.12
         return memoryview(self._counts).toreadonly()
