@@ -371,3 +371,41 @@ def test_stub_matches_the_kernel(impl):
                 assert got is None or got == _params(m), (name, member, got, _params(m))
         extra = {m for m in dir(obj) if not m.startswith("_")} - set(members)
         assert not extra, f"{impl.__name__}.{name} has members the stub lacks: {sorted(extra)}"
+
+
+# -- a wildcard row goes through the same gate, counters and error wrapping -----
+
+def _wild(h, args):
+    if args and args[0] == "boom":
+        raise ValueError("bad")
+    if args and args[0] == "fail":
+        raise EffectError("failed")
+    return "served"
+
+
+def test_wildcard_row_is_dispatched_like_an_exact_row(make_handler):
+    from lexfast import PolicyDenied
+    from lexfast.table import default_table
+
+    table = default_table().with_rows([("stream", "*", "stream", _wild), ("fs", "*", "fs_walk", _wild)])
+    h = make_handler(effects=["stream", "fs_walk"], table=table)
+    i = table.names.index("stream.*")
+
+    class S(str):
+        pass
+
+    assert h.dispatch("stream", "anything", []) == "served"
+    assert h.dispatch(S("stream"), S("other"), []) == "served"  # a str subclass: the same row
+    with pytest.raises(EffectError, match=r"^stream\.x: internal error: ValueError: bad$"):
+        h.dispatch("stream", "x", ["boom"])
+    with pytest.raises(EffectError, match=r"^failed$"):
+        h.dispatch("stream", "x", ["fail"])
+    with pytest.raises(EffectError, match=r"^unsupported fs\.nope$"):  # fails before any row
+        h.dispatch("fs", "nope", [])
+    denied = make_handler(effects=[], table=table)
+    with pytest.raises(PolicyDenied, match="^effect `stream` not in --allow-effects$") as e:
+        denied.dispatch("stream", "x", [])
+    assert e.value.effect == "stream"
+    assert {k: h.stats_table()[0][k] for k in ("effect", "calls", "errors")} == \
+        {"effect": "stream.*", "calls": 4, "errors": 2}
+    assert denied._stats.row(i)["denials"] == 1
