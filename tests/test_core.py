@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import pickle
+import re
 import threading
 from pathlib import Path
 
@@ -409,3 +410,40 @@ def test_wildcard_row_is_dispatched_like_an_exact_row(make_handler):
     assert {k: h.stats_table()[0][k] for k in ("effect", "calls", "errors")} == \
         {"effect": "stream.*", "calls": 4, "errors": 2}
     assert denied._stats.row(i)["denials"] == 1
+
+
+# -- the kernel is a leaf ----------------------------------------------------------
+
+def _package_imports(path: Path) -> set[str]:
+    """The ``lexfast`` modules a kernel source file imports (relative imports
+    resolved from ``lexfast.kernel``); a .pyx is read line by line."""
+    if path.suffix == ".py":
+        found = {("." * n.level) + (n.module or "") for n in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(n, ast.ImportFrom) and n.level}
+        found |= {a.name for n in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(n, ast.Import) for a in n.names if a.name.startswith("lexfast")}
+    else:
+        found = set(re.findall(r"^\s*from\s+(\.+[\w.]*)\s+c?import", path.read_text(), re.M))
+    out = set()
+    for name in found:
+        if name.startswith("lexfast"):
+            out.add(name)
+            continue
+        dots = len(name) - len(name.lstrip("."))
+        base = ["lexfast", "kernel"][: 3 - dots]
+        rest = name.lstrip(".")
+        out.add(".".join(base + ([rest] if rest else [])))
+    return out
+
+
+@pytest.mark.parametrize("name", ["_c.pyx", "_py.py", "_slow.py", "__init__.py"])
+def test_kernel_imports_only_the_leaves(name):
+    """The kernel imports nothing of the package but ``errors``, ``values``,
+    ``kinds`` and its own modules."""
+    import lexfast.kernel
+
+    path = Path(lexfast.kernel.__file__).with_name(name)
+    imported = _package_imports(path)
+    assert imported, path  # the parse found the imports
+    allowed = {"lexfast.errors", "lexfast.values", "lexfast.kinds"}
+    assert {m for m in imported if not m.startswith("lexfast.kernel")} <= allowed, imported
