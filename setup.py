@@ -1,4 +1,4 @@
-"""Builds the compiled core (``lexfast._core``) with Cython.
+"""Builds the compiled kernel (``lexfast.kernel._c``) with Cython.
 
 - ``LEXFAST_REQUIRE_EXTENSIONS=1``: a failed compile fails the build (CI,
   cibuildwheel). Otherwise the extension is optional and the pure-Python twin
@@ -25,8 +25,8 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
     ext_modules = cythonize(
         [
             Extension(
-                "lexfast._core",
-                ["lexfast/_core.pyx"],
+                "lexfast.kernel._c",
+                ["lexfast/kernel/_c.pyx"],
                 include_dirs=["include"],
                 define_macros=macros,
             )

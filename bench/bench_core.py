@@ -15,11 +15,12 @@ import types
 import pytest
 
 import lexfast
-from lexfast import DefaultHandler, EffectError, Policy, PolicyDenied, _twin
+from lexfast import DefaultHandler, EffectError, Policy, PolicyDenied
+from lexfast.kernel import _py as _twin
 from lexfast.table import default_table
 
 try:
-    _core = importlib.import_module("lexfast._core")
+    _core = importlib.import_module("lexfast.kernel._c")
 except ImportError:  # pragma: no cover - no compiled core: compare the twin only
     _core = None
 
@@ -374,8 +375,7 @@ def test_dispatch_counting(benchmark, name):
     if impl == "twin":
         h = core_handler("twin", Policy(allow_effects=["proc"]), rows=[("proc", "spawn", "proc", noop)])
         if mode != "no-stats":
-            state = list(h._core_state())
-            state[4] = _twin.Stats(len(table.names), mode == "timing")
-            h._setup(*state)
+            h._setup(h._policy, h._effects, h._pool, h._pure,
+                     _twin.Stats(len(table.names), mode == "timing"))
     args = ["true", []]
     assert benchmark(h.dispatch, "proc", "spawn", args) is None

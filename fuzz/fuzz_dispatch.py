@@ -26,8 +26,8 @@ import atheris
 
 import lexfast
 from lexfast import CapturedSink, DefaultHandler, EffectError, Policy
-from lexfast.core import NONE, Variant, err, ok, some
 from lexfast.handler import Limits
+from lexfast.kernel import NONE, Variant, err, ok, some
 from lexfast.table import default_table
 from lexfast.values import Map
 

@@ -25,7 +25,7 @@ import tracemalloc
 
 import lexfast
 from lexfast import CapturedSink, DefaultHandler, EffectError, Policy
-from lexfast.core import LRURegistry
+from lexfast.kernel import LRURegistry
 
 #: Growth allowed over a whole workload, whatever N is: a per-call leak of a
 #: single small object (≥ 16 bytes) over a million calls is far past both.

@@ -217,8 +217,7 @@ def _to(v, depth: int):
         return {"$record": out} if tagged else out
     if t is tuple:
         return {"$tuple": [_to(x, d) for x in v]}
-    if isinstance(v, Variant) or (type(v).__name__ == "Variant"
-                                  and hasattr(v, "name") and hasattr(v, "args")):
+    if isinstance(v, Variant):
         name = v.name
         if not isinstance(name, str) or not name:
             raise CodecError("Variant name must be a non-empty Str")

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import numpy
 
-from .core import BudgetPool, HandlerCore, LRURegistry, Stats
+from .effects.log import write_stderr
 from .errors import EffectError
+from .kernel import BudgetPool, HandlerCore, LRURegistry, Stats
 from .policy import Policy
+from .stats import view
 from .table import EffectTable, default_table
-from .values import LexValue
+from .values import LexValue, one_line
 
 #: A VM's pure builtin: called with the args list, no policy check.
 PureFn = Callable[[list[LexValue]], LexValue]
@@ -63,8 +65,6 @@ class StderrSink(StdoutSink):
     escaped, which none of those can be taken for."""
 
     def print_line(self, s: str) -> None:
-        from .effects.log import write_stderr
-        from .values import one_line
         write_stderr("io.print: " + one_line(s) + "\n")
 
 
@@ -315,10 +315,9 @@ class DefaultHandler(HandlerCore):
 
     def register_pure(self, kind: str, op: str, fn: PureFn) -> DefaultHandler:
         """Add a pure builtin to this handler (forks made later share it)."""
-        policy, effects, pool, pure, counters = self._core_state()
-        merged = {(k, o): f for k, ops in (pure or {}).items() for o, f in ops.items()}
+        merged = {(k, o): f for k, ops in (self._pure or {}).items() for o, f in ops.items()}
         merged[(kind, op)] = fn
-        self._setup(policy, effects, pool, _pure_table(merged), counters)
+        self._setup(self._policy, self._effects, self._pool, _pure_table(merged), self._stats)
         return self
 
     # -- statistics -------------------------------------------------------------
@@ -329,8 +328,7 @@ class DefaultHandler(HandlerCore):
         without copying: it stays live. Row ``i`` is ``self.stats_names()[i]``.
         ``total_ns``/``max_ns`` stay 0 unless timing is on. numpy is imported
         here, on first use, never by ``import lexfast``."""
-        from .stats import view
-        counters = self._core_state()[4]
+        counters = self._stats
         if counters is None:
             raise EffectError("statistics are off for this handler (stats=False)")
         return view(counters)
@@ -341,7 +339,7 @@ class DefaultHandler(HandlerCore):
 
     def stats_table(self, nonzero: bool = True) -> list[dict[str, str | int]]:
         """The counters as a list of dicts with ``effect`` names (no numpy)."""
-        counters = self._core_state()[4]
+        counters = self._stats
         if counters is None:
             return []
         out: list[dict[str, str | int]] = []
@@ -353,7 +351,7 @@ class DefaultHandler(HandlerCore):
         return out
 
     def reset_stats(self) -> None:
-        counters = self._core_state()[4]
+        counters = self._stats
         if counters is not None:
             counters.reset()
 
@@ -361,12 +359,12 @@ class DefaultHandler(HandlerCore):
     def timing(self) -> bool:
         """Whether each dispatch is timed into ``total_ns``/``max_ns`` (two
         clock reads, some 40 ns; off by default)."""
-        counters = self._core_state()[4]
+        counters = self._stats
         return bool(counters is not None and counters.timing)
 
     @timing.setter
     def timing(self, on: bool) -> None:
-        counters = self._core_state()[4]
+        counters = self._stats
         if counters is None:
             raise EffectError("statistics are off for this handler (stats=False)")
         counters.timing = bool(on)
@@ -393,7 +391,7 @@ class DefaultHandler(HandlerCore):
 
     @property
     def table(self) -> EffectTable:
-        return self._core_state()[1]
+        return self._effects
 
     # -- sessions ------------------------------------------------------------
     def fork(self) -> DefaultHandler:
@@ -402,7 +400,7 @@ class DefaultHandler(HandlerCore):
         cls = type(self)
         child = cls.__new__(cls)
         child.session = self.session
-        child._setup(*self._core_state())
+        child._setup(self._policy, self._effects, self._pool, self._pure, self._stats)
         return child
 
     def shutdown(self) -> None:

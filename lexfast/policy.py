@@ -12,16 +12,11 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-#: Every effect kind the reference knows (``policy.rs``). Their order fixes the
-#: bit each kind has in a policy's mask; append, never reorder.
-KNOWN_EFFECTS: tuple[str, ...] = (
-    "io", "net", "time", "llm", "proc", "panic", "fs_read", "fs_write",
-    "budget", "llm_local", "llm_cloud", "a2a", "mcp", "env", "sql", "random",
-    "chat", "log", "kv", "stream", "fs_walk", "concurrent", "crypto",
-)
-
-#: kind -> its bit in ``Policy.mask`` (and in each table row's gate mask).
-KIND_BIT: dict[str, int] = {k: 1 << i for i, k in enumerate(KNOWN_EFFECTS)}
+from .kinds import KIND_BIT as KIND_BIT  # re-exported
+from .kinds import KNOWN_EFFECTS as KNOWN_EFFECTS  # re-exported
+from .kinds import kinds_mask
+from .scope import resolve_root
+from .values import U64_MAX
 
 #: Which scope lists the ops gated by each kind consult (an empty list = any),
 #: read off every family's ROWS and the code reading ``read_roots``,
@@ -55,16 +50,6 @@ SCOPE_FLAGS: dict[str, str] = {
     "allow_fs_read": "--allow-fs-read", "allow_fs_write": "--allow-fs-write",
     "allow_net_host": "--allow-net-host", "allow_proc": "--allow-proc",
 }
-
-_U64_MAX = (1 << 64) - 1
-
-
-def kinds_mask(kinds: Iterable[str]) -> int:
-    """The bitmask of the known kinds among ``kinds`` (unknown ones have no bit)."""
-    m = 0
-    for k in kinds:
-        m |= KIND_BIT.get(k, 0)
-    return m
 
 
 def _str_tuple(name: str, value: object, *, paths: bool = False) -> tuple[str, ...]:
@@ -115,14 +100,12 @@ class Policy:
     def __init__(self, allow_effects: Iterable[str] = (), allow_fs_read: Iterable[str] = (),
                  allow_fs_write: Iterable[str] = (), allow_net_host: Iterable[str] = (),
                  allow_proc: Iterable[str] = (), budget: int | None = None) -> None:
-        from .scope import resolve_root
-
         effects = frozenset(_str_tuple("allow_effects", allow_effects))
         if budget is not None:
             if isinstance(budget, bool) or not isinstance(budget, int):
                 raise TypeError(f"Policy: budget must be an int or None, not {type(budget).__name__}")
-            if not 0 <= budget <= _U64_MAX:
-                raise ValueError(f"Policy: budget must be in 0..={_U64_MAX}, got {budget}")
+            if not 0 <= budget <= U64_MAX:
+                raise ValueError(f"Policy: budget must be in 0..={U64_MAX}, got {budget}")
         fs_read = _str_tuple("allow_fs_read", allow_fs_read, paths=True)
         fs_write = _str_tuple("allow_fs_write", allow_fs_write, paths=True)
         hosts = _str_tuple("allow_net_host", allow_net_host)
@@ -268,8 +251,8 @@ def parse_flags(argv: Sequence[str]) -> tuple[Policy, list[str]]:
                     budget = int(value, 10)
                 except ValueError:
                     raise ValueError(f"--budget must be an integer, got {value!r}") from None
-                if not 0 <= budget <= _U64_MAX:
-                    raise ValueError(f"--budget must be in 0..={_U64_MAX}, got {value}")
+                if not 0 <= budget <= U64_MAX:
+                    raise ValueError(f"--budget must be in 0..={U64_MAX}, got {value}")
             else:
                 field, split = FLAGS[name]
                 items = [v.strip() for v in value.split(",")] if split else [value]

@@ -5,6 +5,8 @@ numpy is imported here, lazily: ``import lexfast`` never pays for it.
 
 from __future__ import annotations
 
+from .errors import EffectError
+
 STAT_FIELDS = ("calls", "denials", "errors", "total_ns", "max_ns")
 
 _dtype = None
@@ -14,7 +16,6 @@ def _numpy():
     try:
         import numpy
     except ImportError:
-        from .errors import EffectError
         raise EffectError("handler.stats() needs numpy (pip install 'lexfast[stats]'); "
                           "handler.stats_table() works without it") from None
     return numpy
@@ -30,12 +31,11 @@ def dtype():
 
 
 def view(counters):
-    """A read-only structured array over ``counters`` (a core ``Stats``),
+    """A read-only structured array over ``counters`` (a kernel ``Stats``),
     sharing its memory: later dispatches show up in it."""
     np = _numpy()
 
-    buf = counters.memoryview() if hasattr(counters, "memoryview") else memoryview(counters)
-    arr = np.frombuffer(buf, dtype=dtype())
+    arr = np.frombuffer(counters.memoryview(), dtype=dtype())
     arr.flags.writeable = False
     return arr
 

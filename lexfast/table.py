@@ -10,10 +10,10 @@ Both cores read the same table.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from .core import Row
 from .effects import FAMILIES
+from .kernel import Row
 
 RowSpec = tuple  # (kind, op, gate, function)
 
@@ -93,5 +93,3 @@ def effect_names() -> list[str]:
     names += [f"{k}.*" for k in t.wildcards]
     return sorted(names)
 
-
-PureTable = dict[tuple[str, str], Callable]

@@ -1,21 +1,25 @@
 """The Lex value model as Python objects (docs/design.md §3), minus ``Variant``.
 
-``Variant`` and the ``ok/err/some/NONE`` constructors live in the core
+``Variant`` and the ``ok/err/some/NONE`` constructors live in the kernel
 (compiled, or the twin); this module holds what is not hot: ``Map``, the
 Rust-``Debug`` rendering that error messages use, and the I/O error text.
+It is a leaf: the kernel imports it, never the other way round, so the
+kernel hands its ``Variant`` class in (``register_variant_type``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 if TYPE_CHECKING:
     from .core import Variant
 
 INT_MIN = -(1 << 63)
 INT_MAX = (1 << 63) - 1
+#: the largest budget (a C ``uint64`` in the compiled pool)
+U64_MAX = (1 << 64) - 1
 
 # Error messages render arguments, and agent code controls them: cap both the
 # length and the depth so a huge or deeply nested value cannot blow up a
@@ -23,6 +27,19 @@ INT_MAX = (1 << 63) - 1
 _REPR_MAX_CHARS = 200
 _REPR_MAX_DEPTH = 8
 _REPR_MAX_ITEMS = 16
+
+
+#: The kernel's ``Variant`` class(es): only the selected kernel's outside the
+#: tests, which also import the other one. Rendered as a Variant; a user's own
+#: class that happens to be called ``Variant`` is not.
+_VARIANT_TYPES: tuple[type, ...] = ()
+
+
+def register_variant_type(cls: type) -> None:
+    """Called by each kernel module for its ``Variant`` when it is imported."""
+    global _VARIANT_TYPES
+    if cls not in _VARIANT_TYPES:
+        _VARIANT_TYPES = (*_VARIANT_TYPES, cls)
 
 
 if TYPE_CHECKING:
@@ -140,9 +157,10 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
     elif isinstance(v, tuple):
         seq("Tuple", [lambda x=x: _render(x, depth + 1, out, budget)
                       for x in v[: _REPR_MAX_ITEMS + 1]])
-    elif type(v).__name__ == "Variant" and hasattr(v, "name") and hasattr(v, "args"):
-        put(f"Variant {{ name: {_rust_str(str(v.name)[:_REPR_MAX_CHARS])}, args: [")
-        for i, x in enumerate(tuple(v.args)[: _REPR_MAX_ITEMS + 1]):
+    elif isinstance(v, _VARIANT_TYPES):
+        variant: Any = v
+        put(f"Variant {{ name: {_rust_str(str(variant.name)[:_REPR_MAX_CHARS])}, args: [")
+        for i, x in enumerate(tuple(variant.args)[: _REPR_MAX_ITEMS + 1]):
             if i >= _REPR_MAX_ITEMS:
                 put(", …")
                 break

@@ -22,10 +22,10 @@ _PKG_DIR = os.path.dirname(lexfast.__file__)
 
 
 def _check_not_stale() -> None:
-    pyx = os.path.join(_PKG_DIR, "_core.pyx")
+    pyx = os.path.join(_PKG_DIR, "kernel", "_c.pyx")
     if not os.path.exists(os.path.join(os.path.dirname(_PKG_DIR), "setup.py")):
         return  # an installed build (the .pyx ships beside it for reference)
-    for so in glob.glob(os.path.join(_PKG_DIR, "_core*.so")):
+    for so in glob.glob(os.path.join(_PKG_DIR, "kernel", "_c.*.so")):
         if os.path.getmtime(so) < os.path.getmtime(pyx):
             pytest.exit(f"{so} is older than {pyx}: rebuild it "
                         "(python setup.py build_ext --inplace) or test an installed build",
@@ -55,12 +55,17 @@ def _available_impls():
 
 @pytest.fixture(params=_available_impls())
 def impl(request):
-    """The core module itself (``lexfast._core`` or ``lexfast._twin``), for
-    tests of the core's own types: every such test runs against both."""
+    """The kernel module itself (``lexfast.kernel._c`` or ``lexfast.kernel._py``),
+    for tests of the kernel's own types: every such test runs against both.
+
+    The two are separate worlds: a ``Variant`` of one is not an instance of the
+    other's, nor equal to it. The package only ever uses the selected kernel
+    (``lexfast.kernel``), so a test may hand a handler only values made by
+    ``lexfast`` / ``lexfast.kernel``, never ones made by ``impl``."""
     if request.param == "twin":
-        return importlib.import_module("lexfast._twin")
+        return importlib.import_module("lexfast.kernel._py")
     try:
-        return importlib.import_module("lexfast._core")
+        return importlib.import_module("lexfast.kernel._c")
     except ImportError:
         pytest.skip("the compiled core is not built")
 

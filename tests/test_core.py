@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import pickle
+import re
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -47,15 +51,31 @@ def test_variant_rejects_non_str_name(impl):
         impl.Variant(3, ())
 
 
-def test_variants_of_both_cores_compare_equal():
-    from lexfast import _twin
+def test_variants_of_the_two_kernels_do_not_mix():
+    """One Variant in production: the kernel not selected is a test-only
+    module, and its values are neither instances of nor equal to the other's."""
+    import lexfast
+    from lexfast.kernel import _py
     try:
-        from lexfast import _core
+        from lexfast.kernel import _c
     except ImportError:
         pytest.skip("compiled core not built")
-    assert _core.ok(1) == _twin.ok(1) and _twin.ok(1) == _core.ok(1)
-    assert hash(_core.some("a")) == hash(_twin.some("a"))
-    assert _core.NONE != _twin.some(1)
+    assert lexfast.Variant is (_c.Variant if lexfast.COMPILED else _py.Variant)
+    assert not isinstance(_py.ok(1), _c.Variant) and not isinstance(_c.ok(1), _py.Variant)
+    assert _c.ok(1) != _py.ok(1) and _py.ok(1) != _c.ok(1)
+
+
+def test_a_user_class_named_variant_is_not_a_variant(impl):
+    from lexfast.values import debug_repr
+
+    class Variant:  # noqa: N801 - the point: the same name, another class
+        name = "Ok"
+        args = (1,)
+
+    fake = Variant()
+    assert impl.ok(1) != fake and fake != impl.ok(1)
+    assert debug_repr(fake) == "<Variant>"
+    assert debug_repr(impl.ok(1)) == 'Variant { name: "Ok", args: [Int(1)] }'
 
 
 # -- argument checks -------------------------------------------------------------
@@ -289,3 +309,141 @@ def test_stats_buffer_honours_flags(impl):
     s = impl.Stats(3)
     m = s.memoryview() if hasattr(s, "memoryview") else memoryview(s)
     assert m.readonly and m.format == "q" and m.shape == (15,) and m.nbytes == 120
+
+
+# -- the stub (kernel/_c.pyi) is true of both kernels ----------------------------
+
+def _stub() -> dict:
+    import lexfast.kernel
+
+    path = Path(lexfast.kernel.__file__).with_name("_c.pyi")
+    names = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names[node.name] = node
+        elif isinstance(node, (ast.AnnAssign, ast.Assign)):
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            names[target.id] = node
+    return names
+
+
+def _members(cls: ast.ClassDef) -> dict:
+    return {node.name if isinstance(node, ast.FunctionDef) else node.target.id: node
+            for node in cls.body
+            if isinstance(node, ast.FunctionDef)
+            or (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name))}
+
+
+def _params(fn: ast.FunctionDef) -> list[str]:
+    return [p.arg for p in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)]
+
+
+def _signature_names(obj) -> list[str] | None:
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+        return None  # a cdef class's __init__: not introspectable
+    return list(sig.parameters)
+
+
+def test_stub_matches_the_kernel(impl):
+    """Every name, method, property and parameter list of ``_c.pyi`` exists on
+    the kernel, and every public name and member of the kernel is in the stub."""
+    stub = _stub()
+    assert set(impl.__all__) == set(stub) - {"__all__"}
+    for name, node in stub.items():
+        assert hasattr(impl, name), f"{impl.__name__} lacks {name}"
+        obj = getattr(impl, name)
+        if isinstance(node, ast.FunctionDef):
+            got = _signature_names(obj)
+            assert got is None or got == _params(node), (name, got, _params(node))
+        if not isinstance(node, ast.ClassDef):
+            continue
+        members = _members(node)
+        for member, m in members.items():
+            assert hasattr(obj, member), f"{impl.__name__}.{name} lacks {member}"
+            is_property = isinstance(m, ast.FunctionDef) and any(
+                getattr(d, "id", None) == "property" for d in m.decorator_list)
+            # dunders are slots with CPython's own parameter names
+            if isinstance(m, ast.FunctionDef) and not is_property and not member.startswith("__"):
+                got = _signature_names(getattr(obj, member))
+                assert got is None or got == _params(m), (name, member, got, _params(m))
+        extra = {m for m in dir(obj) if not m.startswith("_")} - set(members)
+        assert not extra, f"{impl.__name__}.{name} has members the stub lacks: {sorted(extra)}"
+
+
+# -- a wildcard row goes through the same gate, counters and error wrapping -----
+
+def _wild(h, args):
+    if args and args[0] == "boom":
+        raise ValueError("bad")
+    if args and args[0] == "fail":
+        raise EffectError("failed")
+    return "served"
+
+
+def test_wildcard_row_is_dispatched_like_an_exact_row(make_handler):
+    from lexfast import PolicyDenied
+    from lexfast.table import default_table
+
+    table = default_table().with_rows([("stream", "*", "stream", _wild), ("fs", "*", "fs_walk", _wild)])
+    h = make_handler(effects=["stream", "fs_walk"], table=table)
+    i = table.names.index("stream.*")
+
+    class S(str):
+        pass
+
+    assert h.dispatch("stream", "anything", []) == "served"
+    assert h.dispatch(S("stream"), S("other"), []) == "served"  # a str subclass: the same row
+    with pytest.raises(EffectError, match=r"^stream\.x: internal error: ValueError: bad$"):
+        h.dispatch("stream", "x", ["boom"])
+    with pytest.raises(EffectError, match=r"^failed$"):
+        h.dispatch("stream", "x", ["fail"])
+    with pytest.raises(EffectError, match=r"^unsupported fs\.nope$"):  # fails before any row
+        h.dispatch("fs", "nope", [])
+    denied = make_handler(effects=[], table=table)
+    with pytest.raises(PolicyDenied, match="^effect `stream` not in --allow-effects$") as e:
+        denied.dispatch("stream", "x", [])
+    assert e.value.effect == "stream"
+    assert {k: h.stats_table()[0][k] for k in ("effect", "calls", "errors")} == \
+        {"effect": "stream.*", "calls": 4, "errors": 2}
+    assert denied._stats.row(i)["denials"] == 1
+
+
+# -- the kernel is a leaf ----------------------------------------------------------
+
+def _package_imports(path: Path) -> set[str]:
+    """The ``lexfast`` modules a kernel source file imports (relative imports
+    resolved from ``lexfast.kernel``); a .pyx is read line by line."""
+    if path.suffix == ".py":
+        found = {("." * n.level) + (n.module or "") for n in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(n, ast.ImportFrom) and n.level}
+        found |= {a.name for n in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(n, ast.Import) for a in n.names if a.name.startswith("lexfast")}
+    else:
+        found = set(re.findall(r"^\s*from\s+(\.+[\w.]*)\s+c?import", path.read_text(), re.M))
+    out = set()
+    for name in found:
+        if name.startswith("lexfast"):
+            out.add(name)
+            continue
+        dots = len(name) - len(name.lstrip("."))
+        base = ["lexfast", "kernel"][: 3 - dots]
+        rest = name.lstrip(".")
+        out.add(".".join(base + ([rest] if rest else [])))
+    return out
+
+
+@pytest.mark.parametrize("name", ["_c.pyx", "_py.py", "_slow.py", "__init__.py"])
+def test_kernel_imports_only_the_leaves(name):
+    """The kernel imports nothing of the package but ``errors``, ``values``,
+    ``kinds`` and its own modules."""
+    import lexfast.kernel
+
+    path = Path(lexfast.kernel.__file__).with_name(name)
+    imported = _package_imports(path)
+    assert imported, path  # the parse found the imports
+    allowed = {"lexfast.errors", "lexfast.values", "lexfast.kinds"}
+    assert {m for m in imported if not m.startswith("lexfast.kernel")} <= allowed, imported

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lexfast import CapturedSink, DefaultHandler, EffectError, Policy
-from lexfast.core import NONE, Variant, err, ok, some
+from lexfast.kernel import NONE, Variant, err, ok, some
 from lexfast.table import default_table
 from lexfast.values import Map
 

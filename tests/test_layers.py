@@ -51,12 +51,6 @@ HEAVY = ("numpy", "lmdb", "pycurl", "cheroot", "websockets", "sqlite3")
 #: families in folders) removes them; then this set is emptied, and a new
 #: entry needs a reason, never a habit.
 KNOWN_VIOLATIONS: set[tuple[str, str, str]] = {
-    # the compiled core reads KIND_BIT from policy (moving to lexfast.kinds)
-    ("upward", "lexfast._core", "lexfast.policy"),
-    ("upward", "lexfast._twin", "lexfast.policy"),
-    # policy -> scope -> core -> _twin -> policy: a cycle held open only by
-    # policy.py importing scope inside Policy.__init__
-    ("hidden-cycle", "lexfast.policy", "lexfast.scope"),
     # the second scope boundary: fs.py's own openat2 probe and /proc check
     ("private", "lexfast.effects.fs", "lexfast.scope"),
     # effect families reaching into each other's private names

@@ -20,7 +20,7 @@ import pytest
 
 import lexfast
 from lexfast import BudgetExceeded, EffectError
-from lexfast.core import LRURegistry, err
+from lexfast.kernel import LRURegistry, err
 from lexfast.table import default_table
 
 _SOAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "fuzz", "soak.py")
@@ -212,4 +212,4 @@ def test_registry_refcounts_stable(impl):
 
 
 def test_registry_from_core_is_the_loaded_one():
-    assert (LRURegistry.__module__ == "lexfast._core") == lexfast.COMPILED
+    assert (LRURegistry.__module__ == "lexfast.kernel._c") == lexfast.COMPILED

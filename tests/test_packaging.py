@@ -44,10 +44,10 @@ def test_version_is_one_string_everywhere(dist):
 def test_typing_markers_are_installed(dist):
     pkg = Path(lexfast.__file__).parent
     assert (pkg / "py.typed").is_file()
-    stub = pkg / "_core.pyi"
+    stub = pkg / "kernel" / "_c.pyi"
     assert stub.is_file() and "def " in stub.read_text()
     recorded = {str(f) for f in dist.files or ()}
-    assert {"lexfast/py.typed", "lexfast/_core.pyi"} <= recorded
+    assert {"lexfast/py.typed", "lexfast/kernel/_c.pyi"} <= recorded
 
 
 def test_console_script_is_registered(dist, tmp_path):

@@ -573,7 +573,7 @@ def _decode_error(msg: str):
 def _option_field(req: dict, field: str):
     """``(present, payload)`` of an Option field, or raises ``ValueError``."""
     v: Any = req.get(field)
-    if isinstance(v, Variant) or type(v).__name__ == "Variant":  # either core's
+    if isinstance(v, Variant):
         name, payload = v.name, tuple(v.args)
         if name == "None" and not payload:
             return False, None

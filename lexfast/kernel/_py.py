@@ -1,4 +1,4 @@
-"""Pure-Python twin of ``lexfast._core``.
+"""Pure-Python twin of ``lexfast.kernel._c``.
 
 Same names, same behaviour, same messages; selected with
 ``LEXFAST_NO_EXTENSIONS=1`` or wherever the compiled core could not be built.
@@ -8,6 +8,7 @@ The test suite runs every test against both (``tests/conftest.py``).
 from __future__ import annotations
 
 import array
+import builtins
 import ctypes
 import itertools
 import os
@@ -15,13 +16,18 @@ import sys
 import threading
 import time
 
-from .errors import BudgetExceeded, EffectError
-from .policy import KIND_BIT
-from .values import INT_MAX, INT_MIN, Map, debug_repr
+from ..errors import BudgetExceeded, EffectError
+from ..kinds import KIND_BIT
+from ..values import INT_MAX, INT_MIN, U64_MAX, Map, debug_repr, register_variant_type
+from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, denied, dispatch_miss, internal_error
+
+__all__ = [
+    "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
+    "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
+    "expect_str_list", "next_handle", "ok", "openat2", "some",
+]
 
 COMPILED = False
-
-_U64_MAX = (1 << 64) - 1
 
 
 # -- values -----------------------------------------------------------------
@@ -62,11 +68,8 @@ class Variant:
         raise AttributeError("Variant is immutable")
 
     def __eq__(self, other):
-        if isinstance(other, Variant) or type(other).__name__ == "Variant":
-            try:
-                return self._name == other.name and self._args == other.args
-            except AttributeError:
-                return NotImplemented
+        if isinstance(other, Variant):
+            return self._name == other._name and self._args == other._args
         return NotImplemented
 
     def __ne__(self, other):
@@ -88,6 +91,8 @@ class Variant:
     def __reduce__(self):
         return (Variant, (self._name, self._args))
 
+
+register_variant_type(Variant)
 
 NONE = Variant("None", ())
 
@@ -294,10 +299,10 @@ class BudgetPool:
 
     def __init__(self, ceiling=None):
         if ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int)
-                                    or not 0 <= ceiling <= _U64_MAX):
-            raise ValueError(f"BudgetPool: ceiling must be None or an int in 0..={_U64_MAX}")
+                                    or not 0 <= ceiling <= U64_MAX):
+            raise ValueError(f"BudgetPool: ceiling must be None or an int in 0..={U64_MAX}")
         self._ceiling = ceiling
-        self._remaining = _U64_MAX if ceiling is None else ceiling
+        self._remaining = U64_MAX if ceiling is None else ceiling
         self._lock = threading.Lock()
 
     @property
@@ -334,43 +339,34 @@ class Stats:
     """Per-row counters of a session (``calls, denials, errors, total_ns,
     max_ns`` for each row), as one int64 array numpy can view without copying."""
 
-    __slots__ = ("rows", "n", "timing")
+    __slots__ = ("_counts", "_n", "timing")
 
     def __init__(self, n: int, timing: bool = False):
         if n < 0:
             raise ValueError("Stats: n must be >= 0")
-        self.rows = array.array("q", bytes(8 * 5 * n))
-        self.n = n
+        self._counts = array.array("q", bytes(8 * 5 * n))
+        self._n = n
         self.timing = bool(timing)
 
     def __len__(self) -> int:
-        return self.n
+        return self._n
 
     def reset(self) -> None:
-        self.rows[:] = array.array("q", bytes(8 * 5 * self.n))
+        self._counts[:] = array.array("q", bytes(8 * 5 * self._n))
 
     def row(self, i: int) -> dict:
-        if not 0 <= i < self.n:
+        if not 0 <= i < self._n:
             raise IndexError(i)
-        r = self.rows
+        r = self._counts
         b = 5 * i
         return {"calls": r[b], "denials": r[b + 1], "errors": r[b + 2],
                 "total_ns": r[b + 3], "max_ns": r[b + 4]}
 
-    def bump(self, i: int, field: str, amount: int = 1) -> None:
-        if not 0 <= i < self.n:
-            return
-        try:
-            off = ("calls", "denials", "errors").index(field)
-        except ValueError:
-            raise ValueError(f"Stats.bump: unknown field {field!r}") from None
-        self.rows[5 * i + off] += amount
-
     def __buffer__(self, flags):  # pragma: no cover - Python >= 3.12
-        return memoryview(self.rows).toreadonly()
+        return memoryview(self._counts).toreadonly()
 
-    def memoryview(self) -> memoryview:
-        return memoryview(self.rows).toreadonly()
+    def memoryview(self) -> builtins.memoryview:
+        return memoryview(self._counts).toreadonly()
 
 
 class Row:
@@ -398,11 +394,14 @@ class Row:
 
 class HandlerCore:
     """The hot part of ``DefaultHandler``: the pure table, the effect table,
-    the policy gate and the budget pool."""
+    the policy gate and the budget pool. ``_policy``, ``_effects`` (the
+    ``EffectTable``), ``_pool``, ``_pure`` and ``_stats`` are what ``_setup``
+    was given (``fork`` hands them on)."""
 
     _policy = None
     _allowed = 0
     _table = None
+    _wildcards = None
     _effects = None
     _pool = None
     _pure = None
@@ -414,13 +413,15 @@ class HandlerCore:
         self._allowed = policy.mask
         self._effects = effects
         self._table = effects.ops
+        # A wildcard row serves the ops of its kind that have no row of their
+        # own, through the same gate as an exact row; not for the families
+        # whose unknown ops fail before any gate.
+        self._wildcards = {k: r for k, r in effects.wildcards.items()
+                           if k not in UNKNOWN_OP_BEFORE_GATE} or None
         self._pool = pool
         self._pure = pure or None
         self._stats = stats
-        self._stat_rows = stats.rows if stats is not None else None
-
-    def _core_state(self):
-        return (self._policy, self._effects, self._pool, self._pure, self._stats)
+        self._stat_rows = stats._counts if stats is not None else None
 
     @property
     def policy(self):
@@ -452,13 +453,18 @@ class HandlerCore:
         table = self._table
         if table is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
-        ops = table.get(kind) if type(kind) is str else None
-        row = ops.get(op) if ops is not None and type(op) is str else None
+        row = None
+        if type(kind) is str and type(op) is str:
+            ops = table.get(kind)
+            if ops is not None:
+                row = ops.get(op)
+            if row is None and self._wildcards is not None:
+                row = self._wildcards.get(kind)
         if row is None:
             return dispatch_miss(self, self._effects, kind, op, args)
         counters = self._stat_rows
         base = -1
-        if counters is not None and 0 <= row.index < self._stats.n:
+        if counters is not None and 0 <= row.index < self._stats._n:
             base = 5 * row.index
             counters[base] += 1
         if row.mask & ~self._allowed:
@@ -522,5 +528,3 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
         ctypes.set_errno(38)  # ENOSYS
         return -1
 
-
-from ._dispatch_slow import coerce_args, denied, dispatch_miss, internal_error  # noqa: E402

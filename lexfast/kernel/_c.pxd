@@ -1,4 +1,4 @@
-# C-level declarations of the compiled core, for other Cython modules.
+# C-level declarations of the compiled kernel (``_c.pyx``), for other Cython modules.
 from libc.stdint cimport int64_t, uint64_t
 
 
@@ -60,13 +60,15 @@ cdef class BudgetPool:
 
 
 cdef class HandlerCore:
-    cdef Stats _stats
+    # what ``_setup`` was given, readable by name (``DefaultHandler``, ``fork``)
+    cdef readonly object _policy
+    cdef readonly object _effects
+    cdef readonly BudgetPool _pool
+    cdef readonly dict _pure
+    cdef readonly Stats _stats
     cdef EffectStat* _stat_rows
     cdef Py_ssize_t _stat_n
-    cdef object _policy
     cdef uint64_t _allowed
     cdef dict _table
-    cdef object _effects
-    cdef BudgetPool _pool
-    cdef dict _pure
+    cdef dict _wildcards
     cdef object __weakref__

@@ -1,16 +1,16 @@
 """The dispatch paths that are not hot, shared by the compiled core and the
 twin so both report the same errors: a miss in the effect table, a denial,
 an argument list of the wrong type, an effect that raised something other
-than ``EffectError``."""
+than ``EffectError``. Part of the kernel: imports only the leaves."""
 
 from __future__ import annotations
 
-from .errors import EffectError, PolicyDenied
-from .values import debug_repr
+from ..errors import EffectError, PolicyDenied
+from ..values import debug_repr
 
 # Families whose unknown ops fail before any gate, and ``process``, whose
 # unknown ops fail after the ``proc`` gate (the reference's order).
-_UNKNOWN_OP_BEFORE_GATE = {"fs": "unsupported fs.{op}", "log": "unsupported log.{op}",
+UNKNOWN_OP_BEFORE_GATE = {"fs": "unsupported fs.{op}", "log": "unsupported log.{op}",
                            "agent": "unsupported agent.{op}"}
 _UNKNOWN_OP_AFTER_GATE = {"process": ("proc", "unsupported process.{op}")}
 
@@ -49,8 +49,8 @@ def internal_error(kind, op, e: BaseException) -> EffectError:
 
 
 def dispatch_miss(handler, effects, kind, op, args):
-    """``(kind, op)`` has no row: a str subclass, a wildcard row, or an
-    unsupported op, reported in the reference's order."""
+    """``(kind, op)`` has no row (nor a wildcard row the core serves): a str
+    subclass, or an unsupported op, reported in the reference's order."""
     kind = _as_name("kind", kind)
     op = _as_name("op", op)
     ops = effects.ops.get(kind)
@@ -59,29 +59,12 @@ def dispatch_miss(handler, effects, kind, op, args):
     policy = handler.policy
     if policy is None:
         raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
-    message = _UNKNOWN_OP_BEFORE_GATE.get(kind)
+    message = UNKNOWN_OP_BEFORE_GATE.get(kind)
     if message is not None:
         raise EffectError(message.format(op=op))
+    if kind in effects.wildcards:  # a str subclass: the core serves the wildcard row
+        return handler.dispatch(kind, op, args)
     gate_kind, message = _UNKNOWN_OP_AFTER_GATE.get(kind, (kind, "unsupported effect {kind}.{op}"))
-    wild = effects.wildcards.get(kind)
-    if wild is not None:
-        stats = handler._core_state()[4]
-        if stats is not None:
-            stats.bump(wild.index, "calls")
-        if wild.mask & ~policy.mask:
-            if stats is not None:
-                stats.bump(wild.index, "denials")
-            raise denied(wild.gate, policy)
-        try:
-            return wild.fn(handler, args)
-        except EffectError:
-            if stats is not None:
-                stats.bump(wild.index, "errors")
-            raise
-        except Exception as e:
-            if stats is not None:
-                stats.bump(wild.index, "errors")
-            raise internal_error(kind, op, e) from e
     if gate_kind not in policy.allow_effects:
         raise PolicyDenied(f"effect `{gate_kind}` not in --allow-effects", effect=gate_kind)
     raise EffectError(message.format(kind=kind, op=op))

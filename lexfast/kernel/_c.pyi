@@ -1,23 +1,32 @@
-"""Type stubs for the compiled core (``lexfast._core``); ``lexfast._twin`` has
-the same surface in pure Python."""
+"""Type stubs for the compiled kernel (``lexfast.kernel._c``); its twin
+``lexfast.kernel._py`` has the same surface in pure Python
+(``tests/test_core.py`` checks this stub against both)."""
 
+import builtins
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
+
+__all__ = [
+    "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
+    "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
+    "expect_str_list", "next_handle", "ok", "openat2", "some",
+]
 
 COMPILED: bool
 
 class Variant:
     """A Lex variant value: ``name`` and a tuple of ``args``. Immutable,
-    hashable, ``==`` by value (also against the twin's ``Variant``)."""
+    hashable, ``==`` by value (against a ``Variant`` of the same kernel only)."""
 
     @property
     def name(self) -> str: ...
     @property
     def args(self) -> tuple[Any, ...]: ...
     def __init__(self, name: str, args: Iterable[Any] = ...) -> None: ...
-    def __eq__(self, other: object) -> bool: ...
-    def __ne__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
 
 NONE: Variant
 """``None`` of ``Option``."""
@@ -67,7 +76,7 @@ class LRURegistry:
         """Add (or replace) ``handle`` as the most recently used entry."""
     def touch_get(self, handle: Hashable) -> Any | None:
         """The value, marked most recently used; ``None`` when missing."""
-    def __getitem__(self, handle: Hashable) -> Any:
+    def __getitem__(self, handle: Hashable, /) -> Any:
         """The value, marked most recently used; ``KeyError`` when missing."""
     def get(self, handle: Hashable, default: Any = None) -> Any:
         """The value without marking it used."""
@@ -77,7 +86,7 @@ class LRURegistry:
         """Drop every entry; ``(handle, value)`` pairs, least recently used first."""
     def keys(self) -> list[Any]:
         """Handles, least recently used first."""
-    def __contains__(self, handle: object) -> bool: ...
+    def __contains__(self, handle: object, /) -> bool: ...
     def __len__(self) -> int: ...
 
 class BudgetPool:
@@ -95,12 +104,19 @@ class Row:
     """One effect table row: ``(kind, op)`` gated on ``gate``, performed by ``fn``;
     ``index`` is its row in the session's ``Stats``."""
 
-    kind: str
-    op: str
-    gate: tuple[str, ...]
-    fn: Callable[[Any, list[Any]], Any]
-    mask: int
-    index: int
+    @property
+    def kind(self) -> str: ...
+    @property
+    def op(self) -> str: ...
+    @property
+    def gate(self) -> tuple[str, ...]: ...
+    @property
+    def fn(self) -> Callable[[Any, list[Any]], Any]: ...
+    @property
+    def mask(self) -> int:
+        """The bits of ``gate`` (``lexfast.kinds.KIND_BIT``)."""
+    @property
+    def index(self) -> int: ...
     def __init__(self, kind: str, op: str, gate: tuple[str, ...],
                  fn: Callable[[Any, list[Any]], Any], index: int = -1) -> None: ...
 
@@ -114,10 +130,24 @@ class Stats:
     def __len__(self) -> int: ...
     def reset(self) -> None: ...
     def row(self, i: int) -> dict[str, int]: ...
-    def bump(self, i: int, field: str, amount: int = 1) -> None: ...
+    def memoryview(self) -> builtins.memoryview:
+        """The counters as a read-only memoryview (``5 * len(self)`` int64s)."""
 
 class HandlerCore:
-    """The compiled half of ``DefaultHandler``."""
+    """The compiled half of ``DefaultHandler``. The underscored attributes are
+    what ``_setup`` was given (``fork`` hands them on)."""
+
+    @property
+    def _policy(self) -> Any: ...
+    @property
+    def _effects(self) -> Any:
+        """The ``EffectTable`` (``ops``, ``wildcards``)."""
+    @property
+    def _pool(self) -> BudgetPool: ...
+    @property
+    def _pure(self) -> dict[str, dict[str, Callable[[list[Any]], Any]]] | None: ...
+    @property
+    def _stats(self) -> Stats | None: ...
 
     @property
     def policy(self) -> Any: ...
@@ -135,7 +165,6 @@ class HandlerCore:
     def _setup(self, policy: Any, effects: Any, pool: BudgetPool,
                pure: dict[str, dict[str, Callable[[list[Any]], Any]]] | None,
                stats: Stats | None = None) -> None: ...
-    def _core_state(self) -> tuple[Any, Any, BudgetPool, Any, Stats | None]: ...
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
     """``openat2(2)``: a new descriptor, or ``OSError``."""

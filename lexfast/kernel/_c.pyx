@@ -2,9 +2,11 @@
 """The compiled core: the effect table and policy gate, the budget pool, the
 LRU handle registry, ``Variant`` and the argument checks.
 
-``lexfast/_twin.py`` is its pure-Python twin; the two must behave the same
+``lexfast/kernel/_py.py`` is its pure-Python twin; the two must behave the same
 (the test suite runs against both). The dispatch path is kept free of Python
 object traffic beyond two dict lookups and the call into the effect itself.
+A leaf: it imports nothing of the package but ``errors``, ``values``,
+``kinds`` and the kernel's own slow paths.
 """
 
 import os
@@ -19,11 +21,11 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memset, strerror
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-from .errors import BudgetExceeded, EffectError, PolicyDenied
-from .policy import KIND_BIT
-from .values import INT_MAX, INT_MIN, Map, debug_repr
+from ..errors import BudgetExceeded, EffectError, PolicyDenied
+from ..kinds import KIND_BIT
+from ..values import INT_MAX, INT_MIN, Map, debug_repr, register_variant_type
 
-from ._dispatch_slow import coerce_args, dispatch_miss, internal_error
+from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, dispatch_miss, internal_error
 
 cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
@@ -42,10 +44,20 @@ cdef extern from "lexfast/call.h":
 
 cdef extern from "Python.h":
     void PyException_SetTraceback(object exc, object tb)
+    # PyDict_GetItem on borrowed references: no reference counting on the
+    # dispatch path. Safe there: the keys are exact str, whose hash and ==
+    # run no Python code, so nothing can drop the dict during the lookup.
+    PyObject* _dict_lookup "PyDict_GetItem"(PyObject* d, PyObject* key)
 
 cdef extern from "lexfast/openat2.h":
     int lexfast_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
                         uint64_t resolve) noexcept nogil
+
+__all__ = [
+    "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
+    "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
+    "expect_str_list", "next_handle", "ok", "openat2", "some",
+]
 
 COMPILED = True
 
@@ -76,15 +88,9 @@ cdef class Variant:
         cdef bint same
         if op != 2 and op != 3:  # only == and !=
             return NotImplemented
-        if isinstance(other, Variant):
-            same = self.name == (<Variant>other).name and self.args == (<Variant>other).args
-        elif type(other).__name__ == "Variant":  # the twin's
-            try:
-                same = self.name == other.name and self.args == other.args
-            except AttributeError:
-                return NotImplemented
-        else:
+        if not isinstance(other, Variant):
             return NotImplemented
+        same = self.name == (<Variant>other).name and self.args == (<Variant>other).args
         return same if op == 2 else not same
 
     def __hash__(self):
@@ -108,6 +114,8 @@ cdef inline Variant _variant(str name, tuple args):
     v._hash = -1
     return v
 
+
+register_variant_type(Variant)
 
 NONE = _variant("None", _EMPTY)
 
@@ -486,19 +494,9 @@ cdef class Stats:
         return {"calls": st.calls, "denials": st.denials, "errors": st.errors,
                 "total_ns": st.total_ns, "max_ns": st.max_ns}
 
-    def bump(self, Py_ssize_t i, str field, int64_t amount=1):
-        """Add to one counter (the slow dispatch paths count through this)."""
-        if not 0 <= i < self.n:
-            return
-        cdef EffectStat* st = &self.rows[i]
-        if field == "calls":
-            st.calls += amount
-        elif field == "denials":
-            st.denials += amount
-        elif field == "errors":
-            st.errors += amount
-        else:
-            raise ValueError(f"Stats.bump: unknown field {field!r}")
+    def memoryview(self):
+        """The counters as a read-only memoryview (``5 * len(self)`` int64s)."""
+        return memoryview(self)
 
     def __getbuffer__(self, Py_buffer *buffer, int flags):
         if flags & PyBUF_WRITABLE:
@@ -569,21 +567,25 @@ cdef object _denied(Row row, uint64_t allowed):
 
 cdef class HandlerCore:
     """The hot part of ``DefaultHandler``: the pure table, the effect table,
-    the policy gate and the budget pool."""
+    the policy gate and the budget pool. ``_policy``, ``_effects`` (the
+    ``EffectTable``), ``_pool``, ``_pure`` and ``_stats`` are what ``_setup``
+    was given (``fork`` hands them on)."""
 
     def _setup(self, policy, effects, BudgetPool pool not None, pure, Stats stats=None):
         self._policy = policy
         self._allowed = policy.mask
         self._effects = effects
         self._table = effects.ops
+        # A wildcard row serves the ops of its kind that have no row of their
+        # own, through the same gate as an exact row; not for the families
+        # whose unknown ops fail before any gate.
+        self._wildcards = {k: r for k, r in effects.wildcards.items()
+                           if k not in UNKNOWN_OP_BEFORE_GATE} or None
         self._pool = pool
         self._pure = pure if pure else None
         self._stats = stats
         self._stat_rows = stats.rows if stats is not None else NULL
         self._stat_n = stats.n if stats is not None else 0
-
-    def _core_state(self):
-        return (self._policy, self._effects, self._pool, self._pure, self._stats)
 
     @property
     def policy(self):
@@ -606,9 +608,9 @@ cdef class HandlerCore:
         if not PyList_CheckExact(args):
             args = coerce_args(args)
         if self._pure is not None and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
-            p = PyDict_GetItem(self._pure, kind)
+            p = _dict_lookup(<PyObject*>self._pure, <PyObject*>kind)
             if p is not NULL:
-                p = PyDict_GetItem(<object>p, op)
+                p = _dict_lookup(p, <PyObject*>op)
                 if p is not NULL:
                     r = lexfast_call1(p, <PyObject*>args)
                     if r is NULL:
@@ -619,31 +621,33 @@ cdef class HandlerCore:
         if self._table is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
         if PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
-            p = PyDict_GetItem(self._table, kind)
+            p = _dict_lookup(<PyObject*>self._table, <PyObject*>kind)
             if p is not NULL:
-                p = PyDict_GetItem(<object>p, op)
-                if p is not NULL:
-                    row = <Row>p
-                    if 0 <= row.index < self._stat_n:
-                        st = &self._stat_rows[row.index]
-                        st.calls += 1
-                    if row.mask & ~self._allowed:
-                        if st is not NULL:
-                            st.denials += 1
-                        raise _denied(row, self._allowed)
-                    if st is not NULL and self._stats.timing:
-                        t0 = _now_ns()
-                        r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
-                        _count_time(st, t0)
-                    else:
-                        r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
-                    if r is NULL:
-                        if st is not NULL:
-                            st.errors += 1
-                        _effect_failed(kind, op)
-                    result = <object>r
-                    Py_DECREF(result)
-                    return result
+                p = _dict_lookup(p, <PyObject*>op)
+            if p is NULL and self._wildcards is not None:
+                p = _dict_lookup(<PyObject*>self._wildcards, <PyObject*>kind)
+            if p is not NULL:
+                row = <Row>p
+                if 0 <= row.index < self._stat_n:
+                    st = &self._stat_rows[row.index]
+                    st.calls += 1
+                if row.mask & ~self._allowed:
+                    if st is not NULL:
+                        st.denials += 1
+                    raise _denied(row, self._allowed)
+                if st is not NULL and self._stats.timing:
+                    t0 = _now_ns()
+                    r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+                    _count_time(st, t0)
+                else:
+                    r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+                if r is NULL:
+                    if st is not NULL:
+                        st.errors += 1
+                    _effect_failed(kind, op)
+                result = <object>r
+                Py_DECREF(result)
+                return result
         return dispatch_miss(self, self._effects, kind, op, args)
 
     def note_call_budget(self, cost):
