@@ -19,7 +19,7 @@ import time
 import pytest
 
 from lexfast import NONE, EffectError, Limits, Map, some
-from lexfast.effects import proc as procmod
+from lexfast.effects.proc import ops as procmod
 
 PROC = ["proc"]
 OPTS0 = {"cwd": NONE, "env": Map(), "stdin": NONE}

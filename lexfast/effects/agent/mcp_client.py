@@ -23,7 +23,7 @@ What it does beyond the reference's client (DESIGN.md §5):
   error messages;
 - the server runs in its own session and process group with a filtered
   environment (no API keys), default signal dispositions and an empty
-  signal mask (``lexfast._spawn``), and is stopped the way the stdio spec
+  signal mask (``lexfast.effects.proc.children``), and is stopped the way the stdio spec
   says: close its stdin, then SIGTERM, then SIGKILL, then reap; whatever it
   started in its group is SIGKILLed with it, even after the leader exited;
 - ``cancel()`` (the session closing) kills it from any thread and makes the
@@ -42,9 +42,9 @@ import threading
 import time
 import weakref
 
-from . import _spawn
-from ._version import __version__
-from .values import os_error_text
+from ..._version import __version__
+from ...values import os_error_text
+from ..proc import children as _spawn
 
 #: Offered in ``initialize``; any of ``ACCEPTED_VERSIONS`` is taken back.
 PROTOCOL_VERSION = "2025-11-25"
@@ -389,7 +389,7 @@ class McpClient:
 
     def _signal_group(self, sig: int) -> None:
         # the leader unreaped (alive or a zombie) or its group still has
-        # members: the group id cannot be anyone else's (see lexfast._spawn)
+        # members: the group id cannot be anyone else's (see lexfast.effects.proc.children)
         self._proc.signal_group(sig)
 
     def kill_now(self) -> None:

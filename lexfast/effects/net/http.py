@@ -35,10 +35,10 @@ from typing import Any
 
 import pycurl  # type: ignore[import-untyped]
 
-from .._version import __version__
-from ..core import Variant, err, expect_bytes, expect_record, expect_str, ok
-from ..errors import EffectError, PolicyDenied
-from ..values import Map, debug_repr, debug_str_list
+from ..._version import __version__
+from ...core import Variant, err, expect_bytes, expect_record, expect_str, ok
+from ...errors import EffectError, PolicyDenied
+from ...values import Map, debug_repr, debug_str_list
 
 __all__ = ["HttpFailure", "request", "pool_stats", "ROWS"]
 

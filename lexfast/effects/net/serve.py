@@ -44,11 +44,11 @@ from cheroot.ssl import Adapter as _ChAdapter
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from cheroot.workers import threadpool as _ch_threadpool
 
-from ..core import expect_str
-from ..errors import EffectError, PolicyDenied
-from ..scope import ScopeEscape, check_path_arg, open_in_scope, read_file_bounded, scoped
-from ..values import Map, debug_repr, os_error_text
-from .log import write_stderr
+from ...core import expect_str
+from ...errors import EffectError, PolicyDenied
+from ...scope import ScopeEscape, check_path_arg, open_in_scope, read_file_bounded, scoped
+from ...values import Map, debug_repr, os_error_text
+from ..log import write_stderr
 
 _log = logging.getLogger("lexfast.serve")
 

@@ -31,10 +31,10 @@ from collections import deque
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve as _ws_serve
 
-from ..core import expect_str, next_handle
-from ..errors import EffectError
-from ..values import INT_MAX, one_line
-from .log import write_stderr
+from ...core import expect_str, next_handle
+from ...errors import EffectError
+from ...values import INT_MAX, one_line
+from ..log import write_stderr
 from .serve import (
     _exc_text,
     _need_program,

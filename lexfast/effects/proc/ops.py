@@ -30,7 +30,7 @@ real thing (DESIGN.md §5):
   stderr never blocks a reader of its stdout, a read on one handle never waits
   for another, and ``wait`` never deadlocks on a full pipe.
 - Children start with default signal dispositions and an empty signal mask,
-  whatever lexfast inherited (``lexfast._spawn``), in their own session, so a
+  whatever lexfast inherited (``lexfast.effects.proc.children``), in their own session, so a
   signal goes to the child's whole process group: ``process.kill`` honours
   the signal name; eviction from the 256-entry registry and
   ``handler.close()`` send SIGTERM, SIGKILL after ``KILL_GRACE_S``, and reap:
@@ -55,11 +55,11 @@ import threading
 import time
 import weakref
 
-from .._spawn import Cancelled, Child, TimeoutExpired, spawn
-from ..core import NONE, Variant, err, expect_handle, expect_str, next_handle, ok, some
-from ..errors import EffectError
-from ..scope import child_env_refusal, resolve_command
-from ..values import Map, debug_repr, debug_str_list, os_error_text
+from ...core import NONE, Variant, err, expect_handle, expect_str, next_handle, ok, some
+from ...errors import EffectError
+from ...scope import child_env_refusal, resolve_command
+from ...values import Map, debug_repr, debug_str_list, os_error_text
+from .children import Cancelled, Child, TimeoutExpired, spawn
 
 #: SIGTERM to SIGKILL, for an evicted child or one alive at ``close()``.
 KILL_GRACE_S = 0.5
