@@ -464,7 +464,7 @@ def test_error_message_with_a_lone_surrogate_still_writes_valid_utf8():
 def test_line_reader_bounds(data, expect):
     import io
 
-    from lexfast.cli.main import _read_lines
+    from lexfast.cli.command import _read_lines
     assert list(_read_lines(io.BytesIO(data), 8)) == expect
 
 

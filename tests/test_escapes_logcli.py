@@ -398,7 +398,7 @@ def test_escape_cli_one_line_kills_the_run(monkeypatch):
     # KeyboardInterrupt still stops it.
     import io
 
-    from lexfast import cli
+    from lexfast.cli import command as cli
 
     real = cli.handle_request
 
