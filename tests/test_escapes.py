@@ -22,8 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lexfast import NONE, BudgetExceeded, EffectError, Limits, Map, PolicyDenied, some
-from lexfast.scope import roots as rootsmod
 from lexfast.effects import io as iomod
+from lexfast.scope import roots as rootsmod
 
 FS = ["io", "fs_walk", "fs_write"]
 PROC = ["proc"]
