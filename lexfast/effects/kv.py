@@ -66,7 +66,14 @@ import lmdb
 
 from ..core import NONE, err, expect_bytes, expect_handle, expect_str, next_handle, ok, some
 from ..errors import EffectError
-from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
+from ..scope import (
+    ScopeEscape,
+    open_in_scope,
+    open_parent_in_scope,
+    path_too_long,
+    scoped,
+    utf8_encodable,
+)
 from ..values import os_error_text
 
 # lmdb refuses empty keys; b"\xff" never occurs in UTF-8, so it cannot clash.
@@ -581,14 +588,6 @@ def _encode_key(st: _Store, key: str):
     return kb
 
 
-def _utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 # -- ops -------------------------------------------------------------------
 
 def kv_open(h, args):
@@ -598,7 +597,7 @@ def kv_open(h, args):
     found = scoped(path, h.policy.write_roots)
     if found is None:
         return err(f"kv.open: `{path}` outside --allow-fs-write")
-    if not _utf8(found[0]):  # lmdb takes UTF-8 paths only
+    if not utf8_encodable(found[0]):  # lmdb takes UTF-8 paths only
         return err("kv.open: path is not valid UTF-8")
     session = h.session
     reg = session.registry("kv", _release)

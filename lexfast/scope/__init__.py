@@ -48,6 +48,7 @@ from .paths import (
     resolve_root,
     scoped,
     scoped_unchecked,
+    utf8_encodable,
     within,
 )
 from .roots import (
@@ -66,12 +67,12 @@ from .roots import (
 )
 
 __all__ = [
-    "BENEATH", "LOCALE_VARS", "MAX_ARGS", "MAX_ARG_BYTES", "PATH_MAX", "RESOLVE_BENEATH",
-    "RESOLVE_NO_MAGICLINKS", "RESOLVE_NO_SYMLINKS", "SAFE_CHILD_ENV", "SAFE_CHILD_ENV_TEXT",
-    "Command", "Denied", "PathTooLong", "RootCache", "ScopeEscape", "check_dir_writable",
+    "BENEATH", "Command", "Denied", "LOCALE_VARS", "MAX_ARGS", "MAX_ARG_BYTES", "PATH_MAX",
+    "PathTooLong", "RESOLVE_BENEATH", "RESOLVE_NO_MAGICLINKS", "RESOLVE_NO_SYMLINKS",
+    "RootCache", "SAFE_CHILD_ENV", "SAFE_CHILD_ENV_TEXT", "ScopeEscape", "check_dir_writable",
     "check_opened", "check_path_arg", "child_env_refusal", "fs_kind", "open_beneath",
     "open_in_scope", "open_parent_in_scope", "open_resolved", "open_scoped", "path_too_long",
     "pseudo_fs_refusal", "read_file_bounded", "replace_in_dir", "resolve", "resolve_command",
-    "resolve_root", "roots_of", "scoped", "scoped_unchecked", "which", "within", "write_all",
-    "write_file_atomic",
+    "resolve_root", "roots_of", "scoped", "scoped_unchecked", "utf8_encodable", "which",
+    "within", "write_all", "write_file_atomic"
 ]

@@ -67,6 +67,16 @@ def check_path_arg(op: str, path) -> None:
             raise PathTooLong(f"{op}: {why}")
 
 
+def utf8_encodable(s: str) -> bool:
+    """Whether ``s`` encodes to UTF-8 (no lone surrogate from an undecodable
+    file name): lmdb takes UTF-8 paths only, glob matches UTF-8 names only."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def resolve(path: str) -> str:
     """Absolute, ``..``-collapsed, symlinks followed for the part that exists.
     Raises ``ValueError`` for a NUL byte (no such path can exist)."""

@@ -41,13 +41,11 @@ import weakref
 
 from ...core import err, ok
 from ...errors import EffectError
-from ...scope import resolve_command
+from ...scope import MAX_ARG_BYTES, MAX_ARGS, resolve_command
 from ...values import debug_str_list, os_error_text
 from .mcp_client import McpClient, McpError, close_many, compact_json
 
 MCP_CACHE = 16          # live MCP servers per session (the reference's #197)
-MAX_ARGS = 1024         # argv caps, as proc.spawn
-MAX_ARG_BYTES = 65536
 # A client dropped after a failure (it timed out, flooded or broke the
 # stream) gets short graces: it has already shown it is not answering.
 FAILED_GRACE = {"stdin_grace": 0.2, "term_grace": 0.5}

@@ -14,7 +14,7 @@ import os
 import stat as _stat
 
 from ...core import err, expect_str, ok
-from ...scope import Denied, path_too_long, within
+from ...scope import Denied, path_too_long, utf8_encodable, within
 from ...scope import roots as scope_roots
 from ...values import os_error_text
 from .ops import (
@@ -330,7 +330,7 @@ class _Globber:
                 nxts.append(self._step(pw, s, got))
             elif pw.is_dir:
                 kids = self.children(pw)
-                kids = [k for k in kids if _utf8(k[0])]
+                kids = [k for k in kids if utf8_encodable(k[0])]
                 kids.sort(key=lambda k: k[0], reverse=True)
                 for name, real, is_dir, is_link in kids:
                     todo.append((_PW(self.child_shown(pw, name), real, is_dir, is_link), idx))
@@ -393,7 +393,7 @@ class _Globber:
                 else:
                     idx = nxt + 1
             name = pw.shown.rsplit("/", 1)[-1]
-            if not _utf8(name):
+            if not utf8_encodable(name):
                 continue
             if patterns[idx].matches(name):
                 if idx == last:
@@ -412,14 +412,6 @@ class _Globber:
         failed = self.out.add(pw.shown)
         if failed is not None:
             raise _GlobFailure(failed.args[0])
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def fs_glob(h, args):

@@ -57,7 +57,7 @@ import weakref
 
 from ...core import NONE, Variant, err, expect_handle, expect_str, next_handle, ok, some
 from ...errors import EffectError
-from ...scope import child_env_refusal, resolve_command
+from ...scope import MAX_ARG_BYTES, MAX_ARGS, child_env_refusal, resolve_command
 from ...values import Map, debug_repr, debug_str_list, os_error_text
 from .children import Cancelled, Child, TimeoutExpired, spawn
 
@@ -74,9 +74,6 @@ LINE_COST = 96
 #: Reaped children whose group still had members, kept to be killed at
 #: close(): at most this many keep a pidfd (the rest are signalled by number).
 ORPHAN_PIDFDS = 64
-#: proc.spawn's caps (the reference's).
-MAX_ARGS = 1024
-MAX_ARG_BYTES = 65_536
 
 _READ_CHUNK = 1 << 16
 _NUL_TEXT = "nul byte found in provided data"
@@ -91,7 +88,7 @@ class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pump: _Pump | None = None
-        self.pool: _Pool | None = None
+        self.pool: _OutputBudget | None = None
         self.live: set = set()
         self.inflight: set = set()
         #: reaped children whose process group still had members
@@ -101,10 +98,10 @@ class _State:
         self.closed_event = threading.Event()
         self.term_deadline = 0.0
 
-    def get_pool(self, limits) -> _Pool:
+    def get_pool(self, limits) -> _OutputBudget:
         with self.lock:
             if self.pool is None:
-                self.pool = _Pool(SESSION_OUTPUT_FACTOR * limits.proc_output_bytes)
+                self.pool = _OutputBudget(SESSION_OUTPUT_FACTOR * limits.proc_output_bytes)
             return self.pool
 
     def get_pump(self) -> _Pump:
@@ -262,7 +259,7 @@ class _Marker:
         self.message = message
 
 
-class _Pool:
+class _OutputBudget:
     """Unread output held for all of a session's children together, so 256
     handles nobody reads cannot hold 256 times the per-stream cap."""
 
@@ -291,7 +288,7 @@ class _Stream:
     bytes of the partial line being gathered. A run of losses leaves one
     marker."""
 
-    def __init__(self, line_cap: int, buf_cap: int, pool: _Pool) -> None:
+    def __init__(self, line_cap: int, buf_cap: int, pool: _OutputBudget) -> None:
         self.pool = pool
         self.cond = threading.Condition(threading.Lock())
         self.items: collections.deque = collections.deque()
