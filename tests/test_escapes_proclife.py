@@ -160,7 +160,7 @@ def _wait_for_marker(stream, timeout: float = T) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with stream.cond:
-            if stream.items and isinstance(stream.items[-1], procmod._Marker):
+            if stream.items and isinstance(stream.items[-1], procmod.Marker):
                 return
         time.sleep(0.02)
     raise AssertionError("the stream never reached its cap")
