@@ -370,6 +370,23 @@ class Child:
                 self._forget_group()
 
 
+def kill_group_and_reap(child: Child, timeout: float = 5.0) -> bool:
+    """The end of every child (``process.*`` and MCP servers alike): SIGKILL
+    its whole group (leader exited or not), reap the leader, SIGKILL again
+    (anything forked meanwhile) and forget the group. False when the leader
+    was not reaped within ``timeout`` (stuck in the kernel): left to a later
+    close or the interpreter's exit."""
+    child.signal_group(_signal.SIGKILL)
+    try:
+        child.wait(timeout=timeout)
+    except TimeoutExpired:
+        return False
+    child.reap()
+    child.signal_group(_signal.SIGKILL)
+    child.release()
+    return True
+
+
 # -- buffered output of a live child ---------------------------------------------
 #
 # What ``process.spawn`` keeps of a running child: its stdout and stderr as

@@ -67,6 +67,7 @@ from .children import (
     OutputBudget,
     Pump,
     TimeoutExpired,
+    kill_group_and_reap,
     spawn,
 )
 
@@ -198,19 +199,6 @@ def _registry(h):
 
 # -- signals and reaping -----------------------------------------------------------
 
-def _kill_all(st: _State, child: Child) -> None:
-    """SIGKILL the child's whole group (leader exited or not), reap the
-    leader, forget the group."""
-    child.signal_group(_signal.SIGKILL)
-    try:
-        child.wait(timeout=5.0)
-    except TimeoutExpired:
-        return
-    child.reap()
-    child.signal_group(_signal.SIGKILL)  # anything forked meanwhile
-    child.release()
-
-
 def _terminate(st: _State, proc: LiveChild) -> None:
     """Evicted or closing: SIGTERM the group, SIGKILL it after the grace
     period (whether or not the leader is still running: what it started
@@ -227,7 +215,7 @@ def _terminate(st: _State, proc: LiveChild) -> None:
                 p.wait(timeout=grace)
             except TimeoutExpired:
                 pass
-        _kill_all(st, p)
+        kill_group_and_reap(p)
     with st.lock:
         st.live.discard(proc)
         pump = st.pump
@@ -378,7 +366,7 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
         if closed.is_set():  # killed by close(): not the child's own result
             raise EffectError(f"{label}: the handler is closed")
     except BaseException:
-        _kill_all(st, p)
+        kill_group_and_reap(p)
         raise
     finally:
         os.close(out_r)
