@@ -40,6 +40,7 @@ from .paths import (
 _AT_FDCWD = -100
 _CLOEXEC = os.O_CLOEXEC
 _ROOT_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+_HAVE_OPENAT2 = _openat2_works()  # once: open_scoped is the fs family's hot path
 
 
 class Denied(Exception):
@@ -182,9 +183,9 @@ def open_beneath(resolved: str, root: str, flags: int, mode: int = 0, *,
                 raise ScopeEscape(e.errno, f"`{resolved}` goes through a magic link") from None
             raise
         return check_opened(fd, flags, resolved) if judge else fd
-    if resolved.startswith(root):
+    if resolved == root or resolved.startswith(root if root.endswith("/") else root + "/"):
         rel = resolved[len(root):].lstrip("/") or "."
-    else:  # not under the root after all: the kernel refuses the ``..`` (EXDEV)
+    else:  # not under the root by whole components: the kernel refuses the ``..`` (EXDEV)
         rel = os.path.relpath(resolved, root)
     if cache is None:
         dfd = os.open(root, _ROOT_FLAGS)
@@ -254,7 +255,7 @@ def open_scoped(session, path: str, roots, flags: int) -> int:
     """
     if "\0" in path:
         raise ValueError("file name contained an unexpected NUL byte")
-    if path.startswith("/") and _openat2_works() and not path.startswith("/proc"):
+    if path.startswith("/") and _HAVE_OPENAT2 and not path.startswith("/proc"):
         cache = roots_of(session)
         epoch = cache.epoch
         for root, pre, rfd, has_proc in cache.tables.get(roots) or cache.table(roots):
