@@ -31,9 +31,11 @@ the reference (DESIGN.md §5):
   itself keeps it); it copies the permission bits without setuid/setgid/
   sticky, and refuses a FIFO source instead of waiting on it.
 
-The scope roots are opened once per session (``O_PATH``) and closed with it,
-so ``fs.stat`` of a path under a root costs one ``openat2``, one ``fstat`` and
-one ``close``.
+Every open beneath a scope root is ``lexfast.scope.roots``'s
+(``open_scoped``, ``open_resolved``): the roots are opened once per session
+(``O_PATH``, ``RootCache``) and closed with it, so ``fs.stat`` of a path
+under a root costs one ``openat2``, one ``fstat`` and one ``close``. The
+glob engine is in :mod:`.glob`.
 """
 
 from __future__ import annotations
