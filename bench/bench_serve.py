@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lexfast import DefaultHandler, Map, Policy
-from lexfast.effects.serve import wait_listening
+from lexfast.effects.net.serve import wait_listening
 
 WRK = shutil.which("wrk")
 pytestmark = pytest.mark.skipif(WRK is None, reason="wrk is not installed")

@@ -6,9 +6,9 @@ handler checks the run's capability policy and performs the effect.
 """
 
 from ._version import __version__
-from .core import COMPILED, NONE, LRURegistry, Variant, err, ok, some
 from .errors import BudgetExceeded, EffectError, PolicyDenied
 from .handler import CapturedSink, DefaultHandler, Limits, StderrSink, StdoutSink
+from .kernel import COMPILED, NONE, LRURegistry, Variant, err, ok, some
 from .policy import KNOWN_EFFECTS, Policy
 from .table import EffectTable
 from .values import LexValue, Map

@@ -1,6 +1,7 @@
 """The effect table: every effect family's rows, by ``kind`` then ``op``.
 
-Each module in ``lexfast.effects`` ends in ``ROWS``, a list of
+Each effect family (a module or package in ``lexfast.effects``) ends in
+``ROWS``, a list of
 ``(kind, op, gate, function)``: ``gate`` is the effect kind, or a tuple of
 kinds that must all be granted (checked in order), and ``function(handler,
 args)`` performs the effect. ``op`` ``"*"`` matches any op of that kind.
@@ -9,10 +10,8 @@ Both cores read the same table.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 
-from .effects import FAMILIES
 from .kernel import Row
 
 RowSpec = tuple  # (kind, op, gate, function)
@@ -70,9 +69,34 @@ class EffectTable:
 
 
 def family_rows() -> list:
+    """Every family's rows, in the order the table is assembled (a later row
+    for the same ``kind.op`` would replace an earlier one).
+
+    The families are imported here, when the first table is built, not when
+    ``lexfast`` is: they bring lmdb, sqlite3, pycurl, cheroot and websockets.
+    """
+    from .effects import agent, budget, clock, env, fs, io, kv, log, proc, rand, sql
+    from .effects.net import http, serve, ws
+
+    families = (
+        io,      # io.print/read/write
+        clock,   # time.now/sleep_ms, datetime.now
+        rand,    # rand.int_in, crypto.random
+        env,     # env.get
+        budget,  # budget.*
+        log,     # log.*
+        fs,      # fs.*
+        proc,    # proc.spawn, process.*
+        kv,      # kv.* on lmdb
+        sql,     # sql.* on sqlite3
+        http,    # net.get/post, http.*
+        serve,   # net.serve, net.serve_tls
+        ws,      # net.serve_ws, chat.*
+        agent,   # agent.*
+    )
     rows: list = []
-    for name in FAMILIES:
-        rows.extend(importlib.import_module(f"lexfast.effects.{name}").ROWS)
+    for family in families:
+        rows.extend(family.ROWS)
     return rows
 
 

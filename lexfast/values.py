@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 if TYPE_CHECKING:
-    from .core import Variant
+    from .kernel import Variant
 
 INT_MIN = -(1 << 63)
 INT_MAX = (1 << 63) - 1

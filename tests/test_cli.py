@@ -87,7 +87,7 @@ def test_tour_runs_cleanly_with_the_readme_command():
     assert "logs go to stderr" in p.stderr.decode()
     assert isinstance(replies["clock"]["ok"], int)
     assert 1 <= replies["dice"]["ok"] <= 6
-    assert len(lexfast.codec.decode(json.dumps(replies["key"]["ok"]))) == 16
+    assert len(lexfast.cli.codec.decode(json.dumps(replies["key"]["ok"]))) == 16
     assert replies["unset"]["ok"] == {"$variant": "None", "args": []}
     assert replies["read"]["ok"] == {"$variant": "Ok", "args": ["written by the lexfast tour\n"]}
     assert replies["spend"] == {"id": "spend", "ok": None}
@@ -137,7 +137,7 @@ def test_run_file_every_reply_type(tmp_path):
     assert r[6] == {"id": 7, "ok": None}
     assert r[7] == {"id": 8, "error": "budget exceeded: requested 3, used so far 3, ceiling 5",
                     "type": "BudgetExceeded", "requested": 3, "used": 3, "ceiling": 5}
-    assert "id" not in r[8] and len(lexfast.codec.from_json(r[8]["ok"])) == 4
+    assert "id" not in r[8] and len(lexfast.cli.codec.from_json(r[8]["ok"])) == 4
     assert r[9]["type"] == "ProtocolError" and r[9]["line"] == 10 and "id" not in r[9]
     assert r[10] == {"id": 9, "ok": {"$variant": "Some", "args": ["x y"]}}
 
@@ -464,7 +464,7 @@ def test_error_message_with_a_lone_surrogate_still_writes_valid_utf8():
 def test_line_reader_bounds(data, expect):
     import io
 
-    from lexfast.cli import _read_lines
+    from lexfast.cli.command import _read_lines
     assert list(_read_lines(io.BytesIO(data), 8)) == expect
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lexfast import NONE, Map, Variant, err, ok, some
-from lexfast.codec import MAX_DEPTH, CodecError, decode, encode, from_json, parse_json, to_json
+from lexfast.cli.codec import MAX_DEPTH, CodecError, decode, encode, from_json, parse_json, to_json
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -339,5 +339,5 @@ def test_lone_surrogate_escapes_refused_anywhere_pairs_kept():
         parse_json('"\ud800"')  # a raw surrogate in str input
     assert parse_json('["\\ud83d\\ude00", "\\\\ud800"]') == ["😀", "\\ud800"]
     with pytest.raises(CodecError, match="surrogate"):
-        from lexfast.codec import dumps_json
+        from lexfast.cli.codec import dumps_json
         dumps_json(["\udcff"])

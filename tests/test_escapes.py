@@ -22,8 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lexfast import NONE, BudgetExceeded, EffectError, Limits, Map, PolicyDenied, some
-from lexfast.effects import fs as fsmod
 from lexfast.effects import io as iomod
+from lexfast.scope import roots as rootsmod
 
 FS = ["io", "fs_walk", "fs_write"]
 PROC = ["proc"]
@@ -201,7 +201,7 @@ def test_escape_toctou_symlink_swap_fs_ops(make_handler, tree, monkeypatch, op):
     D = tree / "D"
     (tree / "out" / "b.txt").write_text("outside")
     monkeypatch.chdir(D)  # relative paths take the checked path
-    real = fsmod._open_resolved
+    real = rootsmod.open_resolved
     done = []
 
     def racing(*a, **kw):
@@ -210,7 +210,7 @@ def test_escape_toctou_symlink_swap_fs_ops(make_handler, tree, monkeypatch, op):
             _swap(D / "sub", tree / "out")
         return real(*a, **kw)
 
-    monkeypatch.setattr(fsmod, "_open_resolved", racing)
+    monkeypatch.setattr(rootsmod, "open_resolved", racing)
     path = "sub" if op == "list_dir" else "sub/b.txt"
     r = h.dispatch("fs", op, [path, "copied"] if op == "copy" else [path])
     flag = "--allow-fs-write" if op == "remove" else "--allow-fs-read"

@@ -398,7 +398,7 @@ def test_escape_cli_one_line_kills_the_run(monkeypatch):
     # KeyboardInterrupt still stops it.
     import io
 
-    from lexfast import cli
+    from lexfast.cli import command as cli
 
     real = cli.handle_request
 
@@ -528,7 +528,7 @@ def test_escape_io_print_fakes_the_listening_port(capfd):
     (the session's record, which no effect writes but a server's start) or
     from the one stderr line starting ``net.serve: listening on``: a print
     can produce neither."""
-    from lexfast.effects.serve import listening, wait_listening
+    from lexfast.effects.net.serve import listening, wait_listening
 
     h = DefaultHandler(Policy(allow_effects=["io", "net"]), sink=StderrSink(),
                        program={}, runner=lambda *a: None)

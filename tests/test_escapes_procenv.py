@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from lexfast import NONE, EffectError, Limits, Map, some
-from lexfast.mcp_client import ENV_KEEP
+from lexfast.effects.agent.mcp_client import ENV_KEEP
 
 PROC = ["proc"]
 OPTS0 = {"cwd": NONE, "env": Map(), "stdin": NONE}

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from lexfast import NONE, EffectError, Limits, Map, some
-from lexfast.effects import proc as procmod
+from lexfast.effects.proc import ops as procmod
 
 PROC = ["proc"]
 OPTS0 = {"cwd": NONE, "env": Map(), "stdin": NONE}
@@ -162,7 +162,7 @@ def _wait_for_marker(stream, timeout: float = T) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with stream.cond:
-            if stream.items and isinstance(stream.items[-1], procmod._Marker):
+            if stream.items and isinstance(stream.items[-1], procmod.Marker):
                 return
         time.sleep(0.02)
     raise AssertionError("the stream never reached its cap")

@@ -418,7 +418,7 @@ def _ws_runner(program, handler, name, args):
 def test_websocket_client_vanishes_mid_broadcast(make_handler):
     from websockets.sync.client import connect
 
-    from lexfast.effects.serve import wait_listening
+    from lexfast.effects.net.serve import wait_listening
 
     n = 2000
 
@@ -472,7 +472,7 @@ def test_websocket_client_vanishes_mid_broadcast(make_handler):
 _SERVE_CHILD = textwrap.dedent(r"""
     import sys, threading
     from lexfast import CapturedSink, DefaultHandler, Policy
-    from lexfast.effects.serve import wait_listening
+    from lexfast.effects.net.serve import wait_listening
 
     def runner(program, handler, name, args):
         return {"status": 200, "body": "up"}

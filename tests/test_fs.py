@@ -9,7 +9,8 @@ import stat
 import pytest
 
 from lexfast import EffectError, Limits, PolicyDenied, err, ok
-from lexfast.effects import fs as fsmod
+from lexfast.effects.fs import ops as fsmod
+from lexfast.scope import roots as rootsmod
 
 WALK = ["fs_walk"]
 BOTH = ["fs_walk", "fs_write"]
@@ -288,7 +289,7 @@ def test_symlink_in_open_scope_to_proc_is_refused(make_handler, tmp_path):
 def _swap_on_open(monkeypatch, victim, outside):
     """Replace directory ``victim`` with a symlink to ``outside`` right before
     the first scoped open, after every path check has passed."""
-    real = fsmod._open_resolved
+    real = rootsmod.open_resolved
     done = []
 
     def racing(*a, **kw):
@@ -298,7 +299,7 @@ def _swap_on_open(monkeypatch, victim, outside):
             os.symlink(outside, victim)
         return real(*a, **kw)
 
-    monkeypatch.setattr(fsmod, "_open_resolved", racing)
+    monkeypatch.setattr(rootsmod, "open_resolved", racing)
 
 
 @pytest.mark.parametrize("op", ["stat", "is_file", "list_dir", "walk", "copy", "remove"])
@@ -535,8 +536,8 @@ def test_a_root_descriptor_dropped_mid_open_is_not_trusted(make_handler, tree, m
     D, out = tree / "D", tree / "out"
     h = make_handler(effects=WALK, fs_read=[D])
     assert h.dispatch("fs", "is_file", [f"{D}/a.txt"]) is True
-    cache = h.session.state("fs")
-    real_openat2 = fsmod.openat2
+    cache = rootsmod.roots_of(h.session)
+    real_openat2 = rootsmod.openat2
     hijacked, hijacked_fd = [], []
 
     def racing(dirfd, path, *a):
@@ -554,7 +555,7 @@ def test_a_root_descriptor_dropped_mid_open_is_not_trusted(make_handler, tree, m
         return real_openat2(dirfd, path, *a)
 
     (out / "a.txt").write_text("outside, longer")
-    monkeypatch.setattr(fsmod, "openat2", racing)
+    monkeypatch.setattr(rootsmod, "openat2", racing)
     r = h.dispatch("fs", "stat", [f"{D}/a.txt"])
     assert r.args[0]["size"] == len("payload")  # D's file, never out's
     os.close(hijacked_fd[0]) if hijacked_fd else None

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lexfast import NONE, EffectError, Map, PolicyDenied, Variant, err, ok, some
-from lexfast.effects import http as lhttp
+from lexfast.effects.net import http as lhttp
 from lexfast.handler import Limits
 
 # -- the test servers ------------------------------------------------------------------

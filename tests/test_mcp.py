@@ -16,7 +16,7 @@ import pytest
 
 import lexfast
 from lexfast import EffectError, Limits
-from lexfast.effects.agent import mcp_pids
+from lexfast.effects.agent.ops import mcp_pids
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
@@ -214,7 +214,7 @@ def test_handshake_in_full(agent):
     h = agent(mcp_timeout_s=5.0)
     r = ok_json(call(h, f"{TINY} ok", "client"))
     assert r["initialized"] is True  # notifications/initialized came before tools/call
-    assert r["init"]["protocolVersion"] == lexfast.mcp_client.PROTOCOL_VERSION
+    assert r["init"]["protocolVersion"] == lexfast.effects.agent.mcp_client.PROTOCOL_VERSION
     assert r["init"]["clientInfo"] == {"name": "lexfast", "version": lexfast.__version__}
     assert r["init"]["capabilities"] == {}
 

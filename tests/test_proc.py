@@ -625,7 +625,7 @@ def test_many_threads_spawn_read_and_wait_at_once(make_handler):
 
 def test_unread_output_is_bounded_for_the_whole_session(make_handler):
     h = make_handler(effects=PROC, limits=Limits(proc_output_bytes=20_000))
-    st = __import__("lexfast.effects.proc", fromlist=["_state"])._state(h.session)
+    st = __import__("lexfast.effects.proc.ops", fromlist=["_state"])._state(h.session)
     floods = [spawn(h, "seq", ["1", "100000"]) for _ in range(8)]
     time.sleep(1.0)
     pool = st.pool

@@ -23,7 +23,7 @@ import requests
 
 import lexfast
 from lexfast import EffectError, Map, PolicyDenied
-from lexfast.effects.serve import listening, wait_listening
+from lexfast.effects.net.serve import listening, wait_listening
 from lexfast.handler import Limits
 
 T = 10  # seconds: every client call and join is bounded by this

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from lexfast import EffectError, PolicyDenied
-from lexfast.effects.serve import listening, wait_listening
+from lexfast.effects.net.serve import listening, wait_listening
 from lexfast.handler import Limits
 
 T = 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ..core import expect_int
+from ..kernel import expect_int
 from ..values import INT_MAX
 
 #: The reference's cap: an agent-emitted loop must not wedge the host.

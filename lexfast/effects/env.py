@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..core import NONE, expect_str, some
+from ..kernel import NONE, expect_str, some
 
 
 def env_get(h, args):

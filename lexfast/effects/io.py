@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import stat
 
-from ..core import err, expect_str, ok
 from ..errors import PolicyDenied
+from ..kernel import err, expect_str, ok
 from ..scope import (
     PathTooLong,
     ScopeEscape,

@@ -64,9 +64,16 @@ import time
 
 import lmdb
 
-from ..core import NONE, err, expect_bytes, expect_handle, expect_str, next_handle, ok, some
 from ..errors import EffectError
-from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
+from ..kernel import NONE, err, expect_bytes, expect_handle, expect_str, next_handle, ok, some
+from ..scope import (
+    ScopeEscape,
+    open_in_scope,
+    open_parent_in_scope,
+    path_too_long,
+    scoped,
+    utf8_encodable,
+)
 from ..values import os_error_text
 
 # lmdb refuses empty keys; b"\xff" never occurs in UTF-8, so it cannot clash.
@@ -581,14 +588,6 @@ def _encode_key(st: _Store, key: str):
     return kb
 
 
-def _utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 # -- ops -------------------------------------------------------------------
 
 def kv_open(h, args):
@@ -598,7 +597,7 @@ def kv_open(h, args):
     found = scoped(path, h.policy.write_roots)
     if found is None:
         return err(f"kv.open: `{path}` outside --allow-fs-write")
-    if not _utf8(found[0]):  # lmdb takes UTF-8 paths only
+    if not utf8_encodable(found[0]):  # lmdb takes UTF-8 paths only
         return err("kv.open: path is not valid UTF-8")
     session = h.session
     reg = session.registry("kv", _release)
@@ -632,70 +631,54 @@ def kv_close(h, args):
     return None
 
 
-def kv_get(h, args):
-    handle = expect_handle(args, 0, "Kv handle", "Kv")
-    key = expect_str(args, 1)
-    st = h.session.registry("kv", _release).touch_get(handle)
-    if st is None:
-        raise EffectError("kv.get: closed or unknown Kv handle")
-    try:
-        kb = key.encode()
-    except UnicodeEncodeError:
-        kb = None
-    if not kb or len(kb) > st.max_key:  # inlined _encode_key: this is the hot path
-        kb = _encode_key(st, key)
-        if kb is None:
-            raise EffectError(f"kv.get: {_key_error(st, key, _try_encode(key))}")
-    active = st.active
-    while True:
-        active.append(None)
+def _reader(op: str, contains: bool):
+    """``kv.get`` (the value, ``Some``/``None``) or ``kv.contains`` (a bool):
+    one body made twice, so the hot path pays no extra call."""
+    prefix = f"kv.{op}"
+
+    def read(h, args):
+        handle = expect_handle(args, 0, "Kv handle", "Kv")
+        key = expect_str(args, 1)
+        st = h.session.registry("kv", _release).touch_get(handle)
+        if st is None:
+            raise EffectError(f"{prefix}: closed or unknown Kv handle")
         try:
-            if not st.blocked:
-                txn = st.env.begin()
-                v = txn.get(kb)
-                txn.abort()
-                return NONE if v is None else some(v)
-        except lmdb.MapResizedError:
-            pass
-        except lmdb.Error as e:
-            txn = None  # noqa: F841 -- not kept alive by the traceback
-            raise EffectError(f"kv.get: {e}") from None
-        finally:
-            active.pop()
-        _after_miss(st, "get")
+            kb = key.encode()
+        except UnicodeEncodeError:
+            kb = None
+        if not kb or len(kb) > st.max_key:  # inlined _encode_key: this is the hot path
+            kb = _encode_key(st, key)
+            if kb is None:
+                raise EffectError(f"{prefix}: {_key_error(st, key, _try_encode(key))}")
+        active = st.active
+        while True:
+            active.append(None)
+            try:
+                if not st.blocked:
+                    if contains:  # no copy of the value
+                        txn = st.env.begin(buffers=True)
+                        found = txn.get(kb) is not None
+                        txn.abort()
+                        return found
+                    txn = st.env.begin()  # no keyword: lmdb parses keywords slowly
+                    v = txn.get(kb)
+                    txn.abort()
+                    return NONE if v is None else some(v)
+            except lmdb.MapResizedError:
+                pass
+            except lmdb.Error as e:
+                txn = None  # noqa: F841 -- not kept alive by the traceback
+                raise EffectError(f"{prefix}: {e}") from None
+            finally:
+                active.pop()
+            _after_miss(st, op)
+
+    read.__name__ = read.__qualname__ = f"kv_{op}"
+    return read
 
 
-def kv_contains(h, args):
-    handle = expect_handle(args, 0, "Kv handle", "Kv")
-    key = expect_str(args, 1)
-    st = h.session.registry("kv", _release).touch_get(handle)
-    if st is None:
-        raise EffectError("kv.contains: closed or unknown Kv handle")
-    try:
-        kb = key.encode()
-    except UnicodeEncodeError:
-        kb = None
-    if not kb or len(kb) > st.max_key:  # inlined _encode_key: this is the hot path
-        kb = _encode_key(st, key)
-        if kb is None:
-            raise EffectError(f"kv.contains: {_key_error(st, key, _try_encode(key))}")
-    active = st.active
-    while True:
-        active.append(None)
-        try:
-            if not st.blocked:
-                txn = st.env.begin(buffers=True)
-                found = txn.get(kb) is not None
-                txn.abort()
-                return found
-        except lmdb.MapResizedError:
-            pass
-        except lmdb.Error as e:
-            txn = None  # noqa: F841 -- not kept alive by the traceback
-            raise EffectError(f"kv.contains: {e}") from None
-        finally:
-            active.pop()
-        _after_miss(st, "contains")
+kv_get = _reader("get", contains=False)
+kv_contains = _reader("contains", contains=True)
 
 
 def _try_encode(key: str):

@@ -29,8 +29,8 @@ import sys
 import threading
 import time
 
-from ..core import err, expect_str, ok
 from ..errors import EffectError
+from ..kernel import err, expect_str, ok
 from ..scope import ScopeEscape, open_in_scope, path_too_long, scoped
 from ..values import one_line, os_error_text
 
@@ -92,7 +92,9 @@ def format_line(level: str, msg: str, fmt: str, ts: str | None = None) -> str:
     return f"[{ts}] {level}: {one_line(msg)}\n"
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _append_all(fd: int, data: bytes) -> None:
+    """Append ``data`` to the sink (``O_APPEND``); a write that takes nothing
+    ends it (unlike ``scope.write_all``: a log line is best-effort)."""
     view = memoryview(data)
     while view:
         n = os.write(fd, view)  # O_APPEND: each write lands at the end
@@ -123,7 +125,7 @@ def _emit(h, level: str, msg: str) -> None:
             write_stderr(line.encode("utf-8", "replace").decode("utf-8"))
             return
         try:
-            _write_all(st.fd, line.encode("utf-8", "replace"))
+            _append_all(st.fd, line.encode("utf-8", "replace"))
         except OSError:
             pass  # write errors are ignored, as in the reference
 

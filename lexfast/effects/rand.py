@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 
-from ..core import expect_int
 from ..errors import EffectError
+from ..kernel import expect_int
 
 CRYPTO_RANDOM_MAX = 1_048_576
 

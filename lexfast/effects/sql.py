@@ -60,8 +60,8 @@ import threading
 import time
 from urllib.parse import quote, unquote
 
-from ..core import err, expect_handle, expect_str, expect_str_list, next_handle, ok
 from ..errors import EffectError
+from ..kernel import err, expect_handle, expect_str, expect_str_list, next_handle, ok
 from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
 from ..values import os_error_text
 

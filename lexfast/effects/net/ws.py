@@ -31,13 +31,12 @@ from collections import deque
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve as _ws_serve
 
-from ..core import expect_str, next_handle
-from ..errors import EffectError
-from ..values import INT_MAX, one_line
-from .log import write_stderr
+from ...errors import EffectError
+from ...kernel import expect_str, next_handle
+from ...values import INT_MAX, one_line
+from ..log import write_stderr
+from ._common import exc_text, need_program
 from .serve import (
-    _exc_text,
-    _need_program,
     announce,
     bind_listener,
     block_until_shutdown,
@@ -272,7 +271,7 @@ def _make_handlers(h, name: str, registry: ChatRegistry):
                     runner(program, fork, name, [event])
                 except Exception as e:
                     # the message may carry the program's text: one escaped line
-                    write_stderr(f"on_message {conn_id}: {one_line(_exc_text(e))}\n")
+                    write_stderr(f"on_message {conn_id}: {one_line(exc_text(e))}\n")
         finally:
             registry.remove(peer)
             peer.stop(WRITER_STOP_S)
@@ -312,7 +311,7 @@ def _stop(server, registry: ChatRegistry, serve_thread: threading.Thread, grace:
 def net_serve_ws(h, args):
     port = check_port(args, "net.serve_ws(port, on_message)")
     name = expect_str(args, 1)
-    _need_program(h, "net.serve_ws requires a Program reference")
+    need_program(h, "net.serve_ws requires a Program reference")
     limits = h.session.limits
     registry = ChatRegistry(limits.ws_connections, limits.ws_queue_bytes)
     sock = bind_listener(port, "net.serve_ws")

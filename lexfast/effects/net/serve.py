@@ -44,11 +44,19 @@ from cheroot.ssl import Adapter as _ChAdapter
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from cheroot.workers import threadpool as _ch_threadpool
 
-from ..core import expect_str
-from ..errors import EffectError, PolicyDenied
-from ..scope import ScopeEscape, check_path_arg, open_in_scope, read_file_bounded, scoped
-from ..values import Map, debug_repr, os_error_text
-from .log import write_stderr
+from ...errors import EffectError, PolicyDenied
+from ...kernel import expect_str
+from ...scope import (
+    ScopeEscape,
+    check_path_arg,
+    open_in_scope,
+    read_file_bounded,
+    scoped,
+    write_all,
+)
+from ...values import Map, debug_repr, os_error_text
+from ..log import write_stderr
+from ._common import TOKEN_CHARS, exc_text, need_program
 
 _log = logging.getLogger("lexfast.serve")
 
@@ -61,8 +69,6 @@ LINGER_S = 0.001
 
 # Headers the server frames itself; a handler's values for them are dropped.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
-                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 # -- where servers listen (for embedding code and tests) ------------------------
@@ -169,7 +175,7 @@ def block_until_shutdown(h, alive=None) -> None:
 
 # -- cheroot, configured -------------------------------------------------------
 
-class _Pool(_ch_threadpool.ThreadPool):
+class _WorkerPool(_ch_threadpool.ThreadPool):
     """A fixed pool of daemon workers whose stop is bounded: a VM call that
     never returns cannot hang the shutdown (cheroot joins it forever)."""
 
@@ -263,7 +269,7 @@ class _Server(_ch_server.HTTPServer):
         threads = max(1, int(limits.serve_threads))
         super().__init__(sock.getsockname()[:2], gateway, minthreads=threads, maxthreads=threads,
                          server_name="lexfast")
-        self.requests = _Pool(self, min=threads, max=threads)
+        self.requests = _WorkerPool(self, min=threads, max=threads)
         self._listener = sock
         self.request_queue_size = LISTEN_BACKLOG
         self.keep_alive_conn_limit = max(1, int(limits.serve_keepalive_conns))
@@ -330,20 +336,11 @@ def _call(ctx, request):
     try:
         result = runner(program, h.fork(), name, [request])
     except Exception as e:  # EffectError, BudgetExceeded, a VM error: the server keeps serving
-        return 500, _text(f"internal error: {_exc_text(e)}"), None
+        return 500, _text(f"internal error: {exc_text(e)}"), None
     try:
         return _unpack(result)
     except _BadResponse as e:
         return 500, _text(f"internal error: {e}"), None
-
-
-def _exc_text(e: BaseException) -> str:
-    if isinstance(e, EffectError):
-        return str(e)
-    try:
-        return f"{type(e).__name__}: {e}"
-    except Exception:
-        return type(e).__name__
 
 
 def _text(s: str) -> bytes:
@@ -383,7 +380,7 @@ def _unpack(v):
                 raise _BadResponse(
                     f"response headers must be a Map of Str to Str, got {debug_repr(hs)}")
             # CR/LF or NUL in a name or value would split the response.
-            if not k or not set(k) <= _TOKEN_CHARS:
+            if not k or not set(k) <= TOKEN_CHARS:
                 raise _BadResponse(f"invalid response header name {debug_repr(k)}")
             if any(c in val for c in "\r\n\0"):
                 raise _BadResponse(f"invalid response header value for {k}")
@@ -485,7 +482,7 @@ def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
             for data in (cert, key):
                 fd = memfd("lexfast-pem", getattr(os, "MFD_CLOEXEC", 1))
                 fds.append(fd)
-                _write_all(fd, data)
+                write_all(fd, data)
             ctx.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}",
                                 password=_no_password)
             return ctx
@@ -499,7 +496,7 @@ def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
             p = os.path.join(tmp, name)
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
             finally:
                 os.close(fd)
             paths.append(p)
@@ -507,13 +504,6 @@ def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
         return ctx
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 # -- the effects -----------------------------------------------------------------
@@ -563,18 +553,10 @@ def _stop(srv: _Server, serve_thread: threading.Thread) -> None:
                          srv.requests.stuck, srv.shutdown_timeout)
 
 
-def _need_program(h, message: str):
-    session = h.session
-    if session.program is None:
-        raise EffectError(message)
-    if session.runner is None or not callable(session.runner):
-        raise EffectError(message.split(";")[0] + " and a runner; use DefaultHandler.with_program")
-
-
 def net_serve(h, args):
     port = check_port(args, "net.serve(port, handler)")
     name = expect_str(args, 1)
-    _need_program(h, "net.serve requires a Program reference; use DefaultHandler::with_program")
+    need_program(h, "net.serve requires a Program reference; use DefaultHandler::with_program")
     return _serve(h, "net.serve", port, name, None)
 
 
@@ -585,7 +567,7 @@ def net_serve_tls(h, args):
     name = expect_str(args, 3)
     check_path_arg("net.serve_tls", cert_path)
     check_path_arg("net.serve_tls", key_path)
-    _need_program(h, "net.serve_tls requires a Program reference")
+    need_program(h, "net.serve_tls requires a Program reference")
     cert = _read_pem(h, cert_path, "cert")
     key = _read_pem(h, key_path, "key")
     try:

@@ -35,10 +35,11 @@ from typing import Any
 
 import pycurl  # type: ignore[import-untyped]
 
-from .._version import __version__
-from ..core import Variant, err, expect_bytes, expect_record, expect_str, ok
-from ..errors import EffectError, PolicyDenied
-from ..values import Map, debug_repr, debug_str_list
+from ..._version import __version__
+from ...errors import EffectError, PolicyDenied
+from ...kernel import Variant, err, expect_bytes, expect_record, expect_str, ok
+from ...values import Map, debug_repr, debug_str_list
+from ._common import TOKEN_CHARS
 
 __all__ = ["HttpFailure", "request", "pool_stats", "ROWS"]
 
@@ -78,8 +79,6 @@ _WRITE_ERROR_CODE = pycurl.E_WRITE_ERROR
 # Set by the client itself; from agent code they would smuggle a second
 # request, re-route a virtual host or desynchronise the connection.
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
-                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _BAD_VALUE_CHARS = ("\r", "\n", "\0")
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
@@ -119,7 +118,7 @@ class _Share:
 _share = _Share()
 
 
-class _Pool:
+class _HandlePool:
     """Idle easy handles of one session, most recently used last (LIFO keeps
     the warm connections in use). At most ``cap`` are kept idle."""
 
@@ -172,13 +171,13 @@ class _Pool:
 _abandoned: list = []  # a forked child's inherited handles
 
 
-def _new_pool(session) -> _Pool:
-    pool = _Pool()
+def _new_pool(session) -> _HandlePool:
+    pool = _HandlePool()
     session.on_close(pool.close)
     return pool
 
 
-def _pool_of(session) -> _Pool:
+def _pool_of(session) -> _HandlePool:
     return session.state("http", _new_pool)
 
 
@@ -290,7 +289,7 @@ def _header_lines(items, field: str, out: list) -> set:
         if not isinstance(name, str) or not isinstance(value, str):
             bad = name if not isinstance(name, str) else value
             raise HttpFailure("decode", f"{field} must be Map[Str, Str], got {debug_repr(bad)}")
-        if not name or not set(name) <= _TOKEN_CHARS:
+        if not name or not set(name) <= TOKEN_CHARS:
             if any(c in name for c in _BAD_VALUE_CHARS):
                 raise HttpFailure("decode", f"{field}: header name {debug_repr(name)} "
                                             "contains CR, LF or NUL")

@@ -39,15 +39,13 @@ import threading
 import uuid
 import weakref
 
-from ..core import err, ok
-from ..errors import EffectError
-from ..mcp_client import McpClient, McpError, close_many, compact_json
-from ..scope import resolve_command
-from ..values import debug_str_list, os_error_text
+from ...errors import EffectError
+from ...kernel import err, ok
+from ...scope import MAX_ARG_BYTES, MAX_ARGS, resolve_command
+from ...values import debug_str_list, os_error_text
+from .mcp_client import McpClient, McpError, close_many, compact_json
 
 MCP_CACHE = 16          # live MCP servers per session (the reference's #197)
-MAX_ARGS = 1024         # argv caps, as proc.spawn
-MAX_ARG_BYTES = 65536
 # A client dropped after a failure (it timed out, flooded or broke the
 # stream) gets short graces: it has already shown it is not answering.
 FAILED_GRACE = {"stdin_grace": 0.2, "term_grace": 0.5}
@@ -313,7 +311,7 @@ def mcp_pids(h) -> dict:
 # -- LLM and A2A over the shared pycurl client ---------------------------------
 
 def _http():
-    from .http import HttpFailure, request
+    from ..net.http import HttpFailure, request
     return request, HttpFailure
 
 

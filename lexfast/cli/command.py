@@ -53,13 +53,13 @@ import sys
 import threading
 import time
 
-from . import __version__
+from .._version import __version__
+from ..errors import BudgetExceeded, EffectError, PolicyDenied
+from ..handler import DefaultHandler
+from ..kernel import COMPILED
+from ..policy import KNOWN_EFFECTS, Policy, parse_flags
+from ..values import INT_MAX, INT_MIN, one_line
 from .codec import MAX_DEPTH, CodecError, dumps_json, from_json, parse_json, to_json
-from .core import COMPILED
-from .errors import BudgetExceeded, EffectError, PolicyDenied
-from .handler import DefaultHandler
-from .policy import KNOWN_EFFECTS, Policy, parse_flags
-from .values import INT_MAX, INT_MIN, one_line
 
 #: Longest request line accepted (bytes, without the newline). io.write
 #: contents travel inline, so this is generous; a longer line is skipped with
@@ -278,7 +278,7 @@ class _Out:
 
 
 def _stderr_lock():
-    from .effects.log import STDERR_LOCK
+    from ..effects.log import STDERR_LOCK
     return STDERR_LOCK
 
 
@@ -490,16 +490,16 @@ def _lib_versions() -> dict:
 
 
 def info(as_json: bool) -> int:
-    from . import core
-    from .table import effect_names
+    from .. import kernel
+    from ..table import effect_names
 
     names = effect_names()
     data = {
         "lexfast": __version__,
         "core": "compiled" if COMPILED else "pure-Python twin",
         "compiled": COMPILED,
-        "core_module": core.impl.__name__,
-        "core_file": getattr(core.impl, "__file__", None),
+        "core_module": kernel.impl.__name__,
+        "core_file": getattr(kernel.impl, "__file__", None),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "python_executable": sys.executable,
         "platform": platform.platform(),
@@ -581,7 +581,7 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
     finally:
         try:
             if ns.stats:
-                from .stats import format_table
+                from ..stats import format_table
                 print(format_table(handler.stats_table()), file=sys.stderr, flush=True)
             handler.shutdown()
             handler.close()

@@ -30,7 +30,7 @@ real thing (docs/design.md §5):
   stderr never blocks a reader of its stdout, a read on one handle never waits
   for another, and ``wait`` never deadlocks on a full pipe.
 - Children start with default signal dispositions and an empty signal mask,
-  whatever lexfast inherited (``lexfast._spawn``), in their own session, so a
+  whatever lexfast inherited (``lexfast.effects.proc.children``), in their own session, so a
   signal goes to the child's whole process group: ``process.kill`` honours
   the signal name; eviction from the 256-entry registry and
   ``handler.close()`` send SIGTERM, SIGKILL after ``KILL_GRACE_S``, and reap:
@@ -46,7 +46,6 @@ real thing (docs/design.md §5):
 
 from __future__ import annotations
 
-import collections
 import errno as _errno
 import os
 import select
@@ -55,30 +54,32 @@ import threading
 import time
 import weakref
 
-from .._spawn import Cancelled, Child, TimeoutExpired, spawn
-from ..core import NONE, Variant, err, expect_handle, expect_str, next_handle, ok, some
-from ..errors import EffectError
-from ..scope import child_env_refusal, resolve_command
-from ..values import Map, debug_repr, debug_str_list, os_error_text
+from ...errors import EffectError
+from ...kernel import NONE, Variant, err, expect_handle, expect_str, next_handle, ok, some
+from ...scope import MAX_ARG_BYTES, MAX_ARGS, child_env_refusal, resolve_command
+from ...values import Map, debug_repr, debug_str_list, os_error_text
+from .children import (
+    READ_CHUNK,
+    Cancelled,
+    Child,
+    LiveChild,
+    Marker,
+    OutputBudget,
+    Pump,
+    TimeoutExpired,
+    kill_group_and_reap,
+    spawn,
+)
 
 #: SIGTERM to SIGKILL, for an evicted child or one alive at ``close()``.
 KILL_GRACE_S = 0.5
 #: Unread output of all of a session's live children together, as a multiple
 #: of ``Limits.proc_output_bytes`` (one stream's cap).
 SESSION_OUTPUT_FACTOR = 4
-#: What one buffered line costs against those caps beyond its bytes: the
-#: bytes object's header and allocator rounding and its deque slot (a line
-#: of n bytes holds at most n + 73 bytes), and the deque slot of a marker
-#: that may follow it.
-LINE_COST = 96
 #: Reaped children whose group still had members, kept to be killed at
 #: close(): at most this many keep a pidfd (the rest are signalled by number).
 ORPHAN_PIDFDS = 64
-#: proc.spawn's caps (the reference's).
-MAX_ARGS = 1024
-MAX_ARG_BYTES = 65_536
 
-_READ_CHUNK = 1 << 16
 _NUL_TEXT = "nul byte found in provided data"
 
 
@@ -90,8 +91,8 @@ class _State:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.pump: _Pump | None = None
-        self.pool: _Pool | None = None
+        self.pump: Pump | None = None
+        self.pool: OutputBudget | None = None
         self.live: set = set()
         self.inflight: set = set()
         #: reaped children whose process group still had members
@@ -101,18 +102,18 @@ class _State:
         self.closed_event = threading.Event()
         self.term_deadline = 0.0
 
-    def get_pool(self, limits) -> _Pool:
+    def get_pool(self, limits) -> OutputBudget:
         with self.lock:
             if self.pool is None:
-                self.pool = _Pool(SESSION_OUTPUT_FACTOR * limits.proc_output_bytes)
+                self.pool = OutputBudget(SESSION_OUTPUT_FACTOR * limits.proc_output_bytes)
             return self.pool
 
-    def get_pump(self) -> _Pump:
+    def get_pump(self) -> Pump:
         with self.lock:
             if self.closing:
                 raise EffectError("the handler is closed")
             if self.pump is None or self.pump.quitting:
-                self.pump = _Pump()
+                self.pump = Pump()
             return self.pump
 
     def on_shutdown(self, session_ref) -> None:
@@ -198,20 +199,7 @@ def _registry(h):
 
 # -- signals and reaping -----------------------------------------------------------
 
-def _kill_all(st: _State, child: Child) -> None:
-    """SIGKILL the child's whole group (leader exited or not), reap the
-    leader, forget the group."""
-    child.signal_group(_signal.SIGKILL)
-    try:
-        child.wait(timeout=5.0)
-    except TimeoutExpired:
-        return
-    child.reap()
-    child.signal_group(_signal.SIGKILL)  # anything forked meanwhile
-    child.release()
-
-
-def _terminate(st: _State, proc: _Proc) -> None:
+def _terminate(st: _State, proc: LiveChild) -> None:
     """Evicted or closing: SIGTERM the group, SIGKILL it after the grace
     period (whether or not the leader is still running: what it started
     goes too), reap, release the pipes."""
@@ -227,7 +215,7 @@ def _terminate(st: _State, proc: _Proc) -> None:
                 p.wait(timeout=grace)
             except TimeoutExpired:
                 pass
-        _kill_all(st, p)
+        kill_group_and_reap(p)
     with st.lock:
         st.live.discard(proc)
         pump = st.pump
@@ -248,370 +236,6 @@ def _parse_signal(name: str):
     if not s.startswith("SIG"):
         s = "SIG" + s
     return _SIGNALS.get(s)
-
-
-# -- buffered output of a live child ---------------------------------------------
-
-class _Marker:
-    """"Lines were dropped": one shared object per message and stream, so a
-    marker in the queue costs a deque slot (covered by ``LINE_COST``: a
-    marker never follows another, so there is at most one per line)."""
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-class _Pool:
-    """Unread output held for all of a session's children together, so 256
-    handles nobody reads cannot hold 256 times the per-stream cap."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.used = 0
-        self.lock = threading.Lock()
-
-    def take(self, n: int) -> bool:
-        with self.lock:
-            if self.used + n > self.cap:
-                return False
-            self.used += n
-            return True
-
-    def give(self, n: int) -> None:
-        with self.lock:
-            self.used -= n
-
-
-class _Stream:
-    """Lines of one output pipe, fed by the pump, taken by read_*_line.
-
-    ``buffered`` is the memory this stream holds, as charged against its cap
-    and the session's pool: every line's bytes plus ``LINE_COST``, and the
-    bytes of the partial line being gathered. A run of losses leaves one
-    marker."""
-
-    def __init__(self, line_cap: int, buf_cap: int, pool: _Pool) -> None:
-        self.pool = pool
-        self.cond = threading.Condition(threading.Lock())
-        self.items: collections.deque = collections.deque()
-        self.buffered = 0
-        self.partial = bytearray()
-        self.skipping = False
-        self.eof = False
-        self.line_cap = line_cap
-        self.buf_cap = buf_cap
-        self.markers: dict = {}
-
-    def _take(self, n: int) -> str | None:
-        """Charge ``n`` bytes: None, or why not (the marker's message)."""
-        if self.buffered + n > self.buf_cap:
-            return f"more than {self.buf_cap} bytes of unread output; lines were dropped"
-        if not self.pool.take(n):
-            return (f"more than {self.pool.cap} bytes of unread output (all of the "
-                    "session's children); lines were dropped")
-        self.buffered += n
-        return None
-
-    def _give(self, n: int) -> None:
-        self.buffered -= n
-        self.pool.give(n)
-
-    def _mark(self, message: str) -> None:
-        if self.items and isinstance(self.items[-1], _Marker):
-            return  # one marker stands for the whole run of losses
-        marker = self.markers.get(message)
-        if marker is None:
-            marker = self.markers[message] = _Marker(message)
-        self.items.append(marker)
-
-    def _drop_partial(self) -> None:
-        self._give(len(self.partial))
-        self.partial.clear()
-
-    def _push_line(self, line: bytes, charged: int) -> None:
-        """Queue a complete line of which ``charged`` bytes (its gathered
-        partial part) are already charged."""
-        why = self._take(len(line) - charged + LINE_COST)
-        if why is not None:
-            self._give(charged)
-            self._mark(why)
-            return
-        self.items.append(line)
-
-    def feed(self, data: bytes) -> None:
-        with self.cond:
-            start, n = 0, len(data)
-            while start < n:
-                nl = data.find(b"\n", start)
-                end = n if nl < 0 else nl
-                complete = nl >= 0
-                piece = data[start:end]
-                start = end + 1 if complete else n
-                if self.skipping:
-                    self.skipping = not complete
-                    continue
-                if len(self.partial) + len(piece) > self.line_cap:
-                    self._drop_partial()
-                    self._mark(f"line longer than {self.line_cap} bytes")
-                    self.skipping = not complete
-                    continue
-                if complete:
-                    if self.partial:
-                        charged = len(self.partial)
-                        self.partial += piece
-                        line = bytes(self.partial)
-                        self.partial.clear()
-                    else:
-                        charged, line = 0, piece
-                    self._push_line(line, charged)
-                elif piece:
-                    why = self._take(len(piece))
-                    if why is not None:  # the partial line cannot be held: drop it whole
-                        self._drop_partial()
-                        self._mark(why)
-                        self.skipping = True
-                        continue
-                    self.partial += piece
-            self.cond.notify_all()
-
-    def finish(self) -> None:
-        with self.cond:
-            if self.partial and not self.skipping:
-                charged = len(self.partial)
-                line = bytes(self.partial)
-                self.partial.clear()
-                self._push_line(line, charged)
-            else:
-                self._drop_partial()
-            self.eof = True
-            self.cond.notify_all()
-
-    def read_line(self, cancel: threading.Event | None = None):
-        """The next line (bytes, no newline), None at EOF, or a _Marker.
-        Raises EffectError once the session is closed."""
-        with self.cond:
-            while not self.items and not self.eof:
-                if cancel is not None and cancel.is_set():
-                    break
-                self.cond.wait(0.1 if cancel is not None else 1.0)
-            if not self.items:
-                if cancel is not None and cancel.is_set():
-                    raise EffectError("the handler is closed")
-                return None
-            item = self.items.popleft()
-            if not isinstance(item, _Marker):
-                self._give(len(item) + LINE_COST)
-            return item
-
-    def drop(self) -> None:
-        """Forget unread lines (the handle is gone) and give their memory back."""
-        with self.cond:
-            self.pool.give(self.buffered)
-            self.buffered = 0
-            self.items.clear()
-            self.partial.clear()
-            self.eof = True
-            self.cond.notify_all()
-
-
-class _Proc:
-    __slots__ = ("popen", "out", "err", "in_fd", "out_fd", "err_fd", "payload", "released",
-                 "__weakref__")
-
-    def __init__(self, popen, in_fd, out_fd, err_fd, payload, limits, pool) -> None:
-        self.popen = popen
-        self.in_fd = in_fd
-        self.out_fd = out_fd
-        self.err_fd = err_fd
-        self.payload = memoryview(payload) if payload is not None else None
-        self.out = _Stream(limits.proc_line_bytes, limits.proc_output_bytes, pool)
-        self.err = _Stream(limits.proc_line_bytes, limits.proc_output_bytes, pool)
-        self.released = threading.Event()
-
-    def close_fds(self) -> None:
-        for name in ("in_fd", "out_fd", "err_fd"):
-            fd = getattr(self, name)
-            if fd is not None:
-                setattr(self, name, None)
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.out.drop()  # the handle is gone: its unread lines go too
-        self.err.drop()
-        self.released.set()
-
-
-class _Pump:
-    """One thread per session: epoll over every live child's pipes. All of
-    those descriptors are closed on this thread (commands come through an
-    eventfd), so no descriptor is closed under a poll that watches it."""
-
-    def __init__(self) -> None:
-        self.ep = select.epoll()
-        self.wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.ep.register(self.wake, select.EPOLLIN)
-        self.lock = threading.Lock()
-        self.fds: dict = {}
-        self.procs: set = set()
-        self.cmds: collections.deque = collections.deque()
-        self.quitting = False
-        self.thread = threading.Thread(target=self._run, name="lexfast-process-pump",
-                                       daemon=True)
-        self.thread.start()
-
-    # -- called from VM threads --------------------------------------------
-    def add(self, proc: _Proc) -> None:
-        with self.lock:
-            if self.quitting:
-                raise EffectError("the handler is closed")
-            self.procs.add(proc)
-            for fd, which in ((proc.out_fd, "out"), (proc.err_fd, "err")):
-                os.set_blocking(fd, False)
-                self.fds[fd] = (proc, which)
-                self.ep.register(fd, select.EPOLLIN)
-            if proc.payload is not None:
-                os.set_blocking(proc.in_fd, False)
-                self.fds[proc.in_fd] = (proc, "in")
-                self.ep.register(proc.in_fd, select.EPOLLOUT)
-
-    def _command(self, proc, cmd, timeout: float = 5.0) -> None:
-        done = threading.Event()
-        with self.lock:
-            if self.quitting:
-                return  # the pump has released everything already
-            self.cmds.append((proc, cmd, done))
-            os.eventfd_write(self.wake, 1)  # under the lock: the pump closes it under the lock
-        if threading.current_thread() is not self.thread:
-            done.wait(timeout)
-
-    def close_stdin(self, proc: _Proc) -> None:
-        self._command(proc, "close_in")
-
-    def release(self, proc: _Proc) -> None:
-        if not proc.released.is_set():
-            self._command(proc, "release")
-
-    def quit(self) -> None:
-        self._command(None, "quit")
-        self.thread.join(10.0)
-
-    # -- the pump thread ------------------------------------------------------
-    def _close(self, proc: _Proc, which: str) -> None:
-        name = {"in": "in_fd", "out": "out_fd", "err": "err_fd"}[which]
-        fd = getattr(proc, name)
-        if fd is None:
-            return
-        with self.lock:
-            if self.fds.pop(fd, None) is not None:
-                try:
-                    self.ep.unregister(fd)
-                except OSError:
-                    pass
-        setattr(proc, name, None)
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        if which == "out":
-            proc.out.finish()
-        elif which == "err":
-            proc.err.finish()
-
-    def _release(self, proc: _Proc) -> None:
-        for which in ("in", "out", "err"):
-            self._close(proc, which)
-        with self.lock:
-            self.procs.discard(proc)
-        proc.close_fds()
-
-    def _write_stdin(self, proc: _Proc, events: int) -> None:
-        if events & (select.EPOLLERR | select.EPOLLHUP):
-            self._close(proc, "in")  # the child closed its stdin
-            return
-        try:
-            n = os.write(proc.in_fd, proc.payload[:_READ_CHUNK])
-        except BlockingIOError:
-            return
-        except OSError:
-            n = len(proc.payload)
-        proc.payload = proc.payload[n:]
-        if not proc.payload:
-            proc.payload = None
-            self._close(proc, "in")  # EOF for the child
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        finally:
-            # Whatever ended the loop, no reader may wait for this pump again.
-            with self.lock:
-                self.quitting = True
-                procs = list(self.procs)
-                cmds = list(self.cmds)
-                self.cmds.clear()
-            for p in procs:
-                try:
-                    self._release(p)
-                except Exception:
-                    p.close_fds()
-            with self.lock:
-                try:
-                    self.ep.close()
-                    os.close(self.wake)
-                except OSError:
-                    pass
-            for _p, _c, done in cmds:
-                done.set()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                events = self.ep.poll()
-            except InterruptedError:
-                continue
-            for fd, ev in events:
-                if fd == self.wake:
-                    try:
-                        os.eventfd_read(self.wake)
-                    except BlockingIOError:
-                        pass
-                    continue
-                with self.lock:
-                    entry = self.fds.get(fd)
-                if entry is None:
-                    continue
-                proc, which = entry
-                if which == "in":
-                    self._write_stdin(proc, ev)
-                    continue
-                try:
-                    data = os.read(fd, _READ_CHUNK)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if data:
-                    (proc.out if which == "out" else proc.err).feed(data)
-                else:
-                    self._close(proc, which)
-            while True:
-                with self.lock:
-                    if not self.cmds:
-                        break
-                    proc, cmd, done = self.cmds.popleft()
-                if cmd == "close_in":
-                    if proc.payload is None:
-                        self._close(proc, "in")
-                    # else: the payload is still being written; its end closes stdin
-                elif cmd == "release":
-                    self._release(proc)
-                elif cmd == "quit":
-                    with self.lock:
-                        self.cmds.appendleft((proc, cmd, done))  # set in _run's cleanup
-                    return
-                done.set()
 
 
 # -- argument checks -------------------------------------------------------------
@@ -720,7 +344,7 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
             if closed.is_set():
                 raise EffectError(f"{label}: the handler is closed")
             for fd, _ev in poller.poll(100):
-                data = os.read(fd, _READ_CHUNK)
+                data = os.read(fd, READ_CHUNK)
                 if not data:
                     poller.unregister(fd)
                     open_fds.discard(fd)
@@ -742,7 +366,7 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
         if closed.is_set():  # killed by close(): not the child's own result
             raise EffectError(f"{label}: the handler is closed")
     except BaseException:
-        _kill_all(st, p)
+        kill_group_and_reap(p)
         raise
     finally:
         os.close(out_r)
@@ -852,7 +476,7 @@ def process_spawn(h, args):
         return err(f"{fail}: {_spawn_error(e)}")
     for fd in (in_r, out_w, err_w):
         os.close(fd)
-    proc = _Proc(p, in_w, out_r, err_r, payload, h.session.limits,
+    proc = LiveChild(p, in_w, out_r, err_r, payload, h.session.limits,
                  st.get_pool(h.session.limits))
     with st.lock:
         st.live.add(proc)
@@ -890,7 +514,7 @@ def _read_line(h, args, which: str):
         raise EffectError(f"process.read_{which}_line: {e}") from None
     if item is None:
         return NONE
-    if isinstance(item, _Marker):
+    if isinstance(item, Marker):
         raise EffectError(f"process.read_*_line: {item.message}")
     if item.endswith(b"\r"):
         item = item[:-1]

@@ -40,8 +40,8 @@ import json
 import math
 import re
 
-from .core import Variant
-from .values import INT_MAX, INT_MIN, Map
+from ..kernel import Variant
+from ..values import INT_MAX, INT_MIN, Map
 
 #: Lex containers (List, Tuple, Record, Map, Variant) nested deeper than this
 #: are refused both ways: a bounded recursion, never a ``RecursionError``.

@@ -23,7 +23,7 @@ What it does beyond the reference's client (docs/design.md §5):
   error messages;
 - the server runs in its own session and process group with a filtered
   environment (no API keys), default signal dispositions and an empty
-  signal mask (``lexfast._spawn``), and is stopped the way the stdio spec
+  signal mask (``lexfast.effects.proc.children``), and is stopped the way the stdio spec
   says: close its stdin, then SIGTERM, then SIGKILL, then reap; whatever it
   started in its group is SIGKILLed with it, even after the leader exited;
 - ``cancel()`` (the session closing) kills it from any thread and makes the
@@ -42,9 +42,9 @@ import threading
 import time
 import weakref
 
-from . import _spawn
-from ._version import __version__
-from .values import os_error_text
+from ..._version import __version__
+from ...values import os_error_text
+from ..proc import children
 
 #: Offered in ``initialize``; any of ``ACCEPTED_VERSIONS`` is taken back.
 PROTOCOL_VERSION = "2025-11-25"
@@ -118,7 +118,7 @@ class McpClient:
             for _ in range(3):
                 fds += os.pipe2(os.O_CLOEXEC)
             in_r, in_w, out_r, out_w, err_r, err_w = fds
-            self._proc = _spawn.spawn(argv, executable, stdin=in_r, stdout=out_w, stderr=err_w,
+            self._proc = children.spawn(argv, executable, stdin=in_r, stdout=out_w, stderr=err_w,
                                       env=server_env() if env is None else env)
         except BaseException:
             for fd in fds:
@@ -389,7 +389,7 @@ class McpClient:
 
     def _signal_group(self, sig: int) -> None:
         # the leader unreaped (alive or a zombie) or its group still has
-        # members: the group id cannot be anyone else's (see lexfast._spawn)
+        # members: the group id cannot be anyone else's (see lexfast.effects.proc.children)
         self._proc.signal_group(sig)
 
     def kill_now(self) -> None:
@@ -452,14 +452,8 @@ class McpClient:
                 self._signal_group(signal.SIGKILL)
         # whatever it left behind in its group goes too (the exited leader
         # still holds the group id until it is reaped)
-        self._signal_group(signal.SIGKILL)
-        try:
-            self._proc.wait(timeout=5.0)
-        except _spawn.TimeoutExpired:  # stuck in the kernel: leave it to atexit
+        if not children.kill_group_and_reap(self._proc):  # stuck in the kernel: leave it to atexit
             return
-        self._proc.reap()
-        self._signal_group(signal.SIGKILL)  # anything it forked meanwhile
-        self._proc.release()
         self._reaped = True
         _live.discard(self)
         self._out_open = self._err_open = False
