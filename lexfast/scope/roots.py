@@ -29,6 +29,7 @@ from .paths import (
     _PROC_DEV,
     BENEATH,
     RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
     ScopeEscape,
     check_dir_writable,
     check_opened,
@@ -214,6 +215,17 @@ def open_beneath(resolved: str, root: str, flags: int, mode: int = 0, *,
             return check_opened(fd, flags, resolved) if judge else fd
         os.close(fd)  # the root descriptor was dropped meanwhile: do not trust it
     raise ScopeEscape(_errno.EXDEV, f"`{resolved}`: the scope root `{root}` was replaced")
+
+
+def open_dir_below(top_fd: int, rel: str) -> int:
+    """A directory below the already-open directory ``top_fd`` (``rel``
+    relative to it, ``""`` for itself), walked beneath it with no symlink
+    at any step: how a tree is taken apart (``fs.remove``) without leaving
+    it. Not judged: the caller checks the directory before writing in it."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC
+    if openat2_works():
+        return openat2(top_fd, rel or ".", flags, 0, BENEATH | RESOLVE_NO_SYMLINKS)
+    return os.open(rel or ".", flags | os.O_NOFOLLOW, dir_fd=top_fd)
 
 
 def open_in_scope(resolved: str, root: str, flags: int, mode: int = 0o666) -> int:

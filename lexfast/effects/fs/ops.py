@@ -44,7 +44,7 @@ import errno as _errno
 import os
 import stat as _stat
 
-from ...kernel import err, expect_str, ok, openat2
+from ...kernel import err, expect_str, ok
 from ...scope import (
     BENEATH,
     RESOLVE_NO_SYMLINKS,
@@ -59,7 +59,7 @@ from ...scope import (
     within,
 )
 from ...scope import roots as scope_roots
-from ...scope.paths import fs_kind, is_proc_magic, openat2_works
+from ...scope.paths import fs_kind, is_proc_magic
 from ...values import os_error_text
 
 _BENEATH_NOLINKS = BENEATH | RESOLVE_NO_SYMLINKS
@@ -408,8 +408,7 @@ def _remove_tree(top_fd: int) -> None:
     stack = [""]
     while stack:
         rel = stack[-1]
-        dfd = openat2(top_fd, rel or ".", _O_DIR, 0, _BENEATH_NOLINKS) \
-            if openat2_works() else os.open(rel or ".", _O_DIR | os.O_NOFOLLOW, dir_fd=top_fd)
+        dfd = scope_roots.open_dir_below(top_fd, rel)
         try:
             check_dir_writable(dfd)  # a kernel pseudo-filesystem mounted inside
             subdirs = []
@@ -426,8 +425,7 @@ def _remove_tree(top_fd: int) -> None:
         stack.pop()
         if rel:
             parent, _, name = rel.rpartition("/")
-            pfd = openat2(top_fd, parent or ".", _O_DIR, 0, _BENEATH_NOLINKS) \
-                if openat2_works() else os.open(parent or ".", _O_DIR, dir_fd=top_fd)
+            pfd = scope_roots.open_dir_below(top_fd, parent)
             try:
                 os.rmdir(name, dir_fd=pfd)
             finally:
