@@ -15,7 +15,7 @@ LEXFAST_REQUIRE_EXTENSIONS=1 "$venv/bin/python" -m pip install -qq ".[$extras]"
 import os, sys, lexfast
 assert lexfast.COMPILED, "the compiled core did not load"
 from lexfast.kernel import _c
-assert lexfast.Variant is _c.Variant, "lexfast.Variant is not the compiled kernel's"
+assert lexfast.Variant is _c.Variant, "lexfast.Variant is not the compiled kernel Variant"
 source = os.path.join(os.path.realpath(sys.argv[1]), "lexfast")
 assert os.path.dirname(os.path.realpath(lexfast.__file__)) != source, lexfast.__file__
 print(f"testing lexfast {lexfast.__version__} from {os.path.dirname(lexfast.__file__)}")
