@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import numpy
 
+from . import builtins as _builtins
 from .effects.log import write_stderr
 from .errors import EffectError
 from .kernel import BudgetPool, HandlerCore, LRURegistry, Stats
@@ -231,9 +232,11 @@ class Session:
 
 def _pure_table(pure: Mapping[tuple[str, str], PureFn] | None
                 ) -> dict[str, dict[str, PureFn]] | None:
+    """The standard library's pure builtins, with the VM's own (``pure``)
+    added or replacing them."""
     if not pure:
-        return None
-    out: dict[str, dict[str, PureFn]] = {}
+        return _builtins.TABLE
+    out: dict[str, dict[str, PureFn]] = {k: dict(ops) for k, ops in _builtins.TABLE.items()}
     for key, fn in pure.items():
         if not (isinstance(key, tuple) and len(key) == 2
                 and isinstance(key[0], str) and isinstance(key[1], str)):

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaves", ("lexfast.errors", "lexfast.values", "lexfast.kinds", "lexfast._version")),
     ("kernel", ("lexfast.kernel",)),
     ("boundary", ("lexfast.policy", "lexfast.scope")),
-    ("effects", ("lexfast.effects",)),
+    ("effects", ("lexfast.effects", "lexfast.builtins")),
     ("assembly", ("lexfast.table", "lexfast.handler", "lexfast.stats")),
     ("top", ("lexfast.cli", "lexfast.__main__", "lexfast")),
 ]

@@ -1,0 +1,3 @@
+"""Pure builtins: see lexfast/builtins/__init__.py (not yet ported)."""
+
+BUILTINS: dict = {}
