@@ -451,3 +451,14 @@ def test_help_text_minimal_and_wide(cli):
         "  -l, --a-very-long-flag-name-indeed  x\n"
         "      --é                 accent\n"  # padded by characters, not bytes
     )
+
+
+def test_a_cyclic_or_too_deep_value_is_an_effect_error(cli):
+    loop: list = []
+    loop.append(loop)
+    for op, args in [("spec", ("p", "", [loop], [])), ("envelope", (True, "x", loop)),
+                     ("describe", (loop,)), ("help", ({"name": "x", "args": loop},)),
+                     ("parse", ({"args": loop}, []))]:
+        with pytest.raises(EffectError) as e:
+            cli(op, *args)
+        assert str(e.value) == "cli: value nested too deeply to convert to JSON"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from .. import values as _values
 from ..errors import EffectError
 from ..kernel import Variant, err, ok
 from ..values import Map, debug_repr
@@ -64,6 +65,12 @@ def _to_json(v: object) -> object:
         return [_to_json(x) for x in sorted(v, key=_key_order)]
     if isinstance(v, Variant):
         return {"$variant": v.name, "args": [_to_json(x) for x in v.args]}
+    # the containers' Set and Deque (lexfast.values, where present): an array
+    set_type, deque_type = getattr(_values, "Set", None), getattr(_values, "Deque", None)
+    if set_type is not None and isinstance(v, set_type):
+        return [_to_json(x) for x in sorted(v, key=_key_order)]
+    if deque_type is not None and isinstance(v, deque_type):
+        return [_to_json(x) for x in v]
     # a closure: the reference writes the first 4 bytes of its body hash
     h = getattr(v, "body_hash", None)
     if isinstance(h, (bytes, bytearray)):
@@ -89,6 +96,19 @@ def _from_json(j: object) -> object:
 
 def _normalise(v: object) -> object:
     return _from_json(_to_json(v))
+
+
+def _guard(fn):
+    """A value nested past Python's recursion limit (or a cycle) is an
+    ``EffectError``, not a crash (the reference's recursion has no guard)."""
+    def op(args: list) -> object:
+        try:
+            return fn(args)
+        except RecursionError:
+            raise EffectError("cli: value nested too deeply to convert to JSON") from None
+    op.__name__ = fn.__name__
+    op.__doc__ = fn.__doc__
+    return op
 
 
 # -- JSON accessors (serde_json's ``get`` / ``as_str`` / ``as_array``) ---------
@@ -356,9 +376,9 @@ BUILTINS = {
     ("cli", "flag"): _flag,
     ("cli", "option"): _option,
     ("cli", "positional"): _positional,
-    ("cli", "spec"): _spec,
-    ("cli", "parse"): _parse,
-    ("cli", "envelope"): _envelope,
-    ("cli", "describe"): _describe,
-    ("cli", "help"): _help,
+    ("cli", "spec"): _guard(_spec),
+    ("cli", "parse"): _guard(_parse),
+    ("cli", "envelope"): _guard(_envelope),
+    ("cli", "describe"): _guard(_describe),
+    ("cli", "help"): _guard(_help),
 }
