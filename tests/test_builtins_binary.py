@@ -241,6 +241,8 @@ def test_readers_past_the_end_are_err_values(h):
     fails(h, "u8_at", [b"abc"], "missing argument")
     fails(h, "u16_le_at", ["abc", 0], 'expected Bytes, got Str("abc")')
     fails(h, "u32_le_at", [b"abc", "0"], 'expected Int, got Str("0")')
+    fails(h, "u64_le_at", [b"abc", 1 << 64], f"expected Int, got an integer outside i64: {1 << 64}")
+    fails(h, "u8_at", [b"abc", True], "expected Int, got Bool(true)")
 
 
 def test_args_are_not_mutated(h):

@@ -14,12 +14,17 @@ u64 back as the i64 of the same bits.
 
 from __future__ import annotations
 
+from struct import Struct
+
 from ..errors import EffectError
 from ..kernel import err, ok
 from ..values import INT_MAX, INT_MIN, debug_repr
 from ._args import expect_bytes, expect_int, expect_str
 
 _USIZE = (1 << 64) - 1
+_READ_U16 = Struct("<H").unpack_from
+_READ_U32 = Struct("<I").unpack_from
+_READ_I64 = Struct("<q").unpack_from  # u64_le_at: the u64's bits as an i64
 
 
 def _int_arg(args: list, i: int) -> int:
@@ -113,33 +118,37 @@ def _bytes_u64_le(args: list) -> bytes:
 
 def _bytes_u8_at(args: list) -> object:
     b = args[0] if args and type(args[0]) is bytes else expect_bytes(args, 0)
-    off = _int_arg(args, 1)
+    off = args[1] if len(args) > 1 and type(args[1]) is int else _int_arg(args, 1)
     if 0 <= off < len(b):
         return ok(b[off])
+    off = _int_arg(args, 1)  # an integer outside i64 is refused, not reported
     return err(f"bytes.u8_at: offset {off & _USIZE} out of range of {len(b)} bytes")
 
 
 def _bytes_u16_le_at(args: list) -> object:
     b = args[0] if args and type(args[0]) is bytes else expect_bytes(args, 0)
-    off = _int_arg(args, 1)
+    off = args[1] if len(args) > 1 and type(args[1]) is int else _int_arg(args, 1)
     if 0 <= off and off + 2 <= len(b):
-        return ok(int.from_bytes(b[off:off + 2], "little"))
+        return ok(_READ_U16(b, off)[0])
+    off = _int_arg(args, 1)  # an integer outside i64 is refused, not reported
     return err(f"bytes.u16_le_at: offset {off & _USIZE} out of range of {len(b)} bytes")
 
 
 def _bytes_u32_le_at(args: list) -> object:
     b = args[0] if args and type(args[0]) is bytes else expect_bytes(args, 0)
-    off = _int_arg(args, 1)
+    off = args[1] if len(args) > 1 and type(args[1]) is int else _int_arg(args, 1)
     if 0 <= off and off + 4 <= len(b):
-        return ok(int.from_bytes(b[off:off + 4], "little"))
+        return ok(_READ_U32(b, off)[0])
+    off = _int_arg(args, 1)  # an integer outside i64 is refused, not reported
     return err(f"bytes.u32_le_at: offset {off & _USIZE} out of range of {len(b)} bytes")
 
 
 def _bytes_u64_le_at(args: list) -> object:
     b = args[0] if args and type(args[0]) is bytes else expect_bytes(args, 0)
-    off = _int_arg(args, 1)
+    off = args[1] if len(args) > 1 and type(args[1]) is int else _int_arg(args, 1)
     if 0 <= off and off + 8 <= len(b):
-        return ok(int.from_bytes(b[off:off + 8], "little", signed=True))
+        return ok(_READ_I64(b, off)[0])
+    off = _int_arg(args, 1)  # an integer outside i64 is refused, not reported
     return err(f"bytes.u64_le_at: offset {off & _USIZE} out of range of {len(b)} bytes")
 
 
