@@ -371,35 +371,32 @@ def _field_order(item: tuple) -> str:
 
 
 def _json(v: object, out: list) -> None:
-    kind = _kind(v)
-    if kind == "Unit":
+    if v is None:
         out.append("null")
-    elif kind == "Bool":
+    elif isinstance(v, bool):
         out.append("true" if v else "false")
-    elif kind == "Int":
-        out.append(str(int(v)))  # type: ignore[call-overload]
-    elif kind == "Float":
-        out.append(_json_float(float(v)))  # type: ignore[arg-type]
-    elif kind == "Str":
+    elif isinstance(v, int):
+        out.append(str(int(v)))
+    elif isinstance(v, float):
+        out.append(_json_float(float(v)))
+    elif isinstance(v, str):
         out.append(_json_str(str(v)))
-    elif kind == "Bytes":
-        out.append('{"$bytes":"' + bytes(v).hex() + '"}')  # type: ignore[call-overload]
-    elif kind in ("List", "Tuple", "Deque"):
-        _json_array(v, out)  # type: ignore[arg-type]
-    elif kind == "Set":
-        _json_array(sorted(v, key=_map_key_order), out)  # type: ignore[call-overload]
-    elif kind == "Record":
-        _json_object(sorted(v.items(), key=_field_order), out)  # type: ignore[attr-defined]
-    elif kind == "Map":
-        m: dict = v  # type: ignore[assignment]
-        if all(isinstance(k, str) for k in m):
-            _json_object(sorted(m.items(), key=_field_order), out)
-        else:
-            _json_array([[k, m[k]] for k in sorted(m, key=_map_key_order)], out)
-    elif kind == "Variant":
-        va: Variant = v  # type: ignore[assignment]
-        out.append('{"$variant":' + _json_str(str(va.name)) + ',"args":')
-        _json_array(tuple(va.args), out)
+    elif isinstance(v, (bytes, bytearray, memoryview)):
+        out.append('{"$bytes":"' + bytes(v).hex() + '"}')
+    elif isinstance(v, Map):
+        if all(isinstance(k, str) for k in v):
+            _json_object(sorted(v.items(), key=_field_order), out)
+        else:  # a Map with an Int key: [key, value] pairs in MapKey order
+            _json_array([[k, v[k]] for k in sorted(v, key=_map_key_order)], out)
+    elif isinstance(v, dict):
+        _json_object(sorted(v.items(), key=_field_order), out)
+    elif isinstance(v, (list, tuple, *_DEQUE_TYPES)):
+        _json_array(v, out)
+    elif isinstance(v, _SET_TYPES):
+        _json_array(sorted(v, key=_map_key_order), out)
+    elif isinstance(v, Variant):
+        out.append('{"$variant":' + _json_str(str(v.name)) + ',"args":')
+        _json_array(tuple(v.args), out)
         out.append("}")
     else:  # a value outside the model (a VM's closure): its type, as a string
         out.append(_json_str(f"<{type(v).__name__}>"))
