@@ -65,6 +65,11 @@ def test_from_str_to_str_round_trip(h):
     assert h.dispatch("bytes", "from_str", ["é€"]) == "é€".encode()
     assert h.dispatch("bytes", "to_str", [bytearray("é".encode())]) == ok("é")
     assert h.dispatch("bytes", "to_str", [b""]) == ok("")
+    # a Python str's lone surrogate (no Lex Str holds one) is written, not refused
+    lone = h.dispatch("bytes", "from_str", ["a\ud800"])
+    assert lone == b"a\xed\xa0\x80"
+    assert h.dispatch("bytes", "to_str", [lone]) == \
+        err("invalid utf-8 sequence of 1 bytes from index 1")
     fails(h, "from_str", [b"x"], "expected Str, got Bytes([120])")
     fails(h, "to_str", ["x"], 'expected Bytes, got Str("x")')
 

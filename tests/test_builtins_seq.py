@@ -332,6 +332,14 @@ def test_assert_messages_render_values_as_the_reference_to_json(h, value, text):
         err(f'assert_eq: lhs {text} != rhs "{other}"')
 
 
+def test_assert_messages_are_not_truncated(h):
+    # to_json renders the whole value, unlike the capped debug_repr of errors
+    long = "x" * 1000
+    many = list(range(100))
+    assert h.dispatch("test", "assert_eq", [long, many]) == \
+        err(f'assert_eq: lhs "{long}" != rhs [{",".join(map(str, many))}]')
+
+
 def test_assert_eq_on_a_value_nested_too_deeply_is_an_error(h):
     deep: list = []
     for _ in range(100_000):
