@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lexfast import NONE, DefaultHandler, Deque, EffectError, Map, Policy, Set, Variant, some
 from lexfast import builtins as B
@@ -441,3 +443,91 @@ def test_ops_leave_their_arguments_alone(h):
         h.dispatch(kind, op, args)
         assert args == before, name
         assert [type(a) for a in args] == [type(a) for a in before], name
+
+
+# -- against a model of the reference's BTreeMap / BTreeSet / VecDeque ---------------
+
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+KEYS = st.one_of(st.text(max_size=3), st.integers(-5, 5), st.sampled_from([I64_MIN, I64_MAX]))
+MODEL_SETTINGS = settings(max_examples=150, deadline=None)
+
+
+def btree_order(keys):
+    # MapKey's derived Ord, written independently of mapkey_sorted
+    return sorted(keys, key=lambda k: (type(k) is int, k.encode() if type(k) is str else k))
+
+
+@pytest.fixture(scope="module")
+def mh():
+    handler = DefaultHandler(Policy.pure())
+    try:
+        yield handler
+    finally:
+        handler.close()
+
+
+@MODEL_SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(["set", "delete", "merge"]), KEYS, st.integers()),
+                max_size=30))
+def test_map_matches_a_btreemap_model(mh, ops):
+    m, model = call(mh, "map.new"), {}
+    for op, k, v in ops:
+        if op == "set":
+            m = call(mh, "map.set", m, k, v)
+            model[k] = v
+        elif op == "delete":
+            m = call(mh, "map.delete", m, k)
+            model.pop(k, None)
+        else:
+            m = call(mh, "map.merge", m, call(mh, "map.from_list", [(k, v)]))
+            model[k] = v
+        assert call(mh, "map.has", m, k) is (k in model)
+        assert call(mh, "map.get", m, k) == (some(model[k]) if k in model else NONE)
+    keys = btree_order(model)
+    assert call(mh, "map.keys", m) == keys
+    assert call(mh, "map.values", m) == [model[k] for k in keys]
+    assert call(mh, "map.entries", m) == [(k, model[k]) for k in keys]
+    assert call(mh, "map.size", m) == len(model)
+    assert call(mh, "map.is_empty", m) is (not model)
+    assert call(mh, "map.from_list", call(mh, "map.entries", m)) == m
+
+
+@MODEL_SETTINGS
+@given(st.lists(KEYS, max_size=12), st.lists(KEYS, max_size=12))
+def test_set_matches_a_btreeset_model(mh, xs, ys):
+    a, b = call(mh, "set.from_list", xs), call(mh, "set.from_list", ys)
+    ma, mb = set(xs), set(ys)
+    assert call(mh, "set.to_list", a) == btree_order(ma)
+    assert call(mh, "set.to_list", call(mh, "set.union", a, b)) == btree_order(ma | mb)
+    assert call(mh, "set.to_list", call(mh, "set.intersect", a, b)) == btree_order(ma & mb)
+    assert call(mh, "set.to_list", call(mh, "set.diff", a, b)) == btree_order(ma - mb)
+    assert call(mh, "set.is_subset", a, b) is (ma <= mb)
+    assert call(mh, "set.size", a) == len(ma)
+    for y in ys:
+        assert call(mh, "set.has", a, y) is (y in ma)
+        assert call(mh, "set.to_list", call(mh, "set.add", a, y)) == btree_order(ma | {y})
+        assert call(mh, "set.to_list", call(mh, "set.delete", a, y)) == btree_order(ma - {y})
+
+
+@MODEL_SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(["push_back", "push_front", "pop_back", "pop_front"]),
+                          st.integers()), max_size=30))
+def test_deque_matches_a_vecdeque_model(mh, ops):
+    d, model = call(mh, "deque.new"), []
+    for op, v in ops:
+        if op.startswith("push"):
+            d = call(mh, f"deque.{op}", d, v)
+            model = model + [v] if op == "push_back" else [v] + model
+        else:
+            r = call(mh, f"deque.{op}", d)
+            if not model:
+                assert r == NONE
+                continue
+            x = model[-1] if op == "pop_back" else model[0]
+            model = model[:-1] if op == "pop_back" else model[1:]
+            assert r == some((x, Deque(model)))
+            d = r.args[0][1]
+        assert call(mh, "deque.to_list", d) == model
+        assert call(mh, "deque.peek_front", d) == (some(model[0]) if model else NONE)
+        assert call(mh, "deque.peek_back", d) == (some(model[-1]) if model else NONE)
+        assert call(mh, "deque.size", d) == len(model)

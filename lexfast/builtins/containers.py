@@ -17,17 +17,20 @@ one that is not) returns the same ``Set``.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from ..errors import EffectError
 from ..kernel import NONE, some
 from ..values import INT_MAX, INT_MIN, Deque, Map, Set, debug_repr, mapkey_sorted
 from ._args import expect_list, expect_map
 
 _ABSENT = object()
+_FIRST = itemgetter(0)
 
 
 def _key(v: object) -> str | int:
     """``MapKey::from_value``: a Str or an Int, else the reference's error.
-    The callers have already let a plain ``str`` through."""
+    The callers have already let a plain ``str`` and an i64 ``int`` through."""
     t = type(v)
     if t is int:
         if INT_MIN <= v <= INT_MAX:  # type: ignore[operator]
@@ -88,7 +91,7 @@ def _map_has(args: list) -> bool:
     if len(args) < 2:
         raise EffectError("map.has: missing key")
     k = args[1]
-    if type(k) is not str:
+    if type(k) is not str and (type(k) is not int or not INT_MIN <= k <= INT_MAX):
         k = _key(k)
     return k in m
 
@@ -100,7 +103,7 @@ def _map_get(args: list) -> object:
     if len(args) < 2:
         raise EffectError("map.get: missing key")
     k = args[1]
-    if type(k) is not str:
+    if type(k) is not str and (type(k) is not int or not INT_MIN <= k <= INT_MAX):
         k = _key(k)
     v = m.get(k, _ABSENT)
     return NONE if v is _ABSENT else some(v)
@@ -113,7 +116,7 @@ def _map_set(args: list) -> Map:
     if len(args) < 2:
         raise EffectError("map.set: missing key")
     k = args[1]
-    if type(k) is not str:
+    if type(k) is not str and (type(k) is not int or not INT_MIN <= k <= INT_MAX):
         k = _key(k)
     if len(args) < 3:
         raise EffectError("map.set: missing value")
@@ -129,7 +132,7 @@ def _map_delete(args: list) -> Map:
     if len(args) < 2:
         raise EffectError("map.delete: missing key")
     k = args[1]
-    if type(k) is not str:
+    if type(k) is not str and (type(k) is not int or not INT_MIN <= k <= INT_MAX):
         k = _key(k)
     out = Map(m)
     out.pop(k, None)
@@ -147,14 +150,17 @@ def _map_values(args: list) -> list:
     m = args[0] if args else None
     if type(m) is not Map:
         m = expect_map(args, 0)
-    return [m[k] for k in mapkey_sorted(m)]
+    return list(map(m.__getitem__, mapkey_sorted(m)))
 
 
 def _map_entries(args: list) -> list:
     m = args[0] if args else None
     if type(m) is not Map:
         m = expect_map(args, 0)
-    return [(k, m[k]) for k in mapkey_sorted(m)]
+    try:
+        return sorted(m.items(), key=_FIRST)  # keys are distinct: only they are compared
+    except TypeError:  # both Str and Int keys
+        return [(k, m[k]) for k in mapkey_sorted(m)]
 
 
 def _map_from_list(args: list) -> Map:
@@ -165,7 +171,7 @@ def _map_from_list(args: list) -> Map:
             if not isinstance(p, tuple) or len(p) != 2:
                 raise EffectError(f"map.from_list element must be a 2-tuple, got {debug_repr(p)}")
         k = p[0]
-        if type(k) is not str:
+        if type(k) is not str and (type(k) is not int or not INT_MIN <= k <= INT_MAX):
             k = _key(k)
         out[k] = p[1]  # a later pair wins, as BTreeMap::insert
     return out
@@ -203,7 +209,7 @@ def _set_has(args: list) -> bool:
     if len(args) < 2:
         raise EffectError("set.has: missing element")
     k = args[1]
-    if type(k) is not str:
+    if type(k) is not str and (type(k) is not int or not INT_MIN <= k <= INT_MAX):
         k = _key(k)
     return k in s
 
@@ -213,7 +219,7 @@ def _set_add(args: list) -> Set:
     if len(args) < 2:
         raise EffectError("set.add: missing element")
     k = args[1]
-    if type(k) is not str:
+    if type(k) is not str and (type(k) is not int or not INT_MIN <= k <= INT_MAX):
         k = _key(k)
     if k in s:
         return s
@@ -225,7 +231,7 @@ def _set_delete(args: list) -> Set:
     if len(args) < 2:
         raise EffectError("set.delete: missing element")
     k = args[1]
-    if type(k) is not str:
+    if type(k) is not str and (type(k) is not int or not INT_MIN <= k <= INT_MAX):
         k = _key(k)
     if k not in s:
         return s
@@ -241,7 +247,7 @@ def _set_from_list(args: list) -> Set:
     out: set[str | int] = set()
     add = out.add
     for x in xs:
-        if type(x) is not str:
+        if type(x) is not str and (type(x) is not int or not INT_MIN <= x <= INT_MAX):
             x = _key(x)
         add(x)
     return Set(out)
