@@ -11,10 +11,11 @@ from .handler import CapturedSink, DefaultHandler, Limits, StderrSink, StdoutSin
 from .kernel import COMPILED, NONE, LRURegistry, Variant, err, ok, some
 from .policy import KNOWN_EFFECTS, Policy
 from .table import EffectTable
-from .values import LexValue, Map
+from .values import Deque, LexValue, Map, Set
 
 __all__ = [
     "COMPILED", "KNOWN_EFFECTS", "NONE", "BudgetExceeded", "CapturedSink", "DefaultHandler",
-    "EffectError", "EffectTable", "LRURegistry", "LexValue", "Limits", "Map", "Policy",
-    "PolicyDenied", "StderrSink", "StdoutSink", "Variant", "__version__", "err", "ok", "some",
+    "Deque", "EffectError", "EffectTable", "LRURegistry", "LexValue", "Limits", "Map", "Policy",
+    "PolicyDenied", "Set", "StderrSink", "StdoutSink", "Variant", "__version__", "err", "ok",
+    "some",
 ]

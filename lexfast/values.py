@@ -1,7 +1,8 @@
 """The Lex value model as Python objects (docs/design.md §3), minus ``Variant``.
 
 ``Variant`` and the ``ok/err/some/NONE`` constructors live in the kernel
-(compiled, or the twin); this module holds what is not hot: ``Map``, the
+(compiled, or the twin); this module holds what is not hot: ``Map``, ``Set``
+and ``Deque``, the reference's key order (``mapkey_sorted``), the
 Rust-``Debug`` rendering that error messages use, and the I/O error text.
 It is a leaf: the kernel imports it, never the other way round, so the
 kernel hands its ``Variant`` class in (``register_variant_type``).
@@ -9,8 +10,11 @@ kernel hands its ``Variant`` class in (``register_variant_type``).
 
 from __future__ import annotations
 
+import collections
+import heapq
+import itertools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 if TYPE_CHECKING:
@@ -44,15 +48,22 @@ def register_variant_type(cls: type) -> None:
 
 if TYPE_CHECKING:
     _MapBase = dict[Union[str, int], "LexValue"]
+    _SetBase = frozenset[Union[str, int]]
+    _DequeBase = collections.deque["LexValue"]
 else:
     _MapBase = dict
+    _SetBase = frozenset
+    _DequeBase = collections.deque
 
 
 class Map(_MapBase):
     """A Lex ``Map``: a dict whose keys are ``str`` or ``int``.
 
     Kept distinct from a plain ``dict`` (a Lex ``Record``) so values round-trip
-    through the JSON codec and render as the reference does.
+    through the JSON codec and render as the reference does. The reference's
+    map is ordered by key (``mapkey_sorted``); this dict keeps insertion
+    order, and what shows the order (``map.keys``/``values``/``entries``,
+    ``debug_repr``) sorts.
     """
 
     __slots__ = ()
@@ -61,13 +72,64 @@ class Map(_MapBase):
         return f"Map({dict.__repr__(self)})"
 
 
+class Set(_SetBase):
+    """A Lex ``Set``: a ``frozenset`` of ``str`` and ``int`` (never ``bool``).
+
+    Immutable and hashable; the builtins return a new ``Set`` (or the same
+    one, when nothing changes). The reference's set is ordered by key: what
+    shows the order (``set.to_list``, ``debug_repr``, the JSON codec) sorts
+    with ``mapkey_sorted``.
+    """
+
+    __slots__ = ()
+
+
+class Deque(_DequeBase):
+    """A Lex ``Deque``: a ``collections.deque`` of Lex values.
+
+    Neither a ``list`` nor a ``tuple`` (so it is never taken for a Lex List or
+    Tuple, and never ``==`` one). Like a ``list`` it is mutable in Python, and
+    like every Lex value it must not be mutated once handed over: the builtins
+    (``deque.push_back`` ...) copy and return a new ``Deque``.
+    """
+
+    __slots__ = ()
+
+
 #: A Lex value as Python holds it (docs/design.md §3): Unit ``None``, Bool,
 #: Int (signed 64-bit), Float, Str, Bytes, List, Tuple, Record (``dict`` with
-#: ``str`` keys), ``Map`` and ``Variant``. What ``dispatch`` takes and returns.
+#: ``str`` keys), ``Map``, ``Set``, ``Deque`` and ``Variant``. What
+#: ``dispatch`` takes and returns.
 LexValue: TypeAlias = Union[
     None, bool, int, float, str, bytes, list["LexValue"], tuple["LexValue", ...],
-    dict[str, "LexValue"], Map, "Variant",
+    dict[str, "LexValue"], Map, Set, Deque, "Variant",
 ]
+
+
+def mapkey_sorted(keys: Collection[Any]) -> list[Any]:
+    """``keys`` (the keys of a ``Map``, the elements of a ``Set``) in the
+    reference's ``MapKey`` order: every Str before every Int (the order of
+    the enum's variants), Strs by code point (which is Rust's UTF-8 byte
+    order), Ints numerically. ``keys`` must be a collection, not an iterator."""
+    try:
+        return sorted(keys)
+    except TypeError:  # both Strs and Ints
+        strs = [k for k in keys if isinstance(k, str)]
+        ints = [k for k in keys if not isinstance(k, str)]
+        strs.sort()
+        ints.sort()
+        return strs + ints
+
+
+def _first_keys(keys: Collection[Any], n: int) -> list[Any]:
+    # the first ``n`` keys in MapKey order, without sorting all of them
+    if len(keys) <= n:
+        return mapkey_sorted(keys)
+    strs = [k for k in keys if isinstance(k, str)]
+    if len(strs) >= n:
+        return heapq.nsmallest(n, strs)
+    ints = [k for k in keys if not isinstance(k, str)]
+    return sorted(strs) + heapq.nsmallest(n - len(strs), ints)
 
 
 def _rust_str(s: str) -> str:
@@ -149,7 +211,10 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
                 _render(x, depth + 1, out, budget)
             return render
 
-        items = list(v.items())[: _REPR_MAX_ITEMS + 1]
+        if is_map:  # the reference's map is ordered by key
+            items = [(k, v[k]) for k in _first_keys(v, _REPR_MAX_ITEMS + 1)]
+        else:
+            items = list(v.items())[: _REPR_MAX_ITEMS + 1]
         seq("Map" if is_map else "Record", [entry(k, x) for k, x in items], "{", "}")
     elif isinstance(v, list):
         seq("List", [lambda x=x: _render(x, depth + 1, out, budget)
@@ -157,6 +222,12 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
     elif isinstance(v, tuple):
         seq("Tuple", [lambda x=x: _render(x, depth + 1, out, budget)
                       for x in v[: _REPR_MAX_ITEMS + 1]])
+    elif isinstance(v, Set):  # Set({Str("a"), Int(1)}), in key order
+        seq("Set", [lambda k=k: _render_key(k, out, budget)
+                    for k in _first_keys(v, _REPR_MAX_ITEMS + 1)], "{", "}")
+    elif isinstance(v, Deque):
+        seq("Deque", [lambda x=x: _render(x, depth + 1, out, budget)
+                      for x in itertools.islice(v, _REPR_MAX_ITEMS + 1)])
     elif isinstance(v, _VARIANT_TYPES):
         variant: Any = v
         put(f"Variant {{ name: {_rust_str(str(variant.name)[:_REPR_MAX_CHARS])}, args: [")

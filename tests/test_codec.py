@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lexfast import NONE, Map, Variant, err, ok, some
+from lexfast import NONE, Deque, Map, Set, Variant, err, ok, some
 from lexfast.cli.codec import MAX_DEPTH, CodecError, decode, encode, from_json, parse_json, to_json
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
@@ -21,7 +21,7 @@ SETTINGS = settings(max_examples=150, deadline=None,
 
 def same(a, b) -> bool:
     """Structural equality that tells 1 from 1.0 from True, list from tuple,
-    Record from Map, and treats NaN as equal to NaN (and -0.0 apart from 0.0)."""
+    Record from Map, Deque from List, and treats NaN as equal to NaN (and -0.0 apart from 0.0)."""
     if type(a) is not type(b):
         if not (type(a).__name__ == type(b).__name__ == "Variant"):
             return False
@@ -29,7 +29,7 @@ def same(a, b) -> bool:
         if math.isnan(a):
             return math.isnan(b)
         return a == b and math.copysign(1, a) == math.copysign(1, b)
-    if isinstance(a, (list, tuple)):
+    if isinstance(a, (list, tuple, Deque)):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):  # Record or Map: same keys, same order
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
@@ -53,7 +53,8 @@ floats = st.floats(allow_nan=True, allow_infinity=True)
 leaves = st.one_of(st.none(), st.booleans(), ints, floats, text, st.binary(max_size=40))
 # Keys that look like tags must survive as Record keys.
 record_keys = st.one_of(text, st.sampled_from(["$bytes", "$tuple", "$map", "$variant", "args",
-                                               "$float", "$record", "$", "$$x"]))
+                                               "$float", "$record", "$set", "$deque", "$",
+                                               "$$x"]))
 
 
 def containers(children):
@@ -62,6 +63,8 @@ def containers(children):
         st.lists(children, max_size=5).map(tuple),
         st.dictionaries(record_keys, children, max_size=5),
         st.dictionaries(st.one_of(text, ints), children, max_size=5).map(Map),
+        st.frozensets(st.one_of(text, ints), max_size=5).map(Set),
+        st.lists(children, max_size=5).map(Deque),
         st.builds(Variant, st.text(min_size=1, max_size=10).filter(
             lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)),
             st.lists(children, max_size=3).map(tuple)),
@@ -95,6 +98,8 @@ def test_encode_is_deterministic(v):
     "\u2028\u2029\x85", "\x00\x1f", "😀", b"", b"\x00\xff" * 10, [], (), {}, Map(), [[]], ((),),
     {"a": {"b": {}}}, Map({1: "a", "1": "b"}), NONE, ok(None), err("x"), some(Map({"k": (1,)})),
     Variant("Point", (1, 2.5)), float("nan"), float("inf"), float("-inf"),
+    Set(), Set({"b", 2, "a", -1}), Deque(), Deque([1, "a", Deque([()]), Set({1})]),
+    some((Deque([Map({1: Set({"x"})})]),)), [Deque(), Set()],
 ])
 def test_round_trip_examples(v):
     assert same(decode(encode(v)), v)
@@ -114,6 +119,22 @@ def test_tag_shapes():
     assert [json.loads(encode(f)) for f in (math.nan, math.inf, -math.inf)] == [
         {"$float": "nan"}, {"$float": "inf"}, {"$float": "-inf"}]
     assert decode('{"$variant": "None"}') == NONE  # args may be left out
+
+
+def test_set_and_deque_tags():
+    # a Set is written in the reference's key order (every Str, then every Int)
+    assert json.loads(encode(Set({3, "b", -1, "a"}))) == {"$set": ["a", "b", -1, 3]}
+    assert json.loads(encode(Set())) == {"$set": []}
+    assert json.loads(encode(Deque([1, (2,), None]))) == {"$deque": [1, {"$tuple": [2]}, None]}
+    assert type(decode('{"$set": [1, "1"]}')) is Set
+    assert decode('{"$set": [1, "1"]}') == Set({1, "1"})
+    d = decode('{"$deque": [3, {"$deque": []}]}')
+    assert type(d) is Deque and type(d[1]) is Deque and list(d) == [3, Deque()]
+    # a Deque is neither a List nor a Tuple, and is never written as one
+    assert decode(encode([1])) != decode(encode(Deque([1])))
+    assert decode(encode((1,))) != decode(encode(Deque([1])))
+    # encode is deterministic whatever order the frozenset iterates in
+    assert encode(Set(["z", "a", 10, -5])) == encode(Set([-5, 10, "a", "z"]))
 
 
 def test_bytearray_and_memoryview_encode_as_bytes():
@@ -178,6 +199,18 @@ def test_float_vs_int_kept_apart():
     ('{"$map": [[true, 1]]}', "Str or Int"),
     ('{"$map": [["a", 1], ["a", 2]]}', "twice"),
     ('{"$map": {}}', "list of"),
+    ('{"$set": {}}', r"\$set must be a list"),
+    ('{"$set": [[1]]}', "Set element must be Str or Int, got a list"),
+    ('{"$set": [1.5]}', "Str or Int"),
+    ('{"$set": [true]}', "Str or Int"),
+    ('{"$set": [null]}', "Str or Int"),
+    ('{"$set": [1, 1]}', "twice"),
+    ('{"$set": ["a", "a"]}', "twice"),
+    ('{"$set": [9223372036854775808]}', "outside signed 64-bit"),
+    ('{"$set": ["\\udc00"]}', "lone surrogate"),
+    ('{"$set": [], "args": []}', "unexpected key"),
+    ('{"$deque": {}}', r"\$deque must be a list"),
+    ('{"$deque": 1}', r"\$deque must be a list"),
     ('{"$variant": ""}', "non-empty"),
     ('{"$variant": 3, "args": []}', "non-empty"),
     ('{"$variant": "A", "args": {}}', "args must be a list"),
@@ -206,6 +239,12 @@ def test_codec_error_is_a_value_error():
     ("\ud800", "lone surrogate"),
     ({"\udc80": 1}, "lone surrogate"),
     ({1, 2}, "cannot encode a set"),
+    (frozenset({1}), "cannot encode a frozenset"),
+    (Set({1.5}), "Set element must be Str or Int"),
+    (Set({True}), "Set element must be Str or Int"),
+    (Set({1 << 64}), "outside signed 64-bit"),
+    (Set({"\ud800"}), "lone surrogate"),
+    (Deque([object()]), "cannot encode a object"),
 ])
 def test_encode_errors(v, match):
     with pytest.raises(CodecError, match=match):
@@ -221,7 +260,7 @@ def _nest(n, wrap):
 
 @pytest.mark.parametrize("wrap", [lambda v: [v], lambda v: (v,), lambda v: {"k": v},
                                   lambda v: Map({1: v}), lambda v: some(v),
-                                  lambda v: {"$k": v}])
+                                  lambda v: {"$k": v}, lambda v: Deque([v])])
 def test_depth_bound_both_ways(wrap):
     ok_value = _nest(MAX_DEPTH, wrap)
     assert same(decode(encode(ok_value)), ok_value)
@@ -283,7 +322,7 @@ def test_decode_accepts_parsed_trees():
 
 json_keys = st.one_of(st.text(max_size=8),
                       st.sampled_from(["$bytes", "$tuple", "$map", "$variant", "args", "$float",
-                                       "$record", "$", "$x", "id"]))
+                                       "$record", "$set", "$deque", "$", "$x", "id"]))
 json_leaves = st.one_of(st.none(), st.booleans(), st.integers(),
                         st.floats(allow_nan=False, allow_infinity=False),
                         st.text(max_size=20),
@@ -321,7 +360,7 @@ def test_decode_arbitrary_text_only_raises_codec_error(text):
 
 @SETTINGS
 @given(st.lists(st.sampled_from(['{"$map":', '{"$tuple":', '{"$variant":"A","args":',
-                                 '[', ']', '}', '{"$bytes":"', '"', ',', '1', 'null',
+                                 '{"$set":', '{"$deque":', '[', ']', '}', '{"$bytes":"', '"', ',', '1', 'null',
                                  '{"$record":', '{"$float":"nan"}', '[[1,2]]', '"a":']),
                 max_size=30).map("".join))
 def test_decode_tag_fragments_only_raise_codec_error(text):

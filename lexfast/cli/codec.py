@@ -9,6 +9,10 @@ object with exactly one ``$`` key (``$variant`` also takes ``args``):
                                ``bytearray`` / ``memoryview``)
 ``{"$tuple": [..]}``           Tuple
 ``{"$map": [[k, v], ..]}``     ``lexfast.Map``; keys Str or Int, no repeats
+``{"$set": [k, ..]}``          ``lexfast.Set``; elements Str or Int, no repeats
+                               (``encode`` writes them in the reference's
+                               key order: Strs, then Ints)
+``{"$deque": [..]}``           ``lexfast.Deque``
 ``{"$variant": "Name",         Variant (``args`` may be left out when empty;
   "args": [..]}``              ``encode`` always writes it)
 ``{"$float": "nan"}``          the floats JSON has no number for: ``"nan"``,
@@ -41,9 +45,9 @@ import math
 import re
 
 from ..kernel import Variant
-from ..values import INT_MAX, INT_MIN, Map
+from ..values import INT_MAX, INT_MIN, Deque, Map, Set, mapkey_sorted
 
-#: Lex containers (List, Tuple, Record, Map, Variant) nested deeper than this
+#: Lex containers (List, Tuple, Record, Map, Set, Deque, Variant) nested deeper than this
 #: are refused both ways: a bounded recursion, never a ``RecursionError``.
 MAX_DEPTH = 128
 
@@ -193,18 +197,7 @@ def _to(v, depth: int):
     if t is list:
         return [_to(x, d) for x in v]
     if isinstance(v, Map):
-        items = []
-        for k, x in v.items():
-            if type(k) is str:
-                _check_str(k, "Map key")
-            elif isinstance(k, int) and not isinstance(k, bool):
-                k = int(k)
-                if not INT_MIN <= k <= INT_MAX:
-                    raise CodecError(f"Map key {_short(k)} is outside signed 64-bit")
-            else:
-                raise CodecError(f"Map key must be Str or Int, not {type(k).__name__}")
-            items.append([k, _to(x, d)])
-        return {"$map": items}
+        return {"$map": [[_key_to(k, "Map key"), _to(x, d)] for k, x in v.items()]}
     if isinstance(v, dict):
         out = {}
         tagged = False
@@ -217,6 +210,11 @@ def _to(v, depth: int):
         return {"$record": out} if tagged else out
     if t is tuple:
         return {"$tuple": [_to(x, d) for x in v]}
+    if isinstance(v, Set):
+        keys = [_key_to(k, "Set element") for k in v]
+        return {"$set": mapkey_sorted(keys)}
+    if isinstance(v, Deque):
+        return {"$deque": [_to(x, d) for x in v]}
     if isinstance(v, Variant):
         name = v.name
         if not isinstance(name, str) or not name:
@@ -236,6 +234,19 @@ def _to(v, depth: int):
     if isinstance(v, tuple):
         return {"$tuple": [_to(x, d) for x in v]}
     raise CodecError(f"cannot encode a {type(v).__name__} as a Lex value")
+
+
+def _key_to(k, what: str):
+    if type(k) is str:
+        return _check_str(k, what)
+    if isinstance(k, int) and not isinstance(k, bool):
+        k = int(k)
+        if not INT_MIN <= k <= INT_MAX:
+            raise CodecError(f"{what} {_short(k)} is outside signed 64-bit")
+        return k
+    if isinstance(k, str):
+        return _check_str(str(k), what)
+    raise CodecError(f"{what} must be Str or Int, not {type(k).__name__}")
 
 
 def to_json(value) -> object:
@@ -324,18 +335,25 @@ def _from_tagged(tag: str, o: dict, d: int):
         for pair in body:
             if type(pair) is not list or len(pair) != 2:
                 raise CodecError("$map entries must be [key, value] pairs")
-            k = pair[0]
-            if type(k) is str:
-                _check_str(k, "Map key")
-            elif type(k) is int:
-                if not INT_MIN <= k <= INT_MAX:
-                    raise CodecError(f"Map key {_short(k)} is outside signed 64-bit")
-            else:
-                raise CodecError(f"Map key must be Str or Int, got {_kind(k)}")
+            k = _key_from(pair[0], "Map key")
             if k in m:
                 raise CodecError(f"$map has the key {_short(k)} twice")
             m[k] = _from(pair[1], d)
         return m
+    if tag == "$set":
+        if type(body) is not list:
+            raise CodecError("$set must be a list of Str or Int elements")
+        seen: set = set()
+        for k in body:
+            _key_from(k, "Set element")
+            if k in seen:
+                raise CodecError(f"$set has the element {_short(k)} twice")
+            seen.add(k)
+        return Set(seen)
+    if tag == "$deque":
+        if type(body) is not list:
+            raise CodecError("$deque must be a list")
+        return Deque([_from(x, d) for x in body])
     if tag == "$float":
         f = _FLOAT_TAGS.get(body) if type(body) is str else None
         if f is None:
@@ -347,6 +365,16 @@ def _from_tagged(tag: str, o: dict, d: int):
         return {_check_str(k, "Record key"): _from(x, d) for k, x in body.items()}
     raise CodecError(f"unknown tag {_short(tag)} (a Record with $-keys is written "
                      "{\"$record\": {..}})")
+
+
+def _key_from(k, what: str):
+    if type(k) is str:
+        return _check_str(k, what)
+    if type(k) is int:
+        if not INT_MIN <= k <= INT_MAX:
+            raise CodecError(f"{what} {_short(k)} is outside signed 64-bit")
+        return k
+    raise CodecError(f"{what} must be Str or Int, got {_kind(k)}")
 
 
 def from_json(obj) -> object:

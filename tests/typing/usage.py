@@ -18,6 +18,7 @@ from lexfast import (
     BudgetExceeded,
     CapturedSink,
     DefaultHandler,
+    Deque,
     EffectError,
     EffectTable,
     LexValue,
@@ -26,6 +27,7 @@ from lexfast import (
     Map,
     Policy,
     PolicyDenied,
+    Set,
     StderrSink,
     StdoutSink,
     Variant,
@@ -126,11 +128,15 @@ def values() -> None:
     name: str = v.name
     w = Variant("Pair", (1, "two"))
     m = Map({"a": 1, 2: [None, 1.5, ("t", b"b")]})
-    record: dict[str, LexValue] = {"k": m, "v": w}
+    st = Set({"a", 1})
+    dq = Deque([1, "two", st, m])
+    first: LexValue = dq[0]
+    keys: list[str | int] = sorted(k for k in st if isinstance(k, int))
+    record: dict[str, LexValue] = {"k": m, "v": w, "s": st, "d": dq}
     value: LexValue = record
     compiled: bool = COMPILED
     version: str = lexfast.__version__
-    del e, s, n, name, value, compiled, version
+    del e, s, n, name, value, compiled, version, first, keys
 
 
 def errors(handler: DefaultHandler) -> None:
