@@ -21,6 +21,13 @@ def _got(what: str, v: object) -> EffectError:
     return EffectError(f"expected {what}, got {debug_repr(v)}")
 
 
+def _int_text(v: int) -> str:
+    try:
+        return str(v)
+    except ValueError:  # past Python's int-to-str digit limit
+        return f"<{v.bit_length()}-bit int>"
+
+
 def arg(args: list, i: int) -> object:
     if i >= len(args):
         raise EffectError(_MISSING)
@@ -45,7 +52,7 @@ def expect_int(args: list, i: int) -> int:
     if type(v) is int:
         if INT_MIN <= v <= INT_MAX:
             return v
-        raise EffectError(f"expected Int, got an integer outside i64: {v}")
+        raise EffectError(f"expected Int, got an integer outside i64: {_int_text(v)}")
     if isinstance(v, int) and not isinstance(v, bool):
         return expect_int([int.__int__(v)], 0)
     raise _got("Int", v)
