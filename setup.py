@@ -1,9 +1,10 @@
-"""Builds the compiled kernel (``lexfast.kernel._c``) with Cython.
+"""Builds the compiled kernel (``lexfast.kernel._c``) and the compiled hot
+path of the text builtins (``lexfast.builtins._text_c``) with Cython.
 
 - ``LEXFAST_REQUIRE_EXTENSIONS=1``: a failed compile fails the build (CI,
-  cibuildwheel). Otherwise the extension is optional and the pure-Python twin
+  cibuildwheel). Otherwise each extension is optional and the pure-Python twin
   serves where no compiler is available.
-- ``LEXFAST_NO_EXTENSIONS=1``: do not build it at all.
+- ``LEXFAST_NO_EXTENSIONS=1``: do not build them at all.
 - ``LEXFAST_ANNOTATE=1``: write ``cython -a`` HTML reports beside the sources.
 - ``LEXFAST_LINETRACE=1``: line tracing, for coverage of the .pyx.
 """
@@ -29,7 +30,13 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
                 ["lexfast/kernel/_c.pyx"],
                 include_dirs=["include"],
                 define_macros=macros,
-            )
+            ),
+            Extension(
+                "lexfast.builtins._text_c",
+                ["lexfast/builtins/_text_c.pyx"],
+                include_dirs=["include"],
+                define_macros=macros,
+            ),
         ],
         # Safety checks (boundscheck, wraparound, cdivision) keep their safe
         # defaults: this is a security boundary.

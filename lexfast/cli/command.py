@@ -2,7 +2,7 @@
 
     lexfast run [FLAGS] FILE|-     dispatch the JSON-lines calls in FILE (or stdin)
     lexfast host [FLAGS]           the same over stdin/stdout while the peer talks
-    lexfast info [--json]          core, versions, effect table
+    lexfast info [--json]          core, versions, effect table, builtins
     lexfast --version
 
 Requests, one JSON object per line (blank lines are skipped)::
@@ -431,7 +431,7 @@ def _parsers():
                           "logs go to stderr.",
                           epilog=_POLICY_HELP, formatter_class=fmt)
     _common(host)
-    info = sub.add_parser("info", help="which core is loaded and library versions")
+    info = sub.add_parser("info", help="which core is loaded, library versions, the effect table and the builtins")
     info.add_argument("--json", action="store_true", help="one JSON object")
     return top, {"run": run, "host": host, "info": info}
 
@@ -490,10 +490,11 @@ def _lib_versions() -> dict:
 
 
 def info(as_json: bool) -> int:
-    from .. import kernel
+    from .. import builtins, kernel
     from ..table import effect_names
 
     names = effect_names()
+    pure = {kind: len(ops) for kind, ops in sorted(builtins.TABLE.items())}
     data = {
         "lexfast": __version__,
         "core": "compiled" if COMPILED else "pure-Python twin",
@@ -505,6 +506,7 @@ def info(as_json: bool) -> int:
         "platform": platform.platform(),
         "effects": len(names),
         "effect_kinds": sorted({n.split(".", 1)[0] for n in names}),
+        "builtins": pure,
         "libraries": _lib_versions(),
     }
     if as_json:
@@ -516,6 +518,8 @@ def info(as_json: bool) -> int:
     print(f"platform: {data['platform']}")
     print(f"effect table: {data['effects']} ops in {len(data['effect_kinds'])} kinds "
           f"({', '.join(data['effect_kinds'])})")
+    print(f"builtins: {sum(pure.values())} ops in {len(pure)} modules"
+          + (": " + ", ".join(f"{k} ({n})" for k, n in pure.items()) if pure else ""))
     for name, v in data["libraries"].items():
         print(f"{name}: {v}")
     return 0
