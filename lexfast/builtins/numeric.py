@@ -332,8 +332,8 @@ def _addsub(op: str):
         if ar != br or ac != bc:
             raise EffectError(f"math.{op}: shape mismatch {ar}x{ac} vs {br}x{bc}")
         if neg:
-            return _mat(ar, ac, [x - y for x, y in zip(a, b)])
-        return _mat(ar, ac, [x + y for x, y in zip(a, b)])
+            return _mat(ar, ac, [x - y for x, y in zip(a, b, strict=True)])
+        return _mat(ar, ac, [x + y for x, y in zip(a, b, strict=True)])
 
     return fn
 
