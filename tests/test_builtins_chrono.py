@@ -302,3 +302,66 @@ def test_now_is_not_a_builtin(call):
     from lexfast import builtins as B
 
     assert not B.is_pure_call("datetime", "now")
+
+
+# -- format (chrono strftime over DateTime<Utc>) ----------------------------------------
+
+T1 = calendar.timegm((2026, 5, 3, 7, 4, 5)) * NS + 26_490_000  # a Sunday
+
+
+@pytest.mark.parametrize("fmt, want", [
+    ("%Y-%m-%d %H:%M:%S", "2026-05-03 07:04:05"),
+    ("%Y-%m-%dT%H:%M:%S%.f%:z", "2026-05-03T07:04:05.026490+00:00"),
+    ("%+", "2026-05-03T07:04:05.026490+00:00"),
+    ("%s", "1777791845"),
+    ("%f", "026490000"),
+    ("%.3f|%.6f|%.9f|%3f|%6f|%9f", ".026|.026490|.026490000|026|026490|026490000"),
+    ("%-d %-m %_H %0e %-j %_j %j", "3 5  7 03 123 123 123"),
+    ("%Z %z %:z %::z %:::z", "UTC +0000 +00:00 +00:00:00 +00"),
+    ("%c", "Sun May  3 07:04:05 2026"),
+    ("%v", " 3-May-2026"),
+    ("%D %x %F %R %T %X", "05/03/26 05/03/26 2026-05-03 07:04 07:04:05 07:04:05"),
+    ("%r %p %P %I %l", "07:04:05 AM AM am 07  7"),
+    ("%a %A %b %B %h", "Sun Sunday May May May"),
+    ("%C %y %G %g %V %U %W", "20 26 2026 26 18 18 17"),
+    ("%q %u %w", "2 7 0"),
+    ("%e %k", " 3  7"),
+    ("héllo %%  x\t%n%t", "héllo %  x\t\n\t"),
+    ("", ""),
+])
+def test_format(call, fmt, want):
+    assert call("datetime", "format", T1, fmt) == want
+
+
+def test_format_matches_strftime_on_many_instants(call):
+    # for the specifiers glibc and chrono agree on, over the whole i64 range
+    import datetime as _dt
+    import random
+
+    rnd = random.Random(15)
+    for _ in range(300):
+        n = rnd.randrange(I64_MIN, I64_MAX + 1)
+        d = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=n // NS)
+        for s in "aAbBCdDeFgGHIjklmMnpRStTuUVwWxXyY%":
+            assert call("datetime", "format", n, "%" + s) == d.strftime("%" + s), (n, s)
+
+
+def test_format_of_negative_instants(call):
+    assert call("datetime", "format", -1, "%Y-%m-%d %H:%M:%S%.f %s") == \
+        "1969-12-31 23:59:59.999999999 -1"
+    assert call("datetime", "format", -1, "%0s|%_s") == "-00000001|       -1"
+
+
+@pytest.mark.parametrize("fmt", ["%", "%-", "%Q", "%-D", "%-%", "%#z", "%#Y", "%.4f", "%3x",
+                                 "%:y", "%.", "%.3", "ok %ä"])
+def test_format_rejects_what_chrono_rejects(call, fmt):
+    # the reference panics (Display error in to_string); here an EffectError
+    with pytest.raises(EffectError, match="^datetime.format: bad or unsupported format string"):
+        call("datetime", "format", T1, fmt)
+
+
+def test_format_argument_errors(call):
+    with pytest.raises(EffectError, match=r"^expected Str, got Int\(1\)$"):
+        call("datetime", "format", T1, 1)
+    with pytest.raises(EffectError, match="^missing argument$"):
+        call("datetime", "format", T1)

@@ -11,8 +11,13 @@ Dates use proleptic-Gregorian day arithmetic, so chrono's year range
 ``zoneinfo`` (the host's tz database, chrono-tz ships its own copy of the
 same data); ``Local`` is the host's zone, as chrono's ``Local`` is.
 
-``datetime.now`` is an effect and is not here; ``datetime.parse`` and
-``datetime.format`` (chrono's strftime dialect) are not ported yet.
+``datetime.format`` is chrono's strftime dialect over a ``DateTime<Utc>``
+(its specifier set, padding modifiers and composites, ``%Z`` = ``UTC``). A
+format string chrono rejects makes the reference panic (``to_string`` of a
+failing ``Display``); here it is an ``EffectError``.
+
+``datetime.now`` is an effect and is not here; ``datetime.parse`` (chrono's
+``NaiveDateTime::parse_from_str``) is not ported yet.
 """
 
 from __future__ import annotations
@@ -348,6 +353,266 @@ def _from_components(args: list) -> object:
     return ok(_instant(secs, ns))
 
 
+# -- format: chrono's StrftimeItems + DelayedFormat for DateTime<Utc> --------------
+
+_SHORT_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                 "Dec")
+_LONG_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December")
+_SHORT_DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")  # from Sunday
+_LONG_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+# items: ("lit", text) | ("num", name, pad) | ("fix", name); pad is "0", " " or ""
+_Z, _S, _N = "0", " ", ""
+_COMPOSITE = {
+    "D": (("num", "month", _Z), ("lit", "/"), ("num", "day", _Z), ("lit", "/"),
+          ("num", "yearmod100", _Z)),
+    "x": (("num", "month", _Z), ("lit", "/"), ("num", "day", _Z), ("lit", "/"),
+          ("num", "yearmod100", _Z)),
+    "F": (("num", "year", _Z), ("lit", "-"), ("num", "month", _Z), ("lit", "-"),
+          ("num", "day", _Z)),
+    "R": (("num", "hour", _Z), ("lit", ":"), ("num", "minute", _Z)),
+    "T": (("num", "hour", _Z), ("lit", ":"), ("num", "minute", _Z), ("lit", ":"),
+          ("num", "second", _Z)),
+    "X": (("num", "hour", _Z), ("lit", ":"), ("num", "minute", _Z), ("lit", ":"),
+          ("num", "second", _Z)),
+    "r": (("num", "hour12", _Z), ("lit", ":"), ("num", "minute", _Z), ("lit", ":"),
+          ("num", "second", _Z), ("lit", " "), ("fix", "AMPM")),
+    "c": (("fix", "a"), ("lit", " "), ("fix", "b"), ("lit", " "), ("num", "day", _S),
+          ("lit", " "), ("num", "hour", _Z), ("lit", ":"), ("num", "minute", _Z), ("lit", ":"),
+          ("num", "second", _Z), ("lit", " "), ("num", "year", _Z)),
+    "v": (("num", "day", _S), ("lit", "-"), ("fix", "b"), ("lit", "-"), ("num", "year", _Z)),
+}
+_SIMPLE = {
+    "A": ("fix", "A"), "B": ("fix", "B"), "C": ("num", "yeardiv100", _Z),
+    "G": ("num", "isoyear", _Z), "H": ("num", "hour", _Z), "I": ("num", "hour12", _Z),
+    "M": ("num", "minute", _Z), "P": ("fix", "ampm"), "S": ("num", "second", _Z),
+    "U": ("num", "weekfromsun", _Z), "V": ("num", "isoweek", _Z),
+    "W": ("num", "weekfrommon", _Z), "Y": ("num", "year", _Z), "Z": ("fix", "Z"),
+    "a": ("fix", "a"), "b": ("fix", "b"), "h": ("fix", "b"), "d": ("num", "day", _Z),
+    "e": ("num", "day", _S), "f": ("num", "nanosecond", _Z),
+    "g": ("num", "isoyearmod100", _Z), "j": ("num", "ordinal", _Z), "k": ("num", "hour", _S),
+    "l": ("num", "hour12", _S), "m": ("num", "month", _Z), "n": ("lit", "\n"),
+    "p": ("fix", "AMPM"), "q": ("num", "quarter", _N), "s": ("num", "timestamp", _N),
+    "t": ("lit", "\t"), "u": ("num", "weekdayfrommon", _N), "w": ("num", "daysfromsun", _N),
+    "y": ("num", "yearmod100", _Z), "z": ("fix", "z"), "+": ("fix", "+"), "%": ("lit", "%"),
+}
+
+
+class _BadFormat(Exception):
+    pass
+
+
+def _strftime_items(fmt: str) -> list:
+    """chrono's ``StrftimeItems`` (not lenient): the item list, or ``_BadFormat``."""
+    items: list = []
+    i, n = 0, len(fmt)
+    while i < n:
+        c = fmt[i]
+        if c != "%":
+            j = i + 1
+            if c.isspace():
+                while j < n and fmt[j].isspace():
+                    j += 1
+            else:
+                while j < n and not fmt[j].isspace() and fmt[j] != "%":
+                    j += 1
+            items.append(("lit", fmt[i:j]))
+            i = j
+            continue
+        i += 1
+        if i >= n:
+            raise _BadFormat
+        spec = fmt[i]
+        i += 1
+        pad = {"-": _N, "0": _Z, "_": _S}.get(spec)
+        alternate = spec == "#"
+        if pad is not None or alternate:
+            if i >= n:
+                raise _BadFormat
+            spec = fmt[i]
+            i += 1
+        if alternate and spec != "z":
+            raise _BadFormat
+        if alternate:
+            item = ("fix", "#z")
+        elif spec in _SIMPLE:
+            item = _SIMPLE[spec]
+        elif spec in _COMPOSITE:
+            if pad is not None:  # a pad modifier on a composite is an error
+                raise _BadFormat
+            items.extend(_COMPOSITE[spec])
+            continue
+        elif spec == ":":
+            if fmt.startswith("::z", i):
+                item, i = ("fix", ":::z"), i + 3
+            elif fmt.startswith(":z", i):
+                item, i = ("fix", "::z"), i + 2
+            elif fmt.startswith("z", i):
+                item, i = ("fix", ":z"), i + 1
+            else:
+                raise _BadFormat
+        elif spec == ".":
+            if i >= n:
+                raise _BadFormat
+            d = fmt[i]
+            i += 1
+            if d == "f":
+                item = ("fix", ".f")
+            elif d in "369":
+                if i >= n:
+                    raise _BadFormat
+                if fmt[i] != "f":
+                    raise _BadFormat
+                i += 1
+                item = ("fix", "." + d + "f")
+            else:
+                raise _BadFormat
+        elif spec in "369":
+            if i >= n:
+                raise _BadFormat
+            if fmt[i] != "f":
+                raise _BadFormat
+            i += 1
+            item = ("fix", spec + "f")
+        else:
+            raise _BadFormat
+        if pad is not None:
+            if item[0] != "num":
+                raise _BadFormat
+            item = ("num", item[1], pad)
+        items.append(item)
+    return items
+
+
+def _two(v: int, pad: str) -> str:
+    if v < 10:
+        return pad + str(v)
+    return str(v)
+
+
+def _padded(v: int, width: int, pad: str) -> str:
+    if pad == _Z:
+        return format(v, f"0{width}d")
+    if pad == _S:
+        return format(v, f"{width}d")
+    return str(v)
+
+
+def _strftime(n: int, items: list) -> str:
+    import datetime as _dt
+
+    secs, nano = divmod(n, _NS)
+    y, mo, d, hh, mi, ss, _ = _fields(secs, nano)
+    date = _dt.date(y, mo, d)  # i64 nanoseconds stay within 1677..2262
+    wd_mon = date.weekday()  # Monday = 0
+    wd_sun = (wd_mon + 1) % 7
+    ordinal = date.timetuple().tm_yday
+    iso_year, iso_week, _ = date.isocalendar()
+    h12 = hh % 12 or 12
+    out = []
+    for it in items:
+        kind = it[0]
+        if kind == "lit":
+            out.append(it[1])
+        elif kind == "num":
+            name, pad = it[1], it[2]
+            if name == "year":
+                out.append(f"{y:04}")
+            elif name == "yeardiv100":
+                out.append(_two(y // 100, pad))
+            elif name == "yearmod100":
+                out.append(_two(y % 100, pad))
+            elif name == "isoyear":
+                out.append(f"{iso_year:04}")
+            elif name == "isoyearmod100":
+                out.append(_two(iso_year % 100, pad))
+            elif name == "quarter":
+                out.append(str((mo - 1) // 3 + 1))
+            elif name == "month":
+                out.append(_two(mo, pad))
+            elif name == "day":
+                out.append(_two(d, pad))
+            elif name == "weekfromsun":
+                out.append(_two((ordinal - wd_sun + 6) // 7, pad))
+            elif name == "weekfrommon":
+                out.append(_two((ordinal - wd_mon + 6) // 7, pad))
+            elif name == "isoweek":
+                out.append(_two(iso_week, pad))
+            elif name == "daysfromsun":
+                out.append(str(wd_sun))
+            elif name == "weekdayfrommon":
+                out.append(str(wd_mon + 1))
+            elif name == "ordinal":
+                out.append(_padded(ordinal, 3, pad))
+            elif name == "hour":
+                out.append(_two(hh, pad))
+            elif name == "hour12":
+                out.append(_two(h12, pad))
+            elif name == "minute":
+                out.append(_two(mi, pad))
+            elif name == "second":
+                out.append(_two(ss, pad))
+            elif name == "nanosecond":
+                out.append(_padded(nano, 9, pad))
+            else:  # timestamp
+                out.append(_padded(secs, 9, pad))
+        else:
+            name = it[1]
+            if name == "a":
+                out.append(_SHORT_DAYS[wd_sun])
+            elif name == "A":
+                out.append(_LONG_DAYS[wd_sun])
+            elif name == "b":
+                out.append(_SHORT_MONTHS[mo - 1])
+            elif name == "B":
+                out.append(_LONG_MONTHS[mo - 1])
+            elif name == "ampm":
+                out.append("pm" if hh >= 12 else "am")
+            elif name == "AMPM":
+                out.append("PM" if hh >= 12 else "AM")
+            elif name == "Z":
+                out.append("UTC")
+            elif name == "z":
+                out.append("+0000")
+            elif name == ":z":
+                out.append("+00:00")
+            elif name == "::z":
+                out.append("+00:00:00")
+            elif name == ":::z":
+                out.append("+00")
+            elif name == "+":
+                out.append(format_rfc3339(n))
+            elif name == ".f":
+                if nano:
+                    if nano % 1_000_000 == 0:
+                        out.append(f".{nano // 1_000_000:03}")
+                    elif nano % 1000 == 0:
+                        out.append(f".{nano // 1000:06}")
+                    else:
+                        out.append(f".{nano:09}")
+            elif name in (".3f", "3f"):
+                out.append(f"{'.' if name[0] == '.' else ''}{nano // 1_000_000:03}")
+            elif name in (".6f", "6f"):
+                out.append(f"{'.' if name[0] == '.' else ''}{nano // 1000:06}")
+            elif name in (".9f", "9f"):
+                out.append(f"{'.' if name[0] == '.' else ''}{nano:09}")
+            else:  # %#z is parse-only: formatting it fails
+                raise _BadFormat
+    return "".join(out)
+
+
+def _format(args: list) -> str:
+    n = expect_int(args, 0)
+    fmt = expect_str(args, 1)
+    try:
+        return _strftime(n, _strftime_items(fmt))
+    except _BadFormat:
+        raise EffectError(
+            f"datetime.format: bad or unsupported format string {debug_repr(fmt)[4:-1]}"
+        ) from None
+
+
 def _sat(n: int) -> int:
     return _I64_MIN if n < _I64_MIN else _I64_MAX if n > _I64_MAX else n
 
@@ -403,6 +668,7 @@ def _unit(div: int):
 BUILTINS = {
     ("datetime", "parse_iso"): _parse_iso,
     ("datetime", "format_iso"): _format_iso,
+    ("datetime", "format"): _format,
     ("datetime", "to_components"): _to_components,
     ("datetime", "from_components"): _from_components,
     ("datetime", "add"): _add,
