@@ -312,6 +312,21 @@ def test_secp256k1_ethereum_vector(call, h):
     assert call("secp256k1_recover", digest, sig) == OK(pk)
 
 
+@pytest.mark.parametrize("key,sig", [
+    # the well-known RFC 6979 secp256k1 vectors over sha256("Satoshi Nakamoto") (low-S)
+    (1, "934b1ea10a4b3c1757e2b0c017d0b6143ce3c9a7e6a4a49860d7a6ab210ee3d8"
+        "2442ce9d2b916064108014783e923ec36b49743e2ffa1c4496f01a512aafd9e5"),
+    (K_N - 1, "fd567d121db66e382991534ada77a6bd3106f0a1098c231e47993447cd6af2d0"
+              "6b39cd0eb1bc8603e159ef5c20a5c8ad685a45b06ce9bebed3f153d10d93bed5"),
+])
+def test_secp256k1_rfc6979_vectors(call, key, sig):
+    d = hashlib.sha256(b"Satoshi Nakamoto").digest()
+    got = ok_of(call("secp256k1_sign_digest", key.to_bytes(32, "big"), d))
+    assert got[:64].hex() == sig and got[64] in (27, 28)
+    pk = ok_of(call("secp256k1_public_key", key.to_bytes(32, "big")))
+    assert call("secp256k1_recover", d, got) == OK(pk)
+
+
 def test_secp256k1_upstream_properties(call):
     # std_crypto.rs secp256k1_public_key_is_65_byte_uncompressed_point /
     # secp256k1_signature_is_65_bytes_with_eth_v / secp256k1_recover_yields_signer_pubkey /

@@ -29,6 +29,7 @@ Deliberate points:
 from __future__ import annotations
 
 import base64 as _b64
+import binascii as _binascii
 import hashlib
 import hmac as _hmac
 
@@ -783,11 +784,15 @@ def _hex_decode(args: list):
     data = s.encode("utf-8", "surrogatepass")
     if len(data) % 2:
         return err("hex: Odd number of digits")
+    try:  # unhexlify takes exactly [0-9a-fA-F]{2}* (bytes.fromhex would skip spaces)
+        return ok(_binascii.unhexlify(data))
+    except ValueError:
+        pass
     for i, c in enumerate(data):
         if c not in _HEX_OK:
             # the hex crate reports the byte as a char (Latin-1), with {:?}
             return err(f"hex: Invalid character {_rust_char_debug(chr(c))} at position {i}")
-    return ok(bytes.fromhex(data.decode("ascii")))
+    return ok(bytes.fromhex(data.decode("ascii")))  # every byte checked above
 
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
