@@ -30,8 +30,9 @@ _U32 = (1 << 32) - 1
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 #: a matrix larger than this many elements is refused (the reference would
-#: try to allocate it and abort the process)
-_MAX_ELEMS = 1 << 28
+#: try to allocate it and abort the process; a Python list of 2^24 Floats is
+#: 128 MB of pointers at least, several times that once the values differ)
+_MAX_ELEMS = 1 << 24
 
 
 def _f(args: list) -> float:

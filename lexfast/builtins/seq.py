@@ -30,8 +30,8 @@ from ..values import Map, debug_repr
 from ._args import expect_int, expect_list
 
 #: The most elements ``list.range`` builds (a Python list of that many Ints is
-#: about 400 MB); past it the call is refused rather than exhausting memory.
-RANGE_MAX = 10_000_000
+#: about 150 MB); past it the call is refused rather than exhausting memory.
+RANGE_MAX = 1 << 22
 
 _MISSING = "missing argument"
 
