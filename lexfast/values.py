@@ -191,7 +191,7 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
         s = str(int(v)) if abs(int(v)) < 10 ** 40 else f"<{int(v).bit_length()}-bit int>"
         put(f"Int({s})")
     elif isinstance(v, float):
-        put(f"Float({v!r})")
+        put(f"Float({rust_f64_debug(float(v))})")
     elif isinstance(v, str):
         put("Str(" + _rust_str(str(v)[:_REPR_MAX_CHARS]) + ")")
     elif isinstance(v, (bytes, bytearray, memoryview)):
@@ -252,6 +252,26 @@ def _render_key(k: object, out: list, budget: list) -> None:
         s = f"<{type(k).__name__}>"
     out.append(s)
     budget[0] -= len(s)
+
+
+def rust_f64_debug(x: float) -> str:
+    """``x`` as Rust's ``{:?}`` prints an f64: shortest round-trip digits,
+    ``1.0`` for integral values, exponent form (``1e20``, ``1.5e-7``) below
+    1e-4 and from 1e16 on, ``NaN``, ``inf``."""
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "inf" if x > 0 else "-inf"
+    r = repr(x)
+    a = abs(x)
+    if a == 0 or 1e-4 <= a < 1e16:
+        return r  # Python's repr switches to exponents at the same points
+    mant, _, exp = r.partition("e")
+    if not exp:  # not reached: repr uses an exponent outside that range
+        return r
+    if mant.endswith(".0"):
+        mant = mant[:-2]
+    return f"{mant}e{int(exp)}"
 
 
 def debug_repr(v: object) -> str:

@@ -55,3 +55,15 @@ def test_an_effect_of_a_pure_module_is_still_gated():
                 h.dispatch(kind, op, args)
     finally:
         h.close()
+
+
+@pytest.mark.parametrize("x, text", [
+    (1.0, "1.0"), (0.1, "0.1"), (1e20, "1e20"), (1e16, "1e16"), (1e15, "1000000000000000.0"),
+    (1.5e-7, "1.5e-7"), (1e-4, "0.0001"), (9.9e-5, "9.9e-5"), (-2.5e-10, "-2.5e-10"),
+    (float("nan"), "NaN"), (float("inf"), "inf"), (-0.0, "-0.0"), (1e300, "1e300"),
+    (5e-324, "5e-324"),
+])
+def test_floats_in_messages_render_as_rust_debug(x, text):
+    # checked against rustc's `{:?}` for f64: argument errors quote values so
+    from lexfast.values import debug_repr
+    assert debug_repr(x) == f"Float({text})"
