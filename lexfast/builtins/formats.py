@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from collections.abc import Callable
 
@@ -213,24 +214,39 @@ def dumps(v: object) -> str:
 # JSON text -> Lex value (Value::from_json)
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_key = operator.itemgetter(0)
 
 
-def _obj_hook(d: dict) -> object:
+def _marked(d: dict) -> object:
+    """``Value::from_json``'s markers: ``$variant`` + ``args``, a lone ``$bytes``."""
     if "$variant" in d:
         name = d["$variant"]
         args = d.get("args")
         if type(name) is str and type(args) is list:
             return Variant(name, tuple(args))
-    n = len(d)
-    if n == 1:
-        if "$bytes" in d:
-            h = d["$bytes"]
-            if type(h) is str and _HEX.fullmatch(h):
-                return bytes.fromhex(h)
-        return d
-    if n == 0:
-        return d
-    return dict(sorted(d.items()))
+    if len(d) == 1 and "$bytes" in d:
+        h = d["$bytes"]
+        if type(h) is str and _HEX.fullmatch(h):
+            return bytes.fromhex(h)
+    return d
+
+
+def _pairs_hook(p: list) -> object:
+    """An object as serde_json holds it (a ``BTreeMap``: sorted keys, the last
+    of duplicates), then the markers."""
+    if len(p) > 1:
+        p.sort(key=_key)  # stable: the last duplicate stays last
+    d = dict(p)
+    if p and p[0][0][:1] <= "$":  # a marker key sorts first ("$" < "0" < "A" < "a")
+        return _marked(d)
+    return d
+
+
+def _obj_hook(d: dict) -> object:
+    """The same from a dict (YAML/TOML)."""
+    if len(d) > 1:
+        d = dict(sorted(d.items(), key=_key))
+    return _marked(d)
 
 
 def _parse_int(s: str) -> object:
@@ -264,25 +280,53 @@ def _bad_const(s: str) -> object:
     raise _BadConst(s)
 
 
-_FAST = json.JSONDecoder(object_hook=_obj_hook, parse_constant=_bad_const)
-_HOOKED = json.JSONDecoder(object_hook=_obj_hook, parse_constant=_bad_const,
+_FAST = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_constant=_bad_const)
+_HOOKED = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_constant=_bad_const,
                            parse_int=_parse_int, parse_float=_parse_float)
-# number shapes the fast path would get wrong: -0, integers past i64, huge exponents
-_RARE_NUM = re.compile(r"-0(?![.\deE])|\d{19}|[eE][+-]?\d{3}")
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _SURROGATE_ESC = re.compile(r"\\u[dD][89abAB]")
+_NEG0 = re.compile(r"-0(?![.\deE])")
+#: bytes.translate tables for the pre-scans (C speed)
+_DIGITS0 = bytes(0x30 if 0x30 <= i <= 0x39 else 0x65 if i == 0x45 else 0x2D if i == 0x2B else i
+                 for i in range(256))  # digits -> "0", "E" -> "e", "+" -> "-"
+_NOT_STRUCT = bytes(i for i in range(256) if i not in b'"[]{}')
 
 
-def _too_deep(s: str) -> bool:
-    if s.count("[") + s.count("{") <= MAX_DEPTH:
+def _rare_numbers(e: bytes) -> bool:
+    """Whether the text may hold a number the plain scanner maps wrongly:
+    ``-0``, an integer past i64 (19+ digits), an exponent of 3+ digits.
+    (A false alarm only costs the per-number hooks.)"""
+    t = e.translate(_DIGITS0)
+    run = b"0" * 19
+    i = t.find(run)
+    while i >= 0:
+        j = i
+        while j > 0 and t[j - 1] == 0x30:
+            j -= 1
+        if j == 0 or t[j - 1] != 0x2E:  # not a fraction's digits
+            return True
+        i = t.find(run, i + 19)
+    if b"-" in e and b"-0" in e and _NEG0.search(e.decode("utf-8", "surrogatepass")):
+        return True
+    return b"e000" in t or b"e-000" in t
+
+
+def _too_deep(e: bytes) -> bool:
+    """Nesting past serde_json's 128, counted on the brackets outside strings."""
+    if e.count(b"[") + e.count(b"{") <= MAX_DEPTH:
         return False
-    b = _NOT_BRACKET.sub("", _STRINGS.sub("", s)).replace("{", "[").replace("}", "]")
+    b = e
+    if b"\\" in b:
+        b = b.replace(b"\\\\", b"").replace(b'\\"', b"")
+    b = b.translate(None, _NOT_STRUCT)
+    b = b.replace(b'""', b"")  # strings without brackets in them
+    if b'"' in b:
+        b = b"".join(b.split(b'"')[::2])
+    b = b.replace(b"{", b"[").replace(b"}", b"]")
     for _ in range(MAX_DEPTH):
-        nb = b.replace("[]", "")
-        if not nb:
-            return False
-        if nb == b:  # unbalanced: let the parser report it
+        nb = b.replace(b"[]", b"")
+        if not nb or nb == b:  # done, or unbalanced: the parser reports that
             return False
         b = nb
     return True
@@ -416,9 +460,10 @@ def _has_surrogate(v: object) -> bool:
 def loads(s: str) -> tuple[bool, object]:
     """``serde_json::from_str`` then ``Value::from_json``: ``(True, value)``
     or ``(False, message)``."""
-    if _too_deep(s):
+    e = s.encode("utf-8", "surrogatepass")
+    if _too_deep(e):
         return False, f"recursion limit exceeded at {_depth_pos(s)}"
-    dec = _HOOKED if _RARE_NUM.search(s) else _FAST
+    dec = _HOOKED if _rare_numbers(e) else _FAST
     try:
         v = dec.decode(s)
     except json.JSONDecodeError as e:
@@ -433,7 +478,7 @@ def loads(s: str) -> tuple[bool, object]:
         return False, f"expected value at {_pos(s, i + 1)}"
     except RecursionError:  # pragma: no cover - _too_deep guards it
         return False, "recursion limit exceeded"
-    if _SURROGATE_ESC.search(s) and _has_surrogate(v):
+    if b"\\u" in e and _SURROGATE_ESC.search(s) and _has_surrogate(v):
         m = re.search(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])", s)
         i = m.end() if m else len(s)
         return False, f"lone leading surrogate in hex escape at {_pos(s, i)}"
