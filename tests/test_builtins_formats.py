@@ -171,6 +171,12 @@ def test_toml_stringify(d):
     # stringify_returns_err_for_top_level_scalar
     r = d("toml", "stringify", 42)
     assert r.name == "Err" and "toml.stringify" in r.args[0]
+    v = {"title": "x", "n": 3, "f": 1e16, "s": 'say "hi"', "arr": [1, 2.5],
+         "owner": {"name": "T", "sub": {"z": 1}}, "p": [{"a": 1}, {"a": 2}]}
+    assert d("toml", "stringify", v) == ok(
+        'arr = [1, 2.5]\nf = 10000000000000000.0\nn = 3\ns = \'say "hi"\'\ntitle = "x"\n\n'
+        '[owner]\nname = "T"\n\n[owner.sub]\nz = 1\n\n[[p]]\na = 1\n\n[[p]]\na = 2\n')
+    assert d("toml", "parse", d("toml", "stringify", v).args[0]) == ok(v)
     r = d("toml", "stringify", {"a": None})
     assert r.name == "Err" and "toml.stringify" in r.args[0]
 
@@ -208,6 +214,7 @@ def test_yaml_parse_strict(d):
 def test_yaml_stringify(d):
     assert d("yaml", "stringify", {"b": [1, 2], "a": "x"}) == ok("a: x\nb:\n- 1\n- 2\n")
     assert d("yaml", "stringify", 42) == ok("42\n")
+    assert d("yaml", "stringify", [1.0, 1e16, None]) == ok("- 1.0\n- 1e16\n- null\n")
     v = {"a": [1, {"b": None}], "c": "yes"}
     assert d("yaml", "parse", d("yaml", "stringify", v).args[0]) == ok(v)
 

@@ -787,37 +787,136 @@ def toml_parse_strict(args: list) -> object:
     return strict(_toml_loads(s), args)
 
 
-def _tomlable(j: object, path: str = "") -> object:
-    if j is None:
-        raise _TomlUnsupported("unsupported None value")
-    if type(j) is dict:
-        return {k: _tomlable(x) for k, x in j.items()}
-    if type(j) is list:
-        return [_tomlable(x) for x in j]
-    return j
-
-
 class _TomlUnsupported(Exception):
     pass
 
 
+def rust_display_float(f: float) -> str:
+    """Rust's ``{}`` for an f64 (positional, shortest digits)."""
+    r = repr(f)
+    if "e" not in r:
+        return r[:-2] if r.endswith(".0") else r
+    sign = "-" if r.startswith("-") else ""
+    mant, exp_s = r.lstrip("-").split("e")
+    ip, _, fp = mant.partition(".")
+    digits = ip + fp
+    point = len(ip) + int(exp_s)
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return f"{sign}{digits}{'0' * (point - len(digits))}"
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _toml_basic(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\b":
+            out.append("\\b")
+        elif ch == "\f":
+            out.append("\\f")
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\u{o:04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_str(s: str) -> str:
+    if '"' not in s and "\\" not in s and not _TOML_CTRL.search(s):
+        return f'"{s}"'
+    if "'" not in s and not _TOML_CTRL.search(s):
+        return f"'{s}'"
+    return _toml_basic(s)
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY.fullmatch(k) else _toml_str(k)
+
+
+def _toml_inline(v: object) -> str:
+    if v is None:
+        raise _TomlUnsupported("unsupported None value")
+    t = type(v)
+    if t is bool:
+        return "true" if v else "false"
+    if t is int:
+        return str(v)
+    if t is float:
+        text = rust_display_float(v)
+        return text if ("." in text or "inf" in text or "nan" in text) else text + ".0"
+    if t is str:
+        return _toml_str(v)
+    if t is list:
+        return "[" + ", ".join(_toml_inline(x) for x in v) + "]"
+    if t is dict:
+        if not v:
+            return "{}"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_inline(x)}" for k, x in v.items()) + " }"
+    raise _TomlUnsupported(f"unsupported {t.__name__} value")  # pragma: no cover
+
+
+def _is_table_array(v: object) -> bool:
+    return type(v) is list and bool(v) and all(type(x) is dict for x in v)
+
+
+def _toml_table(table: dict, path: list, out: list, header: str | None) -> None:
+    plain = [(k, v) for k, v in table.items() if type(v) is not dict and not _is_table_array(v)]
+    subs = [(k, v) for k, v in table.items() if type(v) is dict or _is_table_array(v)]
+    if header is not None and (plain or not subs or header.startswith("[[")):
+        if out:
+            out.append("\n")
+        out.append(header + "\n")
+    for k, v in plain:
+        out.append(f"{_toml_key(k)} = {_toml_inline(v)}\n")
+    for k, v in subs:
+        sub = [*path, _toml_key(k)]
+        name = ".".join(sub)
+        if type(v) is dict:
+            _toml_table(v, sub, out, f"[{name}]")
+        else:
+            for item in v:
+                _toml_table(item, sub, out, f"[[{name}]]")
+
+
+def _sorted_json(j: object) -> object:
+    """serde_json's objects iterate in key order."""
+    t = type(j)
+    if t is dict:
+        return {k: _sorted_json(j[k]) for k in sorted(j)}
+    if t is list:
+        return [_sorted_json(x) for x in j]
+    return j
+
+
 def toml_stringify(args: list) -> object:
-    v = _first(args)
-    j = to_json(v)
+    j = _sorted_json(to_json(_first(args)))
     if type(j) is not dict:
         kind = {bool: "bool", int: "i64", float: "f64", str: "str", list: "seq",
                 type(None): "unit"}.get(type(j), "value")
         return err(f"toml.stringify: unsupported rust type `{kind}` at the top level, expected a table")
+    out: list = []
     try:
-        data = _tomlable(j)
+        _toml_table(j, [], out, None)
     except _TomlUnsupported as e:
         return err(f"toml.stringify: {e}")
-    import tomli_w
-
-    try:
-        return ok(tomli_w.dumps(data, multiline_strings=False))
-    except (TypeError, ValueError) as e:
-        return err(f"toml.stringify: {e}")
+    return ok("".join(out))
 
 
 # ---------------------------------------------------------------------------
@@ -967,23 +1066,39 @@ def yaml_parse_strict(args: list) -> object:
     return strict(_yaml_loads(s), args)
 
 
+_YAML_DUMPER: type | None = None
+
+
+def _yaml_dumper() -> type:
+    global _YAML_DUMPER
+    if _YAML_DUMPER is None:
+        import yaml
+
+        class Dumper(yaml.SafeDumper):
+            pass
+
+        def float_(dumper: object, f: float) -> object:
+            # serde_yaml writes floats as Rust does (``1.0``, ``1e16``)
+            return dumper.represent_scalar("tag:yaml.org,2002:float", rust_float(f))  # type: ignore[attr-defined]
+
+        Dumper.add_representer(float, float_)
+        # Rust's float text (``1e16``) must read back as a float, not be tagged
+        Dumper.add_implicit_resolver(
+            "tag:yaml.org,2002:float",
+            re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+            list("-+.0123456789"))
+        _YAML_DUMPER = Dumper
+    return _YAML_DUMPER
+
+
 def yaml_stringify(args: list) -> object:
     import yaml
 
     j = to_json(_first(args))
-
-    def plain(o: object) -> object:
-        t = type(o)
-        if t is dict:
-            return {k: plain(x) for k, x in o.items()}
-        if t is list:
-            return [plain(x) for x in o]
-        return o
-
     try:
-        out = yaml.safe_dump(plain(j), default_flow_style=False, sort_keys=True,
-                             allow_unicode=True, width=2**31 - 1)
-    except yaml.YAMLError as e:
+        out = yaml.dump(j, Dumper=_yaml_dumper(), default_flow_style=False, sort_keys=True,
+                        allow_unicode=True, width=2**31 - 1)
+    except yaml.YAMLError as e:  # pragma: no cover - JSON data always dumps
         return err(f"yaml.stringify: {e}")
     if out.endswith("\n...\n"):
         out = out[:-4]
