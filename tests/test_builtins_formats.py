@@ -150,6 +150,7 @@ def test_toml_parse(d):
                           "t": "07:32:00", "z": "1979-05-27T07:32:00Z"}
     assert v["p"] == [{"a": 1}, {"a": 2}]
     assert list(v) == sorted(v)
+    assert d("toml", "parse", "a = 99999999999999999999").name == "Err"
     r = d("toml", "parse", "a = ")
     assert r.name == "Err" and r.args[0].startswith("TOML parse error")
 
@@ -236,6 +237,10 @@ def test_csv_parse(d):
     src = 'a,b,c\r\n1,"x, ""y""",3\n\n"multi\nline",\nlast'
     assert d("csv", "parse", src) == ok([["a", "b", "c"], ["1", 'x, "y"', "3"], ["multi\nline", ""], ["last"]])
     assert d("csv", "parse", "") == ok([])
+    assert d("csv", "parse", '\n\n""\r\n\ra"b",c\r') == ok([[""], ['a"b"', "c"]])
+    assert d("csv", "parse", '"ab"c,d\n') == ok([["abc", "d"]])
+    # csv_parse_counts_rows
+    assert len(d("csv", "parse", "name,version\nlex,0.1.0\nrust,1.94\n").args[0]) == 3
 
 
 def test_csv_stringify(d):

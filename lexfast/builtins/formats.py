@@ -716,6 +716,8 @@ def _toml_value(v: object, depth: int = 0) -> object:
     if depth > MAX_DEPTH:
         raise _TomlDeep
     t = type(v)
+    if t is int and not INT_MIN <= v <= INT_MAX:
+        raise _TomlRange
     if t is dict:
         return {k: _toml_value(x, depth + 1) for k, x in sorted(v.items())}
     if t is list:
@@ -745,6 +747,10 @@ class _TomlDeep(Exception):
     pass
 
 
+class _TomlRange(Exception):
+    pass
+
+
 def _toml_loads(s: str) -> tuple[bool, object]:
     try:
         import tomllib  # type: ignore[import-not-found]
@@ -760,6 +766,8 @@ def _toml_loads(s: str) -> tuple[bool, object]:
         return True, _toml_value(data)
     except _TomlDeep:
         return False, "TOML parse error: recursion limit exceeded"
+    except _TomlRange:
+        return False, "TOML parse error: integer number overflowed"
 
 
 _TOML_AT = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$", re.S)
@@ -1147,6 +1155,8 @@ def csv_parse(args: list) -> object:
     rows: list = []
     n = len(s)
     i = 0
+    while i < n and s[i] in "\r\n":  # blank lines are skipped
+        i += 1
     while i < n:
         row: list = []
         # one record
@@ -1191,8 +1201,7 @@ def csv_parse(args: list) -> object:
                 i += 1
         elif i < n and s[i] == "\n":
             i += 1
-        if row != [""]:
-            rows.append(row)
+        rows.append(row)
         # blank lines are skipped
         while i < n and s[i] in "\r\n":
             i += 1
