@@ -931,8 +931,8 @@ def toml_stringify(args: list) -> object:
 # yaml (PyYAML's safe loader with YAML 1.2 core-schema scalars, as serde_yaml)
 
 _YAML_LOADER: type | None = None
-#: a cap on the nodes an alias-heavy document expands to (billion laughs)
-YAML_MAX_NODES = 1_000_000
+#: the least cap on the nodes an alias-heavy document expands to (billion laughs)
+YAML_MAX_NODES = 100_000
 
 
 def _yaml_loader() -> type:
@@ -1043,7 +1043,9 @@ def _yaml_loads(s: str) -> tuple[bool, object]:
         return False, "deserializing from YAML containing more than one document is not supported"
     data = docs[0] if docs else None
     try:
-        return True, _yaml_value(data, 0, [YAML_MAX_NODES])
+        # serde_yaml stops alias replay past 100x the document's events; the
+        # text's length bounds the events, so a tree past 100x it is a bomb
+        return True, _yaml_value(data, 0, [max(YAML_MAX_NODES, 100 * len(s))])
     except _YamlLimit as e:
         return False, str(e)
     except RecursionError:  # pragma: no cover
