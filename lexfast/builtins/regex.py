@@ -304,9 +304,9 @@ def _expand(m: object, parts: list, r: object) -> str:
 
 
 def _replace(args: list, op: str, limit: int) -> str:
-    r = _re_or_fail(args, op)
     s = _str(args, 1)
-    rep = _str(args, 2)
+    rep = _str(args, 2)  # the reference reads all three before compiling
+    r = _re_or_fail(args, op)
     parts = _parse_replacement(rep)
     out = []
     last = 0
