@@ -514,16 +514,18 @@ def test_float_to_str_agrees_with_rustc_when_available(tmp_path):
 
 # -- lexfast info lists the builtins ---------------------------------------------------
 
-def test_info_lists_the_builtin_modules():
+def test_info_lists_the_builtin_modules(tmp_path):
+    # from an empty directory: `python -m` puts the cwd first on sys.path, and
+    # the source tree (unbuilt in CI) must not shadow the lexfast under test
     import json
     p = subprocess.run([sys.executable, "-m", "lexfast", "info", "--json"], capture_output=True,
-                       timeout=120)
+                       timeout=120, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
     assert data["builtins"] == {k: len(v) for k, v in sorted(B.TABLE.items())}
     assert data["builtins"]["str"] >= 19 and data["builtins"]["int"] >= 5
     p = subprocess.run([sys.executable, "-m", "lexfast", "info"], capture_output=True,
-                       timeout=120)
+                       timeout=120, cwd=tmp_path)
     text = p.stdout.decode()
     total = sum(len(v) for v in B.TABLE.values())
     assert f"builtins: {total} ops in {len(B.TABLE)} modules" in text
