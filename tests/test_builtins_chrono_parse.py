@@ -424,3 +424,179 @@ MON, TUE, WED, THU, FRI, SAT, SUN = range(7)
 ])
 def test_parsed_to_naive_date(fields, want):
     assert _date(**fields) == want
+
+
+def _fields(s, fmt):
+    """``format::parse`` into a Parsed: the set fields, or the error text."""
+    from lexfast.builtins.chrono import _parse_internal, _parse_items, _Parsed, _ParseError
+
+    p = _Parsed()
+    try:
+        if _parse_internal(p, s, _parse_items(fmt)):
+            return TOO_LONG
+    except _ParseError as e:
+        return "parse: " + str(e)
+    return {k: getattr(p, k) for k in _Parsed.__slots__ if getattr(p, k) is not None}
+
+
+# chrono: format::parse::tests::test_parse_numeric (Year = %Y, Ordinal = %j)
+@pytest.mark.parametrize("s, fmt, want", [
+    ("1987", "%Y", {"year": 1987}),
+    ("1987 ", "%Y", TOO_LONG),
+    ("0x12", "%Y", TOO_LONG),
+    ("x123", "%Y", INVALID),
+    ("0000", "%Y", {"year": 0}),
+    (" \t987", "%Y", {"year": 987}),
+    (" \t987\U0001f920", "%Y\U0001f920", {"year": 987}),
+    ("5\0", "%Y", TOO_LONG),
+    ("\x005", "%Y", INVALID),
+    ("", "%Y", TOO_SHORT),
+    ("12345", "%Y5", {"year": 1234}),
+    ("12341234", "%Y%Y", {"year": 1234}),
+    ("1234 1234", "%Y%Y", {"year": 1234}),
+    ("1234 1235", "%Y%Y", IMPOSSIBLE),
+    ("1234 1234", "%Yx%Y", INVALID),
+    ("1234x1234", "%Yx%Y", {"year": 1234}),
+    ("1234xx1234", "%Yx%Y", INVALID),
+    ("1234xx1234", "%Yxx%Y", {"year": 1234}),
+    ("-42", "%Y", {"year": -42}),
+    ("+0042", "%Y", {"year": 42}),
+    ("-42195", "%Y", {"year": -42195}),
+    ("\u221242195", "%Y", INVALID),
+    ("  +42195", "%Y", {"year": 42195}),
+    ("  -   42", "%Y", INVALID),
+    ("-", "%Y", TOO_SHORT),
+    ("+", "%Y", TOO_SHORT),
+    ("345", "%j", {"ordinal": 345}),
+    ("+345", "%j", INVALID),
+    ("-345", "%j", INVALID),
+    (" 345", "%j", {"ordinal": 345}),
+    ("345 ", "%j ", {"ordinal": 345}),
+    ("345\U0001f920", "%j", TOO_LONG),
+    ("\u0363345", "%j", INVALID),
+])
+def test_parse_numeric_fields(s, fmt, want):
+    assert _fields(s, fmt) == want
+
+
+# chrono: format::parse::tests::test_parse_fixed, test_parse_fixed_nanosecond,
+# test_parse_fixed_timezone_offset (as strftime specifiers)
+@pytest.mark.parametrize("s, fmt, want", [
+    ("ApR", "%b", {"month": 4}),
+    ("\u0363APR", "%b", INVALID),
+    ("April", "%b", TOO_LONG),
+    ("A", "%b", TOO_SHORT),
+    ("Sol", "%b", INVALID),
+    ("Apri", "%B", TOO_LONG),
+    ("April", "%B", {"month": 4}),
+    ("Aprill", "%Bl", {"month": 4}),
+    ("Aprl", "%Bl", {"month": 4}),
+    ("April", "%Bil", TOO_SHORT),  # no backtracking
+    ("tHu", "%a", {"weekday": THU}),
+    ("Thursday", "%a", TOO_LONG),
+    ("T", "%a", TOO_SHORT),
+    ("The", "%a", INVALID),
+    ("Thurs", "%A", TOO_LONG),
+    ("Thursday", "%A", {"weekday": THU}),
+    ("Thus", "%As", {"weekday": THU}),
+    ("Thursday", "%Arsday", TOO_SHORT),
+    ("AM", "%P", {"hour_div_12": 0}),
+    ("pm", "%p", {"hour_div_12": 1}),
+    (" Am", " %P", {"hour_div_12": 0}),
+    ("Am\U0001f920", "%P\U0001f920", {"hour_div_12": 0}),
+    ("\U0001f920Am", "\U0001f920%P", {"hour_div_12": 0}),
+    ("\u0363am", "%P", INVALID),
+    (" Am", "%P", INVALID),
+    ("a.m.", "%P", INVALID),
+    ("ame", "%P", TOO_LONG),
+    ("x", "%P", TOO_SHORT),
+    ("xx", "%P", INVALID),
+    ("", "%.f", {}),
+    (".", "%.f", TOO_SHORT),
+    ("4", "%.f", TOO_LONG),
+    ("4", "%.f%S", {"second": 4}),
+    (".42195", "%.f", {"nanosecond": 421_950_000}),
+    (".421950803547", "%.f", {"nanosecond": 421_950_803}),
+    (".0000000035", "%.f", {"nanosecond": 3}),
+    (".0000000009999999999999999999999999", "%.f", {"nanosecond": 0}),
+    (".4x", "%.f", TOO_LONG),
+    (".  4", "%.f", INVALID),
+    ("  .4", "%.f", TOO_LONG),
+    ("", "%.3f", {}),
+    (".12", "%.3f", TOO_SHORT),
+    (".1234", "%.3f4", {"nanosecond": 123_000_000}),
+    (".12345", "%.6f", TOO_SHORT),
+    (".1234567890", "%.9f0", {"nanosecond": 123_456_789}),
+    ("", "%3f", TOO_SHORT),
+    (".", "%3f", TOO_SHORT),
+    ("1234567", "%6f7", {"nanosecond": 123_456_000}),
+    ("12", "%z", INVALID),
+    ("+1", "%z", TOO_SHORT),
+    ("+123", "%z", TOO_SHORT),
+    ("+1234", "%z", {"offset": 45_240}),
+    ("+12345", "%z", TOO_LONG),
+    ("+12:", "%z", TOO_SHORT),
+    ("+12:34", "%:z", {"offset": 45_240}),
+    ("-12 :: 34", "%z", {"offset": -45_240}),
+    ("+12", "%#z", {"offset": 43_200}),
+    ("z", "%#z", {"offset": 0}),
+])
+def test_parse_fixed_fields(s, fmt, want):
+    assert _fields(s, fmt) == want
+
+
+def _datetime(**fields):
+    from lexfast.builtins.chrono import _Parsed, _ParseError, _to_naive_datetime
+
+    p = _Parsed()
+    for k, v in fields.items():
+        setattr(p, k, v)
+    try:
+        days, hh, mi, ss, nano = _to_naive_datetime(p)
+    except _ParseError as e:
+        return "parse: " + str(e)
+    return (days * 86400 + hh * 3600 + mi * 60 + ss) * NS + nano
+
+
+FULL = {"year": 2014, "year_div_100": 20, "year_mod_100": 14, "month": 12, "day": 31,
+        "ordinal": 365, "isoyear": 2015, "isoyear_div_100": 20, "isoyear_mod_100": 15,
+        "isoweek": 1, "week_from_sun": 52, "week_from_mon": 52, "weekday": WED,
+        "hour_div_12": 0, "hour_mod_12": 4, "minute": 26, "second": 40,
+        "nanosecond": 12_345_678}
+
+
+# chrono: format::parsed::tests::test_parsed_to_naive_time and
+# test_parsed_to_naive_datetime_with_offset (offset 0, the naive parse's)
+@pytest.mark.parametrize("fields, want", [
+    ({"year": 2015, "month": 1, "day": 30, "hour_div_12": 0}, NOT_ENOUGH),
+    ({"year": 2015, "month": 1, "day": 30, "hour_div_12": 0, "hour_mod_12": 1}, NOT_ENOUGH),
+    ({"year": 2015, "month": 1, "day": 30, "hour_mod_12": 1, "minute": 23}, NOT_ENOUGH),
+    ({"year": 2015, "month": 1, "day": 30, "hour_div_12": 0, "hour_mod_12": 1, "minute": 23,
+      "nanosecond": 456_789_012}, NOT_ENOUGH),
+    ({"year": 2015, "month": 1, "day": 30, "hour_div_12": 1, "hour_mod_12": 2, "minute": 38},
+     at(2015, 1, 30, 14, 38)),
+    ({"year": 2012, "ordinal": 34, "hour_div_12": 0, "hour_mod_12": 5, "minute": 6,
+      "second": 7, "nanosecond": 890_123_456}, at(2012, 2, 3, 5, 6, 7, 890_123_456)),
+    ({"year": 2015, "month": 1, "day": 30, "hour_div_12": 0, "hour_mod_12": 1, "minute": 23,
+      "second": 60, "nanosecond": 999_999_999}, at(2015, 1, 30, 1, 23, 59) + 1_999_999_999),
+    ({}, NOT_ENOUGH),
+    ({"timestamp": 0}, 0),
+    ({"timestamp": 1, "nanosecond": 1}, NS + 1),
+    ({"timestamp": 1_420_000_000}, at(2014, 12, 31, 4, 26, 40)),
+    ({"timestamp": -0x1_0000_0000}, at(1833, 11, 24, 17, 31, 44)),
+    (dict(FULL, timestamp=1_420_000_000), at(2014, 12, 31, 4, 26, 40, 12_345_678)),
+    (dict(FULL, timestamp=1_419_999_999), IMPOSSIBLE),
+    ({"timestamp": (at(0, 1, 1)) // NS}, at(0, 1, 1)),
+    ({"timestamp": at(262142, 12, 31, 23, 59, 59) // NS}, at(262142, 12, 31, 23, 59, 59)),
+    ({"timestamp": at(262142, 12, 31, 23, 59, 59) // NS + 1}, OUT_OF_RANGE),
+    ({"second": 59, "timestamp": 1_341_100_798}, IMPOSSIBLE),
+    ({"second": 59, "timestamp": 1_341_100_799}, at(2012, 6, 30, 23, 59, 59)),
+    ({"second": 59, "timestamp": 1_341_100_800}, IMPOSSIBLE),
+    ({"second": 60, "timestamp": 1_341_100_799}, at(2012, 6, 30, 23, 59, 59) + NS),
+    ({"second": 60, "timestamp": 1_341_100_800}, at(2012, 6, 30, 23, 59, 59) + NS),
+    ({"second": 0, "timestamp": 1_341_100_800}, at(2012, 7, 1)),
+    ({"second": 1, "timestamp": 1_341_100_800}, IMPOSSIBLE),
+    ({"second": 60, "timestamp": 1_341_100_801}, IMPOSSIBLE),
+])
+def test_parsed_to_naive_datetime(fields, want):
+    assert _datetime(**fields) == want
