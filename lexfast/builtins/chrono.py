@@ -16,8 +16,10 @@ same data); ``Local`` is the host's zone, as chrono's ``Local`` is.
 format string chrono rejects makes the reference panic (``to_string`` of a
 failing ``Display``); here it is an ``EffectError``.
 
-``datetime.now`` is an effect and is not here; ``datetime.parse`` (chrono's
-``NaiveDateTime::parse_from_str``) is not ported yet.
+``datetime.parse`` is chrono's ``NaiveDateTime::parse_from_str`` (its strict
+``StrftimeItems``, ``format::parse`` and ``Parsed`` resolution, ported) read
+as UTC; a parsed offset (``%z``) is checked but not applied, as chrono's
+naive parse ignores it. ``datetime.now`` is an effect and is not here.
 """
 
 from __future__ import annotations
@@ -613,6 +615,680 @@ def _format(args: list) -> str:
         ) from None
 
 
+# -- parse: chrono's NaiveDateTime::parse_from_str ---------------------------------
+#
+# A port of chrono 0.4's ``format::parse::parse`` over ``StrftimeItems`` (items
+# produced lazily, so a bad specifier only fails once the parser reaches it),
+# the ``scan`` helpers, ``Parsed``'s setters and ``to_naive_datetime_with_offset(0)``.
+# Lengths that chrono compares in bytes are compared in UTF-8 bytes here.
+
+_IMPOSSIBLE = "no possible date and time matching input"
+_NOT_ENOUGH = "input is not enough for unique date and time"
+_BAD_FORMAT = "bad or unsupported format string"
+
+# Rust's char::is_whitespace (Unicode White_Space)
+_WS = frozenset("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
+def _blen(s: str) -> int:
+    return len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass"))
+
+
+def _trim(s: str) -> str:
+    i = 0
+    n = len(s)
+    while i < n and s[i] in _WS:
+        i += 1
+    return s[i:] if i else s
+
+
+# Item kinds: ("lit", text) ("sp",) ("num", field) ("fix", name) ("err",)
+_P_NUM = {
+    "C": "YearDiv100", "G": "IsoYear", "H": "Hour", "I": "Hour12", "M": "Minute",
+    "S": "Second", "U": "WeekFromSun", "V": "IsoWeek", "W": "WeekFromMon", "Y": "Year",
+    "d": "Day", "e": "Day", "f": "Nanosecond", "g": "IsoYearMod100", "j": "Ordinal",
+    "k": "Hour", "l": "Hour12", "m": "Month", "q": "Quarter", "s": "Timestamp",
+    "u": "WeekdayFromMon", "w": "NumDaysFromSun", "y": "YearMod100",
+}
+_P_FIX = {"A": "LongWeekday", "B": "LongMonth", "P": "AmPm", "Z": "TzName",
+          "a": "ShortWeekday", "b": "ShortMonth", "h": "ShortMonth", "p": "AmPm",
+          "z": "Offset", "+": "RFC3339"}
+_P_SPACE = {"n": ("sp",), "t": ("sp",)}
+_P_COMPOSITE = {
+    "D": (("num", "Month"), ("lit", "/"), ("num", "Day"), ("lit", "/"), ("num", "YearMod100")),
+    "x": (("num", "Month"), ("lit", "/"), ("num", "Day"), ("lit", "/"), ("num", "YearMod100")),
+    "F": (("num", "Year"), ("lit", "-"), ("num", "Month"), ("lit", "-"), ("num", "Day")),
+    "R": (("num", "Hour"), ("lit", ":"), ("num", "Minute")),
+    "T": (("num", "Hour"), ("lit", ":"), ("num", "Minute"), ("lit", ":"), ("num", "Second")),
+    "X": (("num", "Hour"), ("lit", ":"), ("num", "Minute"), ("lit", ":"), ("num", "Second")),
+    "r": (("num", "Hour12"), ("lit", ":"), ("num", "Minute"), ("lit", ":"), ("num", "Second"),
+          ("sp",), ("fix", "AmPm")),
+    "c": (("fix", "ShortWeekday"), ("sp",), ("fix", "ShortMonth"), ("sp",), ("num", "Day"),
+          ("sp",), ("num", "Hour"), ("lit", ":"), ("num", "Minute"), ("lit", ":"),
+          ("num", "Second"), ("sp",), ("num", "Year")),
+    "v": (("num", "Day"), ("lit", "-"), ("fix", "ShortMonth"), ("lit", "-"), ("num", "Year")),
+}
+_ERR = ("err",)
+
+
+def _parse_items(fmt: str):
+    """chrono's ``StrftimeItems::new(fmt)`` as a lazy item stream (strict: a bad
+    specifier yields an error item where it stands)."""
+    i, n = 0, len(fmt)
+    while i < n:
+        c = fmt[i]
+        if c != "%":
+            j = i + 1
+            if c in _WS:
+                while j < n and fmt[j] in _WS:
+                    j += 1
+                yield ("sp",)
+            else:
+                while j < n and fmt[j] not in _WS and fmt[j] != "%":
+                    j += 1
+                yield ("lit", fmt[i:j])
+            i = j
+            continue
+        i += 1
+        if i >= n:
+            yield _ERR
+            return
+        spec = fmt[i]
+        i += 1
+        pad = spec in "-0_"
+        alternate = spec == "#"
+        if pad or alternate:
+            if i >= n:
+                yield _ERR
+                return
+            spec = fmt[i]
+            i += 1
+        if alternate and spec != "z":
+            yield _ERR
+            return
+        if alternate:
+            item = ("fix", "OffsetPermissive")
+        elif spec in _P_NUM:
+            item = ("num", _P_NUM[spec])
+        elif spec in _P_FIX:
+            item = ("fix", _P_FIX[spec])
+        elif spec in _P_SPACE:
+            item = _P_SPACE[spec]
+        elif spec == "%":
+            item = ("lit", "%")
+        elif spec in _P_COMPOSITE:
+            if pad:
+                yield _ERR
+                return
+            yield from _P_COMPOSITE[spec]
+            continue
+        elif spec == ":":
+            if fmt.startswith("::z", i):
+                item, i = ("fix", "Offset"), i + 3
+            elif fmt.startswith(":z", i):
+                item, i = ("fix", "Offset"), i + 2
+            elif fmt.startswith("z", i):
+                item, i = ("fix", "Offset"), i + 1
+            else:
+                item = _ERR
+        elif spec == "." or spec in "369":
+            if spec == ".":
+                if i >= n:
+                    yield _ERR
+                    return
+                d = fmt[i]
+                i += 1
+            else:
+                d = spec
+            if d == "f" and spec == ".":
+                item = ("fix", ".f")
+            elif d in "369":
+                if i >= n:
+                    yield _ERR
+                    return
+                f = fmt[i]
+                i += 1
+                item = ("fix", (".f" if spec == "." else "f") + d) if f == "f" else _ERR
+            else:
+                item = _ERR
+        else:
+            item = _ERR
+        if pad and item[0] != "num":
+            item = _ERR
+        yield item
+        if item is _ERR:
+            return
+
+
+def _number(s: str, lo: int, hi: int) -> tuple:
+    """``scan::number``: ``lo..=hi`` ASCII digits (``hi`` None = unbounded)."""
+    if _blen(s) < lo:
+        raise _ParseError(_TOO_SHORT)
+    n = 0
+    i = 0
+    ln = len(s)
+    while (hi is None or i < hi) and i < ln:
+        c = s[i]
+        if not "0" <= c <= "9":
+            if i < lo:
+                raise _ParseError(_INVALID)
+            return s[i:], n
+        n = n * 10 + ord(c) - 48
+        if n > _I64_MAX:
+            raise _ParseError(_OUT_OF_RANGE)
+        i += 1
+    return s[i:], n
+
+
+def _nanosecond_var(s: str) -> tuple:
+    """``scan::nanosecond``: 1..9 digits scaled, further digits skipped."""
+    rest, v = _number(s, 1, 9)
+    v *= 10 ** (9 - (len(s) - len(rest)))
+    i = 0
+    while i < len(rest) and "0" <= rest[i] <= "9":
+        i += 1
+    return rest[i:], v
+
+
+def _nanosecond_fixed(s: str, digits: int) -> tuple:
+    rest, v = _number(s, digits, digits)
+    return rest, v * 10 ** (9 - digits)
+
+
+_MONTHS0 = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH_SUFFIX = ("uary", "ruary", "ch", "il", "", "e", "y", "ust", "tember", "ober", "ember",
+                 "ember")
+_WEEKDAYS0 = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # Monday = 0
+_WEEKDAY_SUFFIX = ("day", "sday", "nesday", "rsday", "day", "urday", "day")
+
+
+def _short_name(s: str, names: tuple) -> tuple:
+    if _blen(s) < 3:
+        raise _ParseError(_TOO_SHORT)
+    head = s[:3]
+    if head.isascii():
+        try:
+            return s[3:], names.index(head.lower())
+        except ValueError:
+            pass
+    raise _ParseError(_INVALID)
+
+
+def _long_name(s: str, names: tuple, suffixes: tuple) -> tuple:
+    s, k = _short_name(s, names)
+    suf = suffixes[k]
+    head = s[:len(suf)]
+    if suf and len(head) == len(suf) and head.isascii() and head.lower() == suf:
+        s = s[len(suf):]
+    return s, k
+
+
+def _colon_or_space(s: str) -> str:
+    i = 0
+    while i < len(s) and (s[i] == ":" or s[i] in _WS):
+        i += 1
+    return s[i:]
+
+
+def _offset(s: str, allow_zulu: bool, allow_missing_minutes: bool) -> tuple:
+    """``scan::timezone_offset(s, colon_or_space, allow_zulu, allow_missing_minutes, true)``."""
+    if allow_zulu and s[:1] in ("Z", "z"):
+        return s[1:], 0
+    if not s:
+        raise _ParseError(_TOO_SHORT)
+    c = s[0]
+    if c == "+":
+        neg = False
+    elif c in "-\u2212":
+        neg = True
+    else:
+        raise _ParseError(_INVALID)
+    s = s[1:]
+    if _blen(s) < 2:
+        raise _ParseError(_TOO_SHORT)
+    if not ("0" <= s[0] <= "9" and "0" <= s[1] <= "9"):
+        raise _ParseError(_INVALID)
+    hours = int(s[:2])
+    s = _colon_or_space(s[2:])
+    if _blen(s) >= 2:
+        m1, m2 = s[0], s[1]
+        if "0" <= m1 <= "5" and "0" <= m2 <= "9":
+            minutes = int(s[:2])
+        elif "6" <= m1 <= "9" and "0" <= m2 <= "9":
+            raise _ParseError(_OUT_OF_RANGE)
+        else:
+            raise _ParseError(_INVALID)
+        s = s[2:]
+    elif allow_missing_minutes:
+        minutes = 0
+        if s:
+            raise _ParseError(_TOO_SHORT)
+    else:
+        raise _ParseError(_TOO_SHORT)
+    secs = hours * 3600 + minutes * 60
+    return s, -secs if neg else secs
+
+
+class _Parsed:
+    __slots__ = ("year", "year_div_100", "year_mod_100", "isoyear", "isoyear_div_100",
+                 "isoyear_mod_100", "quarter", "month", "week_from_sun", "week_from_mon",
+                 "isoweek", "weekday", "ordinal", "day", "hour_div_12", "hour_mod_12",
+                 "minute", "second", "nanosecond", "timestamp", "offset")
+
+    def __init__(self):
+        for k in self.__slots__:
+            setattr(self, k, None)
+
+    def copy(self) -> _Parsed:
+        p = _Parsed()
+        for k in self.__slots__:
+            setattr(p, k, getattr(self, k))
+        return p
+
+    def put(self, field: str, value: int) -> None:
+        old = getattr(self, field)
+        if old is not None and old != value:
+            raise _ParseError(_IMPOSSIBLE)
+        setattr(self, field, value)
+
+    def set_range(self, field: str, value: int, lo: int, hi: int) -> None:
+        if not lo <= value <= hi:
+            raise _ParseError(_OUT_OF_RANGE)
+        self.put(field, value)
+
+    def set_hour(self, v: int) -> None:
+        if not 0 <= v <= 23:
+            raise _ParseError(_OUT_OF_RANGE)
+        self.put("hour_div_12", v // 12)
+        self.put("hour_mod_12", v % 12)
+
+    def set_num(self, name: str, v: int) -> None:
+        if name == "Year" or name == "IsoYear":
+            if not _I32_MIN <= v <= _I32_MAX:
+                raise _ParseError(_OUT_OF_RANGE)
+            self.put("year" if name == "Year" else "isoyear", v)
+        elif name == "YearDiv100":
+            self.set_range("year_div_100", v, 0, _I32_MAX)
+        elif name == "YearMod100":
+            self.set_range("year_mod_100", v, 0, 99)
+        elif name == "IsoYearMod100":
+            self.set_range("isoyear_mod_100", v, 0, 99)
+        elif name == "Quarter":
+            self.set_range("quarter", v, 1, 4)
+        elif name == "Month":
+            self.set_range("month", v, 1, 12)
+        elif name == "Day":
+            self.set_range("day", v, 1, 31)
+        elif name == "WeekFromSun":
+            self.set_range("week_from_sun", v, 0, 53)
+        elif name == "WeekFromMon":
+            self.set_range("week_from_mon", v, 0, 53)
+        elif name == "IsoWeek":
+            self.set_range("isoweek", v, 1, 53)
+        elif name == "NumDaysFromSun":
+            if not 0 <= v <= 6:
+                raise _ParseError(_OUT_OF_RANGE)
+            self.put("weekday", (v + 6) % 7)
+        elif name == "WeekdayFromMon":
+            if not 1 <= v <= 7:
+                raise _ParseError(_OUT_OF_RANGE)
+            self.put("weekday", v - 1)
+        elif name == "Ordinal":
+            self.set_range("ordinal", v, 1, 366)
+        elif name == "Hour":
+            self.set_hour(v)
+        elif name == "Hour12":
+            if not 1 <= v <= 12:
+                raise _ParseError(_OUT_OF_RANGE)
+            self.put("hour_mod_12", 0 if v == 12 else v)
+        elif name == "Minute":
+            self.set_range("minute", v, 0, 59)
+        elif name == "Second":
+            self.set_range("second", v, 0, 60)
+        elif name == "Nanosecond":
+            self.set_range("nanosecond", v, 0, 999_999_999)
+        else:  # Timestamp
+            self.put("timestamp", v)
+
+
+_SIGNED = ("Year", "IsoYear")
+_WIDTH = {"Year": 4, "IsoYear": 4, "Quarter": 1, "NumDaysFromSun": 1, "WeekdayFromMon": 1,
+          "Ordinal": 3, "Nanosecond": 9, "Timestamp": None}
+
+
+def _parse_internal(p: _Parsed, s: str, items) -> str:
+    for it in items:
+        kind = it[0]
+        if kind == "lit":
+            prefix = it[1]
+            if _blen(s) < _blen(prefix):
+                raise _ParseError(_TOO_SHORT)
+            if not s.startswith(prefix):
+                raise _ParseError(_INVALID)
+            s = s[len(prefix):]
+        elif kind == "sp":
+            s = _trim(s)
+        elif kind == "num":
+            name = it[1]
+            width = _WIDTH.get(name, 2)
+            s = _trim(s)
+            if name in _SIGNED and s[:1] == "-":
+                s, v = _number(s[1:], 1, None)
+                v = -v
+            elif name in _SIGNED and s[:1] == "+":
+                s, v = _number(s[1:], 1, None)
+            else:
+                s, v = _number(s, 1, width)
+            p.set_num(name, v)
+        elif kind == "fix":
+            name = it[1]
+            if name == "ShortMonth":
+                s, m0 = _short_name(s, _MONTHS0)
+                p.set_num("Month", m0 + 1)
+            elif name == "LongMonth":
+                s, m0 = _long_name(s, _MONTHS0, _MONTH_SUFFIX)
+                p.set_num("Month", m0 + 1)
+            elif name == "ShortWeekday":
+                s, wd = _short_name(s, _WEEKDAYS0)
+                p.put("weekday", wd)
+            elif name == "LongWeekday":
+                s, wd = _long_name(s, _WEEKDAYS0, _WEEKDAY_SUFFIX)
+                p.put("weekday", wd)
+            elif name == "AmPm":
+                if _blen(s) < 2:
+                    raise _ParseError(_TOO_SHORT)
+                head = s[:2].lower() if s[:2].isascii() else ""
+                if head == "am":
+                    p.put("hour_div_12", 0)
+                elif head == "pm":
+                    p.put("hour_div_12", 1)
+                else:
+                    raise _ParseError(_INVALID)
+                s = s[2:]
+            elif name == ".f":
+                if s[:1] == ".":
+                    s, v = _nanosecond_var(s[1:])
+                    p.set_num("Nanosecond", v)
+            elif name[:2] == ".f":
+                if s[:1] == ".":
+                    s, v = _nanosecond_fixed(s[1:], int(name[2]))
+                    p.set_num("Nanosecond", v)
+            elif name[:1] == "f":
+                digits = int(name[1])
+                if _blen(s) < digits:
+                    raise _ParseError(_TOO_SHORT)
+                s, v = _nanosecond_fixed(s, digits)
+                p.set_num("Nanosecond", v)
+            elif name == "TzName":
+                i = 0
+                while i < len(s) and s[i] not in _WS:
+                    i += 1
+                s = s[i:]
+            elif name == "Offset":
+                s, off = _offset(_trim(s), False, False)
+                p.put("offset", off)
+            elif name == "OffsetPermissive":
+                s, off = _offset(_trim(s), True, True)
+                p.put("offset", off)
+            else:  # RFC3339, the relaxed form behind %+
+                s = _parse_internal(p, s, _RFC3339_DATE)
+                if not s:
+                    raise _ParseError(_TOO_SHORT)
+                if s[0] not in "tT ":
+                    raise _ParseError(_INVALID)
+                s = _trim(_parse_internal(p, s[1:], _RFC3339_TIME))
+                if _blen(s) >= 3 and s[:3].isascii() and s[:3].upper() == "UTC":
+                    s, off = s[3:], 0
+                else:
+                    s, off = _offset(s, True, False)
+                p.put("offset", off)
+        else:
+            raise _ParseError(_BAD_FORMAT)
+    return s
+
+
+_RFC3339_DATE = (("num", "Year"), ("sp",), ("lit", "-"), ("num", "Month"), ("sp",),
+                 ("lit", "-"), ("num", "Day"))
+_RFC3339_TIME = (("num", "Hour"), ("sp",), ("lit", ":"), ("num", "Minute"), ("sp",),
+                 ("lit", ":"), ("num", "Second"), ("fix", ".f"), ("sp",))
+
+
+# -- Parsed::to_naive_date / to_naive_time / to_naive_datetime_with_offset ----------
+# A date is a count of days since 1970-01-01; weekdays are Monday = 0.
+
+def _ymd_opt(y: int, m: int, d: int):
+    return _days_from_civil(y, m, d) if _valid_date(y, m, d) else None
+
+
+def _is_leap(y: int) -> bool:
+    return (y % 4 == 0 and y % 100 != 0) or y % 400 == 0
+
+
+def _yo_opt(y: int, o: int):
+    if _MIN_YEAR <= y <= _MAX_YEAR and 1 <= o <= 365 + _is_leap(y):
+        return _days_from_civil(y, 1, 1) + o - 1
+    return None
+
+
+def _weekday(days: int) -> int:
+    return (days + 3) % 7  # 1970-01-01 was a Thursday
+
+
+def _ordinal(days: int, y: int) -> int:
+    return days - _days_from_civil(y, 1, 1) + 1
+
+
+def _iso_week1_monday(y: int) -> int:
+    jan4 = _days_from_civil(y, 1, 4)
+    return jan4 - _weekday(jan4)
+
+
+def _iso_week(days: int) -> tuple:
+    y = _civil_from_days(days)[0]
+    for iy in (y + 1, y, y - 1):
+        start = _iso_week1_monday(iy)
+        if days >= start:
+            return iy, (days - start) // 7 + 1
+    raise AssertionError
+
+
+def _nisoweeks(y: int) -> int:
+    jan1 = _weekday(_days_from_civil(y, 1, 1))
+    return 53 if jan1 == 3 or (jan1 == 2 and _is_leap(y)) else 52
+
+
+def _isoywd_opt(y: int, week: int, wd: int):
+    if week == 0 or week > _nisoweeks(y):
+        return None
+    days = _iso_week1_monday(y) + (week - 1) * 7 + wd
+    ry = _civil_from_days(days)[0]
+    return days if _MIN_YEAR <= ry <= _MAX_YEAR else None
+
+
+def _resolve_week_date(year: int, week: int, wd: int, start: int) -> int:
+    if week > 53:
+        raise _ParseError(_OUT_OF_RANGE)
+    jan1 = _yo_opt(year, 1)
+    if jan1 is None:
+        raise _ParseError(_OUT_OF_RANGE)
+    first_week_start = 1 + (start - _weekday(jan1)) % 7
+    ordinal = first_week_start + (week - 1) * 7 + (wd - start) % 7
+    if ordinal <= 0 or ordinal > 365 + _is_leap(year):
+        raise _ParseError(_IMPOSSIBLE)
+    return jan1 + ordinal - 1
+
+
+def _resolve_year(y, q, r):
+    if q is None and r is None:
+        return y
+    if y is not None:
+        if y < 0:
+            raise _ParseError(_IMPOSSIBLE)
+        if (q if q is not None else y // 100) == y // 100 and (
+                r if r is not None else y % 100) == y % 100:
+            return y
+        raise _ParseError(_IMPOSSIBLE)
+    if q is not None and r is not None:
+        v = q * 100 + r
+        if v > _I32_MAX:
+            raise _ParseError(_OUT_OF_RANGE)
+        return v
+    if r is not None:
+        return r + (2000 if r < 70 else 1900)
+    raise _ParseError(_NOT_ENOUGH)
+
+
+def _to_naive_date(p: _Parsed) -> int:
+    given_year = _resolve_year(p.year, p.year_div_100, p.year_mod_100)
+    given_isoyear = _resolve_year(p.isoyear, p.isoyear_div_100, p.isoyear_mod_100)
+
+    def split(y):
+        return (y // 100, y % 100) if y >= 0 else (None, None)
+
+    def verify_ymd(days):
+        y, m, d = _civil_from_days(days)
+        q, r = split(y)
+        return ((p.year is None or p.year == y)
+                and (p.year_div_100 if p.year_div_100 is not None else q) == q
+                and (p.year_mod_100 if p.year_mod_100 is not None else r) == r
+                and (p.month is None or p.month == m) and (p.day is None or p.day == d))
+
+    def verify_isoweekdate(days):
+        iy, iw = _iso_week(days)
+        q, r = split(iy)
+        return ((p.isoyear is None or p.isoyear == iy)
+                and (p.isoyear_div_100 if p.isoyear_div_100 is not None else q) == q
+                and (p.isoyear_mod_100 if p.isoyear_mod_100 is not None else r) == r
+                and (p.isoweek is None or p.isoweek == iw)
+                and (p.weekday is None or p.weekday == _weekday(days)))
+
+    def verify_ordinal(days):
+        o = _ordinal(days, _civil_from_days(days)[0])
+        wd = _weekday(days)
+        wsun = (o - (wd + 1) % 7 + 6) // 7
+        wmon = (o - wd + 6) // 7
+        return ((p.ordinal is None or p.ordinal == o)
+                and (p.week_from_sun is None or p.week_from_sun == wsun)
+                and (p.week_from_mon is None or p.week_from_mon == wmon))
+
+    if given_year is not None and p.month is not None and p.day is not None:
+        date = _ymd_opt(given_year, p.month, p.day)
+        if date is None:
+            raise _ParseError(_OUT_OF_RANGE)
+        verified = verify_isoweekdate(date) and verify_ordinal(date)
+    elif given_year is not None and p.ordinal is not None:
+        date = _yo_opt(given_year, p.ordinal)
+        if date is None:
+            raise _ParseError(_OUT_OF_RANGE)
+        verified = verify_ymd(date) and verify_isoweekdate(date) and verify_ordinal(date)
+    elif given_year is not None and p.week_from_sun is not None and p.weekday is not None:
+        date = _resolve_week_date(given_year, p.week_from_sun, p.weekday, 6)
+        verified = verify_ymd(date) and verify_isoweekdate(date) and verify_ordinal(date)
+    elif given_year is not None and p.week_from_mon is not None and p.weekday is not None:
+        date = _resolve_week_date(given_year, p.week_from_mon, p.weekday, 0)
+        verified = verify_ymd(date) and verify_isoweekdate(date) and verify_ordinal(date)
+    elif given_isoyear is not None and p.isoweek is not None and p.weekday is not None:
+        date = _isoywd_opt(given_isoyear, p.isoweek, p.weekday)
+        if date is None:
+            raise _ParseError(_OUT_OF_RANGE)
+        verified = verify_ymd(date) and verify_ordinal(date)
+    else:
+        raise _ParseError(_NOT_ENOUGH)
+    if not verified:
+        raise _ParseError(_IMPOSSIBLE)
+    if p.quarter is not None and p.quarter != (_civil_from_days(date)[1] - 1) // 3 + 1:
+        raise _ParseError(_IMPOSSIBLE)
+    return date
+
+
+def _to_naive_time(p: _Parsed) -> tuple:
+    if p.hour_div_12 is None or p.hour_mod_12 is None:
+        raise _ParseError(_NOT_ENOUGH)
+    hour = p.hour_div_12 * 12 + p.hour_mod_12
+    if p.minute is None:
+        raise _ParseError(_NOT_ENOUGH)
+    sec = p.second if p.second is not None else 0
+    nano = 0
+    if sec == 60:
+        sec, nano = 59, _NS
+    if p.nanosecond is not None:
+        if p.second is None:
+            raise _ParseError(_NOT_ENOUGH)
+        nano += p.nanosecond
+    return hour, p.minute, sec, nano
+
+
+def _attempt(f, p):
+    try:
+        return f(p), None
+    except _ParseError as e:
+        return None, str(e)
+
+
+def _to_naive_datetime(p: _Parsed) -> tuple:
+    """``to_naive_datetime_with_offset(0)``: ``(days, hour, minute, second, nano)``."""
+    date, derr = _attempt(_to_naive_date, p)
+    time, terr = _attempt(_to_naive_time, p)
+    if derr is None and terr is None:
+        hh, mi, ss, nano = time
+        ts = date * 86400 + hh * 3600 + mi * 60 + ss
+        if p.timestamp is not None and p.timestamp != ts and not (
+                nano >= _NS and p.timestamp == ts + 1):
+            raise _ParseError(_IMPOSSIBLE)
+        return date, hh, mi, ss, nano
+    if p.timestamp is None:
+        raise _ParseError(derr if derr is not None else terr)
+    if _OUT_OF_RANGE in (derr, terr):
+        raise _ParseError(_OUT_OF_RANGE)
+    if _IMPOSSIBLE in (derr, terr):
+        raise _ParseError(_IMPOSSIBLE)
+    ts = p.timestamp
+    days, sod = divmod(ts, 86400)
+    y = _civil_from_days(days)[0]
+    if not _MIN_YEAR <= y <= _MAX_YEAR:
+        raise _ParseError(_OUT_OF_RANGE)
+    q = p.copy()
+    if q.second == 60:
+        if sod % 60 == 59:
+            pass
+        elif sod % 60 == 0:
+            ts -= 1
+            days, sod = divmod(ts, 86400)
+            y = _civil_from_days(days)[0]
+        else:
+            raise _ParseError(_IMPOSSIBLE)
+    else:
+        q.set_num("Second", sod % 60)
+    q.set_num("Year", y)
+    q.set_num("Ordinal", _ordinal(days, y))
+    q.set_hour(sod // 3600)
+    q.set_num("Minute", sod // 60 % 60)
+    date = _to_naive_date(q)
+    hh, mi, ss, nano = _to_naive_time(q)
+    return date, hh, mi, ss, nano
+
+
+def parse_from_str(s: str, fmt: str) -> int:
+    """chrono's ``NaiveDateTime::parse_from_str(s, fmt)`` read as UTC, as an
+    Instant; raises ``_ParseError`` with chrono's message."""
+    p = _Parsed()
+    rest = _parse_internal(p, s, _parse_items(fmt))
+    if rest:
+        raise _ParseError(_TOO_LONG)
+    days, hh, mi, ss, nano = _to_naive_datetime(p)
+    return _instant(days * 86400 + hh * 3600 + mi * 60 + ss, nano)
+
+
+def _parse(args: list) -> object:
+    s = expect_str(args, 0)
+    fmt = expect_str(args, 1)
+    try:
+        return ok(parse_from_str(s, fmt))
+    except _ParseError as e:
+        return err(f"parse: {e}")
+
+
 def _sat(n: int) -> int:
     return _I64_MIN if n < _I64_MIN else _I64_MAX if n > _I64_MAX else n
 
@@ -669,6 +1345,7 @@ BUILTINS = {
     ("datetime", "parse_iso"): _parse_iso,
     ("datetime", "format_iso"): _format_iso,
     ("datetime", "format"): _format,
+    ("datetime", "parse"): _parse,
     ("datetime", "to_components"): _to_components,
     ("datetime", "from_components"): _from_components,
     ("datetime", "add"): _add,
