@@ -250,6 +250,11 @@ def _obj_hook(d: dict) -> object:
 
 
 def _parse_int(s: str) -> object:
+    if len(s) > 24:  # past i64 (JSON has no leading zeros): float(), which has no digit limit
+        f = float(s)
+        if f in (math.inf, -math.inf):
+            raise _NumRange(s)
+        return f
     n = int(s)
     if INT_MIN <= n <= INT_MAX:
         if n == 0 and s[0] == "-":
@@ -762,6 +767,8 @@ def _toml_loads(s: str) -> tuple[bool, object]:
         return False, _toml_error(str(e))
     except RecursionError:
         return False, "TOML parse error: recursion limit exceeded"
+    except ValueError:  # int() of 4300+ digits: past i64 like any overflow
+        return False, "TOML parse error: integer number overflowed"
     try:
         return True, _toml_value(data)
     except _TomlDeep:
@@ -963,6 +970,8 @@ def _yaml_loader() -> type:
             return int(text[2:], 8)
         if text.startswith("0x"):
             return int(text[2:], 16)
+        if len(text) > 24:  # past i64 anyway: int() refuses 4300+ digits
+            return float(text)
         return int(text, 10)
 
     def construct_float(loader: object, node: object) -> object:
@@ -1022,7 +1031,10 @@ def _yaml_value(v: object, depth: int, budget: list) -> object:
     if t is int:
         if INT_MIN <= v <= INT_MAX:
             return v
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # past f64: what the float form gives (inf -> null)
+            return None
     if t is bytes:  # !!binary
         return v
     if v is None or t is bool or t is str:

@@ -33,6 +33,10 @@ _I64_MAX = (1 << 63) - 1
 #: try to allocate it and abort the process; a Python list of 2^24 Floats is
 #: 128 MB of pointers at least, several times that once the values differ)
 _MAX_ELEMS = 1 << 24
+#: Cap on ``math.matmul``'s multiply-adds (m*k*n): stricter than the
+#: reference (native speed, no cap); here the loop is Python's and holds the
+#: GIL, so 2^23 (about a second) is the most one call may do.
+MATMUL_MAX_WORK = 1 << 23
 
 
 def _f(args: list) -> float:
@@ -300,6 +304,8 @@ def _matmul(args: list) -> dict:
         raise EffectError(f"math.matmul: dim mismatch {m}x{k1} · {k2}x{n}")
     if m * n > _MAX_ELEMS:
         raise EffectError(f"math.matmul: {m}x{n} is too large")
+    if m * k1 * n > MATMUL_MAX_WORK:
+        raise EffectError(f"math.matmul: {m}x{k1} · {k2}x{n} is too much work (more than {MATMUL_MAX_WORK} multiply-adds)")
     out = [0.0] * (m * n)
     if not out:
         return _mat(m, n, out)
