@@ -79,6 +79,17 @@ def _map_key_order(k: object) -> tuple:
 
 def to_json(v: object, depth: int = 0) -> object:
     """A Lex value as plain JSON data: dict (str keys), list, str, int,
+    float, bool, None; a NaN or infinity is ``None`` (serde_json's ``null``).
+    A value too deep for this thread's stack is a clean error, never a
+    ``RecursionError`` (the 512 cap is not reached if the caller is deep)."""
+    try:
+        return _to_json(v, depth)
+    except RecursionError:
+        raise EffectError("json: value nested too deeply") from None
+
+
+def _to_json(v: object, depth: int = 0) -> object:
+    """A Lex value as plain JSON data: dict (str keys), list, str, int,
     float, bool, None; a NaN or infinity is ``None`` (serde_json's ``null``)."""
     t = type(v)
     if t is str or t is bool or t is int or v is None:
@@ -91,15 +102,15 @@ def to_json(v: object, depth: int = 0) -> object:
         raise EffectError("json: value nested too deeply")
     d = depth + 1
     if t is list or t is tuple:
-        return [to_json(x, d) for x in v]
+        return [_to_json(x, d) for x in v]
     if isinstance(v, Variant):
-        return {"$variant": v.name, "args": [to_json(x, d) for x in v.args]}
+        return {"$variant": v.name, "args": [_to_json(x, d) for x in v.args]}
     if isinstance(v, Map):
         if all(type(k) is str for k in v):
-            return {k: to_json(x, d) for k, x in v.items()}
-        return [[to_json(k, d), to_json(v[k], d)] for k in sorted(v, key=_map_key_order)]
+            return {k: _to_json(x, d) for k, x in v.items()}
+        return [[_to_json(k, d), _to_json(v[k], d)] for k in sorted(v, key=_map_key_order)]
     if isinstance(v, dict):
-        return {str(k): to_json(x, d) for k, x in v.items()}
+        return {str(k): _to_json(x, d) for k, x in v.items()}
     if isinstance(v, (bytes, bytearray, memoryview)):
         return {"$bytes": bytes(v).hex()}
     if isinstance(v, str):
@@ -109,13 +120,13 @@ def to_json(v: object, depth: int = 0) -> object:
     if isinstance(v, int):
         return int(v)
     if isinstance(v, float):
-        return to_json(float(v), depth)
+        return _to_json(float(v), depth)
     st = _set_type()
     if st is not None and isinstance(v, st):
-        return [to_json(x, d) for x in sorted(v, key=_map_key_order)]
+        return [_to_json(x, d) for x in sorted(v, key=_map_key_order)]
     dq = _deque_type()
     if dq is not None and isinstance(v, dq):
-        return [to_json(x, d) for x in v]
+        return [_to_json(x, d) for x in v]
     return str(v)
 
 
@@ -691,7 +702,10 @@ def strict(parsed: tuple[bool, object], args: list, wrap: Callable = err) -> obj
 # json
 
 def json_stringify(args: list) -> str:
-    return dumps(_first(args))
+    try:
+        return dumps(_first(args))
+    except RecursionError:  # the encoder's own recursion, past to_json's cap
+        raise EffectError("json: value nested too deeply") from None
 
 
 def json_parse(args: list) -> object:
@@ -1249,20 +1263,39 @@ def csv_stringify(args: list) -> object:
     return ok("".join(out))
 
 
+def _shallow(kind: str, fn):
+    """A value nested too deep for the serializer's recursion (past
+    ``to_json``'s own cap, or when the caller's stack is already deep) is a
+    clean ``EffectError``, never a ``RecursionError``."""
+
+    def call(args: list) -> object:
+        try:
+            return fn(args)
+        except RecursionError:
+            raise EffectError(f"{kind}: value nested too deeply") from None
+        except ValueError as e:  # an Int far outside i64 (no Lex value is one)
+            if "integer string conversion" not in str(e):
+                raise
+            raise EffectError(f"{kind}: integer too large to render") from None
+
+    call.__name__ = fn.__name__
+    return call
+
+
 BUILTINS = {
-    ("json", "stringify"): json_stringify,
+    ("json", "stringify"): _shallow("json.stringify", json_stringify),
     ("json", "parse"): json_parse,
     ("json", "parse_strict"): json_parse_strict,
     ("json", "parse_strict_typed"): json_parse_strict,
     ("toml", "parse"): toml_parse,
     ("toml", "parse_strict"): toml_parse_strict,
     ("toml", "parse_strict_typed"): toml_parse_strict,
-    ("toml", "stringify"): toml_stringify,
+    ("toml", "stringify"): _shallow("toml.stringify", toml_stringify),
     ("yaml", "parse"): yaml_parse,
     ("yaml", "parse_strict"): yaml_parse_strict,
     ("yaml", "parse_strict_typed"): yaml_parse_strict,
-    ("yaml", "stringify"): yaml_stringify,
+    ("yaml", "stringify"): _shallow("yaml.stringify", yaml_stringify),
     ("dotenv", "parse"): dotenv_parse,
     ("csv", "parse"): csv_parse,
-    ("csv", "stringify"): csv_stringify,
+    ("csv", "stringify"): _shallow("csv.stringify", csv_stringify),
 }
