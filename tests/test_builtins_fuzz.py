@@ -248,6 +248,14 @@ def test_regex_many_matches_linear(h):
     _ee(h, "regex", "replace_all", "x*", "a" * 100_000, "y" * 1000, match="exceeds the cap")
 
 
+def test_regex_replacement_huge_group_number(h):
+    # Rust parses `$<digits>` as usize, else as a name: no such group -> ""
+    assert _val(h, "regex", "replace", "a", "aaa", "$" + "9" * 100_000) == "aa"
+    assert _val(h, "regex", "replace", "(a)", "aaa", "${" + "9" * 100_000 + "}") == "aa"
+    assert _val(h, "regex", "replace", "(a)", "aaa", "${\u00b2}x") == "xaa"
+    assert _val(h, "regex", "replace", "(a)", "aaa", "<$1>") == "<a>aa"
+
+
 def test_regex_huge_repetition_is_clean(h):
     assert _val(h, "regex", "compile", "a{1000}{1000}").name == "Err"
     assert _val(h, "regex", "compile", "((a{1000}){1000}){1000}").name == "Err"

@@ -290,7 +290,10 @@ def _parse_replacement(rep: str) -> list:
         if lit:
             parts.append("".join(lit))
             lit = []
-        parts.append((int(ref) if ref.isdigit() else ref,))
+        # Rust: `name.parse::<usize>()`, else a group name (ASCII digits only;
+        # one past usize, or a Unicode digit, is a name that matches nothing)
+        parts.append((int(ref) if ref.isascii() and ref.isdigit() and len(ref) <= 20
+                      and int(ref) < 1 << 64 else ref,))
         i = end
     if lit:
         parts.append("".join(lit))
