@@ -271,9 +271,10 @@ def test_formats_huge_numbers(h):
     assert _val(h, "json", "parse", "[" + "9" * 100_000 + "]").name == "Err"
     assert _val(h, "json", "parse", "1e999999").name == "Err"
     assert _val(h, "toml", "parse", "a=" + "9" * 100_000) == err("TOML parse error: integer number overflowed")
-    assert _val(h, "yaml", "parse", "a: " + "9" * 100_000) == ok({"a": None})
+    assert _val(h, "yaml", "parse", "a: " + "9" * 60_000) == ok({"a": None})
     assert _val(h, "yaml", "parse", "a: " + "9" * 400) == ok({"a": None})
     assert _val(h, "yaml", "parse", "a: 0x" + "f" * 400) == ok({"a": None})
+    assert _val(h, "yaml", "parse", "[" * 30_000 + "]" * 30_000).name == "Err"
 
 
 def test_formats_deep_nesting_and_aliases(h):
@@ -291,6 +292,17 @@ def test_stringify_deep_or_huge_is_clean(h):
         _ee(h, kind, "stringify", {"a": deep})
         _ee(h, kind, "stringify", {"a": 10**5000})
     _ee(h, "csv", "stringify", [[deep]])
+
+
+def test_yaml_size_caps(h):
+    r = _val(h, "yaml", "parse", "a: [" + "1," * 200_000 + "]")
+    assert r.name == "Err" and "exceeds the cap" in r.args[0]
+    r = _val(h, "yaml", "stringify", [1] * 100_000)
+    assert r.name == "Err" and "nodes" in r.args[0]
+    r = _val(h, "yaml", "stringify", {"a": [{"b": "c"}] * 20_000})
+    assert r.name == "Err"
+    assert _val(h, "yaml", "parse", "a: [" + "1," * 10_000 + "]").name == "Ok"
+    assert _val(h, "yaml", "stringify", [1] * 10_000).name == "Ok"
 
 
 def test_http_with_query_lone_surrogate(h):

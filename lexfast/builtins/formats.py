@@ -1056,8 +1056,38 @@ def _yaml_value(v: object, depth: int, budget: list) -> object:
     return str(v)
 
 
+#: Caps stricter than the reference (native serde_yaml): PyYAML's parser
+#: and emitter are pure Python, ~20 us a node with the GIL held, so one call
+#: on a few hundred KiB would hold the process for seconds. ``yaml.parse``
+#: refuses a text past ``YAML_MAX_INPUT`` chars, ``yaml.stringify`` a value
+#: past ``YAML_MAX_OUT_NODES`` nodes (each about a second at worst).
+YAML_MAX_INPUT = 1 << 16
+YAML_MAX_OUT_NODES = 50_000
+
+
+def _too_many_nodes(j: object, limit: int) -> bool:
+    """Whether the JSON-shaped ``j`` has more than ``limit`` nodes (stops
+    counting there)."""
+    stack = [j]
+    n = 0
+    while stack:
+        v = stack.pop()
+        n += 1
+        if n > limit:
+            return True
+        if type(v) is list:
+            stack.extend(v)
+        elif type(v) is dict:
+            stack.extend(v.values())
+            n += len(v)
+    return False
+
+
 def _yaml_loads(s: str) -> tuple[bool, object]:
     import yaml
+
+    if len(s) > YAML_MAX_INPUT:
+        return False, f"yaml input of {len(s)} chars exceeds the cap of {YAML_MAX_INPUT}"
 
     try:
         docs = list(yaml.load_all(s, Loader=_yaml_loader()))  # noqa: S506 - a SafeLoader subclass
@@ -1131,6 +1161,8 @@ def yaml_stringify(args: list) -> object:
     import yaml
 
     j = to_json(_first(args))
+    if _too_many_nodes(j, YAML_MAX_OUT_NODES):
+        return err(f"yaml.stringify: value has more than {YAML_MAX_OUT_NODES} nodes (the cap)")
     try:
         out = yaml.dump(j, Dumper=_yaml_dumper(), default_flow_style=False, sort_keys=True,
                         allow_unicode=True, width=2**31 - 1)
