@@ -305,6 +305,12 @@ def test_yaml_size_caps(h):
     assert _val(h, "yaml", "stringify", [1] * 10_000).name == "Ok"
 
 
+def test_csv_stringify_aliasing_capped(h):
+    r = _val(h, "csv", "stringify", [["x" * 1_000_000]] * 1_000)
+    assert r.name == "Err" and "exceeds the cap" in r.args[0]
+    assert _val(h, "csv", "stringify", [["a", "b"]] * 3) == ok("a,b\na,b\na,b\n")
+
+
 def test_http_with_query_lone_surrogate(h):
     r = _val(h, "http", "with_query", {"url": "http://x"}, Map({"\ud800": "b"}))
     assert r["url"] == "http://x?%ED%A0%80=b"

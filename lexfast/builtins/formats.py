@@ -1274,11 +1274,17 @@ def _csv_field(f: str) -> str:
     return f
 
 
+#: Cap (chars) on ``csv.stringify``'s output: stricter than the reference,
+#: so rows aliasing one big Str many times cannot build gigabytes.
+CSV_MAX_OUT = 1 << 26
+
+
 def csv_stringify(args: list) -> object:
     v = _first(args)
     if not isinstance(v, list):
         return err("csv.stringify expects List[List[Str]]")
     out: list = []
+    size = 0
     width = None
     for row in v:
         if not isinstance(row, list):
@@ -1292,6 +1298,9 @@ def csv_stringify(args: list) -> object:
             out.append('""\n')
         else:
             out.append(",".join(_csv_field(c) for c in cells) + "\n")
+        size += len(out[-1])
+        if size > CSV_MAX_OUT:
+            return err(f"csv.stringify: output exceeds the cap of {CSV_MAX_OUT} chars")
     return ok("".join(out))
 
 
