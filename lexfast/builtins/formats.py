@@ -207,9 +207,45 @@ def _encode_slow(o: object, out: list) -> None:
 _PY_EXP = re.compile(r"\de[+-]\d")
 
 
+#: Cap (chars of Str content) on what a ``stringify`` may render: stricter
+#: than the reference, so a value aliasing one big Str many times (cheap to
+#: build) cannot make one call write gigabytes.
+STRINGIFY_MAX_CHARS = 1 << 26
+
+
+def _too_big(j: object, max_nodes: int, max_chars: int = STRINGIFY_MAX_CHARS) -> str | None:
+    """Why the JSON-shaped ``j`` is past the caps (``None`` if not): more
+    than ``max_nodes`` nodes or ``max_chars`` chars of strings (stops
+    counting there)."""
+    stack = [j]
+    n = chars = 0
+    while stack:
+        v = stack.pop()
+        n += 1
+        t = type(v)
+        if t is str:
+            chars += len(v)
+        elif t is list:
+            stack.extend(v)
+        elif t is dict:
+            stack.extend(v.values())
+            n += len(v)
+            for k in v:
+                chars += len(k)
+        if n > max_nodes:
+            return f"value has more than {max_nodes} nodes (the cap)"
+        if chars > max_chars:
+            return f"value's strings exceed the cap of {max_chars} chars"
+    return None
+
+
 def dumps(v: object) -> str:
     """``serde_json::to_string(&v.to_json())``."""
     j = to_json(v)
+    if type(j) is list or type(j) is dict:
+        why = _too_big(j, 1 << 62)
+        if why:
+            raise EffectError(f"json: {why}")
     s = json.dumps(j, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
                    allow_nan=False, check_circular=False)
     if _PY_EXP.search(s):
@@ -936,6 +972,9 @@ def _sorted_json(j: object) -> object:
 
 def toml_stringify(args: list) -> object:
     j = _sorted_json(to_json(_first(args)))
+    why = _too_big(j, 1 << 62)
+    if why:
+        return err(f"toml.stringify: {why}")
     if type(j) is not dict:
         kind = {bool: "bool", int: "i64", float: "f64", str: "str", list: "seq",
                 type(None): "unit"}.get(type(j), "value")
@@ -1065,24 +1104,6 @@ YAML_MAX_INPUT = 1 << 16
 YAML_MAX_OUT_NODES = 50_000
 
 
-def _too_many_nodes(j: object, limit: int) -> bool:
-    """Whether the JSON-shaped ``j`` has more than ``limit`` nodes (stops
-    counting there)."""
-    stack = [j]
-    n = 0
-    while stack:
-        v = stack.pop()
-        n += 1
-        if n > limit:
-            return True
-        if type(v) is list:
-            stack.extend(v)
-        elif type(v) is dict:
-            stack.extend(v.values())
-            n += len(v)
-    return False
-
-
 def _yaml_loads(s: str) -> tuple[bool, object]:
     import yaml
 
@@ -1161,8 +1182,9 @@ def yaml_stringify(args: list) -> object:
     import yaml
 
     j = to_json(_first(args))
-    if _too_many_nodes(j, YAML_MAX_OUT_NODES):
-        return err(f"yaml.stringify: value has more than {YAML_MAX_OUT_NODES} nodes (the cap)")
+    why = _too_big(j, YAML_MAX_OUT_NODES)
+    if why:
+        return err(f"yaml.stringify: {why}")
     try:
         out = yaml.dump(j, Dumper=_yaml_dumper(), default_flow_style=False, sort_keys=True,
                         allow_unicode=True, width=2**31 - 1)
