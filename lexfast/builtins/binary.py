@@ -22,6 +22,10 @@ from ..values import INT_MAX, INT_MIN, debug_repr
 from ._args import expect_bytes, expect_int, expect_str
 
 _USIZE = (1 << 64) - 1
+#: Cap (bytes) on the result of ``bytes.concat_all``: stricter than the
+#: reference (which allocates whatever is asked), so a list aliasing one big
+#: Bytes many times cannot make one call allocate gigabytes.
+BYTES_MAX_LEN = 1 << 26
 _READ_U16 = Struct("<H").unpack_from
 _READ_U32 = Struct("<I").unpack_from
 _READ_I64 = Struct("<q").unpack_from  # u64_le_at: the u64's bits as an i64
@@ -94,9 +98,13 @@ def _bytes_concat_all(args: list) -> bytes:
         got = debug_repr(items)
         raise EffectError(
             f"bytes.concat_all expects a List[Bytes], got {f'Some({got})' if args else 'None'}")
+    total = 0
     for x in items:
         if type(x) is not bytes and not isinstance(x, (bytes, bytearray, memoryview)):
             raise EffectError(f"bytes.concat_all: list element is not Bytes, got {debug_repr(x)}")
+        total += x.nbytes if isinstance(x, memoryview) else len(x)
+    if total > BYTES_MAX_LEN:
+        raise EffectError(f"bytes.concat_all: result of {total} bytes exceeds the cap of {BYTES_MAX_LEN}")
     return b"".join(items)
 
 

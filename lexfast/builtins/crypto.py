@@ -23,7 +23,13 @@ Deliberate points:
   OpenSSL.
 - ``argon2id`` refuses ``m_cost`` above ``ARGON2_MAX_M_COST`` KiB (1 GiB);
   the reference accepts any u32 (4 TiB), which would let one call take the
-  process's memory.
+  process's memory; and refuses ``t_cost * m_cost`` above
+  ``ARGON2_MAX_WORK`` (KiB passes, about a second of CPU).
+- ``pbkdf2_sha256`` refuses ``iterations * ceil(len / 32)`` above
+  ``PBKDF2_MAX_WORK`` (about a second of CPU; OWASP's 600000 iterations
+  fit); the reference runs any u32 count (2^32 iterations: minutes).
+- ``base58_encode``/``base58_decode`` are quadratic (as the reference's):
+  inputs past ``BASE58_MAX_LEN`` bytes/chars are refused.
 """
 
 from __future__ import annotations
@@ -799,8 +805,14 @@ _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_T = {c: i for i, c in enumerate(_B58.encode("ascii"))}
 
 
+#: Cap (input bytes/chars) for the quadratic base58 conversions.
+BASE58_MAX_LEN = 1 << 14
+
+
 def _base58_encode(args: list) -> str:
     data = expect_bytes(args, 0)
+    if len(data) > BASE58_MAX_LEN:
+        raise EffectError(f"crypto.base58_encode: input of {len(data)} bytes exceeds the cap of {BASE58_MAX_LEN}")
     zeros = len(data) - len(data.lstrip(b"\0"))
     n = int.from_bytes(data, "big")
     out = []
@@ -813,6 +825,8 @@ def _base58_encode(args: list) -> str:
 def _base58_decode(args: list):
     s = expect_str(args, 0)
     data = s.encode("utf-8", "surrogatepass")
+    if len(data) > BASE58_MAX_LEN:
+        return err(f"base58: input of {len(data)} bytes exceeds the cap of {BASE58_MAX_LEN}")
     n = 0
     t = _B58_T
     for i, c in enumerate(data):
@@ -950,6 +964,9 @@ def _chacha_open(args: list):
 # ---------------------------------------------------------------- KDFs
 
 KDF_MAX_LEN = 1024 * 1024
+#: Caps stricter than the reference (see the module docstring): CPU per call.
+PBKDF2_MAX_WORK = 4_000_000
+ARGON2_MAX_WORK = 1 << 20
 #: argon2id's memory cost cap, KiB (1 GiB); the reference has none (u32 KiB)
 ARGON2_MAX_M_COST = 1024 * 1024
 _U32_MAX = (1 << 32) - 1
@@ -979,6 +996,8 @@ def _pbkdf2_sha256(args: list):
         return err(bad)
     if iterations > _U32_MAX:
         return err(f"{op}: iterations must fit in u32, got {iterations}")
+    if iterations * ((n + 31) // 32) > PBKDF2_MAX_WORK:
+        return err(f"{op}: iterations * blocks must be <= {PBKDF2_MAX_WORK}, got {iterations} * {(n + 31) // 32}")
     return ok(hashlib.pbkdf2_hmac("sha256", password, salt, iterations, n))
 
 
@@ -1027,6 +1046,8 @@ def _argon2id(args: list):
         return err(f"{op}: m_cost must be a u32 >= 8, got {m_cost}")
     if m_cost > ARGON2_MAX_M_COST:
         return err(f"{op}: m_cost must be <= {ARGON2_MAX_M_COST} (KiB), got {m_cost}")
+    if t_cost * m_cost > ARGON2_MAX_WORK:
+        return err(f"{op}: t_cost * m_cost must be <= {ARGON2_MAX_WORK}, got {t_cost} * {m_cost}")
     # Params::new(m, t, p=1, Some(len)), then hash_password_into's checks
     if n < 4:
         return err(f"{op}: output is too short")

@@ -79,6 +79,17 @@ def _map_key_order(k: object) -> tuple:
 
 def to_json(v: object, depth: int = 0) -> object:
     """A Lex value as plain JSON data: dict (str keys), list, str, int,
+    float, bool, None; a NaN or infinity is ``None`` (serde_json's ``null``).
+    A value too deep for this thread's stack is a clean error, never a
+    ``RecursionError`` (the 512 cap is not reached if the caller is deep)."""
+    try:
+        return _to_json(v, depth)
+    except RecursionError:
+        raise EffectError("json: value nested too deeply") from None
+
+
+def _to_json(v: object, depth: int = 0) -> object:
+    """A Lex value as plain JSON data: dict (str keys), list, str, int,
     float, bool, None; a NaN or infinity is ``None`` (serde_json's ``null``)."""
     t = type(v)
     if t is str or t is bool or t is int or v is None:
@@ -91,15 +102,15 @@ def to_json(v: object, depth: int = 0) -> object:
         raise EffectError("json: value nested too deeply")
     d = depth + 1
     if t is list or t is tuple:
-        return [to_json(x, d) for x in v]
+        return [_to_json(x, d) for x in v]
     if isinstance(v, Variant):
-        return {"$variant": v.name, "args": [to_json(x, d) for x in v.args]}
+        return {"$variant": v.name, "args": [_to_json(x, d) for x in v.args]}
     if isinstance(v, Map):
         if all(type(k) is str for k in v):
-            return {k: to_json(x, d) for k, x in v.items()}
-        return [[to_json(k, d), to_json(v[k], d)] for k in sorted(v, key=_map_key_order)]
+            return {k: _to_json(x, d) for k, x in v.items()}
+        return [[_to_json(k, d), _to_json(v[k], d)] for k in sorted(v, key=_map_key_order)]
     if isinstance(v, dict):
-        return {str(k): to_json(x, d) for k, x in v.items()}
+        return {str(k): _to_json(x, d) for k, x in v.items()}
     if isinstance(v, (bytes, bytearray, memoryview)):
         return {"$bytes": bytes(v).hex()}
     if isinstance(v, str):
@@ -109,13 +120,13 @@ def to_json(v: object, depth: int = 0) -> object:
     if isinstance(v, int):
         return int(v)
     if isinstance(v, float):
-        return to_json(float(v), depth)
+        return _to_json(float(v), depth)
     st = _set_type()
     if st is not None and isinstance(v, st):
-        return [to_json(x, d) for x in sorted(v, key=_map_key_order)]
+        return [_to_json(x, d) for x in sorted(v, key=_map_key_order)]
     dq = _deque_type()
     if dq is not None and isinstance(v, dq):
-        return [to_json(x, d) for x in v]
+        return [_to_json(x, d) for x in v]
     return str(v)
 
 
@@ -196,9 +207,45 @@ def _encode_slow(o: object, out: list) -> None:
 _PY_EXP = re.compile(r"\de[+-]\d")
 
 
+#: Cap (chars of Str content) on what a ``stringify`` may render: stricter
+#: than the reference, so a value aliasing one big Str many times (cheap to
+#: build) cannot make one call write gigabytes.
+STRINGIFY_MAX_CHARS = 1 << 26
+
+
+def _too_big(j: object, max_nodes: int, max_chars: int = STRINGIFY_MAX_CHARS) -> str | None:
+    """Why the JSON-shaped ``j`` is past the caps (``None`` if not): more
+    than ``max_nodes`` nodes or ``max_chars`` chars of strings (stops
+    counting there)."""
+    stack = [j]
+    n = chars = 0
+    while stack:
+        v = stack.pop()
+        n += 1
+        t = type(v)
+        if t is str:
+            chars += len(v)
+        elif t is list:
+            stack.extend(v)
+        elif t is dict:
+            stack.extend(v.values())
+            n += len(v)
+            for k in v:
+                chars += len(k)
+        if n > max_nodes:
+            return f"value has more than {max_nodes} nodes (the cap)"
+        if chars > max_chars:
+            return f"value's strings exceed the cap of {max_chars} chars"
+    return None
+
+
 def dumps(v: object) -> str:
     """``serde_json::to_string(&v.to_json())``."""
     j = to_json(v)
+    if type(j) is list or type(j) is dict:
+        why = _too_big(j, 1 << 62)
+        if why:
+            raise EffectError(f"json: {why}")
     s = json.dumps(j, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
                    allow_nan=False, check_circular=False)
     if _PY_EXP.search(s):
@@ -250,6 +297,11 @@ def _obj_hook(d: dict) -> object:
 
 
 def _parse_int(s: str) -> object:
+    if len(s) > 24:  # past i64 (JSON has no leading zeros): float(), which has no digit limit
+        f = float(s)
+        if f in (math.inf, -math.inf):
+            raise _NumRange(s)
+        return f
     n = int(s)
     if INT_MIN <= n <= INT_MAX:
         if n == 0 and s[0] == "-":
@@ -686,7 +738,10 @@ def strict(parsed: tuple[bool, object], args: list, wrap: Callable = err) -> obj
 # json
 
 def json_stringify(args: list) -> str:
-    return dumps(_first(args))
+    try:
+        return dumps(_first(args))
+    except RecursionError:  # the encoder's own recursion, past to_json's cap
+        raise EffectError("json: value nested too deeply") from None
 
 
 def json_parse(args: list) -> object:
@@ -762,6 +817,8 @@ def _toml_loads(s: str) -> tuple[bool, object]:
         return False, _toml_error(str(e))
     except RecursionError:
         return False, "TOML parse error: recursion limit exceeded"
+    except ValueError:  # int() of 4300+ digits: past i64 like any overflow
+        return False, "TOML parse error: integer number overflowed"
     try:
         return True, _toml_value(data)
     except _TomlDeep:
@@ -915,6 +972,9 @@ def _sorted_json(j: object) -> object:
 
 def toml_stringify(args: list) -> object:
     j = _sorted_json(to_json(_first(args)))
+    why = _too_big(j, 1 << 62)
+    if why:
+        return err(f"toml.stringify: {why}")
     if type(j) is not dict:
         kind = {bool: "bool", int: "i64", float: "f64", str: "str", list: "seq",
                 type(None): "unit"}.get(type(j), "value")
@@ -963,6 +1023,8 @@ def _yaml_loader() -> type:
             return int(text[2:], 8)
         if text.startswith("0x"):
             return int(text[2:], 16)
+        if len(text) > 24:  # past i64 anyway: int() refuses 4300+ digits
+            return float(text)
         return int(text, 10)
 
     def construct_float(loader: object, node: object) -> object:
@@ -1022,7 +1084,10 @@ def _yaml_value(v: object, depth: int, budget: list) -> object:
     if t is int:
         if INT_MIN <= v <= INT_MAX:
             return v
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # past f64: what the float form gives (inf -> null)
+            return None
     if t is bytes:  # !!binary
         return v
     if v is None or t is bool or t is str:
@@ -1030,8 +1095,20 @@ def _yaml_value(v: object, depth: int, budget: list) -> object:
     return str(v)
 
 
+#: Caps stricter than the reference (native serde_yaml): PyYAML's parser
+#: and emitter are pure Python, ~20 us a node with the GIL held, so one call
+#: on a few hundred KiB would hold the process for seconds. ``yaml.parse``
+#: refuses a text past ``YAML_MAX_INPUT`` chars, ``yaml.stringify`` a value
+#: past ``YAML_MAX_OUT_NODES`` nodes (each about a second at worst).
+YAML_MAX_INPUT = 1 << 16
+YAML_MAX_OUT_NODES = 50_000
+
+
 def _yaml_loads(s: str) -> tuple[bool, object]:
     import yaml
+
+    if len(s) > YAML_MAX_INPUT:
+        return False, f"yaml input of {len(s)} chars exceeds the cap of {YAML_MAX_INPUT}"
 
     try:
         docs = list(yaml.load_all(s, Loader=_yaml_loader()))  # noqa: S506 - a SafeLoader subclass
@@ -1105,6 +1182,9 @@ def yaml_stringify(args: list) -> object:
     import yaml
 
     j = to_json(_first(args))
+    why = _too_big(j, YAML_MAX_OUT_NODES)
+    if why:
+        return err(f"yaml.stringify: {why}")
     try:
         out = yaml.dump(j, Dumper=_yaml_dumper(), default_flow_style=False, sort_keys=True,
                         allow_unicode=True, width=2**31 - 1)
@@ -1216,11 +1296,17 @@ def _csv_field(f: str) -> str:
     return f
 
 
+#: Cap (chars) on ``csv.stringify``'s output: stricter than the reference,
+#: so rows aliasing one big Str many times cannot build gigabytes.
+CSV_MAX_OUT = 1 << 26
+
+
 def csv_stringify(args: list) -> object:
     v = _first(args)
     if not isinstance(v, list):
         return err("csv.stringify expects List[List[Str]]")
     out: list = []
+    size = 0
     width = None
     for row in v:
         if not isinstance(row, list):
@@ -1234,23 +1320,45 @@ def csv_stringify(args: list) -> object:
             out.append('""\n')
         else:
             out.append(",".join(_csv_field(c) for c in cells) + "\n")
+        size += len(out[-1])
+        if size > CSV_MAX_OUT:
+            return err(f"csv.stringify: output exceeds the cap of {CSV_MAX_OUT} chars")
     return ok("".join(out))
 
 
+def _shallow(kind: str, fn):
+    """A value nested too deep for the serializer's recursion (past
+    ``to_json``'s own cap, or when the caller's stack is already deep) is a
+    clean ``EffectError``, never a ``RecursionError``."""
+
+    def call(args: list) -> object:
+        try:
+            return fn(args)
+        except RecursionError:
+            raise EffectError(f"{kind}: value nested too deeply") from None
+        except ValueError as e:  # an Int far outside i64 (no Lex value is one)
+            if "integer string conversion" not in str(e):
+                raise
+            raise EffectError(f"{kind}: integer too large to render") from None
+
+    call.__name__ = fn.__name__
+    return call
+
+
 BUILTINS = {
-    ("json", "stringify"): json_stringify,
+    ("json", "stringify"): _shallow("json.stringify", json_stringify),
     ("json", "parse"): json_parse,
     ("json", "parse_strict"): json_parse_strict,
     ("json", "parse_strict_typed"): json_parse_strict,
     ("toml", "parse"): toml_parse,
     ("toml", "parse_strict"): toml_parse_strict,
     ("toml", "parse_strict_typed"): toml_parse_strict,
-    ("toml", "stringify"): toml_stringify,
+    ("toml", "stringify"): _shallow("toml.stringify", toml_stringify),
     ("yaml", "parse"): yaml_parse,
     ("yaml", "parse_strict"): yaml_parse_strict,
     ("yaml", "parse_strict_typed"): yaml_parse_strict,
-    ("yaml", "stringify"): yaml_stringify,
+    ("yaml", "stringify"): _shallow("yaml.stringify", yaml_stringify),
     ("dotenv", "parse"): dotenv_parse,
     ("csv", "parse"): csv_parse,
-    ("csv", "stringify"): csv_stringify,
+    ("csv", "stringify"): _shallow("csv.stringify", csv_stringify),
 }

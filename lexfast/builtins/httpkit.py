@@ -72,7 +72,7 @@ _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 
 
 def url_encode(s: str) -> str:
-    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in s.encode("utf-8"))
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in s.encode("utf-8", "surrogatepass"))
 
 
 def with_query(args: list) -> dict:

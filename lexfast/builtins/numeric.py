@@ -33,6 +33,11 @@ _I64_MAX = (1 << 63) - 1
 #: try to allocate it and abort the process; a Python list of 2^24 Floats is
 #: 128 MB of pointers at least, several times that once the values differ)
 _MAX_ELEMS = 1 << 24
+_BIG_INT = 1 << 1000  # past this an int has no float (only a hostile, non-i64 value is one)
+#: Cap on ``math.matmul``'s multiply-adds (m*k*n): stricter than the
+#: reference (native speed, no cap); here the loop is Python's and holds the
+#: GIL, so 2^23 (about a second) is the most one call may do.
+MATMUL_MAX_WORK = 1 << 23
 
 
 def _f(args: list) -> float:
@@ -182,12 +187,14 @@ def _unpack(v: object) -> tuple:
         t = type(it)
         if t is float:
             data.append(it)
-        elif t is int:
+        elif t is int and -_BIG_INT < it < _BIG_INT:
             data.append(float(it))
         else:
             raise EffectError(f"matrix data: not numeric, got {debug_repr(it)}")
     if len(data) != (rows * cols) & _U64:
         raise EffectError(f"matrix: data len {len(data)} != {rows}*{cols}")
+    if rows * cols != len(data):  # matched only modulo 2^64: the reference would index out of bounds
+        raise EffectError(f"matrix: {rows}*{cols} overflows usize")
     return rows, cols, data
 
 
@@ -300,6 +307,8 @@ def _matmul(args: list) -> dict:
         raise EffectError(f"math.matmul: dim mismatch {m}x{k1} · {k2}x{n}")
     if m * n > _MAX_ELEMS:
         raise EffectError(f"math.matmul: {m}x{n} is too large")
+    if m * k1 * n > MATMUL_MAX_WORK:
+        raise EffectError(f"math.matmul: {m}x{k1} · {k2}x{n} is too much work (more than {MATMUL_MAX_WORK} multiply-adds)")
     out = [0.0] * (m * n)
     if not out:
         return _mat(m, n, out)

@@ -23,6 +23,10 @@ from ..values import debug_repr
 
 _CACHE: dict = {}
 _CACHE_MAX = 512
+#: Cap (code points) on ``regex.replace``/``replace_all``'s result: stricter
+#: than the reference, so a replacement on every empty match of a long text
+#: cannot build gigabytes (the same cap as ``str.replace``).
+REPLACE_MAX_LEN = 1 << 26
 
 _W = r"\p{L}\p{M}\p{Nd}\p{Pc}"
 _S = r"\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
@@ -163,30 +167,44 @@ def _re_or_fail(args: list, op: str) -> object:
 
 def _iter(r: object, s: str):
     """Rust's ``find_iter``: an empty match right after the previous
-    match is skipped."""
-    pos, n, last_end = 0, len(s), -1
-    search = r.search  # type: ignore[attr-defined]
-    while pos <= n:
-        m = search(s, pos)
-        if m is None:
-            return
+    match is skipped. One pass of RE2's own ``finditer`` (which encodes the
+    text once; a ``search(s, pos)`` per match re-encoded it each time, so
+    10^5 matches took minutes); its repeat of an empty match at the spot
+    it resumes from is the same empty match Rust skips."""
+    last_end = -1
+    for m in r.finditer(s):  # type: ignore[attr-defined]
         st, en = m.span()
         if st == en and st == last_end:
-            pos = st + 1
             continue
         yield m
         last_end = en
-        pos = en
 
 
-def _byte(s: str, i: int, ascii_: bool) -> int:
-    return i if ascii_ else len(s[:i].encode("utf-8"))
+class _Bytes:
+    """Char offsets to UTF-8 byte offsets, for increasing offsets: linear
+    over all the matches of a text (not a re-encode of the prefix each)."""
+
+    __slots__ = ("s", "c", "b")
+
+    def __init__(self, s: str):
+        self.s, self.c, self.b = s, 0, 0
+
+    def __call__(self, i: int) -> int:
+        if i < self.c:
+            return len(self.s[:i].encode("utf-8", "surrogatepass"))
+        self.b += len(self.s[self.c:i].encode("utf-8", "surrogatepass"))
+        self.c = i
+        return self.b
 
 
-def _match_value(m: object, s: str, ascii_: bool) -> dict:
+def _match_value(m: object, s: str, ascii_: bool, conv: _Bytes | None = None) -> dict:
     st, en = m.span()  # type: ignore[attr-defined]
     groups = [g if g is not None else "" for g in m.groups()]  # type: ignore[attr-defined]
-    return {"text": s[st:en], "start": _byte(s, st, ascii_), "end": _byte(s, en, ascii_), "groups": groups}
+    if ascii_:
+        return {"text": s[st:en], "start": st, "end": en, "groups": groups}
+    if conv is None:
+        conv = _Bytes(s)
+    return {"text": s[st:en], "start": conv(st), "end": conv(en), "groups": groups}
 
 
 def compile_(args: list) -> object:
@@ -226,7 +244,8 @@ def find_all(args: list) -> list:
     r = _re_or_fail(args, "find_all")
     s = _str(args, 1)
     a = s.isascii()
-    return [_match_value(m, s, a) for m in _iter(r, s)]
+    conv = None if a else _Bytes(s)
+    return [_match_value(m, s, a, conv) for m in _iter(r, s)]
 
 
 _REP_CACHE: dict = {}
@@ -271,7 +290,10 @@ def _parse_replacement(rep: str) -> list:
         if lit:
             parts.append("".join(lit))
             lit = []
-        parts.append((int(ref) if ref.isdigit() else ref,))
+        # Rust: `name.parse::<usize>()`, else a group name (ASCII digits only;
+        # one past usize, or a Unicode digit, is a name that matches nothing)
+        parts.append((int(ref) if ref.isascii() and ref.isdigit() and len(ref) <= 20
+                      and int(ref) < 1 << 64 else ref,))
         i = end
     if lit:
         parts.append("".join(lit))
@@ -311,10 +333,15 @@ def _replace(args: list, op: str, limit: int) -> str:
     out = []
     last = 0
     count = 0
+    size = len(s)
     for m in _iter(r, s):
         st, en = m.span()
         out.append(s[last:st])
-        out.append(_expand(m, parts, r))
+        piece = _expand(m, parts, r)
+        out.append(piece)
+        size += len(piece) - (en - st)
+        if size > REPLACE_MAX_LEN:
+            raise EffectError(f"regex.{op}: result exceeds the cap of {REPLACE_MAX_LEN} chars")
         last = en
         count += 1
         if count == limit:
@@ -346,13 +373,30 @@ def split(args: list) -> list:
     return out
 
 
+def _no_surrogates(op: str, fn):
+    """A Str holding a lone surrogate has no UTF-8 form for RE2: a clean
+    error instead of the codec's exception (the reference's Str is always
+    UTF-8, so it never meets one)."""
+
+    def call(args: list) -> object:
+        try:
+            return fn(args)
+        except UnicodeEncodeError:
+            raise EffectError(f"regex.{op}: the pattern or text holds a lone surrogate (not UTF-8)") from None
+
+    call.__name__ = fn.__name__
+    return call
+
+
 BUILTINS = {
-    ("regex", "compile"): compile_,
-    ("regex", "is_match"): is_match,
-    ("regex", "is_match_str"): is_match_str,
-    ("regex", "find"): find,
-    ("regex", "find_all"): find_all,
-    ("regex", "replace"): replace,
-    ("regex", "replace_all"): replace_all,
-    ("regex", "split"): split,
+    ("regex", op): _no_surrogates(op, fn) for op, fn in (
+        ("compile", compile_),
+        ("is_match", is_match),
+        ("is_match_str", is_match_str),
+        ("find", find),
+        ("find_all", find_all),
+        ("replace", replace),
+        ("replace_all", replace_all),
+        ("split", split),
+    )
 }

@@ -33,6 +33,11 @@ from ._args import expect_float, expect_int, expect_list, expect_str
 _WHITE_SPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 _I64_DIGITS = 19
+#: Cap (code points) on a str that ``str.replace``/``str.join`` would build:
+#: stricter than the reference (which allocates whatever is asked, or
+#: aborts), so one call cannot amplify a small input into gigabytes (e.g.
+#: ``str.replace(s, "", big)``, or a join of one big str aliased 10^4 times).
+STR_MAX_LEN = 1 << 26
 _INF = float("inf")
 _NINF = float("-inf")
 
@@ -219,7 +224,13 @@ def str_cmp(args: list) -> int:
 
 def str_replace(args: list) -> str:
     s = _s(args, 0)
-    return s.replace(_s(args, 1), _s(args, 2))
+    old = _s(args, 1)
+    new = _s(args, 2)
+    if len(new) > len(old):
+        n = (s.count(old) if old else len(s) + 1) * (len(new) - len(old)) + len(s)
+        if n > STR_MAX_LEN:
+            raise EffectError(f"str.replace: result of {n} chars exceeds the cap of {STR_MAX_LEN}")
+    return s.replace(old, new)
 
 
 def str_trim(args: list) -> str:
@@ -358,6 +369,29 @@ if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
         _HOT = {name: getattr(_text_c, name) for name in _HOT}
         TEXT_COMPILED = True
 
+_join_hot = _HOT["str_join"]
+
+
+def str_join_capped(args: list) -> str:
+    """``str.join``, refusing a result past ``STR_MAX_LEN`` (checked only
+    for lists long enough to reach it through aliasing)."""
+    parts = args[0] if args else None
+    if type(parts) is list and len(parts) > 64:
+        total = 0
+        for p in parts:
+            if isinstance(p, str):
+                total += len(p)
+        if total > STR_MAX_LEN:
+            sep = args[1] if len(args) > 1 else None
+            for p in parts:  # the reference's element error comes first
+                if not isinstance(p, str):
+                    raise EffectError(f"str.join element must be Str, got {debug_repr(p)}")
+            if isinstance(sep, str):
+                total += len(sep) * (len(parts) - 1)
+                raise EffectError(f"str.join: result of {total} chars exceeds the cap of {STR_MAX_LEN}")
+    return _join_hot(args)
+
+
 BUILTINS = {
     ("str", "is_empty"): _HOT["str_is_empty"],
     ("str", "len"): _HOT["str_len"],
@@ -365,7 +399,7 @@ BUILTINS = {
     ("str", "concat"): _HOT["str_concat"],
     ("str", "to_int"): str_to_int,
     ("str", "split"): _HOT["str_split"],
-    ("str", "join"): _HOT["str_join"],
+    ("str", "join"): str_join_capped,
     ("str", "starts_with"): _HOT["str_starts_with"],
     ("str", "ends_with"): _HOT["str_ends_with"],
     ("str", "contains"): _HOT["str_contains"],
