@@ -367,3 +367,25 @@ def test_http_bodies(d):
     assert d("http", "json_body_typed", resp, ["x"], [("x", "Str")]) == err(
         Variant("DecodeError", ("field `x`: expected Str, got Number",)))
     assert d("http", "json_body_typed", resp, ["x"], [("x", "Int")]) == ok({"x": 7, "y": 11})
+
+
+def test_yaml_parse_takes_a_few_hundred_kib_with_libyaml():
+    # libyaml's parser (PyYAML's wheels carry it) lifts the input cap to 256 Ki
+    import yaml
+
+    from lexfast import DefaultHandler, Policy
+    from lexfast.builtins import formats
+
+    h = DefaultHandler(Policy.pure())
+    try:
+        doc = "".join(f"k{i}: [1, 2.5, abc]\n" for i in range(9000))  # ~180 KiB
+        r = h.dispatch("yaml", "parse", [doc])
+        if yaml.__with_libyaml__:
+            assert r.name == "Ok" and r.args[0]["k8999"] == [1, 2.5, "abc"]
+        else:
+            assert r.name == "Err" and str(formats.YAML_MAX_INPUT_PURE) in r.args[0]
+        over = "a: " + "x" * formats.YAML_MAX_INPUT
+        r = h.dispatch("yaml", "parse", [over])
+        assert r.name == "Err" and "exceeds the cap" in r.args[0]
+    finally:
+        h.close()
