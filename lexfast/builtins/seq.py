@@ -140,37 +140,33 @@ def _tuple_len(args: list) -> int:
 # Any Variant is accepted where the reference matches on the name alone
 # (``option.is_some(Ok(1))`` is false, not an error).
 
-def _option_unwrap_or(args: list) -> object:
-    if not args:
-        raise EffectError(_MISSING)
-    o = args[0]
-    if isinstance(o, Variant):
-        name = o.name
-        if name == "Some":
-            payload = o.args
-            if payload:
-                return payload[0]
-        elif name == "None":
-            return args[1] if len(args) > 1 else None
-    raise EffectError(f"option.unwrap_or expected Option, got {debug_repr(o)}")
+def _unwrap(op: str, keep: str, fallback: str, what: str):
+    """``option``/``result`` ``unwrap_or[_else]``: the payload of ``keep``,
+    else the second argument (Unit when absent) for ``fallback``; any
+    Variant is matched by name as in the reference."""
+    def unwrap(args: list) -> object:
+        if not args:
+            raise EffectError(_MISSING)
+        v = args[0]
+        if isinstance(v, Variant):
+            name = v.name
+            if name == keep:
+                payload = v.args
+                if payload:
+                    return payload[0]
+            elif name == fallback:
+                return args[1] if len(args) > 1 else None
+        raise EffectError(f"{op} expected {what}, got {debug_repr(v)}")
+    return unwrap
 
 
-def _option_unwrap_or_else(args: list) -> object:
-    # The reference cannot call a closure here: its compiler emits the call
-    # inline, and this fallback returns the second argument as it is (the
-    # VM is expected to have evaluated the thunk into it), Unit when absent.
-    if not args:
-        raise EffectError(_MISSING)
-    o = args[0]
-    if isinstance(o, Variant):
-        name = o.name
-        if name == "Some":
-            payload = o.args
-            if payload:
-                return payload[0]
-        elif name == "None":
-            return args[1] if len(args) > 1 else None
-    raise EffectError(f"option.unwrap_or_else expected Option, got {debug_repr(o)}")
+_option_unwrap_or = _unwrap("option.unwrap_or", "Some", "None", "Option")
+
+
+# The reference cannot call a closure here: its compiler emits the call
+# inline, and this fallback returns the second argument as it is (the VM is
+# expected to have evaluated the thunk into it), Unit when absent.
+_option_unwrap_or_else = _unwrap("option.unwrap_or_else", "Some", "None", "Option")
 
 
 def _option_is_some(args: list) -> bool:
@@ -226,35 +222,11 @@ def _result_is_err(args: list) -> bool:
     raise EffectError(f"result.is_err expected Result, got {debug_repr(r)}")
 
 
-def _result_unwrap_or(args: list) -> object:
-    if not args:
-        raise EffectError(_MISSING)
-    r = args[0]
-    if isinstance(r, Variant):
-        name = r.name
-        if name == "Ok":
-            payload = r.args
-            if payload:
-                return payload[0]
-        elif name == "Err":
-            return args[1] if len(args) > 1 else None
-    raise EffectError(f"result.unwrap_or expected Result, got {debug_repr(r)}")
+_result_unwrap_or = _unwrap("result.unwrap_or", "Ok", "Err", "Result")
 
 
-def _result_unwrap_or_else(args: list) -> object:
-    # as option.unwrap_or_else: the second argument is returned, not called
-    if not args:
-        raise EffectError(_MISSING)
-    r = args[0]
-    if isinstance(r, Variant):
-        name = r.name
-        if name == "Ok":
-            payload = r.args
-            if payload:
-                return payload[0]
-        elif name == "Err":
-            return args[1] if len(args) > 1 else None
-    raise EffectError(f"result.unwrap_or_else expected Result, got {debug_repr(r)}")
+# as option.unwrap_or_else: the second argument is returned, not called
+_result_unwrap_or_else = _unwrap("result.unwrap_or_else", "Ok", "Err", "Result")
 
 
 # -- test -------------------------------------------------------------------------
