@@ -132,27 +132,33 @@ def _first_keys(keys: Collection[Any], n: int) -> list[Any]:
     return sorted(strs) + heapq.nsmallest(n - len(strs), ints)
 
 
-def _rust_str(s: str) -> str:
+_STR_ESCAPES = {"\0": "\\0", "\t": "\\t", "\r": "\\r", "\n": "\\n", "\\": "\\\\",
+                '"': '\\"'}
+
+
+def rust_str_debug(s: str) -> str:
+    """Rust's ``{:?}`` of a ``str``: quoted; ``\\0 \\t \\r \\n \\\\ \\"``
+    escaped, and ``\\u{..}`` for what Rust does not print (Python's
+    ``isprintable`` covers the same categories; lone surrogates included) and
+    for combining marks (Grapheme_Extend)."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
+    import unicodedata
+
     out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\0":
-            out.append("\\0")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF:
-            out.append(f"\\u{{{ord(ch):x}}}")
+    for c in s:
+        e = _STR_ESCAPES.get(c)
+        if e is not None:
+            out.append(e)
+        elif c.isprintable() and (c < "\u0300" or unicodedata.category(c) not in ("Mn", "Me")):
+            out.append(c)
         else:
-            out.append(ch)
+            out.append(f"\\u{{{ord(c):x}}}")
     out.append('"')
     return "".join(out)
+
+
+_rust_str = rust_str_debug
 
 
 def _render(v: object, depth: int, out: list, budget: list) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math as _m
 
 from ..errors import EffectError
-from ..values import Map, debug_repr
+from ..values import Map, debug_repr, rust_str_debug
 from ._args import expect_float, expect_int, expect_list, expect_str, wrap_i64
 
 _INF = float("inf")
@@ -448,13 +448,8 @@ def _round_coef(c: int, e: int, target: int, mode: str) -> int:
             return q if q % 2 == 0 else up
         return q
     raise EffectError(
-        f"decimal.round_to: unknown rounding mode {_rust_str(mode)}; "
+        f"decimal.round_to: unknown rounding mode {rust_str_debug(mode)}; "
         "valid modes: HalfUp HalfDown HalfEven Down Up Ceiling Floor")
-
-
-def _rust_str(s: str) -> str:
-    # Rust's {:?} of a str: debug_repr renders Str("..."); strip the wrapper
-    return debug_repr(s)[4:-1]
 
 
 def _to_str(c: int, e: int) -> str:

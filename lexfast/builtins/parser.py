@@ -18,34 +18,14 @@ a VM using lexfast does the same.
 from __future__ import annotations
 
 from ..errors import EffectError
+from ..values import rust_str_debug
 from ._args import expect_str
-
-_ESCAPES = {"\0": "\\0", "\t": "\\t", "\r": "\\r", "\n": "\\n", "\\": "\\\\", '"': '\\"'}
-
-
-def _debug_str(s: str) -> str:
-    """Rust's ``{:?}`` of a ``str``: quoted; ``\\0 \\t \\r \\n \\\\ \\"`` escaped, and
-    ``\\u{..}`` for what Rust does not print (Python's ``isprintable`` covers
-    the same categories) and for combining marks (Grapheme_Extend)."""
-    import unicodedata  # only on this error path
-
-    out = ['"']
-    for c in s:
-        e = _ESCAPES.get(c)
-        if e is not None:
-            out.append(e)
-        elif c.isprintable() and (c < "\u0300" or unicodedata.category(c) not in ("Mn", "Me")):
-            out.append(c)
-        else:
-            out.append(f"\\u{{{ord(c):x}}}")
-    out.append('"')
-    return "".join(out)
 
 
 def _char(args: list) -> dict:
     s = expect_str(args, 0)
     if len(s) != 1:
-        raise EffectError(f"parser.char: expected 1-character string, got {_debug_str(s)}")
+        raise EffectError(f"parser.char: expected 1-character string, got {rust_str_debug(s)}")
     return {"kind": "Char", "ch": s}
 
 
