@@ -15,7 +15,7 @@ import heapq
 import itertools
 import os
 import struct
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 if TYPE_CHECKING:
@@ -103,6 +103,13 @@ ARROW_TYPES = ("Int64", "Float64", "Utf8", "Boolean")
 _ARROW_PY = {"Int64": int, "Float64": float, "Utf8": str, "Boolean": bool}
 _F64 = struct.Struct("<d")
 
+#: One cell of a ``Table`` column: ``None`` is a null.
+TableCell: TypeAlias = Union[None, int, float, str, bool]
+#: A column as ``Table`` takes it: ``(name, type, values)`` or ``(name, type,
+#: values, nullable)``.
+TableColumnSpec: TypeAlias = Union[
+    tuple[str, str, Iterable[TableCell]], tuple[str, str, Iterable[TableCell], bool]]
+
 
 class Table:
     """A Lex ``arrow.Table`` (the reference's ``Value::ArrowTable``, an Arrow
@@ -126,11 +133,15 @@ class Table:
     _names: tuple[str, ...]
     _types: tuple[str, ...]
     _nullable: tuple[bool, ...]
-    _columns: tuple[tuple[Any, ...], ...]
+    _columns: tuple[tuple[TableCell, ...], ...]
     _nrows: int
 
-    def __init__(self, columns: Iterable[Sequence[Any]] = (), *, nrows: int | None = None) -> None:
-        names, types, nullable, cols = [], [], [], []
+    def __init__(self, columns: Iterable[TableColumnSpec] = (), *,
+                 nrows: int | None = None) -> None:
+        names: list[str] = []
+        types: list[str] = []
+        nullable: list[bool] = []
+        cols: list[tuple[TableCell, ...]] = []
         for i, spec in enumerate(columns):
             if not isinstance(spec, (tuple, list)) or len(spec) not in (3, 4):
                 raise TypeError(f"Table column #{i} must be (name, type, values[, nullable])")
@@ -150,7 +161,7 @@ class Table:
                                                  and not isinstance(v, bool)):
                     raise TypeError(f"Table column `{name}` ({dtype}) holds a "
                                     f"{type(v).__name__}")
-                elif py is int and not INT_MIN <= v <= INT_MAX:
+                elif isinstance(v, int) and py is int and not INT_MIN <= v <= INT_MAX:
                     raise ValueError(f"Table column `{name}` holds an Int outside signed 64-bit")
             if py is int:
                 values = tuple(None if v is None else int(v) for v in values)
@@ -221,7 +232,7 @@ class Table:
         return self._nullable
 
     @property
-    def columns(self) -> tuple[tuple[Any, ...], ...]:
+    def columns(self) -> tuple[tuple[TableCell, ...], ...]:
         """Each column's values (``None`` for a null), as tuples."""
         return self._columns
 
@@ -233,7 +244,7 @@ class Table:
     def ncols(self) -> int:
         return len(self._names)
 
-    def fields_and_columns(self) -> list[tuple[str, str, tuple, bool]]:
+    def fields_and_columns(self) -> list[tuple[str, str, tuple[TableCell, ...], bool]]:
         """``(name, type, values, nullable)`` per column: ``Table(t.fields_and_columns(),
         nrows=t.nrows) == t``."""
         return list(zip(self._names, self._types, self._columns, self._nullable,
