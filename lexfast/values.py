@@ -268,7 +268,8 @@ class Table:
             return False
         for dtype, a, b in zip(self._types, self._columns, other._columns, strict=True):
             if dtype == "Float64":
-                if a != b and [None if x is None else _F64.pack(x) for x in a] != \
+                # not ``a != b``: that takes NaN for NaN by identity and -0.0 for 0.0
+                if a is not b and [None if x is None else _F64.pack(x) for x in a] != \
                         [None if x is None else _F64.pack(x) for x in b]:
                     return False
             elif a != b:
