@@ -687,11 +687,15 @@ def group_by_agg(args: list) -> Table:
     _unique_names(keys + [s[0] for s in specs], "df.group_by_agg: ")
     # every spec reads every row: bound the work, not only the output
     _check_size(t.nrows, len(keys) + len(specs), "group_by_agg")
-    key_fns = [_group_key(t.types[i]) for i in key_idx]
-    groups: dict[tuple, list[int]] = {}
-    for r in range(t.nrows):
-        groups.setdefault(tuple(f(t.columns[i][r]) for f, i in zip(key_fns, key_idx, strict=True)),
-                          []).append(r)
+    key_cols = [t.columns[i] if t.types[i] != "Float64"
+                else tuple(map(_group_key("Float64"), t.columns[i])) for i in key_idx]
+    groups: dict[object, list[int]] = {}
+    for r, k in enumerate(key_cols[0] if len(key_cols) == 1 else zip(*key_cols, strict=True)):
+        rows = groups.get(k)
+        if rows is None:
+            groups[k] = [r]
+        else:
+            rows.append(r)
     firsts = [rows[0] for rows in groups.values()]
     names = list(keys)
     types = [t.types[i] for i in key_idx]
