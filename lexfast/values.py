@@ -1,8 +1,8 @@
 """The Lex value model as Python objects (docs/design.md §3), minus ``Variant``.
 
 ``Variant`` and the ``ok/err/some/NONE`` constructors live in the kernel
-(compiled, or the twin); this module holds what is not hot: ``Map``, ``Set``
-and ``Deque``, the reference's key order (``mapkey_sorted``), the
+(compiled, or the twin); this module holds what is not hot: ``Map``, ``Set``,
+``Deque`` and ``Table``, the reference's key order (``mapkey_sorted``), the
 Rust-``Debug`` rendering that error messages use, and the I/O error text.
 It is a leaf: the kernel imports it, never the other way round, so the
 kernel hands its ``Variant`` class in (``register_variant_type``).
