@@ -441,8 +441,25 @@ def test_group_by_agg(h):
     assert "q" in error(h, "df.group_by_agg", m, ["q"], [])
     assert "q" in error(h, "df.group_by_agg", m, ["g"], [("o", "q", "sum")])
     assert "more than one occurrence" in error(h, "df.group_by_agg", m, ["g"], [("g", "x", "sum")])
-    assert error(h, "df.group_by_agg", m, [], []).startswith("df.group_by_agg: ")
-    assert "not supported" in error(h, "df.group_by_agg", m, ["x"], [("o", "g", "sum")])
+    assert error(h, "df.group_by_agg", m, ["g", "g"], []).startswith(
+        "df.group_by_agg: duplicate: group_by keys contained duplicate output name 'g'.")
+    assert error(h, "df.group_by_agg", m, ["x"], [("o", "g", "sum")]) == \
+        "df.group_by_agg: `sum` operation not supported for dtype `str`"
+    assert error(h, "df.group_by_agg", m, ["x"], [("o", "g", "mean")]) == \
+        "df.group_by_agg: `mean` operation not supported for dtype `str`"
+    # no key: Polars aggregates the whole frame into one row (even an empty one)
+    assert value(h, "df.group_by_agg", m, [], [("s", "x", "sum"), ("n", "z", "count")]).columns \
+        == ((21,), (4,))
+    none = value(h, "df.group_by_agg", call(h, "arrow.head", m, 0), [],
+                 [("s", "x", "sum"), ("lo", "x", "min"), ("mu", "y", "mean")])
+    assert none.nrows == 1 and none.columns == ((0,), (None,), (None,))
+    # a result with no column is what RecordBatch::try_new refuses
+    assert error(h, "df.group_by_agg", m, [], []) == (
+        "df: RecordBatch::try_new: Invalid argument error: must either specify a row count "
+        "or at least one column")
+    f = Table([("k", "Int64", [1, 1, 2]), ("f", "Float64", [math.nan, 1.0, math.nan])])
+    g = value(h, "df.group_by_agg", f, ["k"], [("lo", "f", "min"), ("hi", "f", "max")])
+    assert g.columns[1][0] == 1.0 and g.columns[2][0] == 1.0 and math.isnan(g.columns[1][1])
 
 
 def test_joins(h):
@@ -457,7 +474,9 @@ def test_joins(h):
     assert lj.nullable == (True, True, True)
     assert "nope" in error(h, "df.inner_join", left, right, "nope")
     s = Table([("k", "Utf8", ["1"])])
-    assert error(h, "df.left_join", left, s, "k").startswith("df.left_join: datatypes of join keys")
+    assert error(h, "df.left_join", left, s, "k") == (
+        "df.left_join: datatypes of join keys don't match - `k`: i64 on left does not match "
+        "`k`: str on right (and no other type was available to cast to)")
     assert error(h, "df.inner_join", left, 1, "k") == "df: expected arrow.Table, got Int(1)"
     assert error(h, "df.inner_join", left, right) == "df: expected Str, got nothing"
 
@@ -475,6 +494,12 @@ def test_cross_join(h):
     c = value(h, "df.cross_join", x1, x2)
     assert c.nrows == 2 and c.names == ("x", "x_right")
     assert error(h, "df.cross_join", x1) == "df: expected arrow.Table, got nothing"
+    xr = Table([("x", "Int64", [1]), ("x_right", "Int64", [2])])
+    assert error(h, "df.cross_join", xr, x2) == \
+        "df.cross_join: duplicate: column with name 'x_right' already exists"
+    assert error(h, "df.cross_join", Table([]), Table([])).startswith("df: RecordBatch::try_new")
+    # a DataFrame with no column has no row
+    assert value(h, "df.cross_join", Table([], nrows=4), x2).nrows == 0
 
 
 def test_result_caps(h):

@@ -627,7 +627,7 @@ def _agg(op: str, dtype: str, values: list) -> tuple[str, object]:
         key = _group_key(dtype)
         return "Int64", len({key(v) for v in values})
     if dtype == "Utf8" and op in ("sum", "mean"):
-        raise _Err(f"df.group_by_agg: invalid operation: `{op}` operation not supported "
+        raise _Err(f"df.group_by_agg: `{op}` operation not supported "
                    f"for dtype `str`")
     if op == "sum":
         if dtype == "Int64":
@@ -680,23 +680,33 @@ def group_by_agg(args: list) -> Table:
                        "(v1: sum|mean|min|max|count|n_distinct)")
         specs.append((out_name, in_name, op))
     t = _polars(t)
-    if not keys:
-        raise _Err("df.group_by_agg: at least one key is required in a group_by operation")
     key_idx = [_polars_column(t, k, "group_by_agg") for k in keys]
     in_idx = [_polars_column(t, s[1], "group_by_agg") for s in specs]
+    seen: set = set()
+    for k in keys:
+        if k in seen:
+            raise _Err(f"df.group_by_agg: duplicate: group_by keys contained duplicate output "
+                       f"name '{k}'. It's possible that multiple expressions are returning the "
+                       "same default column name. If this is the case, try renaming the columns "
+                       'with `.alias("new_name")` to avoid duplicate column names.')
+        seen.add(k)
     _unique_names(keys + [s[0] for s in specs], "df.group_by_agg: ")
+    if not keys and not specs:
+        _no_columns()
     # every spec reads every row: bound the work, not only the output
     _check_size(t.nrows, len(keys) + len(specs), "group_by_agg")
     key_cols = [t.columns[i] if t.types[i] != "Float64"
                 else tuple(map(_group_key("Float64"), t.columns[i])) for i in key_idx]
     groups: dict[object, list[int]] = {}
+    if not keys:  # Polars aggregates the whole frame: one row, even from no row
+        groups[()] = list(range(t.nrows))
     for r, k in enumerate(key_cols[0] if len(key_cols) == 1 else zip(*key_cols, strict=True)):
         rows = groups.get(k)
         if rows is None:
             groups[k] = [r]
         else:
             rows.append(r)
-    firsts = [rows[0] for rows in groups.values()]
+    firsts = [rows[0] for rows in groups.values()] if keys else []
     names = list(keys)
     types = [t.types[i] for i in key_idx]
     cols = [tuple(t.columns[i][r] for r in firsts) for i in key_idx]
@@ -713,7 +723,13 @@ def group_by_agg(args: list) -> Table:
         types.append(out_type)
         cols.append(tuple(values))
     return Table._make(tuple(names), tuple(types), (True,) * len(names), tuple(cols),
-                       len(firsts))
+                       len(groups))
+
+
+def _no_columns() -> None:
+    # ``from_polars`` of a DataFrame with no column: ``RecordBatch::try_new`` refuses it
+    raise _Err("df: RecordBatch::try_new: Invalid argument error: must either specify a row "
+               "count or at least one column")
 
 
 def _check_size(nrows: int, ncols: int, op: str) -> None:
@@ -728,8 +744,13 @@ def _joined_names(left: Table, right: Table, skip: int | None, op: str) -> list[
     for j, n in enumerate(right.names):
         if j == skip:
             continue
-        names.append(n + "_right" if n in taken else n)
-    _unique_names(names, f"df.{op}: ")
+        name = n + "_right" if n in taken else n
+        if name in taken:
+            raise _Err(f"df.{op}: duplicate: column with name '{name}' already exists")
+        names.append(name)
+        taken.add(name)
+    if not names:
+        _no_columns()
     return names
 
 
@@ -744,7 +765,7 @@ def _key_join(args: list, op: str, keep_unmatched: bool) -> Table:
     if lt != rt:
         raise _Err(f"df.{op}: datatypes of join keys don't match - `{on}`: "
                    f"{_POLARS_DTYPE[lt]} on left does not match `{on}`: "
-                   f"{_POLARS_DTYPE[rt]} on right")
+                   f"{_POLARS_DTYPE[rt]} on right (and no other type was available to cast to)")
     names = _joined_names(left, right, ri, op)
     key = _group_key(lt)
     index: dict = {}
