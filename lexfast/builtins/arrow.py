@@ -24,7 +24,10 @@ lane order on a baseline x86-64 build (4 accumulators without nulls, 2 with).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 from collections.abc import Callable
 
 from ..errors import EffectError
@@ -171,6 +174,9 @@ def from_int_columns(args: list) -> Table:
     """``arrow.from_int_columns(List[(Str, List[Int])]) -> Result[Table, Str]``"""
     cols = []
     for name, values in _decode_columns(_list(args, 0, "")):
+        if _all_i64(values):
+            cols.append((name, "Int64", tuple(values)))
+            continue
         buf = []
         for v in values:
             n = _int_cell(v)
@@ -181,11 +187,20 @@ def from_int_columns(args: list) -> Table:
     return _pack(cols)
 
 
+def _all_i64(values: list) -> bool:
+    # the common case at C speed: plain ints, all within i64
+    return not values or (set(map(type, values)) == {int}
+                          and INT_MIN <= min(values) and max(values) <= INT_MAX)
+
+
 def from_float_columns(args: list) -> Table:
     """``arrow.from_float_columns(List[(Str, List[Float])]) -> Result[Table, Str]``;
     an Int element is taken as a Float."""
     cols = []
     for name, values in _decode_columns(_list(args, 0, "")):
+        if not values or set(map(type, values)) == {float}:
+            cols.append((name, "Float64", tuple(values)))
+            continue
         buf = []
         for v in values:
             if isinstance(v, float):
@@ -204,6 +219,9 @@ def from_str_columns(args: list) -> Table:
     """``arrow.from_str_columns(List[(Str, List[Str])]) -> Result[Table, Str]``"""
     cols = []
     for name, values in _decode_columns(_list(args, 0, "")):
+        if not values or set(map(type, values)) == {str}:
+            cols.append((name, "Utf8", tuple(values)))
+            continue
         buf = []
         for v in values:
             if not isinstance(v, str):
@@ -271,7 +289,9 @@ def _float_sum(values: tuple) -> float:
 
 
 def _int_sum(values: tuple) -> int:
-    return _wrap(sum(v for v in values if v is not None))
+    if None in values:
+        return _wrap(sum(v for v in values if v is not None))
+    return _wrap(sum(values))
 
 
 def _sum_as_float(t: Table, name: str, op: str) -> tuple[float, int]:
@@ -342,9 +362,16 @@ def _rows(t: Table, start: int, stop: int) -> Table:
                        stop - start)
 
 
+def _gather(col: tuple, rows: list[int]) -> tuple:
+    """``col[r] for r in rows``, at C speed."""
+    if len(rows) > 1:
+        return operator.itemgetter(*rows)(col)  # type: ignore[no-any-return]
+    return (col[rows[0]],) if rows else ()
+
+
 def _take(t: Table, rows: list[int], nullable: tuple | None = None) -> Table:
     return Table._make(t.names, t.types, t.nullable if nullable is None else nullable,
-                       tuple(tuple(c[r] for r in rows) for c in t.columns), len(rows))
+                       tuple(_gather(c, rows) for c in t.columns), len(rows))
 
 
 def _project(t: Table, idx: list[int]) -> Table:
@@ -472,8 +499,11 @@ def _total(v: float) -> tuple:
 
 def _filter(t: Table, i: int, keep: Callable[[object], bool]) -> Table:
     col = t.columns[i]
-    return _take(t, [r for r, v in enumerate(col) if v is not None and keep(v)],
-                 (True,) * t.ncols)
+    if None in col:
+        rows = [r for r, v in enumerate(col) if v is not None and keep(v)]
+    else:
+        rows = list(itertools.compress(range(len(col)), map(keep, col)))
+    return _take(t, rows, (True,) * t.ncols)
 
 
 def _int_filter(op: str, cmp: Callable[[object, object], bool]) -> Callable[[list], Table]:
@@ -489,7 +519,8 @@ def _int_filter(op: str, cmp: Callable[[object, object], bool]) -> Callable[[lis
         if dtype == "Float64":
             key = _total(float(needle))
             return _filter(t, i, lambda v: cmp(_total(v), key))  # type: ignore[arg-type]
-        return _filter(t, i, lambda v: cmp(v, needle))
+        # ``needle OP' v`` as a C call: v > needle is needle < v
+        return _filter(t, i, functools.partial(_FLIPPED[cmp], needle))
     run.__name__ = op
     run.__doc__ = f"``df.{op}(Table, Str, Int) -> Result[Table, Str]``"
     return run
@@ -505,6 +536,10 @@ def _gt(a: object, b: object) -> bool:
 
 def _lt(a: object, b: object) -> bool:
     return a < b  # type: ignore[operator]
+
+
+_FLIPPED: dict[Callable, Callable[[object, object], bool]] = {
+    _eq: operator.eq, _gt: operator.lt, _lt: operator.gt}
 
 
 def _float_filter(op: str, cmp: Callable[[object, object], bool]) -> Callable[[list], Table]:
@@ -527,7 +562,7 @@ def filter_eq_str(args: list) -> Table:
     needle = _str(args, 2, "df: ")
     i = _checked_column(t, name, "Utf8", "filter_eq_str")
     t = _polars(t)
-    return _filter(t, i, lambda v: v == needle)
+    return _filter(t, i, functools.partial(operator.eq, needle))
 
 
 def filter_in_str(args: list) -> Table:
@@ -545,7 +580,7 @@ def filter_in_str(args: list) -> Table:
     if not needles:  # the reference skips Polars: same schema, no rows
         return _take(t, [])
     t = _polars(t)
-    return _filter(t, i, lambda v: v in needles)
+    return _filter(t, i, needles.__contains__)
 
 
 def _null_filter(op: str, want_null: bool) -> Callable[[list], Table]:
@@ -585,12 +620,6 @@ def drop_nulls(args: list) -> Table:
                  (True,) * t.ncols)
 
 
-def _sort_key(dtype: str) -> Callable[[object], object]:
-    if dtype == "Float64":
-        return _total  # type: ignore[return-value]
-    return lambda v: v
-
-
 def sort_by(args: list) -> Table:
     """``df.sort_by(Table, Str, Bool) -> Result[Table, Str]``: ascending when
     true; nulls first either way; stable."""
@@ -600,11 +629,15 @@ def sort_by(args: list) -> Table:
     t = _polars(t)
     i = _polars_column(t, name, "sort_by")
     col = t.columns[i]
-    key = _sort_key(t.types[i])
-    nulls = [r for r, v in enumerate(col) if v is None]
+    if None in col:
+        nulls = [r for r, v in enumerate(col) if v is None]
+        present = [r for r, v in enumerate(col) if v is not None]
+    else:
+        nulls, present = [], range(len(col))  # type: ignore[assignment]
+    keys = tuple(_total(v) if v is not None else None for v in col) \
+        if t.types[i] == "Float64" else col
     # ``reverse`` keeps ties in their original order too
-    rows = sorted((r for r, v in enumerate(col) if v is not None),
-                  key=lambda r: key(col[r]), reverse=not asc)  # type: ignore[arg-type,return-value]
+    rows = sorted(present, key=keys.__getitem__, reverse=not asc)
     return _take(t, nulls + rows, (True,) * t.ncols)
 
 
@@ -618,9 +651,9 @@ def _group_key(dtype: str) -> Callable[[object], object]:
 _AGG_OPS = ("sum", "mean", "min", "max", "count", "n_distinct")
 
 
-def _agg(op: str, dtype: str, values: list) -> tuple[str, object]:
+def _agg(op: str, dtype: str, values: tuple) -> tuple[str, object]:
     """One aggregate over one group's values: (output type, value)."""
-    present = [v for v in values if v is not None]
+    present = [v for v in values if v is not None] if None in values else values
     if op == "count":
         return "Int64", len(present)
     if op == "n_distinct":
@@ -709,15 +742,15 @@ def group_by_agg(args: list) -> Table:
     firsts = [rows[0] for rows in groups.values()] if keys else []
     names = list(keys)
     types = [t.types[i] for i in key_idx]
-    cols = [tuple(t.columns[i][r] for r in firsts) for i in key_idx]
+    cols = [_gather(t.columns[i], firsts) for i in key_idx]
     for (out_name, _, op), i in zip(specs, in_idx, strict=True):
         col, dtype = t.columns[i], t.types[i]
         out_type = {"count": "Int64", "n_distinct": "Int64", "mean": "Float64"}.get(op, dtype)
         if dtype == "Utf8" and op in ("sum", "mean"):
-            _agg(op, dtype, [])  # the error, even with no group
+            _agg(op, dtype, ())  # the error, even with no group
         values = []
         for rows in groups.values():
-            out_type, v = _agg(op, dtype, [col[r] for r in rows])
+            out_type, v = _agg(op, dtype, _gather(col, rows))
             values.append(v)
         names.append(out_name)
         types.append(out_type)
@@ -767,28 +800,39 @@ def _key_join(args: list, op: str, keep_unmatched: bool) -> Table:
                    f"{_POLARS_DTYPE[lt]} on left does not match `{on}`: "
                    f"{_POLARS_DTYPE[rt]} on right (and no other type was available to cast to)")
     names = _joined_names(left, right, ri, op)
-    key = _group_key(lt)
+    lkeys, rkeys = left.columns[li], right.columns[ri]
+    if lt == "Float64":
+        key = _group_key(lt)
+        lkeys, rkeys = tuple(map(key, lkeys)), tuple(map(key, rkeys))
     index: dict = {}
-    for r, v in enumerate(right.columns[ri]):
+    for r, v in enumerate(rkeys):
         if v is not None:  # null keys never match (nulls_equal = false)
-            index.setdefault(key(v), []).append(r)
-    pairs: list[tuple[int, int | None]] = []
+            rows = index.get(v)
+            if rows is None:
+                index[v] = [r]
+            else:
+                rows.append(r)
+    unmatched = right.nrows  # gathers the null appended below
+    left_rows: list[int] = []
+    right_rows: list[int] = []
     ncols = len(names)
-    for r, v in enumerate(left.columns[li]):
-        matches = index.get(key(v)) if v is not None else None
+    for r, v in enumerate(lkeys):
+        matches = index.get(v) if v is not None else None
         if matches:
-            _check_size(len(pairs) + len(matches), ncols, op)
-            pairs.extend((r, m) for m in matches)
+            _check_size(len(left_rows) + len(matches), ncols, op)
+            left_rows.extend([r] * len(matches))
+            right_rows.extend(matches)
         elif keep_unmatched:
-            pairs.append((r, None))
-    _check_size(len(pairs), ncols, op)
-    cols = [tuple(c[lr] for lr, _ in pairs) for c in left.columns]
+            left_rows.append(r)
+            right_rows.append(unmatched)
+    _check_size(len(left_rows), ncols, op)
+    cols = [_gather(c, left_rows) for c in left.columns]
     types = list(left.types)
     for j, c in enumerate(right.columns):
         if j != ri:
-            cols.append(tuple(None if rr is None else c[rr] for _, rr in pairs))
+            cols.append(_gather(c + (None,), right_rows))
             types.append(right.types[j])
-    return Table._make(tuple(names), tuple(types), (True,) * ncols, tuple(cols), len(pairs))
+    return Table._make(tuple(names), tuple(types), (True,) * ncols, tuple(cols), len(left_rows))
 
 
 def inner_join(args: list) -> Table:
