@@ -522,3 +522,32 @@ def test_ops_leave_arguments_alone(h):
 def test_results_are_ok_err_variants(h):
     assert call(h, "arrow.col_count", mixed(), "x") == ok(6)
     assert call(h, "arrow.col_count", mixed(), "q") == err("arrow: column `q` not found")
+
+
+def test_lexfast_run_carries_tables(tmp_path):
+    # end to end through the CLI: a table built, queried and sent back as $arrow_table
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import lexfast
+
+    table = {"$arrow_table": {"nrows": 3, "columns": [
+        {"name": "g", "type": "Utf8", "nullable": False, "values": ["a", "b", "a"]},
+        {"name": "x", "type": "Int64", "nullable": True, "values": [1, None, 3]}]}}
+    reqs = [{"id": 1, "kind": "arrow", "op": "col_sum_int", "args": [table, "x"]},
+            {"id": 2, "kind": "df", "op": "filter_eq_str", "args": [table, "g", "a"]},
+            {"id": 3, "kind": "arrow", "op": "nrows", "args": [{"$arrow_table": []}]}]
+    src = tmp_path / "reqs.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in reqs))
+    env = {**os.environ, "PYTHONPATH": str(Path(lexfast.__file__).resolve().parents[1])}
+    p = subprocess.run([sys.executable, "-m", "lexfast", "run", str(src)], capture_output=True,
+                       cwd=tmp_path, env=env, timeout=60)
+    out = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert out[0] == {"id": 1, "ok": {"$variant": "Ok", "args": [4]}}
+    got = out[1]["ok"]["args"][0]["$arrow_table"]
+    assert got["nrows"] == 2 and got["columns"][1]["values"] == [1, 3]
+    assert got["columns"][0]["nullable"] is True  # a df result, as from_polars makes it
+    assert out[2]["id"] == 3 and "ok" not in out[2] and "arrow_table" in json.dumps(out[2])
