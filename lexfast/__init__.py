@@ -11,11 +11,11 @@ from .handler import CapturedSink, DefaultHandler, Limits, StderrSink, StdoutSin
 from .kernel import COMPILED, NONE, LRURegistry, Variant, err, ok, some
 from .policy import KNOWN_EFFECTS, Policy
 from .table import EffectTable
-from .values import Deque, LexValue, Map, Set
+from .values import Deque, LexValue, Map, Set, Table
 
 __all__ = [
     "COMPILED", "KNOWN_EFFECTS", "NONE", "BudgetExceeded", "CapturedSink", "DefaultHandler",
     "Deque", "EffectError", "EffectTable", "LRURegistry", "LexValue", "Limits", "Map", "Policy",
-    "PolicyDenied", "Set", "StderrSink", "StdoutSink", "Variant", "__version__", "err", "ok",
-    "some",
+    "PolicyDenied", "Set", "StderrSink", "StdoutSink", "Table", "Variant", "__version__", "err",
+    "ok", "some",
 ]

@@ -1,8 +1,8 @@
 """The Lex value model as Python objects (docs/design.md §3), minus ``Variant``.
 
 ``Variant`` and the ``ok/err/some/NONE`` constructors live in the kernel
-(compiled, or the twin); this module holds what is not hot: ``Map``, ``Set``
-and ``Deque``, the reference's key order (``mapkey_sorted``), the
+(compiled, or the twin); this module holds what is not hot: ``Map``, ``Set``,
+``Deque`` and ``Table``, the reference's key order (``mapkey_sorted``), the
 Rust-``Debug`` rendering that error messages use, and the I/O error text.
 It is a leaf: the kernel imports it, never the other way round, so the
 kernel hands its ``Variant`` class in (``register_variant_type``).
@@ -14,6 +14,7 @@ import collections
 import heapq
 import itertools
 import os
+import struct
 from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
@@ -96,13 +97,208 @@ class Deque(_DequeBase):
     __slots__ = ()
 
 
+#: The column types a ``Table`` holds: Arrow's ``DataType`` names (their
+#: ``Display``, what ``arrow.col_type`` answers) for Lex Int, Float, Str, Bool.
+ARROW_TYPES = ("Int64", "Float64", "Utf8", "Boolean")
+_ARROW_PY = {"Int64": int, "Float64": float, "Utf8": str, "Boolean": bool}
+_F64 = struct.Struct("<d")
+
+#: One cell of a ``Table`` column: ``None`` is a null.
+TableCell: TypeAlias = Union[None, int, float, str, bool]
+#: A column as ``Table`` takes it: ``(name, type, values)`` or ``(name, type,
+#: values, nullable)``.
+TableColumnSpec: TypeAlias = Union[
+    tuple[str, str, Iterable[TableCell]], tuple[str, str, Iterable[TableCell], bool]]
+
+
+class Table:
+    """A Lex ``arrow.Table`` (the reference's ``Value::ArrowTable``, an Arrow
+    ``RecordBatch``): immutable, named, typed columns of equal length.
+
+    ``columns`` is a sequence of ``(name, type, values)`` or ``(name, type,
+    values, nullable)``: ``type`` one of ``ARROW_TYPES`` (``"Int64"`` holds
+    Python ``int`` in signed 64-bit, ``"Float64"`` ``float``, ``"Utf8"``
+    ``str``, ``"Boolean"`` ``bool``), ``None`` in ``values`` a null, allowed
+    only in a nullable column (``nullable`` defaults to whether there is a
+    null). Names may repeat, as in Arrow; a lookup by name finds the first.
+    ``nrows`` is needed only for a table with no columns.
+
+    Equality is the reference's (``RecordBatch``'s ``PartialEq``): names,
+    types, nullability, row count and values, Float64 values compared by
+    their bits (``NaN == NaN``, ``0.0 != -0.0``).
+    """
+
+    __slots__ = ("_names", "_types", "_nullable", "_columns", "_nrows")
+
+    _names: tuple[str, ...]
+    _types: tuple[str, ...]
+    _nullable: tuple[bool, ...]
+    _columns: tuple[tuple[TableCell, ...], ...]
+    _nrows: int
+
+    def __init__(self, columns: Iterable[TableColumnSpec] = (), *,
+                 nrows: int | None = None) -> None:
+        names: list[str] = []
+        types: list[str] = []
+        nullable: list[bool] = []
+        cols: list[tuple[TableCell, ...]] = []
+        for i, spec in enumerate(columns):
+            if not isinstance(spec, (tuple, list)) or len(spec) not in (3, 4):
+                raise TypeError(f"Table column #{i} must be (name, type, values[, nullable])")
+            name, dtype, values = spec[0], spec[1], spec[2]
+            if not isinstance(name, str):
+                raise TypeError(f"Table column #{i} name must be a str")
+            if dtype not in _ARROW_PY:
+                raise ValueError(f"Table column `{name}` type must be one of {ARROW_TYPES}, "
+                                 f"not {dtype!r}")
+            values = tuple(values)
+            py = _ARROW_PY[dtype]
+            has_null = False
+            for v in values:
+                if v is None:
+                    has_null = True
+                elif type(v) is not py and not (py is int and isinstance(v, int)
+                                                 and not isinstance(v, bool)):
+                    raise TypeError(f"Table column `{name}` ({dtype}) holds a "
+                                    f"{type(v).__name__}")
+                elif isinstance(v, int) and py is int and not INT_MIN <= v <= INT_MAX:
+                    raise ValueError(f"Table column `{name}` holds an Int outside signed 64-bit")
+            if py is int:
+                values = tuple(None if v is None else int(v) for v in values)
+            null_ok = has_null if len(spec) == 3 else bool(spec[3])
+            if has_null and not null_ok:
+                raise ValueError(f"Table column `{name}` is not nullable but holds a null")
+            names.append(str(name))
+            types.append(dtype)
+            nullable.append(null_ok)
+            cols.append(values)
+        if cols:
+            n = len(cols[0])
+            for name, c in zip(names, cols, strict=True):
+                if len(c) != n:
+                    raise ValueError(f"Table column `{name}` has {len(c)} rows, expected {n}")
+            if nrows is not None and nrows != n:
+                raise ValueError(f"Table has {n} rows, not nrows={nrows}")
+        else:
+            n = 0 if nrows is None else int(nrows)
+            if n < 0:
+                raise ValueError("Table nrows must be >= 0")
+        self._set(tuple(names), tuple(types), tuple(nullable), tuple(cols), n)
+
+    def _set(self, names: tuple, types: tuple, nullable: tuple, columns: tuple, nrows: int) -> None:
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_types", types)
+        object.__setattr__(self, "_nullable", nullable)
+        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_nrows", nrows)
+
+    @classmethod
+    def _make(cls, names: tuple, types: tuple, nullable: tuple, columns: tuple,
+              nrows: int) -> Table:
+        # the builtins' constructor: they build only well-typed columns
+        t = object.__new__(cls)
+        t._set(names, types, nullable, columns, nrows)
+        return t
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Table is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a Table is immutable")
+
+    def __copy__(self) -> Table:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Table:
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (_table_from_state, (self._names, self._types, self._nullable, self._columns,
+                                    self._nrows))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The column names, in order."""
+        return self._names
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """Each column's type, one of ``ARROW_TYPES``."""
+        return self._types
+
+    @property
+    def nullable(self) -> tuple[bool, ...]:
+        """Each column's Arrow ``nullable`` flag."""
+        return self._nullable
+
+    @property
+    def columns(self) -> tuple[tuple[TableCell, ...], ...]:
+        """Each column's values (``None`` for a null), as tuples."""
+        return self._columns
+
+    @property
+    def nrows(self) -> int:
+        return self._nrows
+
+    @property
+    def ncols(self) -> int:
+        return len(self._names)
+
+    def fields_and_columns(self) -> list[tuple[str, str, tuple[TableCell, ...], bool]]:
+        """``(name, type, values, nullable)`` per column: ``Table(t.fields_and_columns(),
+        nrows=t.nrows) == t``."""
+        return list(zip(self._names, self._types, self._columns, self._nullable,
+                        strict=True))
+
+    def index(self, name: str) -> int | None:
+        """The position of the first column called ``name`` (Arrow's
+        ``column_with_name``), or ``None``."""
+        try:
+            return self._names.index(name)
+        except ValueError:
+            return None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Table):
+            return NotImplemented
+        if self is other:
+            return True
+        if (self._nrows != other._nrows or self._names != other._names
+                or self._types != other._types or self._nullable != other._nullable):
+            return False
+        for dtype, a, b in zip(self._types, self._columns, other._columns, strict=True):
+            if dtype == "Float64":
+                # not ``a != b``: that takes NaN for NaN by identity and -0.0 for 0.0
+                if a is not b and [None if x is None else _F64.pack(x) for x in a] != \
+                        [None if x is None else _F64.pack(x) for x in b]:
+                    return False
+            elif a != b:
+                return False
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        r = self.__eq__(other)
+        return r if r is NotImplemented else not r
+
+    def __hash__(self) -> int:
+        return hash((self._names, self._types, self._nullable, self._nrows))
+
+    def __repr__(self) -> str:
+        return f"Table({self.fields_and_columns()!r:.{_REPR_MAX_CHARS}}, nrows={self._nrows})"
+
+
+def _table_from_state(names: tuple, types: tuple, nullable: tuple, columns: tuple,
+                      nrows: int) -> Table:
+    return Table._make(names, types, nullable, columns, nrows)
+
+
 #: A Lex value as Python holds it (docs/design.md §3): Unit ``None``, Bool,
 #: Int (signed 64-bit), Float, Str, Bytes, List, Tuple, Record (``dict`` with
-#: ``str`` keys), ``Map``, ``Set``, ``Deque`` and ``Variant``. What
+#: ``str`` keys), ``Map``, ``Set``, ``Deque``, ``Table`` and ``Variant``. What
 #: ``dispatch`` takes and returns.
 LexValue: TypeAlias = Union[
     None, bool, int, float, str, bytes, list["LexValue"], tuple["LexValue", ...],
-    dict[str, "LexValue"], Map, Set, Deque, "Variant",
+    dict[str, "LexValue"], Map, Set, Deque, Table, "Variant",
 ]
 
 
@@ -245,6 +441,14 @@ def _render(v: object, depth: int, out: list, budget: list) -> None:
                 put(", ")
             _render(x, depth + 1, out, budget)
         put("] }")
+    elif isinstance(v, Table):
+        # The reference derives Debug for RecordBatch (schema, every column's
+        # values, row_count): here the schema and the row count only.
+        fields = [f"{_rust_str(n[:_REPR_MAX_CHARS])}: {t}" for n, t in
+                  zip(v.names[:_REPR_MAX_ITEMS], v.types, strict=False)]
+        if v.ncols > _REPR_MAX_ITEMS:
+            fields.append("…")
+        put(f"ArrowTable(RecordBatch {{ schema: [{', '.join(fields)}], row_count: {v.nrows} }})")
     else:
         put(f"<{type(v).__name__}>")
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from lexfast import DefaultHandler, EffectError, Policy
 from lexfast.builtins import TABLE
 from lexfast.kernel import Variant, err, ok, some
-from lexfast.values import Deque, Map, Set
+from lexfast.values import Deque, Map, Set, Table
 
 OPS = sorted((k, o) for k, ops in TABLE.items() for o in ops)
 CALL_BOUND = 2.0  # seconds per fuzzed call
@@ -80,7 +80,16 @@ def _extend(children):
     )
 
 
-_values = st.recursive(_scalars, _extend, max_leaves=12)
+_TABLES = [
+    Table([]), Table([], nrows=5),
+    Table([("x", "Int64", [1, 2, 2**63 - 1]), ("g", "Utf8", ["a", "b", "a"])]),
+    Table([("x", "Int64", [None, 1]), ("y", "Float64", [math.nan, -0.0]), ("g", "Utf8", [None, ""])]),
+    Table([("x", "Int64", [1]), ("x", "Float64", [1.0])]),
+    Table([("b", "Boolean", [True, None]), ("x", "Int64", [3, 3])]),
+]
+_tables = st.sampled_from(_TABLES)
+_names = st.sampled_from(["x", "y", "g", "b", "nope", ""])
+_values = st.recursive(st.one_of(_scalars, _tables), _extend, max_leaves=12)
 # shapes the ops read (records), so the fuzz reaches past the first check
 _records = st.one_of(
     st.fixed_dictionaries({"rows": _ints, "cols": _ints, "data": st.lists(_floats, max_size=6)}),
@@ -89,7 +98,17 @@ _records = st.one_of(
                            "body": st.none(), "timeout_ms": st.none()}),
     st.fixed_dictionaries({"state": _ints}),
 )
-_args = st.lists(st.one_of(_values, _records), max_size=7)
+# shapes arrow.* / df.* read, so the fuzz reaches past the first check
+_table_args = st.one_of(
+    st.tuples(_tables, _names, st.one_of(_ints, _floats, _texts, _names, st.lists(_names, max_size=3))),
+    st.tuples(_tables, st.lists(_names, max_size=3),
+              st.lists(st.tuples(_names, _names, st.sampled_from(
+                  ["sum", "mean", "min", "max", "count", "n_distinct", "x"])), max_size=3)),
+    st.tuples(_tables, _tables, _names),
+    st.tuples(st.lists(st.tuples(_names, st.lists(st.one_of(_ints, _floats, _texts), max_size=4)),
+                       max_size=3)),
+).map(list)
+_args = st.one_of(st.lists(st.one_of(_values, _records), max_size=7), _table_args)
 
 
 def _deep(depth: int):
@@ -341,3 +360,21 @@ def test_other_bounds_hold(h):
     assert _val(h, "str", "to_int", "9" * 1_000_000).name == "None"
     assert _val(h, "str", "to_float", "1e999999") == some(math.inf)
     assert _val(h, "crypto", "hkdf_sha256", b"k", b"s", b"i", 10**9).name == "Err"
+
+
+def test_arrow_df_amplification_capped(h):
+    big = Table([("k", "Int64", [1] * 5000), ("v", "Utf8", ["x"] * 5000)])
+    for op, args in (("cross_join", [big, big]), ("inner_join", [big, big, "k"]),
+                     ("left_join", [big, big, "k"])):
+        r = _val(h, "df", op, *args)
+        assert r.name == "Err" and "exceeds the cap" in r.args[0]
+    specs = [(f"o{i}", "k", "sum") for i in range(2000)]
+    r = _val(h, "df", "group_by_agg", big, ["k"], specs)
+    assert r.name == "Err" and "exceeds the cap" in r.args[0]
+    # input-proportional work stays bounded: many names, one column
+    assert _val(h, "df", "drop_nulls", big, ["k"] * 100_000).name == "Ok"
+    wide = _val(h, "arrow", "select_cols", big, ["k"] * 100_000).args[0]
+    assert wide.ncols == 100_000
+    r = _val(h, "df", "cross_join", wide, Table([("z", "Int64", [1, 2])]))
+    assert r.name == "Err"
+    assert _val(h, "arrow", "from_int_columns", [("x", list(range(200_000)))]).name == "Ok"

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import (
+    arrow,
     binary,
     chrono,
     cliargs,
@@ -39,7 +40,7 @@ PURE_MODULES = (
 )
 
 _GROUPS = (text, seq, binary, containers, numeric, chrono, seeded, crypto, formats, regex,
-           httpkit, parser, cliargs)
+           httpkit, parser, cliargs, arrow)
 
 
 def _assemble() -> dict[str, dict[str, Callable]]:

@@ -13,6 +13,12 @@ object with exactly one ``$`` key (``$variant`` also takes ``args``):
                                (``encode`` writes them in the reference's
                                key order: Strs, then Ints)
 ``{"$deque": [..]}``           ``lexfast.Deque``
+``{"$arrow_table": {"nrows": N,  ``lexfast.Table`` (an ``arrow.Table``): each
+  "columns": [{"name": ..,       column's ``type`` is ``Int64``, ``Float64``,
+  "type": .., "nullable": ..,    ``Utf8`` or ``Boolean`` and its ``values`` are
+  "values": [..]}, ..]}}``       Ints, Floats (``$float`` where needed), Strs or
+                               Bools, ``null`` for a null (nullable columns
+                               only), all ``nrows`` long
 ``{"$variant": "Name",         Variant (``args`` may be left out when empty;
   "args": [..]}``              ``encode`` always writes it)
 ``{"$float": "nan"}``          the floats JSON has no number for: ``"nan"``,
@@ -45,7 +51,7 @@ import math
 import re
 
 from ..kernel import Variant
-from ..values import INT_MAX, INT_MIN, Deque, Map, Set, mapkey_sorted
+from ..values import INT_MAX, INT_MIN, Deque, Map, Set, Table, mapkey_sorted
 
 #: Lex containers (List, Tuple, Record, Map, Set, Deque, Variant) nested deeper than this
 #: are refused both ways: a bounded recursion, never a ``RecursionError``.
@@ -215,6 +221,12 @@ def _to(v, depth: int):
         return {"$set": mapkey_sorted(keys)}
     if isinstance(v, Deque):
         return {"$deque": [_to(x, d) for x in v]}
+    if isinstance(v, Table):
+        return {"$arrow_table": {"nrows": v.nrows, "columns": [
+            {"name": _check_str(name, "Table column name"), "type": dtype, "nullable": nullable,
+             "values": [_to(x, d) if dtype != "Utf8" or x is None else _check_str(x)
+                        for x in values]}
+            for name, dtype, values, nullable in v.fields_and_columns()]}}
     if isinstance(v, Variant):
         name = v.name
         if not isinstance(name, str) or not name:
@@ -354,6 +366,8 @@ def _from_tagged(tag: str, o: dict, d: int):
         if type(body) is not list:
             raise CodecError("$deque must be a list")
         return Deque([_from(x, d) for x in body])
+    if tag == "$arrow_table":
+        return _table_from(body)
     if tag == "$float":
         f = _FLOAT_TAGS.get(body) if type(body) is str else None
         if f is None:
@@ -365,6 +379,50 @@ def _from_tagged(tag: str, o: dict, d: int):
         return {_check_str(k, "Record key"): _from(x, d) for k, x in body.items()}
     raise CodecError(f"unknown tag {_short(tag)} (a Record with $-keys is written "
                      "{\"$record\": {..}})")
+
+
+_TABLE_CELL = {"Int64": (int,), "Float64": (float, int), "Utf8": (str,), "Boolean": (bool,)}
+
+
+def _table_from(body) -> Table:
+    if type(body) is not dict or set(body) != {"nrows", "columns"}:
+        raise CodecError('$arrow_table must be {"nrows": N, "columns": [..]}')
+    nrows, columns = body["nrows"], body["columns"]
+    if type(nrows) is not int or not 0 <= nrows <= INT_MAX:
+        raise CodecError("$arrow_table nrows must be an Int >= 0")
+    if type(columns) is not list:
+        raise CodecError("$arrow_table columns must be a list")
+    specs = []
+    for c in columns:
+        if type(c) is not dict or set(c) != {"name", "type", "nullable", "values"}:
+            raise CodecError('$arrow_table columns are {"name", "type", "nullable", "values"}')
+        name, dtype, nullable, values = c["name"], c["type"], c["nullable"], c["values"]
+        if type(name) is not str or type(nullable) is not bool or type(values) is not list:
+            raise CodecError("$arrow_table column: name Str, nullable Bool, values a list")
+        kinds = _TABLE_CELL.get(dtype) if type(dtype) is str else None
+        if kinds is None:
+            raise CodecError(f"$arrow_table column {_short(name)}: type must be Int64, Float64, "
+                             "Utf8 or Boolean")
+        cells = []
+        for x in values:
+            if type(x) is dict and dtype == "Float64":
+                x = from_json(x)
+            if x is not None and type(x) not in kinds:
+                raise CodecError(f"$arrow_table column {_short(name)} ({dtype}) holds "
+                                 f"{_kind(x)}")
+            if type(x) is int:
+                if not INT_MIN <= x <= INT_MAX:
+                    raise CodecError(f"Int {_short(x)} is outside signed 64-bit")
+                if dtype == "Float64":
+                    x = float(x)
+            elif type(x) is str:
+                _check_str(x)
+            cells.append(x)
+        specs.append((_check_str(name, "Table column name"), dtype, cells, nullable))
+    try:
+        return Table(specs, nrows=nrows)
+    except (TypeError, ValueError) as e:
+        raise CodecError(f"$arrow_table: {e}") from None
 
 
 def _key_from(k, what: str):

@@ -30,11 +30,13 @@ from lexfast import (
     Set,
     StderrSink,
     StdoutSink,
+    Table,
     Variant,
     err,
     ok,
     some,
 )
+from lexfast.values import TableCell
 
 
 def readme_vm_example() -> None:
@@ -136,7 +138,12 @@ def values() -> None:
     value: LexValue = record
     compiled: bool = COMPILED
     version: str = lexfast.__version__
-    del e, s, n, name, value, compiled, version, first, keys
+    table = Table([("x", "Int64", [1, None]), ("y", "Utf8", ["a", "b"], True)])
+    cells: tuple[TableCell, ...] = table.columns[0]
+    col_names: tuple[str, ...] = table.names
+    nrows: int = table.nrows
+    as_value: LexValue = [table]
+    del e, s, n, name, value, compiled, version, first, keys, cells, col_names, nrows, as_value
 
 
 def errors(handler: DefaultHandler) -> None:
