@@ -1,0 +1,305 @@
+"""The compiled hot ops of ``bytes`` (_binary_c.pyx), ``math``/``decimal``
+(_numeric_c.pyx) and ``json.parse`` (_json_c.pyx) against the Python
+definitions they replace (binary.py, numeric.py, formats.py): the same value
+or the same error text for every argument shape, with the edges a C fast
+path gets wrong (Bool vs Int, i64 bounds, subclasses, bytearray/memoryview,
+too-short argument lists, NaN/inf, huge inputs). Run once per core
+(``LEXFAST_NO_EXTENSIONS=1`` for the pure-Python one): on the twin the table
+holds the Python definitions and the comparisons are trivially equal, the
+value checks still run.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import struct
+
+import pytest
+
+import lexfast
+from lexfast import DefaultHandler, EffectError, Policy
+from lexfast import builtins as B
+from lexfast.builtins import binary as BIN
+from lexfast.builtins import numeric as NUM
+from lexfast.kernel import Variant
+
+I64_MAX = (1 << 63) - 1
+I64_MIN = -(1 << 63)
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+@pytest.fixture(scope="module")
+def h():
+    handler = DefaultHandler(Policy.pure())
+    yield handler
+    handler.close()
+
+
+def _outcome(fn, args):
+    try:
+        r = fn(args)
+    except EffectError as e:
+        return ("err", str(e))
+    if isinstance(r, float) and r != r:
+        return ("ok", "NaN")
+    if isinstance(r, float):
+        return ("ok", r, math.copysign(1.0, r), type(r))
+    if isinstance(r, Variant):
+        return ("ok", r, type(r.args[0]) if r.args else None)
+    return ("ok", r, type(r))
+
+
+class Sub(bytes):
+    pass
+
+
+class FSub(float):
+    pass
+
+
+class ISub(int):
+    pass
+
+
+# -- the table follows the kernel ------------------------------------------------
+
+@pytest.mark.parametrize("mod, flag, so", [(BIN, "BINARY_COMPILED", "_binary_c"),
+                                           (NUM, "NUMERIC_COMPILED", "_numeric_c")])
+def test_the_hot_ops_follow_the_kernel(mod, flag, so):
+    compiled = getattr(mod, flag)
+    if _flag("LEXFAST_NO_EXTENSIONS") or not lexfast.COMPILED:
+        assert not compiled
+    elif _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+        assert compiled
+    for (kind, op), fn in mod.BUILTINS.items():
+        name = f"{kind}_{op}"
+        if name in mod.PY_HOT:
+            assert B.TABLE[kind][op] is fn
+            if compiled:
+                assert fn.__module__ == f"lexfast.builtins.{so}", name
+            else:
+                assert fn is mod.PY_HOT[name], name
+
+
+@pytest.mark.parametrize("so", ["_binary_c", "_numeric_c", "_json_c"])
+def test_the_compiled_ops_are_not_stale(so):
+    here = os.path.dirname(BIN.__file__)
+    pyx = os.path.join(here, f"{so}.pyx")
+    if not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(here)), "setup.py")):
+        pytest.skip("an installed build (its .pyx ships beside it for reference)")
+    for lib in glob.glob(os.path.join(here, f"{so}.*.so")):
+        assert os.path.getmtime(lib) >= os.path.getmtime(pyx), \
+            f"{lib} is older than {pyx}: rebuild it (python setup.py build_ext --inplace)"
+
+
+# -- bytes ---------------------------------------------------------------------
+
+_BYTES_VALUES = [b"", b"a", b"hello", bytes(range(256)), b"\xff\xfe", b"\xe2\x82", b"\xc3\xa9x",
+                 bytearray(b"ab"), memoryview(b"xyz"), Sub(b"sub"), "str", "é\ud800", 0, 1, -1, 2,
+                 7, 255, 256, 65535, I64_MAX, I64_MIN, 1 << 63, -(1 << 63) - 1, 1 << 64, True,
+                 False, None, 1.5, ISub(3), [b"a"]]
+
+
+def _bytes_arglists():
+    vals = _BYTES_VALUES
+    yield []
+    for a in vals:
+        yield [a]
+        for b in vals:
+            yield [a, b]
+    for a in (b"", b"abcdef", bytearray(b"abcdef"), 5, None):
+        for lo in (0, 1, 3, 6, 7, -1, I64_MIN, I64_MAX, 1 << 64, True, None):
+            for hi in (0, 2, 6, 7, -1, -2, I64_MAX, 1 << 64, False):
+                yield [a, lo, hi]
+
+
+def test_bytes_hot_ops_match_the_python_definitions():
+    for name, py in BIN.PY_HOT.items():
+        kind, op = name.split("_", 1)
+        fn = B.TABLE[kind][op]
+        for args in _bytes_arglists():
+            assert _outcome(fn, list(args)) == _outcome(py, list(args)), (name, args)
+        assert _outcome(fn, ()) == _outcome(py, ())  # not a list: the checks still word it
+
+
+def test_bytes_hot_ops_match_generated():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    value = st.one_of(st.binary(max_size=12), st.text(max_size=6),
+                      st.integers(min_value=-(1 << 65), max_value=1 << 65),
+                      st.integers(min_value=-3, max_value=20), st.booleans(), st.none())
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(sorted(BIN.PY_HOT)), st.lists(value, max_size=4))
+    def check(name, args):
+        kind, op = name.split("_", 1)
+        assert _outcome(B.TABLE[kind][op], list(args)) == _outcome(BIN.PY_HOT[name], list(args))
+
+    check()
+
+
+def test_bytes_values(h):
+    def d(op, *a):
+        return h.dispatch("bytes", op, list(a))
+
+    assert d("len", bytearray(b"abc")) == 3
+    assert d("len", memoryview(b"abcd")) == 4
+    assert d("eq", b"ab", bytearray(b"ab")) is True
+    assert d("concat", memoryview(b"a"), b"b") == b"ab"
+    assert type(d("concat", Sub(b"a"), Sub(b"b"))) is bytes
+    assert d("slice", b"abcdef", 1, 3) == b"bc"
+    assert d("slice", b"abcdef", 6, 6) == b""
+    with pytest.raises(EffectError, match=r"out of range \[18446744073709551615\.\.2\] of 6"):
+        d("slice", b"abcdef", -1, 2)
+    with pytest.raises(EffectError, match="expected Int, got Bool"):
+        d("slice", b"abcdef", True, 2)
+    with pytest.raises(EffectError, match="outside i64"):
+        d("slice", b"abcdef", 0, 1 << 63)
+    with pytest.raises(EffectError, match="missing argument"):
+        d("slice", b"abcdef", 0)
+    assert d("u8", -1) == b"\xff"
+    assert d("u16_le", 0x1234_5678) == b"\x78\x56"
+    assert d("u32_le", -2) == b"\xfe\xff\xff\xff"
+    assert d("u64_le", I64_MIN) == struct.pack("<q", I64_MIN)
+    big = bytes(range(8)) * 2
+    assert d("u64_le_at", struct.pack("<q", -5), 0).args == (-5,)
+    assert d("u32_le_at", big, 4).args == (struct.unpack_from("<I", big, 4)[0],)
+    assert d("u16_le_at", big, 14).args == (0x0706,)
+    assert d("u16_le_at", big, 15).args[0] == "bytes.u16_le_at: offset 15 out of range of 16 bytes"
+    assert d("u8_at", big, -1).args[0] == \
+        "bytes.u8_at: offset 18446744073709551615 out of range of 16 bytes"
+    assert d("u8_at", big, I64_MAX).name == "Err"
+    assert d("from_str", "é\ud800") == "é\ud800".encode("utf-8", "surrogatepass")
+    assert d("to_str", b"\xe2\x82").args == ("incomplete utf-8 byte sequence from index 0",)
+    huge = b"x" * (1 << 20)
+    assert d("len", huge) == 1 << 20
+    assert d("slice", huge, 1, 1 << 20) == huge[1:]
+
+
+# -- math / decimal ------------------------------------------------------------
+
+_FLOATS = [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, 1.0, -1.0, 2.0,
+           3.0, -3.0, 1e308, -1e308, 5e-324, -5e-324, 4503599627370497.0, 1e16 + 1,
+           math.inf, -math.inf, math.nan, math.pi, -math.e, 1e-320, 710.0, -745.5, 0.1]
+_NOT_FLOATS = [FSub(2.5), 1, 0, True, None, "1.0", I64_MAX]
+
+
+def test_math_hot_ops_match_the_python_definitions():
+    vals = _FLOATS + _NOT_FLOATS
+    for name, py in NUM.PY_HOT.items():
+        if not name.startswith("math_"):
+            continue
+        fn = B.TABLE["math"][name[5:]]
+        assert _outcome(fn, []) == _outcome(py, [])
+        for a in vals:
+            assert _outcome(fn, [a]) == _outcome(py, [a]), (name, a)
+            for b in vals:
+                assert _outcome(fn, [a, b]) == _outcome(py, [a, b]), (name, a, b)
+
+
+def test_math_hot_ops_match_generated():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    names = sorted(n for n in NUM.PY_HOT if n.startswith("math_"))
+    value = st.one_of(st.floats(), st.floats(min_value=-4, max_value=4),
+                      st.integers(min_value=-3, max_value=3).map(float), st.integers(), st.none())
+
+    @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(names), st.lists(value, max_size=3))
+    def check(name, args):
+        fn = B.TABLE["math"][name[5:]]
+        assert _outcome(fn, list(args)) == _outcome(NUM.PY_HOT[name], list(args))
+
+    check()
+
+
+def _dec(c, e):
+    return {"coefficient": c, "exponent": e}
+
+
+def test_decimal_hot_ops_match_the_python_definitions():
+    from lexfast.values import Map
+
+    decs = [_dec(c, e) for c in (0, 1, -1, 7, 123, -45, 10**17, I64_MAX, I64_MIN, 922337203685477580)
+            for e in (0, 1, -1, 2, -2, 18, -18, 19, -19, I64_MAX, I64_MIN)]
+    bad = [None, 3, Map({"coefficient": 1, "exponent": 0}), _dec(True, 0), _dec(1, 1 << 63),
+           {"coefficient": 1}, _dec(1.0, 0), {"coefficient": ISub(2), "exponent": 1}]
+    for name in ("decimal_add", "decimal_sub", "decimal_mul", "decimal_compare"):
+        fn = B.TABLE["decimal"][name[8:]]
+        py = NUM.PY_HOT[name]
+        assert _outcome(fn, []) == _outcome(py, [])
+        for a in decs + bad:
+            assert _outcome(fn, [a]) == _outcome(py, [a]), (name, a)
+            for b in decs[::3] + bad:
+                assert _outcome(fn, [a, b]) == _outcome(py, [a, b]), (name, a, b)
+                assert _outcome(fn, [b, a]) == _outcome(py, [b, a]), (name, b, a)
+
+
+def test_decimal_hot_ops_match_generated():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    i64 = st.one_of(st.integers(min_value=I64_MIN, max_value=I64_MAX),
+                    st.integers(min_value=-25, max_value=25))
+    dec = st.builds(_dec, i64, i64)
+
+    @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(["decimal_add", "decimal_sub", "decimal_mul", "decimal_compare"]),
+           dec, dec)
+    def check(name, a, b):
+        fn = B.TABLE["decimal"][name[8:]]
+        assert _outcome(fn, [a, b]) == _outcome(NUM.PY_HOT[name], [a, b])
+
+    check()
+
+
+def test_math_values(h):
+    def m(op, *a):
+        return h.dispatch("math", op, list(a))
+
+    assert m("sqrt", -1.0) != m("sqrt", -1.0)
+    assert m("exp", 1000.0) == math.inf
+    assert m("log", 0.0) == -math.inf
+    assert m("round", 2.5) == 3.0 and m("round", -2.5) == -3.0
+    assert math.copysign(1.0, m("round", -0.4)) == -1.0
+    assert math.copysign(1.0, m("ceil", -0.5)) == -1.0
+    assert m("pow", -0.0, -1.0) == -math.inf
+    assert m("pow", 10.0, 400.0) == math.inf
+    assert m("pow", -8.0, 1.0 / 3) != m("pow", -8.0, 1.0 / 3)
+    assert m("min", math.nan, 1.0) == 1.0 and m("max", 2.0, math.nan) == 2.0
+    assert m("abs", FSub(-2.5)) == 2.5
+    with pytest.raises(EffectError, match=r"expected Float, got Int\(2\)"):
+        m("sqrt", 2)
+    with pytest.raises(EffectError, match="expected Float, got Bool"):
+        m("pow", 2.0, True)
+    with pytest.raises(EffectError, match="missing argument"):
+        m("atan2", 1.0)
+
+
+def test_decimal_values(h):
+    def dd(op, *a):
+        return h.dispatch("decimal", op, list(a))
+
+    assert dd("add", _dec(15, -1), _dec(2, 0)) == _dec(35, -1)
+    assert dd("sub", _dec(1, 2), _dec(1, 0)) == _dec(99, 0)
+    assert dd("mul", _dec(-3, -2), _dec(4, 1)) == _dec(-12, -1)
+    assert dd("compare", _dec(10, 0), _dec(1, 1)) == 0
+    with pytest.raises(EffectError, match="decimal.add: overflow"):
+        dd("add", _dec(I64_MAX, 0), _dec(1, 0))
+    with pytest.raises(EffectError, match=r"exceeds max \(18\)"):
+        dd("add", _dec(1, 19), _dec(1, 0))
+    with pytest.raises(EffectError, match="negative exponent"):
+        dd("compare", _dec(1, I64_MAX), _dec(1, -1))  # the shift wraps, as i64 does
+    with pytest.raises(EffectError, match=r"overflow aligning \(shift 18\)"):
+        dd("sub", _dec(10, 18), _dec(1, 0))
+    with pytest.raises(EffectError, match="exponent overflow"):
+        dd("mul", _dec(1, I64_MAX), _dec(1, 1))
+    with pytest.raises(EffectError, match="decimal: missing argument"):
+        dd("mul", _dec(1, 0))
