@@ -45,7 +45,7 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
                     include_dirs=["include"],
                     define_macros=macros,
                 )
-                for name in ("_binary_c", "_numeric_c")
+                for name in ("_binary_c", "_numeric_c", "_json_c")
             ),
         ],
         # Safety checks (boundscheck, wraparound, cdivision) keep their safe

@@ -12,6 +12,7 @@ value checks still run.
 from __future__ import annotations
 
 import glob
+import json
 import math
 import os
 import struct
@@ -303,3 +304,106 @@ def test_decimal_values(h):
         dd("mul", _dec(1, I64_MAX), _dec(1, 1))
     with pytest.raises(EffectError, match="decimal: missing argument"):
         dd("mul", _dec(1, 0))
+
+
+# -- json.parse: the compiled fast path against the Python path ----------------
+
+def _canon(v):
+    """``v`` with types, key order and the sign of zero made visible."""
+    t = type(v)
+    if t is dict:
+        return ("dict", [(k, _canon(x)) for k, x in v.items()])
+    if t is list:
+        return ("list", [_canon(x) for x in v])
+    if t is float:
+        return ("float", repr(v), math.copysign(1.0, v))
+    if isinstance(v, Variant):
+        return ("variant", v.name, [_canon(x) for x in v.args])
+    return (t.__name__, v)
+
+
+def _json_outcomes(s):
+    from lexfast.builtins import formats as F
+
+    good, v = F.loads(s)
+    pgood, pv = F.loads_py(s)
+    return (good, _canon(v)), (pgood, _canon(pv))
+
+
+_JSON_CASES = [
+    "", " ", "0", "-0", "-0.0", "-0e1", "[-0]", '{"a":-0}', "-01", "1", "-1", "1.5", "1e5", "1E+05",
+    "1e400", "1e-400", "1e999", "-1e308", "0.1e-99", "1e99", "1e100", "1e-007",
+    "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+    "999999999999999999", "1000000000000000000", "12345678901234567890.5", "0.12345678901234567890123",
+    "NaN", "Infinity", "-Infinity", "[NaN]", "nan", "true", "false", "null", "tru", "nul", "t",
+    '"a"', '"\\ud800"', '"\\ud83d\\ude00"', '"\\udc00"', '"\\uD83D\\uDE00"', '"x\\ud800y"', '"\ud800"',
+    '"\\u00e9"', '"é日本😀"', '"\\\\ud800"', '"\x01"', '"\\x"', '"abc', "[1,]", "[1 2]", '{"a" 1}',
+    "{1:2}", '{"b":1,"a":2}', '{"a":1,"a":2}', '{"b":1,"a":2,"b":3}', '{"":1,"a":2}', '{"$":1}',
+    '{"$variant":"Some","args":[1]}', '{"args":[{"b":1,"a":0}],"$variant":"Ok"}',
+    '{"$variant":1,"args":[1]}', '{"$variant":"X","args":2}', '{"$bytes":"00ff"}',
+    '{"$bytes":"0g"}', '{"$bytes":"00","x":1}', '{"$bytes":"ABcd"}', '{"$bytes":""}',
+    '{"#":1,"!":2}', '{"é":1,"e":2,"日":3,"😀":4,"z":5}', '{"ab":1,"a":2,"abc":3,"":4}',
+    "[" * 128 + "]" * 128, "[" * 129 + "]" * 129, "{\"a\":" * 128 + "1" + "}" * 128,
+    "{\"a\":" * 129 + "1" + "}" * 129, '["[[[[",' + "[" * 127 + "]" * 127 + "]", "[" * 100000,
+    " [1] ", "\t{\"a\" : [ 1 , 2 ] }\r\n", "\ufeff1", "1 2", "[1]x", "\x0b1", "[]", "{}", "[{}]",
+    "-", "--1", "+1", ".5", "1.", "1.e5", "0x10", "[1e5,-0.5E-3,2e+8]",
+]
+
+
+def test_json_parse_fast_path_matches_the_python_path():
+    for s in _JSON_CASES:
+        fast, py = _json_outcomes(s)
+        assert fast == py, s
+
+
+def test_json_parse_fast_path_big_objects():
+    keys = [f"k{i:03d}" for i in range(100)]
+    for n in (1, 2, 31, 32, 33, 34, 100):
+        for ks in (keys[:n], keys[:n][::-1], keys[:n][1::2] + keys[:n][::2]):
+            s = json.dumps({k: i for i, k in enumerate(ks)})
+            fast, py = _json_outcomes(s)
+            assert fast == py, n
+            assert [k for k, _ in fast[1][1]] == sorted(ks)
+        s = "{" + ",".join(f'"{k}":1' for k in keys[:n] + keys[:n]) + "}"  # duplicates
+        assert _json_outcomes(s)[0] == _json_outcomes(s)[1]
+
+
+def test_json_parse_fast_path_matches_generated():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                        st.text(max_size=6), st.sampled_from(["$variant", "$bytes", "", "$"]))
+    values = st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.sampled_from(
+            ["$variant", "args", "$bytes", "", "a", "b"])), inner, max_size=5)), max_leaves=20)
+    noise = st.sampled_from(["", " ", "-0", "1e400", "\\ud800", "]", ",", "NaN", "e", "0", "\ud800",
+                             "99999999999999999999", '"', "{", "\\"])
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(values, noise, st.integers(min_value=0, max_value=60), st.booleans())
+    def check(v, junk, at, ascii_):
+        s = json.dumps(v, ensure_ascii=ascii_)
+        fast, py = _json_outcomes(s)
+        assert fast == py
+        t = s[:at] + junk + s[at:]
+        fast, py = _json_outcomes(t)
+        assert fast == py
+
+    check()
+
+
+def test_json_parse_fast_path_is_taken():
+    from lexfast.builtins import formats as F
+
+    if not F.JSON_COMPILED:
+        assert F._fast_loads("[1]") is None
+        return
+    from lexfast.builtins import _json_c
+
+    assert _json_c.loads('{"b":[1,2.5,"x"],"a":null}') == (True, {"a": None, "b": [1, 2.5, "x"]})
+    for s in ("-0", "[1e400]", "NaN", '"\\ud800"', "[" * 129 + "]" * 129, "[1,]", "", "x", "1 2",
+              "12345678901234567890"):
+        assert _json_c.loads(s) is None, s
+    assert _json_c.loads(b"[1]") is None  # not a str: the Python path words it

@@ -18,7 +18,10 @@ without ``preserve_order``: objects are ``BTreeMap``s), so:
 
 ``json.parse`` uses the C ``json`` scanner with a cheap object hook; a
 pre-scan sends only texts with rare number shapes (``-0``, huge integers,
-big exponents) through per-number hooks. Nesting deeper than serde_json's
+big exponents) through per-number hooks. On the compiled core a text without
+rare shapes, errors or surrogates takes the compiled fast path
+(``lexfast.builtins._json_c``: one C pre-scan, the hookless C scanner, one
+ordering walk) and yields the same value; everything else comes here. Nesting deeper than serde_json's
 limit of 128 is the reference's ``recursion limit exceeded`` error, never a
 ``RecursionError``. Error texts follow serde_json's (``expected value at
 line 1 column 1``, ``EOF while parsing a list at ...``, ``trailing
@@ -30,11 +33,12 @@ from __future__ import annotations
 import json
 import math
 import operator
+import os
 import re
 from collections.abc import Callable
 
 from ..errors import EffectError
-from ..kernel import NONE, Variant, err, ok, some
+from ..kernel import COMPILED, NONE, Variant, err, ok, some
 from ..values import INT_MAX, INT_MIN, Map, debug_repr
 
 #: serde_json's nesting limit (``remaining_depth`` starts at 128)
@@ -509,9 +513,41 @@ def _has_surrogate(v: object) -> bool:
     return False
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+def _no_fast_path(s: str) -> None:
+    return None
+
+
+#: the compiled fast path of ``loads`` (``None``: take the Python path)
+_fast_loads: Callable[[str], tuple[bool, object] | None] = _no_fast_path
+#: whether ``json.parse`` has the compiled fast path (``lexfast.builtins._json_c``)
+JSON_COMPILED = False
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _json_c
+    except ImportError:  # built without it: the Python path serves alone
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _fast_loads = _json_c.loads
+        JSON_COMPILED = True
+
+
 def loads(s: str) -> tuple[bool, object]:
     """``serde_json::from_str`` then ``Value::from_json``: ``(True, value)``
     or ``(False, message)``."""
+    r = _fast_loads(s)
+    if r is not None:
+        return r
+    return loads_py(s)
+
+
+def loads_py(s: str) -> tuple[bool, object]:
+    """``loads`` without the compiled fast path (every error, every rare
+    shape, and the whole of it on the twin)."""
     e = s.encode("utf-8", "surrogatepass")
     if _too_deep(e):
         return False, f"recursion limit exceeded at {_depth_pos(s)}"
