@@ -407,3 +407,84 @@ def test_json_parse_fast_path_is_taken():
               "12345678901234567890"):
         assert _json_c.loads(s) is None, s
     assert _json_c.loads(b"[1]") is None  # not a str: the Python path words it
+
+
+# -- json.stringify: the compiled walk against the Python path -------------------
+
+def _dumps_outcome(fn, v):
+    try:
+        return ("ok", fn(v))
+    except EffectError as e:
+        return ("err", str(e))
+    except RecursionError:
+        return ("err", "recursion")
+
+
+def _stringify_cases():
+    from lexfast.values import Deque, Map, Set
+
+    class S(str):
+        pass
+
+    deep = []
+    cur = deep
+    for _ in range(600):
+        nxt: list = []
+        cur.append(nxt)
+        cur = nxt
+    return [
+        None, True, False, 0, -1, I64_MIN, 1 << 70, ISub(5), 1.5, -0.0, 0.0, 1e16, 9999999999999998.0,
+        1e-4, 0.0001 - 1e-20, 1e-5, -1e300, math.nan, math.inf, -math.inf, FSub(1e20), FSub(2.5),
+        "", "é\n\"\\", "\ud800", S("sub"), b"", b"\x00\xff", bytearray(b"ab"), memoryview(b"c"),
+        [1, [2, [3.0]]], (1, "a"), {"b": 1, "a": [1e16]}, {"a": {"$variant": "X"}},
+        {1: "int key"}, {"k": S("v")}, {S("k"): 1}, Variant("Some", (1,)), Variant("None", ()),
+        Variant("Ok", ([1.5e-7], {"z": 1, "y": b"\x01"})), Map({"b": 1, "a": 2}), Map({1: "x", "a": "y"}),
+        Set({3, 1, "a"}), Deque([1, 2.5e20]), [Map({2: [1e-9]})], object(), deep, [deep],
+        {"s": "1e+5"}, ["x" * 10] * 5, [math.nan, {"x": math.inf}],
+    ]
+
+
+def test_json_stringify_compiled_matches_the_python_path():
+    from lexfast.builtins import formats as F
+
+    for v in _stringify_cases():
+        got = _dumps_outcome(F.dumps, v)
+        want = _dumps_outcome(F.dumps_py, v)
+        if want[1].startswith("<object object"):
+            continue  # an arbitrary object's str: its address
+        assert got == want, v
+
+
+def test_json_stringify_cap_matches():
+    from lexfast.builtins import formats as F
+    from lexfast.values import Map
+
+    mib = "x" * (1 << 20)  # the cap is 64 MiB of chars: these pass it by the keys, names, hex
+    assert F.STRINGIFY_MAX_CHARS == 1 << 26
+    for v in ([mib] * 65, {"kk": [mib] * 64}, [Variant("N", tuple([mib] * 64))],
+              [b"\x00" * (1 << 25)], {"a": [Map({"kkkkkk": [mib] * 64})]}, (mib,) * 65):
+        got = _dumps_outcome(F.dumps, v)
+        assert got == _dumps_outcome(F.dumps_py, v), type(v)
+        assert got[1] == "json: value's strings exceed the cap of 67108864 chars"
+
+
+def test_json_stringify_generated():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from lexfast.builtins import formats as F
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+                        st.binary(max_size=4))
+    values = st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=3), inner, max_size=4),
+        st.builds(Variant, st.text(max_size=3), st.lists(inner, max_size=2).map(tuple))),
+        max_leaves=20)
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(values)
+    def check(v):
+        assert _dumps_outcome(F.dumps, v) == _dumps_outcome(F.dumps_py, v)
+
+    check()

@@ -1,5 +1,12 @@
 # cython: language_level=3
-"""The compiled fast path of ``json.parse`` (``lexfast/builtins/formats.py``).
+"""The compiled fast paths of ``json.parse`` and ``json.stringify``
+(``lexfast/builtins/formats.py``).
+
+``to_json(v, fallback)`` is formats.py's ``_to_json`` in one C walk, which
+also counts the characters of the strings (for the stringify cap) and notes a
+float Python would write with an exponent (Rust writes those differently):
+``(json_data, chars, rare_float)``. A value of any other type than the exact
+builtins, ``Variant`` and ``bytes`` goes to ``fallback`` (``_to_json``).
 
 ``loads(s)`` answers ``(True, value)`` for a text it can vouch for, else
 ``None`` and formats.py's Python path answers (every error, with serde_json's
@@ -27,6 +34,7 @@ import re as _re
 
 from cpython.object cimport PyObject
 
+from ..errors import EffectError
 from ..kernel import Variant
 
 cdef extern from "Python.h":
@@ -46,6 +54,19 @@ cdef extern from "Python.h":
     int PyUnicode_Compare(object a, object b) except? -1
     Py_UCS4 PyUnicode_READ_CHAR(object o, Py_ssize_t i)
     object PyDict_New()
+    bint PyFloat_CheckExact(object o)
+    double PyFloat_AS_DOUBLE(object o)
+    bint PyTuple_CheckExact(object o)
+    bint PyBytes_CheckExact(object o)
+    object PyList_New(Py_ssize_t n)
+    void PyList_SET_ITEM(object o, Py_ssize_t i, object v)
+    Py_ssize_t PyTuple_GET_SIZE(object o)
+    PyObject* PyTuple_GET_ITEM(object o, Py_ssize_t i)
+    void Py_INCREF(object o)
+
+cdef extern from "math.h":
+    bint isfinite(double x)
+    double fabs(double x)
 
 cdef extern from "string.h":
     int memcmp(const void *a, const void *b, size_t n)
@@ -277,3 +298,109 @@ def loads(s):
     if end != n:
         return None
     return (True, _convert(v))
+
+
+# -- json.stringify: Value::to_json ------------------------------------------------
+
+#: formats.py's ``_to_json`` depth cap
+cdef Py_ssize_t TO_JSON_MAX_DEPTH = 512
+
+
+cdef class _Walk:
+    cdef Py_ssize_t chars
+    cdef bint rare_float
+    cdef object fallback
+
+
+cdef object _measure(_Walk w, object j):
+    """Count the strings of the JSON data ``j`` (from ``fallback``) and note
+    its floats, as ``_tj`` does for what it builds itself."""
+    cdef double x
+    if PyUnicode_CheckExact(j):
+        w.chars += PyUnicode_GET_LENGTH(j)
+    elif PyFloat_CheckExact(j):
+        x = PyFloat_AS_DOUBLE(j)
+        if x != 0.0 and (fabs(x) >= 1e16 or fabs(x) < 1e-4):
+            w.rare_float = True
+    elif PyList_CheckExact(j):
+        for x_ in <list>j:
+            _measure(w, x_)
+    elif PyDict_CheckExact(j):
+        for k, x_ in (<dict>j).items():
+            w.chars += len(k)
+            _measure(w, x_)
+    return None
+
+
+cdef object _other(_Walk w, object v, Py_ssize_t depth):
+    j = w.fallback(v, depth)
+    _measure(w, j)
+    return j
+
+
+cdef object _tj(_Walk w, object v, Py_ssize_t depth):
+    cdef double x
+    cdef Py_ssize_t i, n
+    cdef object out, key
+    cdef PyObject *pk
+    cdef PyObject *pv
+    cdef Py_ssize_t pos = 0
+    if PyUnicode_CheckExact(v):
+        w.chars += PyUnicode_GET_LENGTH(v)
+        return v
+    if v is None or v is True or v is False or type(v) is int:
+        return v
+    if PyFloat_CheckExact(v):
+        x = PyFloat_AS_DOUBLE(v)
+        if not isfinite(x):
+            return None
+        if x != 0.0 and (fabs(x) >= 1e16 or fabs(x) < 1e-4):
+            w.rare_float = True  # Python writes an exponent: ``1e+16``, ``1e-05``
+        return v
+    if depth > TO_JSON_MAX_DEPTH:
+        raise EffectError("json: value nested too deeply")
+    if PyList_CheckExact(v):
+        n = PyList_GET_SIZE(v)
+        out = PyList_New(n)
+        for i in range(n):
+            item = _tj(w, <object>PyList_GET_ITEM(v, i), depth + 1)
+            Py_INCREF(item)
+            PyList_SET_ITEM(out, i, item)
+        return out
+    if PyTuple_CheckExact(v):
+        n = PyTuple_GET_SIZE(v)
+        out = PyList_New(n)
+        for i in range(n):
+            item = _tj(w, <object>PyTuple_GET_ITEM(v, i), depth + 1)
+            Py_INCREF(item)
+            PyList_SET_ITEM(out, i, item)
+        return out
+    if PyDict_CheckExact(v):
+        out = PyDict_New()
+        while PyDict_Next(v, &pos, &pk, &pv):
+            if not PyUnicode_CheckExact(<object>pk):
+                return _other(w, v, depth)  # str(k) of another key: the Python walk
+        pos = 0
+        while PyDict_Next(v, &pos, &pk, &pv):
+            w.chars += PyUnicode_GET_LENGTH(<object>pk)
+            PyDict_SetItem(out, <object>pk, _tj(w, <object>pv, depth + 1))
+        return out
+    if type(v) is Variant:
+        name = v.name
+        if not PyUnicode_CheckExact(name):
+            return _other(w, v, depth)
+        w.chars += 12 + PyUnicode_GET_LENGTH(name)  # "$variant", "args", the name
+        return {"$variant": name, "args": _tj(w, list(v.args), depth)}
+    if PyBytes_CheckExact(v):
+        h = (<bytes>v).hex()
+        w.chars += 6 + PyUnicode_GET_LENGTH(h)  # "$bytes", the hex
+        return {"$bytes": h}
+    return _other(w, v, depth)
+
+
+def to_json(v, fallback):
+    """formats.py's ``_to_json(v)`` as ``(json_data, chars, rare_float)``."""
+    cdef _Walk w = _Walk()
+    w.fallback = fallback
+    j = _tj(w, v, 0)
+    return j, w.chars, w.rare_float

@@ -21,7 +21,10 @@ pre-scan sends only texts with rare number shapes (``-0``, huge integers,
 big exponents) through per-number hooks. On the compiled core a text without
 rare shapes, errors or surrogates takes the compiled fast path
 (``lexfast.builtins._json_c``: one C pre-scan, the hookless C scanner, one
-ordering walk) and yields the same value; everything else comes here. Nesting deeper than serde_json's
+ordering walk) and yields the same value; everything else comes here.
+``json.stringify`` there builds the JSON data in one compiled walk that also
+counts its strings for the cap and spots the floats Rust writes differently
+(``dumps_py`` is the Python path, the whole of it on the twin). Nesting deeper than serde_json's
 limit of 128 is the reference's ``recursion limit exceeded`` error, never a
 ``RecursionError``. Error texts follow serde_json's (``expected value at
 line 1 column 1``, ``EOF while parsing a list at ...``, ``trailing
@@ -43,6 +46,35 @@ from ..values import INT_MAX, INT_MIN, Map, debug_repr
 
 #: serde_json's nesting limit (``remaining_depth`` starts at 128)
 MAX_DEPTH = 128
+
+
+# the compiled fast paths (lexfast.builtins._json_c), on the compiled core
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+def _no_fast_path(s: str) -> None:
+    return None
+
+
+#: the compiled fast path of ``loads`` (answers ``None``: take the Python path)
+_fast_loads: Callable[[str], tuple[bool, object] | None] = _no_fast_path
+#: the compiled ``_to_json`` of ``dumps`` (``None``: the Python path)
+_to_json_c: Callable[[object, Callable], tuple[object, int, bool]] | None = None
+#: whether ``json.parse``/``json.stringify`` have the compiled fast paths
+#: (``lexfast.builtins._json_c``)
+JSON_COMPILED = False
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _json_c
+    except ImportError:  # built without it: the Python path serves alone
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _fast_loads = _json_c.loads
+        _to_json_c = _json_c.to_json
+        JSON_COMPILED = True
 
 
 def _first(args: list) -> object:
@@ -245,6 +277,23 @@ def _too_big(j: object, max_nodes: int, max_chars: int = STRINGIFY_MAX_CHARS) ->
 
 def dumps(v: object) -> str:
     """``serde_json::to_string(&v.to_json())``."""
+    if _to_json_c is not None:
+        # the compiled walk: the same data, its strings' length and whether a
+        # float needs Rust's exponent form, in one pass
+        j, chars, rare = _to_json_c(v, _to_json)
+        if chars > STRINGIFY_MAX_CHARS and (type(j) is list or type(j) is dict):
+            raise EffectError(f"json: value's strings exceed the cap of {STRINGIFY_MAX_CHARS} chars")
+        if rare:
+            out: list = []
+            _encode_slow(j, out)
+            return "".join(out)
+        return json.dumps(j, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                          allow_nan=False, check_circular=False)
+    return dumps_py(v)
+
+
+def dumps_py(v: object) -> str:
+    """``dumps`` without the compiled walk (the whole of it on the twin)."""
     j = to_json(v)
     if type(j) is list or type(j) is dict:
         why = _too_big(j, 1 << 62)
@@ -511,29 +560,6 @@ def _has_surrogate(v: object) -> bool:
         elif t is Variant or isinstance(x, Variant):
             stack.extend(x.args)
     return False
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip() not in ("", "0")
-
-
-def _no_fast_path(s: str) -> None:
-    return None
-
-
-#: the compiled fast path of ``loads`` (``None``: take the Python path)
-_fast_loads: Callable[[str], tuple[bool, object] | None] = _no_fast_path
-#: whether ``json.parse`` has the compiled fast path (``lexfast.builtins._json_c``)
-JSON_COMPILED = False
-if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
-    try:
-        from . import _json_c
-    except ImportError:  # built without it: the Python path serves alone
-        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
-            raise
-    else:
-        _fast_loads = _json_c.loads
-        JSON_COMPILED = True
 
 
 def loads(s: str) -> tuple[bool, object]:
