@@ -26,13 +26,12 @@ cdef extern from "Python.h":
     bint PyLong_CheckExact(object o)
     bint PyBytes_CheckExact(object o)
     bint PyUnicode_CheckExact(object o)
-    bint PyUnicode_IS_ASCII(object o)
     Py_ssize_t PyList_GET_SIZE(object o)
     PyObject* PyList_GET_ITEM(object o, Py_ssize_t i)
     Py_ssize_t PyBytes_GET_SIZE(object o)
     char* PyBytes_AS_STRING(object o)
     object PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
-    const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
+    bytes PyUnicode_AsUTF8String(object o)
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
     object PyLong_FromUnsignedLong(unsigned long v)
 
@@ -89,12 +88,12 @@ def bytes_concat(args):
 
 
 def bytes_from_str(args):
-    cdef Py_ssize_t n = 0
-    cdef const char *buf
     v = _item(args, 0)
-    if PyUnicode_CheckExact(v) and PyUnicode_IS_ASCII(v):
-        buf = PyUnicode_AsUTF8AndSize(v, &n)
-        return PyBytes_FromStringAndSize(buf, n)
+    if PyUnicode_CheckExact(v):
+        try:
+            return PyUnicode_AsUTF8String(v)
+        except UnicodeEncodeError:
+            pass
     # a Python str may hold a lone surrogate, which no Lex Str does; it is
     # written as its three bytes, not refused (as binary.py does)
     return _expect_str(args, 0).encode("utf-8", "surrogatepass")
