@@ -58,11 +58,6 @@ cdef extern from "Python.h":
     double PyFloat_AS_DOUBLE(object o)
     bint PyTuple_CheckExact(object o)
     bint PyBytes_CheckExact(object o)
-    object PyList_New(Py_ssize_t n)
-    void PyList_SET_ITEM(object o, Py_ssize_t i, object v)
-    Py_ssize_t PyTuple_GET_SIZE(object o)
-    PyObject* PyTuple_GET_ITEM(object o, Py_ssize_t i)
-    void Py_INCREF(object o)
 
 cdef extern from "math.h":
     bint isfinite(double x)
@@ -340,11 +335,7 @@ cdef object _other(_Walk w, object v, Py_ssize_t depth):
 
 cdef object _tj(_Walk w, object v, Py_ssize_t depth):
     cdef double x
-    cdef Py_ssize_t i, n
-    cdef object out, key
-    cdef PyObject *pk
-    cdef PyObject *pv
-    cdef Py_ssize_t pos = 0
+    cdef object out, key, item
     if PyUnicode_CheckExact(v):
         w.chars += PyUnicode_GET_LENGTH(v)
         return v
@@ -359,31 +350,22 @@ cdef object _tj(_Walk w, object v, Py_ssize_t depth):
         return v
     if depth > TO_JSON_MAX_DEPTH:
         raise EffectError("json: value nested too deeply")
-    if PyList_CheckExact(v):
-        n = PyList_GET_SIZE(v)
-        out = PyList_New(n)
-        for i in range(n):
-            item = _tj(w, <object>PyList_GET_ITEM(v, i), depth + 1)
-            Py_INCREF(item)
-            PyList_SET_ITEM(out, i, item)
-        return out
-    if PyTuple_CheckExact(v):
-        n = PyTuple_GET_SIZE(v)
-        out = PyList_New(n)
-        for i in range(n):
-            item = _tj(w, <object>PyTuple_GET_ITEM(v, i), depth + 1)
-            Py_INCREF(item)
-            PyList_SET_ITEM(out, i, item)
+    # the safe iterations (a fallback call may run other threads' code, which
+    # may mutate these containers): a list re-checks its length each step, a
+    # dict raises on a change of size, as the Python walk does
+    if PyList_CheckExact(v) or PyTuple_CheckExact(v):
+        out = []
+        for item in v:
+            out.append(_tj(w, item, depth + 1))
         return out
     if PyDict_CheckExact(v):
-        out = PyDict_New()
-        while PyDict_Next(v, &pos, &pk, &pv):
-            if not PyUnicode_CheckExact(<object>pk):
+        for key in <dict>v:
+            if not PyUnicode_CheckExact(key):
                 return _other(w, v, depth)  # str(k) of another key: the Python walk
-        pos = 0
-        while PyDict_Next(v, &pos, &pk, &pv):
-            w.chars += PyUnicode_GET_LENGTH(<object>pk)
-            PyDict_SetItem(out, <object>pk, _tj(w, <object>pv, depth + 1))
+        out = {}
+        for key, item in (<dict>v).items():
+            w.chars += PyUnicode_GET_LENGTH(key)
+            out[key] = _tj(w, item, depth + 1)
         return out
     if type(v) is Variant:
         name = v.name
