@@ -416,8 +416,8 @@ def _dumps_outcome(fn, v):
         return ("ok", fn(v))
     except EffectError as e:
         return ("err", str(e))
-    except RecursionError:
-        return ("err", "recursion")
+    except RuntimeError as e:  # RecursionError, or a dict changed during the walk
+        return ("err", type(e).__name__, str(e))
 
 
 def _stringify_cases():
@@ -488,3 +488,39 @@ def test_json_stringify_generated():
         assert _dumps_outcome(F.dumps, v) == _dumps_outcome(F.dumps_py, v)
 
     check()
+
+
+def test_json_stringify_survives_a_value_mutated_while_written():
+    """An object whose ``str`` (the fallback's rendering) empties the list or
+    dict being written: the same outcome on both paths, never a crash."""
+    from lexfast.builtins import formats as F
+
+    class Clears:
+        def __init__(self, box):
+            self.box = box
+
+        def __str__(self):
+            self.box.clear()
+            return "cleared"
+
+    def make_list():
+        box: list = [1, "a"]
+        box.insert(1, Clears(box))
+        box.append(2.5)
+        return box
+
+    def make_dict():
+        box: dict = {"a": 1}
+        box["b"] = Clears(box)
+        box["c"] = 2
+        return box
+
+    for make in (make_list, make_dict, lambda: [make_list(), make_dict()]):
+        assert _dumps_outcome(F.dumps, make()) == _dumps_outcome(F.dumps_py, make())
+    assert _dumps_outcome(F.dumps, make_list()) == ("ok", '[1,"cleared"]')
+    h = DefaultHandler(Policy.pure())
+    try:
+        with pytest.raises(EffectError, match="json.stringify: value changed while being written"):
+            h.dispatch("json", "stringify", [make_dict()])
+    finally:
+        h.close()

@@ -1406,6 +1406,10 @@ def _shallow(kind: str, fn):
             return fn(args)
         except RecursionError:
             raise EffectError(f"{kind}: value nested too deeply") from None
+        except RuntimeError as e:  # a dict emptied by a value's own str() (no Lex value does it)
+            if "changed size during iteration" not in str(e):
+                raise
+            raise EffectError(f"{kind}: value changed while being written") from None
         except ValueError as e:  # an Int far outside i64 (no Lex value is one)
             if "integer string conversion" not in str(e):
                 raise
