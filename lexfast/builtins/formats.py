@@ -18,17 +18,18 @@ without ``preserve_order``: objects are ``BTreeMap``s), so:
 
 ``json.parse`` uses the C ``json`` scanner with a cheap object hook; a
 pre-scan sends only texts with rare number shapes (``-0``, huge integers,
-big exponents) through per-number hooks. On the compiled core a text without
-rare shapes, errors or surrogates takes the compiled fast path
-(``lexfast.builtins._json_c``: one C pre-scan, the hookless C scanner, one
-ordering walk) and yields the same value; everything else comes here.
-``json.stringify`` there builds the JSON data in one compiled walk that also
-counts its strings for the cap and spots the floats Rust writes differently
-(``dumps_py`` is the Python path, the whole of it on the twin). Nesting deeper than serde_json's
+big exponents) through per-number hooks. Nesting deeper than serde_json's
 limit of 128 is the reference's ``recursion limit exceeded`` error, never a
 ``RecursionError``. Error texts follow serde_json's (``expected value at
 line 1 column 1``, ``EOF while parsing a list at ...``, ``trailing
 characters at ...``), columns counted in UTF-8 bytes as serde_json does.
+
+On the compiled core (``lexfast.builtins._json_c``), a text without rare
+shapes, errors or surrogates takes a fast path (one C pre-scan, the hookless
+C scanner, one ordering walk) to the same value, and ``json.stringify``
+builds its JSON data in one compiled walk that also counts the strings for
+the cap and spots the floats Rust writes differently. ``loads_py`` and
+``dumps_py`` are the Python paths (all of it on the twin).
 """
 
 from __future__ import annotations
