@@ -524,3 +524,21 @@ def test_json_stringify_survives_a_value_mutated_while_written():
             h.dispatch("json", "stringify", [make_dict()])
     finally:
         h.close()
+
+
+@pytest.mark.parametrize("so", ["_binary_c", "_numeric_c", "_json_c"])
+def test_the_stubs_name_the_compiled_functions(so):
+    """Each ``.pyi`` lists exactly the public functions its module defines."""
+    import ast
+    import importlib
+
+    here = os.path.dirname(BIN.__file__)
+    tree = ast.parse(open(os.path.join(here, f"{so}.pyi")).read())
+    stubbed = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    try:
+        mod = importlib.import_module(f"lexfast.builtins.{so}")
+    except ImportError:
+        pytest.skip("not built")
+    defined = {n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n))
+               and getattr(getattr(mod, n), "__module__", None) == mod.__name__}
+    assert stubbed == defined
