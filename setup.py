@@ -1,5 +1,6 @@
 """Builds the compiled kernel (``lexfast.kernel._c``) and the compiled hot
-path of the text builtins (``lexfast.builtins._text_c``) with Cython.
+paths of the builtins (``lexfast.builtins._text_c``, ``_binary_c``,
+``_numeric_c``, ``_json_c``) with Cython.
 
 - ``LEXFAST_REQUIRE_EXTENSIONS=1``: a failed compile fails the build (CI,
   cibuildwheel). Otherwise each extension is optional and the pure-Python twin
@@ -36,6 +37,15 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
                 ["lexfast/builtins/_text_c.pyx"],
                 include_dirs=["include"],
                 define_macros=macros,
+            ),
+            *(
+                Extension(
+                    f"lexfast.builtins.{name}",
+                    [f"lexfast/builtins/{name}.pyx"],
+                    include_dirs=["include"],
+                    define_macros=macros,
+                )
+                for name in ("_binary_c", "_numeric_c", "_json_c")
             ),
         ],
         # Safety checks (boundscheck, wraparound, cdivision) keep their safe

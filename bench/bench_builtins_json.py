@@ -3,6 +3,13 @@ library's ``json.loads`` alone, in the same run: the builtin adds the
 reference's value mapping (sorted Record fields, ``$variant``/``$bytes``
 markers, i64 integers) and its checks (nesting depth, number shapes).
 
+Subjects: ``lexfast`` (``h.dispatch``, the compiled fast path of
+lexfast/builtins/_json_c.pyx on the compiled core), ``python-path``
+(formats.py's ``loads_py``/``dumps_py`` called directly: what the twin runs,
+and what the compiled core ran before _json_c), ``json.loads``/``json.dumps``
+alone, and ``orjson`` alone where it is installed (a faster parser, for
+scale; it does not map values as serde_json does, see bench/RESULTS.md).
+
 Run: pytest bench/bench_builtins_json.py --benchmark-enable
 """
 
@@ -14,13 +21,19 @@ import random
 import pytest
 
 from lexfast import DefaultHandler, Policy
+from lexfast.builtins import formats
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - optional, for scale only
+    orjson = None
 
 RATIO_TARGETS = [
     # (group, subject, baseline, max subject/baseline median)
-    # the issue asked for 1.5; sorted Record fields (serde_json's BTreeMap) cost ~0.9x on
-    # object-heavy text and the depth/number pre-scans ~0.4x: measured 2.4x (see the report)
-    ("json-parse", "test_json_parse[lexfast]", "test_json_parse[json.loads]", 3.0),
-    ("json-stringify", "test_json_stringify[lexfast]", "test_json_stringify[json.dumps]", 4.0),
+    # the issue's 1.5 for json.parse, met with the compiled fast path (measured 1.25-1.5x
+    # on this busy box; the Python path alone is 2.4-2.8x); stringify measured 1.1-1.3x
+    ("json-parse", "test_json_parse[lexfast]", "test_json_parse[json.loads]", 1.5),
+    ("json-stringify", "test_json_stringify[lexfast]", "test_json_stringify[json.dumps]", 2.0),
 ]
 
 
@@ -49,11 +62,16 @@ def handler():
     h.close()
 
 
-@pytest.mark.parametrize("name", ["lexfast", "json.loads"])
+_PARSERS = ["lexfast", "python-path", "json.loads"] + (["orjson"] if orjson else [])
+_WRITERS = ["lexfast", "python-path", "json.dumps"] + (["orjson"] if orjson else [])
+
+
+@pytest.mark.parametrize("name", _PARSERS)
 def test_json_parse(benchmark, handler, name):
     benchmark.group = "json-parse"
-    if name == "json.loads":
-        loads = json.loads
+    if name in ("json.loads", "orjson", "python-path"):
+        loads = {"json.loads": json.loads, "python-path": formats.loads_py,
+                 "orjson": orjson and orjson.loads}[name]
 
         def run():
             for s in DOCS:
@@ -67,10 +85,21 @@ def test_json_parse(benchmark, handler, name):
     benchmark(run)
 
 
-@pytest.mark.parametrize("name", ["lexfast", "json.dumps"])
+@pytest.mark.parametrize("name", _WRITERS)
 def test_json_stringify(benchmark, handler, name):
     benchmark.group = "json-stringify"
-    if name == "json.dumps":
+    if name in ("python-path", "orjson"):
+        if name == "python-path":
+            def run():
+                for v in VALUES:
+                    formats.dumps_py(v)
+        else:
+            dumps_o, opt = orjson.dumps, orjson.OPT_SORT_KEYS
+
+            def run():
+                for v in VALUES:
+                    dumps_o(v, option=opt)
+    elif name == "json.dumps":
         dumps = json.dumps
 
         def run():

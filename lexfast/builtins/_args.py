@@ -102,6 +102,24 @@ def expect_map(args: list, i: int) -> Map:
     raise EffectError(f"expected Map, got {'None' if i >= len(args) else 'Some(' + debug_repr(v) + ')'}")
 
 
+def expect_dec(args: list, i: int) -> tuple:
+    """A ``decimal`` record ``{coefficient: Int, exponent: Int}`` as
+    ``(coefficient, exponent)``."""
+    if i >= len(args):
+        raise EffectError("decimal: missing argument")
+    v = args[i]
+    if not isinstance(v, dict) or isinstance(v, Map):
+        raise EffectError(
+            f"decimal: expected {{ coefficient, exponent }} record, got {debug_repr(v)}")
+    c = v.get("coefficient")
+    if type(c) is not int or not INT_MIN <= c <= INT_MAX:
+        raise EffectError("decimal: missing or invalid 'coefficient' field")
+    e = v.get("exponent")
+    if type(e) is not int or not INT_MIN <= e <= INT_MAX:
+        raise EffectError("decimal: missing or invalid 'exponent' field")
+    return c, e
+
+
 def wrap_i64(n: int) -> int:
     """Two's-complement wrap to i64 (Rust's ``wrapping_*``)."""
     n &= (1 << 64) - 1

@@ -4,6 +4,11 @@ Hot: each op checks for an exact ``bytes``/``int`` first and falls back to
 the shared checks (``_args``) only to accept a ``bytearray``/``memoryview``
 or to word the error.
 
+When the compiled kernel is in use, the hot ops (all but ``concat_all``) come
+from the compiled ``lexfast.builtins._binary_c`` (same semantics, same tests);
+otherwise, or under ``LEXFAST_NO_EXTENSIONS``, from the Python definitions
+here.
+
 The reference casts with ``as``, and lexfast follows it: the encoders
 (``u8``, ``u16_le`` …) truncate an Int to its low bytes, two's complement
 (``u8(-1)`` is ``[255]``); ``slice`` and the ``_at`` readers take a negative
@@ -14,10 +19,11 @@ u64 back as the i64 of the same bits.
 
 from __future__ import annotations
 
+import os
 from struct import Struct
 
 from ..errors import EffectError
-from ..kernel import err, ok
+from ..kernel import COMPILED, err, ok
 from ..values import INT_MAX, INT_MIN, debug_repr
 from ._args import expect_bytes, expect_int, expect_str
 
@@ -160,21 +166,52 @@ def _bytes_u64_le_at(args: list) -> object:
     return err(f"bytes.u64_le_at: offset {off & _USIZE} out of range of {len(b)} bytes")
 
 
+# -- the compiled hot path -------------------------------------------------------
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+_HOT = {
+    "bytes_len": _bytes_len, "bytes_is_empty": _bytes_is_empty, "bytes_eq": _bytes_eq,
+    "bytes_concat": _bytes_concat, "bytes_slice": _bytes_slice,
+    "bytes_from_str": _bytes_from_str, "bytes_to_str": _bytes_to_str,
+    "bytes_u8": _bytes_u8, "bytes_u16_le": _bytes_u16_le, "bytes_u32_le": _bytes_u32_le,
+    "bytes_u64_le": _bytes_u64_le, "bytes_u8_at": _bytes_u8_at,
+    "bytes_u16_le_at": _bytes_u16_le_at, "bytes_u32_le_at": _bytes_u32_le_at,
+    "bytes_u64_le_at": _bytes_u64_le_at,
+}
+#: the Python definitions of the hot ops (what the twin serves), by name
+PY_HOT = dict(_HOT)
+
+#: whether the hot ops are the compiled ones (``lexfast.builtins._binary_c``)
+BINARY_COMPILED = False
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _binary_c
+    except ImportError:  # built without it: the Python definitions serve
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _HOT = {name: getattr(_binary_c, name) for name in _HOT}
+        BINARY_COMPILED = True
+
+
 BUILTINS = {
-    ("bytes", "len"): _bytes_len,
-    ("bytes", "eq"): _bytes_eq,
-    ("bytes", "from_str"): _bytes_from_str,
-    ("bytes", "to_str"): _bytes_to_str,
-    ("bytes", "slice"): _bytes_slice,
-    ("bytes", "is_empty"): _bytes_is_empty,
-    ("bytes", "concat"): _bytes_concat,
+    ("bytes", "len"): _HOT["bytes_len"],
+    ("bytes", "eq"): _HOT["bytes_eq"],
+    ("bytes", "from_str"): _HOT["bytes_from_str"],
+    ("bytes", "to_str"): _HOT["bytes_to_str"],
+    ("bytes", "slice"): _HOT["bytes_slice"],
+    ("bytes", "is_empty"): _HOT["bytes_is_empty"],
+    ("bytes", "concat"): _HOT["bytes_concat"],
     ("bytes", "concat_all"): _bytes_concat_all,
-    ("bytes", "u8"): _bytes_u8,
-    ("bytes", "u16_le"): _bytes_u16_le,
-    ("bytes", "u32_le"): _bytes_u32_le,
-    ("bytes", "u64_le"): _bytes_u64_le,
-    ("bytes", "u8_at"): _bytes_u8_at,
-    ("bytes", "u16_le_at"): _bytes_u16_le_at,
-    ("bytes", "u32_le_at"): _bytes_u32_le_at,
-    ("bytes", "u64_le_at"): _bytes_u64_le_at,
+    ("bytes", "u8"): _HOT["bytes_u8"],
+    ("bytes", "u16_le"): _HOT["bytes_u16_le"],
+    ("bytes", "u32_le"): _HOT["bytes_u32_le"],
+    ("bytes", "u64_le"): _HOT["bytes_u64_le"],
+    ("bytes", "u8_at"): _HOT["bytes_u8_at"],
+    ("bytes", "u16_le_at"): _HOT["bytes_u16_le_at"],
+    ("bytes", "u32_le_at"): _HOT["bytes_u32_le_at"],
+    ("bytes", "u64_le_at"): _HOT["bytes_u64_le_at"],
 }

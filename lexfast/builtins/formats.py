@@ -23,6 +23,13 @@ limit of 128 is the reference's ``recursion limit exceeded`` error, never a
 ``RecursionError``. Error texts follow serde_json's (``expected value at
 line 1 column 1``, ``EOF while parsing a list at ...``, ``trailing
 characters at ...``), columns counted in UTF-8 bytes as serde_json does.
+
+On the compiled core (``lexfast.builtins._json_c``), a text without rare
+shapes, errors or surrogates takes a fast path (one C pre-scan, the hookless
+C scanner, one ordering walk) to the same value, and ``json.stringify``
+builds its JSON data in one compiled walk that also counts the strings for
+the cap and spots the floats Rust writes differently. ``loads_py`` and
+``dumps_py`` are the Python paths (all of it on the twin).
 """
 
 from __future__ import annotations
@@ -30,15 +37,45 @@ from __future__ import annotations
 import json
 import math
 import operator
+import os
 import re
 from collections.abc import Callable
 
 from ..errors import EffectError
-from ..kernel import NONE, Variant, err, ok, some
+from ..kernel import COMPILED, NONE, Variant, err, ok, some
 from ..values import INT_MAX, INT_MIN, Map, debug_repr
 
 #: serde_json's nesting limit (``remaining_depth`` starts at 128)
 MAX_DEPTH = 128
+
+
+# the compiled fast paths (lexfast.builtins._json_c), on the compiled core
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+def _no_fast_path(s: str) -> None:
+    return None
+
+
+#: the compiled fast path of ``loads`` (answers ``None``: take the Python path)
+_fast_loads: Callable[[str], tuple[bool, object] | None] = _no_fast_path
+#: the compiled ``_to_json`` of ``dumps`` (``None``: the Python path)
+_to_json_c: Callable[[object, Callable], tuple[object, int, bool]] | None = None
+#: whether ``json.parse``/``json.stringify`` have the compiled fast paths
+#: (``lexfast.builtins._json_c``)
+JSON_COMPILED = False
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _json_c
+    except ImportError:  # built without it: the Python path serves alone
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _fast_loads = _json_c.loads
+        _to_json_c = _json_c.to_json
+        JSON_COMPILED = True
 
 
 def _first(args: list) -> object:
@@ -241,6 +278,23 @@ def _too_big(j: object, max_nodes: int, max_chars: int = STRINGIFY_MAX_CHARS) ->
 
 def dumps(v: object) -> str:
     """``serde_json::to_string(&v.to_json())``."""
+    if _to_json_c is not None:
+        # the compiled walk: the same data, its strings' length and whether a
+        # float needs Rust's exponent form, in one pass
+        j, chars, rare = _to_json_c(v, _to_json)
+        if chars > STRINGIFY_MAX_CHARS and (type(j) is list or type(j) is dict):
+            raise EffectError(f"json: value's strings exceed the cap of {STRINGIFY_MAX_CHARS} chars")
+        if rare:
+            out: list = []
+            _encode_slow(j, out)
+            return "".join(out)
+        return json.dumps(j, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                          allow_nan=False, check_circular=False)
+    return dumps_py(v)
+
+
+def dumps_py(v: object) -> str:
+    """``dumps`` without the compiled walk (the whole of it on the twin)."""
     j = to_json(v)
     if type(j) is list or type(j) is dict:
         why = _too_big(j, 1 << 62)
@@ -512,6 +566,15 @@ def _has_surrogate(v: object) -> bool:
 def loads(s: str) -> tuple[bool, object]:
     """``serde_json::from_str`` then ``Value::from_json``: ``(True, value)``
     or ``(False, message)``."""
+    r = _fast_loads(s)
+    if r is not None:
+        return r
+    return loads_py(s)
+
+
+def loads_py(s: str) -> tuple[bool, object]:
+    """``loads`` without the compiled fast path (every error, every rare
+    shape, and the whole of it on the twin)."""
     e = s.encode("utf-8", "surrogatepass")
     if _too_deep(e):
         return False, f"recursion limit exceeded at {_depth_pos(s)}"
@@ -1344,6 +1407,10 @@ def _shallow(kind: str, fn):
             return fn(args)
         except RecursionError:
             raise EffectError(f"{kind}: value nested too deeply") from None
+        except RuntimeError as e:  # a dict emptied by a value's own str() (no Lex value does it)
+            if "changed size during iteration" not in str(e):
+                raise
+            raise EffectError(f"{kind}: value changed while being written") from None
         except ValueError as e:  # an Int far outside i64 (no Lex value is one)
             if "integer string conversion" not in str(e):
                 raise

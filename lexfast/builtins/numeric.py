@@ -13,14 +13,22 @@ Record shape is what ``unpack_matrix`` also accepts, so both read the same.
 ``decimal``: ``{"coefficient": Int, "exponent": Int}`` records, i64
 arithmetic with the reference's checked/unchecked points (unchecked i64
 arithmetic wraps, as a release build does).
+
+When the compiled kernel is in use, the scalar ``math`` ops and
+``decimal.add``/``sub``/``mul``/``compare`` come from the compiled
+``lexfast.builtins._numeric_c`` (same semantics, same tests); otherwise, or
+under ``LEXFAST_NO_EXTENSIONS``, from the Python definitions here.
 """
 
 from __future__ import annotations
 
 import math as _m
+import os
 
 from ..errors import EffectError
+from ..kernel import COMPILED
 from ..values import Map, debug_repr, rust_str_debug
+from ._args import expect_dec as _expect_dec
 from ._args import expect_float, expect_int, expect_list, expect_str, wrap_i64
 
 _INF = float("inf")
@@ -367,22 +375,6 @@ def _dec(c: int, e: int) -> dict:
     return {"coefficient": c, "exponent": e}
 
 
-def _expect_dec(args: list, i: int) -> tuple:
-    if i >= len(args):
-        raise EffectError("decimal: missing argument")
-    v = args[i]
-    if not isinstance(v, dict) or isinstance(v, Map):
-        raise EffectError(
-            f"decimal: expected {{ coefficient, exponent }} record, got {debug_repr(v)}")
-    c = v.get("coefficient")
-    if type(c) is not int or not _I64_MIN <= c <= _I64_MAX:
-        raise EffectError("decimal: missing or invalid 'coefficient' field")
-    e = v.get("exponent")
-    if type(e) is not int or not _I64_MIN <= e <= _I64_MAX:
-        raise EffectError("decimal: missing or invalid 'exponent' field")
-    return c, e
-
-
 def _pow10(n: int) -> int:
     if n < 0:
         raise EffectError(f"decimal.pow10: negative exponent {n}")
@@ -557,27 +549,60 @@ def _d_to_str(args: list) -> str:
     return _to_str(c, e)
 
 
+# -- the compiled hot path -------------------------------------------------------
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+_HOT = {
+    "math_exp": _exp, "math_log": _logf(_m.log), "math_log2": _logf(_m.log2),
+    "math_log10": _logf(_m.log10), "math_sqrt": _sqrt, "math_abs": _abs,
+    "math_sin": _trig(_m.sin), "math_cos": _trig(_m.cos), "math_tan": _trig(_m.tan),
+    "math_asin": _trig(_m.asin), "math_acos": _trig(_m.acos), "math_atan": _atan,
+    "math_floor": _integral(_m.floor), "math_ceil": _integral(_m.ceil),
+    "math_round": _round, "math_trunc": _integral(_m.trunc), "math_pow": _pow,
+    "math_atan2": _atan2, "math_min": _min, "math_max": _max,
+    "decimal_add": _d_add, "decimal_sub": _d_sub, "decimal_mul": _d_mul,
+    "decimal_compare": _d_compare,
+}
+#: the Python definitions of the hot ops (what the twin serves), by name
+PY_HOT = dict(_HOT)
+
+#: whether the hot ops are the compiled ones (``lexfast.builtins._numeric_c``)
+NUMERIC_COMPILED = False
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _numeric_c
+    except ImportError:  # built without it: the Python definitions serve
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _HOT = {name: getattr(_numeric_c, name) for name in _HOT}
+        NUMERIC_COMPILED = True
+
+
 BUILTINS = {
-    ("math", "exp"): _exp,
-    ("math", "log"): _logf(_m.log),
-    ("math", "log2"): _logf(_m.log2),
-    ("math", "log10"): _logf(_m.log10),
-    ("math", "sqrt"): _sqrt,
-    ("math", "abs"): _abs,
-    ("math", "sin"): _trig(_m.sin),
-    ("math", "cos"): _trig(_m.cos),
-    ("math", "tan"): _trig(_m.tan),
-    ("math", "asin"): _trig(_m.asin),
-    ("math", "acos"): _trig(_m.acos),
-    ("math", "atan"): _atan,
-    ("math", "floor"): _integral(_m.floor),
-    ("math", "ceil"): _integral(_m.ceil),
-    ("math", "round"): _round,
-    ("math", "trunc"): _integral(_m.trunc),
-    ("math", "pow"): _pow,
-    ("math", "atan2"): _atan2,
-    ("math", "min"): _min,
-    ("math", "max"): _max,
+    ("math", "exp"): _HOT["math_exp"],
+    ("math", "log"): _HOT["math_log"],
+    ("math", "log2"): _HOT["math_log2"],
+    ("math", "log10"): _HOT["math_log10"],
+    ("math", "sqrt"): _HOT["math_sqrt"],
+    ("math", "abs"): _HOT["math_abs"],
+    ("math", "sin"): _HOT["math_sin"],
+    ("math", "cos"): _HOT["math_cos"],
+    ("math", "tan"): _HOT["math_tan"],
+    ("math", "asin"): _HOT["math_asin"],
+    ("math", "acos"): _HOT["math_acos"],
+    ("math", "atan"): _HOT["math_atan"],
+    ("math", "floor"): _HOT["math_floor"],
+    ("math", "ceil"): _HOT["math_ceil"],
+    ("math", "round"): _HOT["math_round"],
+    ("math", "trunc"): _HOT["math_trunc"],
+    ("math", "pow"): _HOT["math_pow"],
+    ("math", "atan2"): _HOT["math_atan2"],
+    ("math", "min"): _HOT["math_min"],
+    ("math", "max"): _HOT["math_max"],
     ("math", "zeros"): _filled("zeros", 0.0),
     ("math", "ones"): _filled("ones", 1.0),
     ("math", "from_lists"): _from_lists,
@@ -597,10 +622,10 @@ BUILTINS = {
     ("decimal", "one"): _d_one,
     ("decimal", "from_int"): _d_from_int,
     ("decimal", "pow10"): _d_pow10,
-    ("decimal", "add"): _d_add,
-    ("decimal", "sub"): _d_sub,
-    ("decimal", "mul"): _d_mul,
-    ("decimal", "compare"): _d_compare,
+    ("decimal", "add"): _HOT["decimal_add"],
+    ("decimal", "sub"): _HOT["decimal_sub"],
+    ("decimal", "mul"): _HOT["decimal_mul"],
+    ("decimal", "compare"): _HOT["decimal_compare"],
     ("decimal", "is_zero"): _d_is_zero,
     ("decimal", "is_positive"): _d_is_positive,
     ("decimal", "is_negative"): _d_is_negative,
