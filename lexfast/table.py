@@ -75,13 +75,13 @@ def family_rows() -> list:
     The families are imported here, when the first table is built, not when
     ``lexfast`` is: they bring lmdb, sqlite3, pycurl, cheroot and websockets.
     """
-    from .effects import agent, budget, clock, env, fs, io, kv, log, proc, rand, sql
+    from .effects import agent, approval, budget, clock, env, fs, io, kv, log, proc, rand, sql
     from .effects.net import http, serve, ws
 
     families = (
         io,      # io.print/read/write
-        clock,   # time.now/sleep_ms, datetime.now
-        rand,    # rand.int_in, crypto.random
+        clock,   # time.*, datetime.now
+        rand,    # rand.int_in, crypto.random/random_str_hex/*_generate
         env,     # env.get
         budget,  # budget.*
         log,     # log.*
@@ -93,6 +93,7 @@ def family_rows() -> list:
         serve,   # net.serve, net.serve_tls
         ws,      # net.serve_ws, chat.*
         agent,   # agent.*
+        approval,  # approval.request
     )
     rows: list = []
     for family in families:

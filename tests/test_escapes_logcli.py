@@ -199,6 +199,7 @@ OPEN = {
     "sql": ("--allow-fs-write",),
     "kv": ("--allow-fs-write",),
     "fs_walk": ("--allow-fs-read",),
+    "approval": ("--allow-approval",),
 }
 
 
@@ -208,7 +209,8 @@ def test_escape_wildcard_report_misses_open_kinds(tmp_path):
         assert p.wildcard_scopes() == ({kind: OPEN[kind]} if kind in OPEN else {}), kind
         assert p.wildcard_scoped_grants() == ((kind,) if kind in OPEN else ()), kind
     scoped = Policy(allow_effects=KNOWN_EFFECTS, allow_fs_read=[tmp_path],
-                    allow_fs_write=[tmp_path], allow_net_host=["h"], allow_proc=["true"])
+                    allow_fs_write=[tmp_path], allow_net_host=["h"], allow_proc=["true"],
+                    allow_approval=["a"])
     assert scoped.wildcard_scopes() == {} and scoped.wildcard_scoped_grants() == ()
     half = Policy(allow_effects=["io", "sql", "mcp", "time"], allow_fs_write=[tmp_path])
     assert half.wildcard_scopes() == {"io": ("--allow-fs-read",), "mcp": ("--allow-proc",)}
@@ -236,8 +238,13 @@ def _samples(d: str) -> dict:
     return {
         ("io", "print"): ["x"], ("io", "read"): [f"{d}/file.txt"],
         ("io", "write"): [f"{d}/new.txt", "x"],
+        ("io", "readline"): [], ("io", "argv"): [],
         ("time", "now"): [], ("time", "sleep_ms"): [0], ("datetime", "now"): [],
+        ("time", "now_ms"): [], ("time", "now_str"): [], ("time", "mono_ns"): [],
+        ("time", "sleep"): [0],
         ("rand", "int_in"): [1, 2], ("crypto", "random"): [4], ("env", "get"): ["HOME"],
+        ("crypto", "random_str_hex"): [4], ("crypto", "p256_generate"): [],
+        ("crypto", "secp256k1_generate"): [], ("approval", "request"): ["probe", "why"],
         ("budget", "*"): [],
         ("log", "debug"): ["x"], ("log", "info"): ["x"], ("log", "warn"): ["x"],
         ("log", "error"): ["x"], ("log", "set_level"): ["info"], ("log", "set_format"): ["text"],
@@ -289,7 +296,8 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     sentinel_dir = tmp_path / "sentinel"
     sentinel_dir.mkdir()
     sentinels = {"allow_fs_read": [str(sentinel_dir)], "allow_fs_write": [str(sentinel_dir)],
-                 "allow_net_host": ["sentinel.invalid"], "allow_proc": ["/nonexistent/sentinel"]}
+                 "allow_net_host": ["sentinel.invalid"], "allow_proc": ["/nonexistent/sentinel"],
+                 "allow_approval": ["sentinel"]}
     samples = _samples(str(d))
     rows = default_table().rows()
     assert {(r.kind, r.op) for r in rows} == set(samples), "a row without sample arguments"
@@ -333,7 +341,8 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
             ("agent", "call_mcp", "allow_proc"), ("agent", "send_a2a", "allow_net_host"),
             ("net", "serve_tls", "allow_fs_read"), ("fs", "glob", "allow_fs_read"),
             ("sql", "open", "allow_fs_write"), ("kv", "open", "allow_fs_write"),
-            ("log", "set_sink", "allow_fs_write")} <= consulted
+            ("log", "set_sink", "allow_fs_write"),
+            ("approval", "request", "allow_approval")} <= consulted
 
 
 # -- lines that killed the command (issue 22.4) -------------------------------------------
