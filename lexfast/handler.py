@@ -108,6 +108,10 @@ class Limits:
     walk_entries: int = 100_000           # fs.walk, fs.glob results
     listing_bytes: int = 64 << 20         # fs.walk, fs.glob, fs.list_dir: bytes of all paths returned
     sql_rows: int = 100_000               # sql.query rows
+    stream_line_bytes: int = 1 << 20      # http.stream_lines / agent.cloud_stream, one line
+    stream_bytes: int = 64 << 20          # one such stream, all it reads
+    stream_timeout_s: float = 600.0       # one such stream, start to end (the reference's 10 min)
+    stream_items: int = 1_000_000         # stream.collect items
     http_body_bytes: int = 10 << 20       # http.*, net.get/post responses
     http_timeout_s: float = 300.0         # whole HTTP request, and cap on http.send timeout_ms
     http_ca_bundle: str | None = None     # PEM CA file replacing the system store (operator, tests)

@@ -75,8 +75,22 @@ def family_rows() -> list:
     The families are imported here, when the first table is built, not when
     ``lexfast`` is: they bring lmdb, sqlite3, pycurl, cheroot and websockets.
     """
-    from .effects import agent, approval, budget, clock, env, fs, io, kv, log, proc, rand, sql
-    from .effects.net import http, serve, ws
+    from .effects import (
+        agent,
+        approval,
+        budget,
+        clock,
+        env,
+        fs,
+        io,
+        kv,
+        log,
+        proc,
+        rand,
+        sql,
+        stream,
+    )
+    from .effects.net import http, http_stream, serve, ws
 
     families = (
         io,      # io.print/read/write
@@ -90,6 +104,8 @@ def family_rows() -> list:
         kv,      # kv.* on lmdb
         sql,     # sql.* on sqlite3
         http,    # net.get/post, http.*
+        http_stream,  # http.stream_lines
+        stream,  # stream.next/collect
         serve,   # net.serve, net.serve_tls
         ws,      # net.serve_ws, chat.*
         agent,   # agent.*

@@ -26,6 +26,7 @@ from lexfast import (
     Limits,
     Map,
     Policy,
+    Variant,
     ok,
 )
 from lexfast.handler import StderrSink
@@ -265,6 +266,10 @@ def _samples(d: str) -> dict:
         ("http", "send"): [{"method": "GET", "url": url, "body": NONE, "headers": Map(),
                             "timeout_ms": NONE}],
         ("http", "get"): [url], ("http", "post"): [url, b"x", "text/plain"],
+        ("http", "stream_lines"): [url, Map(), ""],
+        ("stream", "next"): [Variant("__StreamHandle", ("stream_1",))],
+        ("stream", "collect"): [Variant("__StreamHandle", ("stream_1",))],
+        ("agent", "cloud_stream"): ["hi"],
         ("net", "serve"): [0, "h"], ("net", "serve_tls"): [0, f"{d}/cert.pem", f"{d}/key.pem", "h"],
         ("net", "serve_ws"): [0, "h"], ("chat", "broadcast"): ["r", "x"], ("chat", "send"): [1, "x"],
         ("agent", "call_mcp"): ["true", "t", "{}"], ("agent", "local_complete"): ["hi"],
@@ -288,7 +293,7 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     op consults that list, and a policy granting only the row's gate must
     report it open; every entry of SCOPES_BY_KIND is backed by such a row."""
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:1")
-    for var in ("LEX_LLM_CLOUD_API_KEY", "OPENAI_API_KEY"):
+    for var in ("LEX_LLM_CLOUD_API_KEY", "OPENAI_API_KEY", "LEX_LLM_STREAM_FIXTURE"):
         monkeypatch.delenv(var, raising=False)
     d = tmp_path / "probe"
     d.mkdir()
