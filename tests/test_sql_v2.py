@@ -265,8 +265,10 @@ def test_cursor_rows_are_bounded_and_lossy(make_handler):
             h.dispatch("sql", "cursor_next", [r.args[0].args[0]])
     else:
         assert "too big" in r.args[0]["message"]
-    it = h.dispatch("sql", "query_iter", [db, "SELECT CAST(x'ff41' AS TEXT) AS t", []]).args[0]
-    assert h.dispatch("sql", "cursor_next", [it.args[0]]) == some({"t": "\ufffdA"})
+    it = h.dispatch("sql", "query_iter", [db, "SELECT 'a' AS t UNION ALL SELECT CAST(x'ff41' AS "
+                                             "TEXT) UNION ALL SELECT 'c'", []]).args[0]
+    assert [h.dispatch("sql", "cursor_next", [it.args[0]]) for _ in range(4)] == \
+        [some({"t": "a"}), some({"t": "\ufffdA"}), some({"t": "c"}), NONE]
 
 
 def test_cursor_steps_are_interrupted_at_the_timeout(make_handler):

@@ -1051,12 +1051,7 @@ def sql_query_iter(h, args):
     if db is None:
         return refused
     try:
-        conn = db.conn
-        conn.text_factory = _lossy_text  # a row is fetched once: no rerun to fall back on
-        try:
-            cur = conn.execute(stmt, params)
-        finally:
-            conn.text_factory = str
+        cur = db.conn.execute(stmt, params)
         desc = cur.description
         names = [d[0] for d in desc] if desc is not None else []
     except _SQL_ERRORS as e:
@@ -1075,7 +1070,7 @@ def sql_cursor_next(h, args):
     v = args[0] if args else None
     if type(v) is not int or v < 0:
         raise EffectError("sql.cursor_next: expected cursor handle (Int)")
-    reg = _cursors(h)
+    reg = h.session.registry("sql_cursor", _release_cursor)
     cursor = reg.touch_get(v)
     if cursor is None or cursor.cur is None:
         if cursor is not None:
@@ -1089,14 +1084,24 @@ def sql_cursor_next(h, args):
             row = None
         else:
             db.deadline = None
-            conn = db.conn
-            conn.text_factory = _lossy_text
             try:
                 row = cursor.cur.fetchone()
+            except sqlite3.OperationalError as e:
+                # sqlite3 builds the row before stepping past it, so a row
+                # whose TEXT is not UTF-8 is fetched again, lossily (the C
+                # text factory is much faster than a lossy one)
+                row = e
+                if str(e).startswith("Could not decode to UTF-8"):
+                    conn = db.conn
+                    conn.text_factory = _lossy_text
+                    try:
+                        row = cursor.cur.fetchone()
+                    except _SQL_ERRORS as e2:
+                        row = e2
+                    finally:
+                        conn.text_factory = str
             except _SQL_ERRORS as e:
                 row = e
-            finally:
-                conn.text_factory = str
     finally:
         db.lock.release()
     if row is None:
