@@ -5,6 +5,7 @@ and the command"). Real files, real hardlinks, real ``lexfast`` children.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -317,6 +318,7 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     def run(row, **scopes):
         h = DefaultHandler(Policy(allow_effects=row.gate, **scopes), sink=CapturedSink(),
                            program={}, runner=lambda *a: None, limits=limits)
+        h.with_input(io.BytesIO(b"a line\n"))  # io.readline: never pytest's stdin
         h.shutdown()  # servers bind, announce and return at once
         try:
             return _outcome(h, row.kind, row.op, samples[(row.kind, row.op)])

@@ -182,9 +182,18 @@ def test_readline_is_bounded_and_strict(make_handler):
         h.with_input(object())
 
 
-def test_readline_default_is_stdin(make_handler):
-    # under pytest stdin cannot be read: that is the reference's None, not a crash
+def test_readline_default_is_stdin(make_handler, monkeypatch):
     h = make_handler(effects=["io"])
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"from stdin\n")))
+    assert h.dispatch("io", "readline", []) == some("from stdin")
+    assert h.dispatch("io", "readline", []) == NONE
+
+    class Unreadable:  # pytest's captured stdin raises OSError: the reference's None
+        def readline(self, n=-1):
+            raise OSError("reading from stdin while output is captured")
+    monkeypatch.setattr("sys.stdin", Unreadable())
+    assert h.dispatch("io", "readline", []) == NONE
+    monkeypatch.setattr("sys.stdin", None)  # pythonw, a daemon
     assert h.dispatch("io", "readline", []) == NONE
 
 
