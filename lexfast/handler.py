@@ -22,7 +22,7 @@ from . import builtins as _builtins
 from .effects.approval import NO_APPROVAL_SINK
 from .effects.log import write_stderr
 from .errors import EffectError
-from .kernel import BudgetPool, HandlerCore, LRURegistry, Stats
+from .kernel import BudgetPool, HandlerCore, LRURegistry, Stats, Variant
 from .policy import Policy
 from .stats import view
 from .table import EffectTable, default_table
@@ -87,7 +87,7 @@ class CapturedSink:
 #: ``sink(scope, reason)``: the operator's answer. A ``str`` approves (it is
 #: the answer ``Ok`` carries); ``None`` denies (``denied by operator``); an
 #: ``err(reason)`` / ``ok(answer)`` Variant is returned as it is.
-ApprovalSink = Callable[[str, str], Any]
+ApprovalSink = Callable[[str, str], "str | Variant | None"]
 
 
 # -- limits ------------------------------------------------------------------

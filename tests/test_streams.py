@@ -64,6 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             srv.client_gone.set()
+        elif p == "/edge":  # lines of exactly the cap, with and without \r, then one more
+            self._lines(b"a" * 1000 + b"\r\n", b"b" * 1000 + b"\n", b"c" * 1001 + b"\n")
         elif p == "/long":
             self._lines(b"ok\n", b"x" * 5000 + b"\n", b"after\n")
         elif p == "/big":
@@ -214,6 +216,11 @@ def test_line_and_total_caps(make_handler, server):
                                           "the stream is closed$"):
         h.dispatch("stream", "next", [s])
     assert h.dispatch("stream", "next", [s]) == NONE  # closed, never resumed
+    s = lines_of(h, base + "/edge")
+    assert h.dispatch("stream", "next", [s]) == some("a" * 1000)
+    assert h.dispatch("stream", "next", [s]) == some("b" * 1000)
+    with pytest.raises(EffectError, match="a line longer than 1000 bytes"):
+        h.dispatch("stream", "next", [s])
     s = lines_of(h, base + "/big")
     with pytest.raises(EffectError, match=r"^http\.stream_lines: the stream passed 10000 bytes"):
         h.dispatch("stream", "collect", [s])

@@ -190,6 +190,9 @@ class LineStream(streams.Producer):
             return None
         if raw.endswith(b"\r"):
             raw = raw[:-1]
+        if len(raw) > self.line_cap:  # the buffer allows one byte more, for a \r
+            raise EffectError(f"{self.op}: a line longer than {self.line_cap} bytes; "
+                              "the stream is closed")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
