@@ -594,7 +594,10 @@ def _parsers():
                           "[-- PROGRAM ARGS]",
                           description=_PROTOCOL_HELP + "stdout carries reply lines only: "
                           "io.print (`io.print: TEXT` lines, line breaks escaped) and "
-                          "logs go to stderr.",
+                          "logs go to stderr. With --approval peer, approval.request writes "
+                          '{"approval": N, "scope": .., "reason": ..} and waits for '
+                          '{"approval": N, "answer": str} or {"approval": N, "deny": str}.',
+
                           epilog=_POLICY_HELP, formatter_class=fmt)
     _common(host)
     info = sub.add_parser("info", help="which core is loaded, library versions, the effect table and the builtins")

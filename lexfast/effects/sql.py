@@ -1060,7 +1060,12 @@ def sql_query_iter(h, args):
         db.lock.release()
     cursor = _Cursor(db, cur if desc is not None else None, names)
     key = next_handle()
-    _cursors(h).insert(key, cursor)
+    reg = _cursors(h)
+    reg.insert(key, cursor)
+    if h.session.closed:  # closed meanwhile: its registries were already emptied
+        if reg.remove(key) is not None:
+            cursor.close()
+        raise EffectError(f"{op}: the handler is closed")
     return ok(Variant(CURSOR_NAME, (key,)))
 
 

@@ -87,11 +87,17 @@ def _registry(h):
 def register(h, producer: Producer) -> Variant:
     """Put ``producer`` in the session's registry; the stream value to return."""
     n = next_handle()
+    stream = _Stream(producer)
     try:
-        _registry(h).insert(n, _Stream(producer))
+        reg = _registry(h)
+        reg.insert(n, stream)
     except BaseException:
         producer.close()
         raise
+    if h.session.closed:  # closed meanwhile: its registries were already emptied
+        if reg.remove(n) is not None:
+            stream.close()
+        raise EffectError("the handler is closed")
     return Variant(HANDLE_NAME, (f"{_PREFIX}{n}",))
 
 

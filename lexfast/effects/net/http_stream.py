@@ -67,7 +67,15 @@ class LineStream(streams.Producer):
         self.headers_done = False
         self.informational = False
         self.multi = pycurl.CurlMulti()
-        c = self.curl = pycurl.Curl()
+        self.curl = pycurl.Curl()
+        try:
+            self._setup(limits, cu, header_lines, body)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, limits, cu, header_lines: list, body: bytes) -> None:
+        c = self.curl
         setopt = c.setopt
         setopt(pycurl.NOSIGNAL, 1)
         setopt(pycurl.PROTOCOLS, _HTTP_PROTOCOLS)
