@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     import numpy
 
 from . import builtins as _builtins
+from .effects.approval import NO_APPROVAL_SINK
 from .effects.log import write_stderr
 from .errors import EffectError
-from .kernel import BudgetPool, HandlerCore, LRURegistry, Stats
+from .kernel import BudgetPool, HandlerCore, LRURegistry, Stats, Variant
 from .policy import Policy
 from .stats import view
 from .table import EffectTable, default_table
@@ -81,6 +82,14 @@ class CapturedSink:
             self.lines.append(s)
 
 
+# -- approval ----------------------------------------------------------------
+
+#: ``sink(scope, reason)``: the operator's answer. A ``str`` approves (it is
+#: the answer ``Ok`` carries); ``None`` denies (``denied by operator``); an
+#: ``err(reason)`` / ``ok(answer)`` Variant is returned as it is.
+ApprovalSink = Callable[[str, str], "str | Variant | None"]
+
+
 # -- limits ------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -92,12 +101,17 @@ class Limits:
     proc_output_bytes: int = 16 << 20     # proc.spawn / process.run, each stream; process.*
     #                                       unread output per stream by memory (line + 96), 4x per session
     proc_line_bytes: int = 1 << 20        # process.read_*_line, one line
+    readline_bytes: int = 1 << 20         # io.readline, one line of input
     # process.spawn env names a program may set under --allow-proc besides
     # LANG, LANGUAGE, LC_*, TZ, TERM, NO_COLOR: exact names or PREFIX* patterns
     child_env_allow: tuple[str, ...] = ()
     walk_entries: int = 100_000           # fs.walk, fs.glob results
     listing_bytes: int = 64 << 20         # fs.walk, fs.glob, fs.list_dir: bytes of all paths returned
     sql_rows: int = 100_000               # sql.query rows
+    stream_line_bytes: int = 1 << 20      # http.stream_lines / agent.cloud_stream, one line
+    stream_bytes: int = 64 << 20          # one such stream, all it reads
+    stream_timeout_s: float = 600.0       # one such stream, start to end (the reference's 10 min)
+    stream_items: int = 1_000_000         # stream.collect items
     http_body_bytes: int = 10 << 20       # http.*, net.get/post responses
     http_timeout_s: float = 300.0         # whole HTTP request, and cap on http.send timeout_ms
     http_ca_bundle: str | None = None     # PEM CA file replacing the system store (operator, tests)
@@ -137,6 +151,13 @@ class Session:
         self.program = program
         self.runner = runner
         self.limits = limits
+        #: io.readline's binary (or text) stream; None: sys.stdin at each call
+        self.input: Any = None
+        self.input_lock = threading.Lock()
+        #: io.argv
+        self.program_args: tuple[str, ...] = ()
+        #: approval.request's sink; None: every request refused
+        self.approval_sink: ApprovalSink | None = None
         self.lock = threading.RLock()
         self.shutdown_event = threading.Event()
         self._registries: dict[str, tuple[LRURegistry, Callable[[Any, Any], Any] | None]] = {}
@@ -310,6 +331,32 @@ class DefaultHandler(HandlerCore):
         self.session.read_root = _resolve_root(root)
         return self
 
+    def with_input(self, stream: Any) -> DefaultHandler:
+        """Where ``io.readline`` reads: a binary (or text) stream with
+        ``readline(n)``; ``None`` is standard input (the default)."""
+        if stream is not None and not callable(getattr(stream, "readline", None)):
+            raise TypeError("input must have a readline(n) method")
+        self.session.input = stream
+        return self
+
+    def with_program_args(self, args: Sequence[str]) -> DefaultHandler:
+        """What ``io.argv`` returns (the program's own arguments)."""
+        if isinstance(args, (str, bytes)) or not all(isinstance(a, str) for a in args):
+            raise TypeError("program args must be a sequence of str")
+        self.session.program_args = tuple(args)
+        return self
+
+    def with_approval_sink(self, sink: ApprovalSink | None) -> DefaultHandler:
+        """Who answers ``approval.request(scope, reason)``: ``sink(scope,
+        reason)`` returns the answer (``str``: approved, ``None``: denied, or
+        an ``ok``/``err`` Variant). It may block (a person is asked); an
+        exception it raises becomes an ``err``. ``None`` (the default)
+        refuses every request."""
+        if sink is not None and not callable(sink):
+            raise TypeError("approval sink must be callable as sink(scope, reason)")
+        self.session.approval_sink = sink
+        return self
+
     def with_program(self, program: Any, runner: Runner | None = None) -> DefaultHandler:
         self.session.program = program
         if runner is not None:
@@ -439,4 +486,4 @@ def _resolve_root(root: PathArg | None) -> str | None:
 
 
 __all__ = ["DefaultHandler", "Session", "Limits", "StdoutSink", "StderrSink",
-           "CapturedSink", "REGISTRY_CAP", "Sink"]
+           "CapturedSink", "REGISTRY_CAP", "Sink", "ApprovalSink", "NO_APPROVAL_SINK"]

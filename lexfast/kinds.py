@@ -11,7 +11,8 @@ from collections.abc import Iterable
 KNOWN_EFFECTS: tuple[str, ...] = (
     "io", "net", "time", "llm", "proc", "panic", "fs_read", "fs_write",
     "budget", "llm_local", "llm_cloud", "a2a", "mcp", "env", "sql", "random",
-    "chat", "log", "kv", "stream", "fs_walk", "concurrent", "crypto",
+    "chat", "log", "kv", "stream", "fs_walk", "concurrent", "crypto", "vcs",
+    "approval", "moe",
 )
 
 #: kind -> its bit in ``Policy.mask`` (and in each table row's gate mask).

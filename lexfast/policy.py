@@ -43,12 +43,15 @@ SCOPES_BY_KIND: dict[str, tuple[str, ...]] = {
     "kv": ("allow_fs_write",),
     # fs.exists/is_file/is_dir/stat/list_dir/walk/glob, fs.copy's source
     "fs_walk": ("allow_fs_read",),
+    # approval.request's scope
+    "approval": ("allow_approval",),
 }
 
 #: Policy field -> the CLI flag that sets it.
 SCOPE_FLAGS: dict[str, str] = {
     "allow_fs_read": "--allow-fs-read", "allow_fs_write": "--allow-fs-write",
     "allow_net_host": "--allow-net-host", "allow_proc": "--allow-proc",
+    "allow_approval": "--allow-approval",
 }
 
 
@@ -81,13 +84,16 @@ class Policy:
     """Immutable capability policy (``allow_*`` lists: empty = any)."""
 
     __slots__ = ("allow_effects", "allow_fs_read", "allow_fs_write", "allow_net_host",
-                 "allow_proc", "budget", "mask", "read_roots", "write_roots", "net_hosts")
+                 "allow_proc", "allow_approval", "budget", "mask", "read_roots",
+                 "write_roots", "net_hosts")
 
     allow_effects: frozenset[str]
     allow_fs_read: tuple[str, ...]
     allow_fs_write: tuple[str, ...]
     allow_net_host: tuple[str, ...]
     allow_proc: tuple[str, ...]
+    #: approval.request scopes, compared exactly (empty = any)
+    allow_approval: tuple[str, ...]
     budget: int | None
     #: the gate's bitmask of the granted known kinds
     mask: int
@@ -99,7 +105,8 @@ class Policy:
 
     def __init__(self, allow_effects: Iterable[str] = (), allow_fs_read: Iterable[str] = (),
                  allow_fs_write: Iterable[str] = (), allow_net_host: Iterable[str] = (),
-                 allow_proc: Iterable[str] = (), budget: int | None = None) -> None:
+                 allow_proc: Iterable[str] = (), budget: int | None = None,
+                 allow_approval: Iterable[str] = ()) -> None:
         effects = frozenset(_str_tuple("allow_effects", allow_effects))
         if budget is not None:
             if isinstance(budget, bool) or not isinstance(budget, int):
@@ -110,12 +117,14 @@ class Policy:
         fs_write = _str_tuple("allow_fs_write", allow_fs_write, paths=True)
         hosts = _str_tuple("allow_net_host", allow_net_host)
         procs = _str_tuple("allow_proc", allow_proc, paths=True)
+        approvals = _str_tuple("allow_approval", allow_approval)
         sets = object.__setattr__
         sets(self, "allow_effects", effects)
         sets(self, "allow_fs_read", fs_read)
         sets(self, "allow_fs_write", fs_write)
         sets(self, "allow_net_host", hosts)
         sets(self, "allow_proc", procs)
+        sets(self, "allow_approval", approvals)
         sets(self, "budget", budget)
         sets(self, "mask", kinds_mask(effects))
         # Resolved once, here: a symlinked root (macOS /tmp, a bind mount)
@@ -144,7 +153,8 @@ class Policy:
     def replace(self, **changes: Any) -> Policy:
         fields: dict[str, Any] = dict(allow_effects=self.allow_effects, allow_fs_read=self.allow_fs_read,
                       allow_fs_write=self.allow_fs_write, allow_net_host=self.allow_net_host,
-                      allow_proc=self.allow_proc, budget=self.budget)
+                      allow_proc=self.allow_proc, budget=self.budget,
+                      allow_approval=self.allow_approval)
         unknown = set(changes) - set(fields)
         if unknown:
             raise TypeError(f"Policy.replace: unknown field(s) {sorted(unknown)}")
@@ -183,9 +193,9 @@ class Policy:
 
     # -- value semantics -------------------------------------------------
     def _key(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...], tuple[str, ...],
-                            tuple[str, ...], int | None]:
+                            tuple[str, ...], int | None, tuple[str, ...]]:
         return (self.allow_effects, self.allow_fs_read, self.allow_fs_write,
-                self.allow_net_host, self.allow_proc, self.budget)
+                self.allow_net_host, self.allow_proc, self.budget, self.allow_approval)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and self._key() == other._key()
@@ -195,7 +205,8 @@ class Policy:
 
     def __repr__(self) -> str:
         parts = [f"allow_effects={tuple(sorted(self.allow_effects))!r}"]
-        for name in ("allow_fs_read", "allow_fs_write", "allow_net_host", "allow_proc"):
+        for name in ("allow_fs_read", "allow_fs_write", "allow_net_host", "allow_proc",
+                     "allow_approval"):
             v = getattr(self, name)
             if v:
                 parts.append(f"{name}={v!r}")
@@ -208,8 +219,9 @@ class Policy:
 
 
 def _rebuild(effects: Iterable[str], fs_read: Iterable[str], fs_write: Iterable[str],
-             hosts: Iterable[str], procs: Iterable[str], budget: int | None) -> Policy:
-    return Policy(effects, fs_read, fs_write, hosts, procs, budget)
+             hosts: Iterable[str], procs: Iterable[str], budget: int | None,
+             approvals: Iterable[str] = ()) -> Policy:
+    return Policy(effects, fs_read, fs_write, hosts, procs, budget, approvals)
 
 
 #: flag -> (Policy field, split on commas)
@@ -219,6 +231,7 @@ FLAGS = {
     "--allow-fs-write": ("allow_fs_write", False),
     "--allow-net-host": ("allow_net_host", False),
     "--allow-proc": ("allow_proc", True),
+    "--allow-approval": ("allow_approval", True),
 }
 
 

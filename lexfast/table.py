@@ -75,13 +75,27 @@ def family_rows() -> list:
     The families are imported here, when the first table is built, not when
     ``lexfast`` is: they bring lmdb, sqlite3, pycurl, cheroot and websockets.
     """
-    from .effects import agent, budget, clock, env, fs, io, kv, log, proc, rand, sql
-    from .effects.net import http, serve, ws
+    from .effects import (
+        agent,
+        approval,
+        budget,
+        clock,
+        env,
+        fs,
+        io,
+        kv,
+        log,
+        proc,
+        rand,
+        sql,
+        stream,
+    )
+    from .effects.net import http, http_stream, serve, ws
 
     families = (
         io,      # io.print/read/write
-        clock,   # time.now/sleep_ms, datetime.now
-        rand,    # rand.int_in, crypto.random
+        clock,   # time.*, datetime.now
+        rand,    # rand.int_in, crypto.random/random_str_hex/*_generate
         env,     # env.get
         budget,  # budget.*
         log,     # log.*
@@ -90,9 +104,12 @@ def family_rows() -> list:
         kv,      # kv.* on lmdb
         sql,     # sql.* on sqlite3
         http,    # net.get/post, http.*
+        http_stream,  # http.stream_lines
+        stream,  # stream.next/collect
         serve,   # net.serve, net.serve_tls
         ws,      # net.serve_ws, chat.*
         agent,   # agent.*
+        approval,  # approval.request
     )
     rows: list = []
     for family in families:

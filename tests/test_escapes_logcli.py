@@ -5,6 +5,7 @@ and the command"). Real files, real hardlinks, real ``lexfast`` children.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from lexfast import (
     Limits,
     Map,
     Policy,
+    Variant,
     ok,
 )
 from lexfast.handler import StderrSink
@@ -199,6 +201,7 @@ OPEN = {
     "sql": ("--allow-fs-write",),
     "kv": ("--allow-fs-write",),
     "fs_walk": ("--allow-fs-read",),
+    "approval": ("--allow-approval",),
 }
 
 
@@ -208,7 +211,8 @@ def test_escape_wildcard_report_misses_open_kinds(tmp_path):
         assert p.wildcard_scopes() == ({kind: OPEN[kind]} if kind in OPEN else {}), kind
         assert p.wildcard_scoped_grants() == ((kind,) if kind in OPEN else ()), kind
     scoped = Policy(allow_effects=KNOWN_EFFECTS, allow_fs_read=[tmp_path],
-                    allow_fs_write=[tmp_path], allow_net_host=["h"], allow_proc=["true"])
+                    allow_fs_write=[tmp_path], allow_net_host=["h"], allow_proc=["true"],
+                    allow_approval=["a"])
     assert scoped.wildcard_scopes() == {} and scoped.wildcard_scoped_grants() == ()
     half = Policy(allow_effects=["io", "sql", "mcp", "time"], allow_fs_write=[tmp_path])
     assert half.wildcard_scopes() == {"io": ("--allow-fs-read",), "mcp": ("--allow-proc",)}
@@ -236,8 +240,13 @@ def _samples(d: str) -> dict:
     return {
         ("io", "print"): ["x"], ("io", "read"): [f"{d}/file.txt"],
         ("io", "write"): [f"{d}/new.txt", "x"],
+        ("io", "readline"): [], ("io", "argv"): [],
         ("time", "now"): [], ("time", "sleep_ms"): [0], ("datetime", "now"): [],
+        ("time", "now_ms"): [], ("time", "now_str"): [], ("time", "mono_ns"): [],
+        ("time", "sleep"): [0],
         ("rand", "int_in"): [1, 2], ("crypto", "random"): [4], ("env", "get"): ["HOME"],
+        ("crypto", "random_str_hex"): [4], ("crypto", "p256_generate"): [],
+        ("crypto", "secp256k1_generate"): [], ("approval", "request"): ["probe", "why"],
         ("budget", "*"): [],
         ("log", "debug"): ["x"], ("log", "info"): ["x"], ("log", "warn"): ["x"],
         ("log", "error"): ["x"], ("log", "set_level"): ["info"], ("log", "set_format"): ["text"],
@@ -254,10 +263,19 @@ def _samples(d: str) -> dict:
         ("kv", "list_prefix"): [1, ""],
         ("sql", "open"): [f"{d}/db.sqlite"], ("sql", "close"): [1], ("sql", "exec"): [1, "select 1", []],
         ("sql", "query"): [1, "select 1", []],
+        ("sql", "begin"): [1], ("sql", "commit"): [1], ("sql", "rollback"): [1],
+        ("sql", "exec_tx"): [1, "select 1", []], ("sql", "query_tx"): [1, "select 1", []],
+        ("sql", "query_iter"): [1, "select 1", []], ("sql", "cursor_next"): [1],
+        ("sql", "get_str"): [{}, "x"], ("sql", "get_int"): [{}, "x"],
+        ("sql", "get_float"): [{}, "x"], ("sql", "get_bool"): [{}, "x"],
         ("net", "get"): [url], ("net", "post"): [url, "x"],
         ("http", "send"): [{"method": "GET", "url": url, "body": NONE, "headers": Map(),
                             "timeout_ms": NONE}],
         ("http", "get"): [url], ("http", "post"): [url, b"x", "text/plain"],
+        ("http", "stream_lines"): [url, Map(), ""],
+        ("stream", "next"): [Variant("__StreamHandle", ("stream_1",))],
+        ("stream", "collect"): [Variant("__StreamHandle", ("stream_1",))],
+        ("agent", "cloud_stream"): ["hi"],
         ("net", "serve"): [0, "h"], ("net", "serve_tls"): [0, f"{d}/cert.pem", f"{d}/key.pem", "h"],
         ("net", "serve_ws"): [0, "h"], ("chat", "broadcast"): ["r", "x"], ("chat", "send"): [1, "x"],
         ("agent", "call_mcp"): ["true", "t", "{}"], ("agent", "local_complete"): ["hi"],
@@ -281,7 +299,7 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     op consults that list, and a policy granting only the row's gate must
     report it open; every entry of SCOPES_BY_KIND is backed by such a row."""
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:1")
-    for var in ("LEX_LLM_CLOUD_API_KEY", "OPENAI_API_KEY"):
+    for var in ("LEX_LLM_CLOUD_API_KEY", "OPENAI_API_KEY", "LEX_LLM_STREAM_FIXTURE"):
         monkeypatch.delenv(var, raising=False)
     d = tmp_path / "probe"
     d.mkdir()
@@ -289,7 +307,8 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     sentinel_dir = tmp_path / "sentinel"
     sentinel_dir.mkdir()
     sentinels = {"allow_fs_read": [str(sentinel_dir)], "allow_fs_write": [str(sentinel_dir)],
-                 "allow_net_host": ["sentinel.invalid"], "allow_proc": ["/nonexistent/sentinel"]}
+                 "allow_net_host": ["sentinel.invalid"], "allow_proc": ["/nonexistent/sentinel"],
+                 "allow_approval": ["sentinel"]}
     samples = _samples(str(d))
     rows = default_table().rows()
     assert {(r.kind, r.op) for r in rows} == set(samples), "a row without sample arguments"
@@ -299,6 +318,7 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     def run(row, **scopes):
         h = DefaultHandler(Policy(allow_effects=row.gate, **scopes), sink=CapturedSink(),
                            program={}, runner=lambda *a: None, limits=limits)
+        h.with_input(io.BytesIO(b"a line\n"))  # io.readline: never pytest's stdin
         h.shutdown()  # servers bind, announce and return at once
         try:
             return _outcome(h, row.kind, row.op, samples[(row.kind, row.op)])
@@ -333,7 +353,8 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
             ("agent", "call_mcp", "allow_proc"), ("agent", "send_a2a", "allow_net_host"),
             ("net", "serve_tls", "allow_fs_read"), ("fs", "glob", "allow_fs_read"),
             ("sql", "open", "allow_fs_write"), ("kv", "open", "allow_fs_write"),
-            ("log", "set_sink", "allow_fs_write")} <= consulted
+            ("log", "set_sink", "allow_fs_write"),
+            ("approval", "request", "allow_approval")} <= consulted
 
 
 # -- lines that killed the command (issue 22.4) -------------------------------------------

@@ -11,7 +11,7 @@ def test_known_effects_are_the_references():
     assert set(KNOWN_EFFECTS) == {
         "io", "net", "time", "llm", "proc", "panic", "fs_read", "fs_write", "budget",
         "llm_local", "llm_cloud", "a2a", "mcp", "env", "sql", "random", "chat", "log", "kv",
-        "stream", "fs_walk", "concurrent", "crypto"}
+        "stream", "fs_walk", "concurrent", "crypto", "vcs", "approval", "moe"}
     assert len(KNOWN_EFFECTS) <= 64  # one bit each in the gate mask
 
 
@@ -21,7 +21,7 @@ def test_presets():
     assert p.allow_effects == frozenset(KNOWN_EFFECTS)
     assert p.allow_fs_read == () and p.budget is None
     assert p.wildcard_scoped_grants() == ("io", "net", "proc", "fs_read", "fs_write", "a2a",
-                                          "mcp", "sql", "kv", "fs_walk")
+                                          "mcp", "sql", "kv", "fs_walk", "approval")
     scoped = Policy(allow_effects=["proc", "net", "fs_read"], allow_proc=["git"])
     assert scoped.wildcard_scoped_grants() == ("net", "fs_read")
     assert scoped.wildcard_scopes() == {"net": ("--allow-net-host", "--allow-fs-read"),
@@ -74,12 +74,18 @@ def test_from_flags():
     p = Policy.from_flags(["--allow-effects", "io,net", "--allow-effects=time",
                            "--allow-fs-read", "/data", "--allow-fs-read", "/a,b",
                            "--allow-net-host", "api.example.com", "--allow-proc", "git,ls",
-                           "--allow-proc=echo", "--budget", "100"])
+                           "--allow-proc=echo", "--budget", "100",
+                           "--allow-approval", "deploy,pay", "--allow-approval=refund"])
     assert p.allow_effects == {"io", "net", "time"}
     assert p.allow_fs_read == ("/data", "/a,b")
     assert p.allow_net_host == ("api.example.com",)
     assert p.allow_proc == ("git", "ls", "echo")
     assert p.budget == 100
+    assert p.allow_approval == ("deploy", "pay", "refund")
+    assert "allow_approval=('deploy', 'pay', 'refund')" in repr(p)
+    import pickle
+    assert pickle.loads(pickle.dumps(p)) == p and p.replace(budget=1).allow_approval == p.allow_approval
+    assert p != p.replace(allow_approval=())
     assert Policy.from_flags([]) == Policy.pure()
 
 

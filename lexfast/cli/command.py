@@ -36,6 +36,19 @@ mode they go to stdout between the response lines (a reply line always
 starts with ``{``, a print line never does); in ``host`` mode stdout carries
 protocol lines only and prints go to stderr (as do logs).
 
+``approval.request`` is refused unless ``--approval`` says who answers:
+``prompt`` (``run FILE`` only) asks on the terminal, the prompt on stderr and
+the answer read from stdin; ``peer`` (``host`` only) writes an approval line
+``{"approval": N, "scope": .., "reason": ..}`` to stdout and waits for the
+peer's answer line ``{"approval": N, "answer": "text"}`` (approved) or
+``{"approval": N, "deny": "reason"}``; requests the peer sends meanwhile are
+kept and answered after it, in order.
+
+``io.readline`` reads stdin only under ``run FILE``; where stdin carries the
+requests (``run -``, ``host``) it is at end of input, so a program can never
+read (or swallow) a request line. ``lexfast run FILE -- a b`` gives the
+program ``io.argv`` = ``["a", "b"]``.
+
 At start, each granted effect kind whose scope list is empty (so open to
 anything there: ``Policy.wildcard_scopes``) is named on stderr with the flags
 that would scope it, one ``lexfast run: warning: ...`` line per kind.
@@ -44,6 +57,7 @@ that would scope it, one ``lexfast run: warning: ...`` line per kind.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -56,7 +70,7 @@ import time
 from .._version import __version__
 from ..errors import BudgetExceeded, EffectError, PolicyDenied
 from ..handler import DefaultHandler
-from ..kernel import COMPILED
+from ..kernel import COMPILED, err, ok
 from ..policy import KNOWN_EFFECTS, Policy, parse_flags
 from ..values import INT_MAX, INT_MIN, one_line
 from .codec import MAX_DEPTH, CodecError, dumps_json, from_json, parse_json, to_json
@@ -124,6 +138,9 @@ def handle_request(handler, req) -> dict:
         except (OverflowError, ValueError, TypeError) as e:
             return _error(f"note_call_budget: {e}", "EffectError")
         return {"ok": None}
+    if "approval" in req:
+        return _error("an approval answer, but no approval.request is waiting",
+                      "ProtocolError")
     extra = sorted(set(req) - _REQUEST_KEYS)
     if extra:
         return _error(f"unknown request field `{extra[0]}` (expected kind, op, args, id)",
@@ -300,15 +317,64 @@ class FramedPrintSink:
         self._out.line(PRINT_PREFIX + one_line(s))
 
 
+class _Lines:
+    """The request stream's lines, numbered: ``(lineno, line, too_long)``.
+    Lines read ahead while an approval waits for the peer's answer are kept
+    (bounded) and come out of the iterator first, in order."""
+
+    #: lines kept while an approval waits (count, bytes)
+    MAX_DEFERRED = 10_000
+    MAX_DEFERRED_BYTES = 64 << 20
+
+    def __init__(self, stream, limit: int) -> None:
+        self._source = _read_lines(stream, limit)
+        self._deferred: list = []
+        self._deferred_bytes = 0
+        self._lineno = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._deferred:
+            item = self._deferred.pop(0)
+            self._deferred_bytes -= len(item[1])
+            return item
+        return self.read_ahead_or_stop()
+
+    def read_ahead_or_stop(self):
+        line, too_long = next(self._source)
+        self._lineno += 1
+        return self._lineno, line, too_long
+
+    def read_ahead(self):
+        """The next line from the stream itself, or None at its end."""
+        try:
+            return self.read_ahead_or_stop()
+        except StopIteration:
+            return None
+
+    def defer(self, item) -> bool:
+        """Keep ``item`` for the loop; False when the buffer is full."""
+        if (len(self._deferred) >= self.MAX_DEFERRED
+                or self._deferred_bytes + len(item[1]) > self.MAX_DEFERRED_BYTES):
+            return False
+        self._deferred.append(item)
+        self._deferred_bytes += len(item[1])
+        return True
+
+
 def serve(handler, stream, max_line: int = MAX_LINE_BYTES, progress=None,
-          out: _Out | None = None) -> None:
+          out: _Out | None = None, lines: _Lines | None = None) -> None:
     """Answer each line of ``stream``: one reply line each (none for a
     blank line). No exception of one line ends the loop; only
     ``BaseException``s that are not ``Exception`` (KeyboardInterrupt,
     SystemExit, SIGTERM's) and errors writing stdout do."""
     if out is None:
         out = _Out()
-    for lineno, (line, too_long) in enumerate(_read_lines(stream, max_line), 1):
+    if lines is None:
+        lines = _Lines(stream, max_line)
+    for lineno, line, too_long in lines:
         try:
             if too_long:
                 resp = _dump(_error(f"line longer than {max_line} bytes", "ProtocolError",
@@ -383,6 +449,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="print per-effect counters (calls, denials, errors) to stderr on exit")
     p.add_argument("--timing", action="store_true",
                    help="with --stats: also time each dispatch (total and max)")
+    p.add_argument("--approval", choices=("refuse", "prompt", "peer"), default="refuse",
+                   help="who answers approval.request: nobody (refuse, the default), "
+                   "the terminal (prompt: run FILE only) or the peer (peer: host only)")
 
 
 _PROTOCOL_HELP = """\
@@ -404,8 +473,103 @@ _POLICY_HELP = """policy flags (as `lex run`; default: nothing granted):
   --allow-fs-write P      a path write effects may touch (repeatable; none = any)
   --allow-net-host H      a host net effects may reach (repeatable; none = any)
   --allow-proc a,b        binaries proc effects may run (repeatable; none = any)
+  --allow-approval a,b    approval.request scopes (repeatable; none = any)
   --budget N              ceiling for {"budget": N} requests (integer >= 0)
 """
+
+
+# -- approval ---------------------------------------------------------------
+
+_DENIED = "denied by operator"
+_CONSUMED = object()
+
+
+class PromptApprovalSink:
+    """``--approval prompt`` (``lexfast run FILE``): the reference's
+    ``StdinApprovalSink``, with the prompt on stderr (stdout carries replies)
+    and the program's scope and reason escaped onto one line, so a program
+    cannot write terminal escapes or fake a prompt. Blank, ``n`` or ``no``
+    (or end of input) denies; anything else is the approved answer."""
+
+    def __init__(self, handler) -> None:
+        self._handler = handler
+
+    def __call__(self, scope: str, reason: str):
+        session = self._handler.session
+        with session.input_lock:
+            from ..effects.log import STDERR_LOCK
+            with STDERR_LOCK:
+                sys.stderr.write(f"[approval:{one_line(scope)}] {one_line(reason)}  "
+                                 "(blank/n to deny) > ")
+                sys.stderr.flush()
+            stream = session.input if session.input is not None else sys.stdin.buffer
+            try:
+                raw = stream.readline(session.limits.readline_bytes + 1)
+            except (OSError, ValueError):
+                raw = b""
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        answer = raw.strip()
+        if not answer or answer.lower() in ("n", "no"):
+            return err(_DENIED)
+        return ok(answer)
+
+
+class PeerApprovalSink:
+    """``--approval peer`` (``lexfast host``): an approval line to the peer,
+    then the peer's answer line. Other lines that arrive meanwhile are kept
+    for the loop (bounded: past the bound, the approval is refused)."""
+
+    def __init__(self, lines: _Lines, out: _Out) -> None:
+        self._lines = lines
+        self._out = out
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def __call__(self, scope: str, reason: str):
+        with self._lock:  # one approval at a time owns the stream
+            self._n += 1
+            n = self._n
+            self._out.line(dumps_json({"approval": n, "scope": scope, "reason": reason}))
+            while True:
+                item = self._lines.read_ahead()
+                if item is None:
+                    return err("approval.request: the peer closed its input without answering")
+                answer = self._answer(item, n)
+                if answer is _CONSUMED:
+                    continue
+                if answer is not None:
+                    return answer
+                if not self._lines.defer(item):
+                    return err("approval.request: the peer sent too many lines without "
+                               "answering")
+
+    def _answer(self, item, n: int):
+        """The answer ``item`` carries for approval ``n``; None for any other
+        line (kept for the loop). A malformed or stale answer gets its
+        ProtocolError and the wait goes on (``_CONSUMED``)."""
+        lineno, line, too_long = item
+        if too_long:
+            return None
+        try:
+            req = parse_json(line.decode("utf-8"))
+        except (UnicodeDecodeError, CodecError):
+            return None
+        if type(req) is not dict or "approval" not in req:
+            return None
+        problem = None
+        if req["approval"] != n or type(req["approval"]) is not int:
+            problem = f"no approval.request {one_line(str(req['approval']))[:40]} is waiting (it is {n})"
+        elif set(req) not in ({"approval", "answer"}, {"approval", "deny"}):
+            problem = 'an approval answer is {"approval": N, "answer": str} or {"approval": N, "deny": str}'
+        elif type(req.get("answer", req.get("deny"))) is not str:
+            problem = "`answer` / `deny` must be a string"
+        if problem is not None:
+            self._out.line(_dump(_error(problem, "ProtocolError", line=lineno)))
+            return _CONSUMED
+        if "answer" in req:
+            return ok(req["answer"])
+        return err(req["deny"] or _DENIED)
 
 
 def _parsers():
@@ -417,7 +581,8 @@ def _parsers():
     fmt = argparse.RawDescriptionHelpFormatter
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
-                         "[--max-line-bytes N] [--stats [--timing]] FILE|-",
+                         "[--max-line-bytes N] [--stats [--timing]] [--approval MODE] FILE|- "
+                         "[-- PROGRAM ARGS]",
                          description=_PROTOCOL_HELP + "io.print writes `io.print: TEXT` lines "
                          "(line breaks escaped) to stdout, between the reply lines.",
                          epilog=_POLICY_HELP, formatter_class=fmt)
@@ -425,10 +590,14 @@ def _parsers():
     _common(run)
     host = sub.add_parser("host", help="serve JSON-lines calls on stdin/stdout",
                           usage="lexfast host [POLICY FLAGS] [--permissive] [--read-root DIR] "
-                          "[--max-line-bytes N] [--stats [--timing]]",
+                          "[--max-line-bytes N] [--stats [--timing]] [--approval MODE] "
+                          "[-- PROGRAM ARGS]",
                           description=_PROTOCOL_HELP + "stdout carries reply lines only: "
                           "io.print (`io.print: TEXT` lines, line breaks escaped) and "
-                          "logs go to stderr.",
+                          "logs go to stderr. With --approval peer, approval.request writes "
+                          '{"approval": N, "scope": .., "reason": ..} and waits for '
+                          '{"approval": N, "answer": str} or {"approval": N, "deny": str}.',
+
                           epilog=_POLICY_HELP, formatter_class=fmt)
     _common(host)
     info = sub.add_parser("info", help="which core is loaded, library versions, the effect table and the builtins")
@@ -527,7 +696,7 @@ def info(as_json: bool) -> int:
 
 # -- run / host ---------------------------------------------------------------
 
-def _run(mode: str, ns, policy: Policy, parser) -> int:
+def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
     if ns.max_line_bytes < 1:
         parser.error(f"--max-line-bytes must be at least 1, got {ns.max_line_bytes}")
     read_root = None
@@ -537,6 +706,12 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
         read_root = ns.read_root
     if ns.permissive:
         policy = policy.replace(allow_effects=KNOWN_EFFECTS)
+    stdin_is_requests = mode == "host" or ns.file == "-"
+    if ns.approval == "prompt" and stdin_is_requests:
+        parser.error("--approval prompt needs stdin for the answers: use `run FILE`, "
+                     "not `run -` or `host`")
+    if ns.approval == "peer" and mode != "host":
+        parser.error("--approval peer is for `host`, whose peer reads the approval lines")
 
     stream = None
     owned = False
@@ -557,6 +732,14 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
     sink = FramedPrintSink(_Out("stderr") if mode == "host" else out)
     handler = DefaultHandler(policy, sink=sink, read_root=read_root,
                              timing=bool(ns.stats and ns.timing))
+    handler.with_program_args(program_args)
+    if stdin_is_requests:  # io.readline must never read (or swallow) a request
+        handler.with_input(io.BytesIO())
+    lines = _Lines(stream, ns.max_line_bytes)
+    if ns.approval == "prompt":
+        handler.with_approval_sink(PromptApprovalSink(handler))
+    elif ns.approval == "peer":
+        handler.with_approval_sink(PeerApprovalSink(lines, out))
     _warn_wildcards(mode, policy)
     progress = None
     if owned and _stderr_is_terminal():
@@ -568,7 +751,7 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
             progress = _Progress(stream, size)
     old_term = _install_sigterm()
     try:
-        serve(handler, stream, ns.max_line_bytes, progress, out)
+        serve(handler, stream, ns.max_line_bytes, progress, out, lines)
         return 0
     except KeyboardInterrupt:
         return _EXIT_SIGINT
@@ -672,9 +855,13 @@ def _main(argv: list[str]) -> int:
         if head:
             top.parse_args(head)  # --version / --help / unknown top-level flags
         parser = subs[command]
+        program_args: list[str] = []
+        if "--" in tail:  # what follows is the program's io.argv
+            k = tail.index("--")
+            tail, program_args = tail[:k], tail[k + 1:]
         policy, rest = _policy_from(tail, parser)
         ns = parser.parse_args(rest)
-        return _run(command, ns, policy, parser)
+        return _run(command, ns, policy, parser, program_args)
     ns = top.parse_args(argv)
     if ns.command == "info":
         return info(ns.json)
@@ -683,5 +870,5 @@ def _main(argv: list[str]) -> int:
     return _EXIT_USAGE
 
 
-__all__ = ["MAX_LINE_BYTES", "PRINT_PREFIX", "FramedPrintSink", "handle_request", "main",
-           "respond", "serve"]
+__all__ = ["MAX_LINE_BYTES", "PRINT_PREFIX", "FramedPrintSink", "PeerApprovalSink",
+           "PromptApprovalSink", "handle_request", "main", "respond", "serve"]

@@ -1,4 +1,8 @@
-"""io.print, io.read, io.write.
+"""io.print, io.read, io.write, io.readline, io.argv.
+
+``io.readline`` reads the session's input (``handler.with_input``; standard
+input by default), one line of at most ``Limits.readline_bytes``; ``io.argv``
+is the program's arguments (``handler.with_program_args``).
 
 Scope failures are hard errors (``read of `p` outside --allow-fs-read``), I/O
 failures ``err`` values, as in the reference. Beyond it: paths are resolved
@@ -13,9 +17,10 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 
-from ..errors import PolicyDenied
-from ..kernel import err, expect_str, ok
+from ..errors import EffectError, PolicyDenied
+from ..kernel import NONE, err, expect_str, ok, some
 from ..scope import (
     PathTooLong,
     ScopeEscape,
@@ -117,8 +122,60 @@ def io_write(h, args):
     return ok(None)
 
 
+def _input_stream(h):
+    stream = h.session.input
+    if stream is None:
+        stdin = sys.stdin
+        stream = getattr(stdin, "buffer", stdin)
+    return stream
+
+
+def io_readline(h, args):
+    """``Some(line)`` without its ``\n`` / ``\r\n``, ``None`` at end of input
+    (or when the input cannot be read, as in the reference). Beyond it: a
+    line is bounded (the rest of an over-long line is skipped, never held)
+    and one that is not UTF-8 is an ``EffectError``, not a silent ``None``."""
+    cap = h.session.limits.readline_bytes
+    s = h.session
+    with s.input_lock:  # one reader at a time: lines are never interleaved
+        stream = _input_stream(h)
+        if stream is None:
+            return NONE
+        try:
+            line = stream.readline(cap + 1)
+            if len(line) > cap and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+                rest = line
+                while rest and not rest.endswith(b"\n" if isinstance(rest, bytes) else "\n"):
+                    rest = stream.readline(1 << 16)
+                raise EffectError(f"io.readline: line longer than {cap} bytes")
+        except (OSError, ValueError):  # closed or unreadable: the reference's None
+            return NONE
+    if not line:
+        return NONE
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EffectError("io.readline: stream did not contain valid UTF-8") from None
+    elif not isinstance(line, str):
+        raise EffectError("io.readline: the input stream returned neither bytes nor str")
+    if line.endswith("\n"):
+        line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+    elif line.endswith("\r"):  # the reference strips a lone trailing \r too
+        line = line[:-1]
+    return some(line)
+
+
+def io_argv(h, args):
+    return list(h.session.program_args)
+
+
 ROWS = [
     ("io", "print", "io", io_print),
+    ("io", "readline", "io", io_readline),
+    ("io", "argv", "io", io_argv),
     ("io", "read", "io", io_read),
     ("io", "write", "io", io_write),
 ]

@@ -772,3 +772,443 @@ ROWS = [
     ("sql", "exec", "sql", sql_exec),
     ("sql", "query", "sql", sql_query),
 ]
+
+
+# == SQL v2 (issue 17): typed parameters, SqlError, transactions, cursors ==
+#
+# Additive on purpose: sql.exec/sql.query above keep the seed's List[Str]
+# parameters and Str errors; these ops take the reference's SqlParam union
+# (a bare Str still works) and answer errors as its SqlError record.
+
+from ..kernel import NONE, Variant, some  # noqa: E402
+from ..values import debug_repr  # noqa: E402
+
+#: the extended result codes the reference names (``sqlite_extended_code_name``);
+#: any other is ``SQLITE_ERROR_<n>``, as there
+_CODE_NAMES = {
+    5: "SQLITE_BUSY", 6: "SQLITE_LOCKED", 8: "SQLITE_READONLY", 10: "SQLITE_IOERR",
+    11: "SQLITE_CORRUPT", 12: "SQLITE_NOTFOUND", 13: "SQLITE_FULL", 14: "SQLITE_CANTOPEN",
+    15: "SQLITE_PROTOCOL", 17: "SQLITE_SCHEMA", 18: "SQLITE_TOOBIG", 19: "SQLITE_CONSTRAINT",
+    275: "SQLITE_CONSTRAINT_CHECK", 787: "SQLITE_CONSTRAINT_FOREIGNKEY",
+    1299: "SQLITE_CONSTRAINT_NOTNULL", 1555: "SQLITE_CONSTRAINT_PRIMARYKEY",
+    1811: "SQLITE_CONSTRAINT_TRIGGER", 2067: "SQLITE_CONSTRAINT_UNIQUE",
+    2323: "SQLITE_CONSTRAINT_VTAB", 2579: "SQLITE_CONSTRAINT_ROWID", 20: "SQLITE_MISMATCH",
+    25: "SQLITE_RANGE", 26: "SQLITE_NOTADB", 23: "SQLITE_AUTH",
+}
+
+#: the reference's ``Iter`` value for a cursor
+CURSOR_NAME = "__IterCursor"
+
+
+def sql_error(message: str, code: str | None = None, detail: str | None = None) -> dict:
+    """The reference's ``SqlError = {message, code: Option[Str], detail: Option[Str]}``."""
+    return {"message": message,
+            "code": NONE if code is None else some(code),
+            "detail": NONE if detail is None else some(detail)}
+
+
+def _sql_err(op: str, e: BaseException):
+    """``err(SqlError)`` for an exception of ``sqlite3`` (code and detail
+    from SQLite's extended result code and message) or of lexfast's own."""
+    if isinstance(e, MemoryError):
+        return err(sql_error(_out_of_memory(op.split(".", 1)[1])))
+    text = _message(e)
+    number = getattr(e, "sqlite_errorcode", None)
+    if not isinstance(e, sqlite3.Error) or number is None:
+        return err(sql_error(f"{op}: {text}"))
+    return err(sql_error(f"{op}: {text}", _CODE_NAMES.get(number, f"SQLITE_ERROR_{number}"),
+                         str(e)))
+
+
+def _sql_param(op: str, item):
+    if isinstance(item, str):  # the seed's List[Str], still accepted
+        return item
+    if not isinstance(item, Variant):
+        raise EffectError(f"{op}: expected SqlParam variant, got {debug_repr(item)}")
+    name, payload = item.name, item.args
+    if name == "PNull" and not payload:
+        return None
+    v = payload[0] if len(payload) == 1 else None
+    if name == "PStr":
+        if isinstance(v, str):
+            return v
+        raise EffectError(f"{op}: PStr requires a Str argument")
+    if name == "PInt":
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        raise EffectError(f"{op}: PInt requires an Int argument")
+    if name == "PFloat":
+        if isinstance(v, float):
+            return v
+        raise EffectError(f"{op}: PFloat requires a Float argument")
+    if name == "PBool":
+        if isinstance(v, bool):
+            return int(v)  # SQLite has no BOOLEAN: 0/1, as rusqlite binds it
+        raise EffectError(f"{op}: PBool requires a Bool argument")
+    if name == "PNull":
+        raise EffectError(f"{op}: PNull takes no argument")
+    raise EffectError(f"{op}: unknown SqlParam constructor `{name}`")
+
+
+def typed_params(op: str, args, i: int) -> list:
+    """``args[i]`` as ``List[SqlParam]`` (or the seed's ``List[Str]``), as
+    Python values for ``sqlite3``; an ``EffectError`` naming ``op`` else."""
+    if len(args) <= i:
+        raise EffectError(f"{op}: missing params argument")
+    items = args[i]
+    if not isinstance(items, list):
+        raise EffectError(f"{op}: expected List[SqlParam], got {debug_repr(items)}")
+    return [_sql_param(op, x) for x in items]
+
+
+def _acquire(h, handle: int, op: str, what: str = "Db"):
+    """The handle's ``_Db`` with its lock held (the caller releases it), or
+    an ``err(SqlError)`` when another call holds it too long."""
+    db = h.session.registry("sql", _release).touch_get(handle)
+    if db is None:
+        raise EffectError(f"{op}: closed or unknown {what} handle")
+    lock = db.lock
+    if not lock.acquire(False) and not lock.acquire(timeout=db.timeout + _BUSY_TIMEOUT_S):
+        return None, err(sql_error(f"{op}: the connection is busy with another call"))
+    if db.closed:
+        lock.release()
+        raise EffectError(f"{op}: closed or unknown {what} handle")
+    if db.watch:
+        trouble = _sidecar_trouble(db.path)
+        if trouble is not None:
+            lock.release()
+            return None, err(sql_error(f"{op}: {trouble}"))
+    db.deadline = None
+    return db, None
+
+
+def _failed(db: _Db, op: str, e: BaseException):
+    if isinstance(e, sqlite3.OperationalError) and str(e) == "interrupted":
+        if db.closed:
+            raise EffectError(f"{op}: closed or unknown Db handle")
+        if db.timed_out():
+            return err(sql_error(f"{op}: interrupted after {db.timeout:g} s "
+                                 "(Limits.sql_timeout_s)"))
+    return _sql_err(op, e)
+
+
+_SQL_ERRORS = (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError, MemoryError)
+
+
+def _exec_on(db: _Db, op: str, stmt: str, params: list):
+    try:
+        conn = db.conn
+        cur = conn.execute(stmt, params)
+        if cur.description is not None and _has_row(cur):
+            return err(sql_error(f"{op}: Execute returned results - did you mean to call query?"))
+        n = cur.rowcount
+        if n < 0:
+            n = conn.execute("SELECT changes()").fetchone()[0]
+        return ok(n)
+    except _SQL_ERRORS as e:
+        return _failed(db, op, e)
+
+
+def _query_on(db: _Db, op: str, stmt: str, params: list):
+    try:
+        conn = db.conn
+        changes = conn.total_changes
+        cur = conn.execute(stmt, params)
+        desc = cur.description
+        if desc is None:
+            return ok([])
+        try:
+            rows, too_much = _collect(cur, db.rows_cap, db.bytes_cap)
+        except sqlite3.OperationalError as e:
+            if not str(e).startswith("Could not decode to UTF-8"):
+                raise
+            rows, too_much = _lossy_rerun(conn, cur, stmt, params, db, changes)
+            if rows is None and too_much is None:
+                return _sql_err(op, e)
+        if too_much is not None:
+            return err(sql_error(too_much.replace("sql.query:", f"{op}:", 1)))
+        names = [d[0] for d in desc]
+        return ok([dict(zip(names, r)) for r in rows])  # noqa: B905
+    except _SQL_ERRORS as e:
+        return _failed(db, op, e)
+
+
+def _with_db(h, args, op: str, what: str, run):
+    handle = expect_handle(args, 0, f"{what} handle", what)
+    stmt = expect_str(args, 1)
+    params = typed_params(op, args, 2)
+    db, refused = _acquire(h, handle, op, what)
+    if db is None:
+        return refused
+    try:
+        return run(db, op, stmt, params)
+    finally:
+        db.lock.release()
+
+
+def sql_exec_tx(h, args):
+    return _with_db(h, args, "sql.exec_tx", "SqlTx", _exec_on)
+
+
+def sql_query_tx(h, args):
+    return _with_db(h, args, "sql.query_tx", "SqlTx", _query_on)
+
+
+def _tx_statement(h, args, op: str, sql_text: str, what: str):
+    handle = expect_handle(args, 0, f"{what} handle", what)
+    db, refused = _acquire(h, handle, op, what)
+    if db is None:
+        return None, refused
+    try:
+        db.conn.execute(sql_text)
+        return handle, None
+    except _SQL_ERRORS as e:
+        failed = _failed(db, op, e)
+        if sql_text == "COMMIT" and db.conn.in_transaction:
+            # nothing half-done: a COMMIT that fails (a deferred foreign
+            # key, a full disk) rolls back, so the database is as before
+            try:
+                db.conn.execute("ROLLBACK")
+            except _SQL_ERRORS:
+                pass
+            rec = dict(failed.args[0])
+            rec["message"] += " (the transaction was rolled back)"
+            failed = err(rec)
+        return None, failed
+    finally:
+        db.lock.release()
+
+
+def sql_begin(h, args):
+    """``BEGIN`` on the connection; the ``SqlTx`` handle is the ``Db``
+    handle, as in the reference (statements on either join it)."""
+    handle, failed = _tx_statement(h, args, "sql.begin", "BEGIN", "Db")
+    return failed if failed is not None else ok(handle)
+
+
+def sql_commit(h, args):
+    _, failed = _tx_statement(h, args, "sql.commit", "COMMIT", "SqlTx")
+    return failed if failed is not None else ok(None)
+
+
+def sql_rollback(h, args):
+    _, failed = _tx_statement(h, args, "sql.rollback", "ROLLBACK", "SqlTx")
+    return failed if failed is not None else ok(None)
+
+
+# -- cursors -----------------------------------------------------------------
+#
+# The reference runs a producer thread per cursor that holds the
+# connection's lock until the cursor is drained (so any other call on that
+# Db blocks, a program interleaving them deadlocks) and turns every error
+# into a silent end. Here a cursor is a stepped sqlite3 cursor in the
+# session's registry (LRU 256): each sql.cursor_next takes the connection
+# lock for one step only, a prepare error is query_iter's err(SqlError), a
+# failing step raises, and the statement is freed when the cursor is
+# exhausted, evicted, its Db closed or the handler closed.
+
+class _Cursor:
+    __slots__ = ("db", "cur", "names", "bytes_cap")
+
+    def __init__(self, db: _Db, cur, names: list) -> None:
+        self.db = db
+        self.cur = cur
+        self.names = names
+        self.bytes_cap = db.bytes_cap
+
+    def close(self) -> None:
+        cur, self.cur = self.cur, None
+        if cur is None:
+            return
+        db = self.db
+        if db.lock.acquire(timeout=db.timeout + _BUSY_TIMEOUT_S):
+            try:
+                if not db.closed:
+                    cur.close()
+            except sqlite3.Error:
+                pass
+            finally:
+                db.lock.release()
+
+
+def _release_cursor(handle, cursor: _Cursor) -> None:
+    cursor.close()
+
+
+def _cursors(h):
+    return h.session.registry("sql_cursor", _release_cursor)
+
+
+def sql_query_iter(h, args):
+    """``Ok(__IterCursor(handle))``: the statement runs to its first row
+    now (so a bad statement is this call's ``err``), the rest one
+    ``sql.cursor_next`` at a time, never materialised."""
+    op = "sql.query_iter"
+    handle = expect_handle(args, 0, "Db handle", "Db")
+    stmt = expect_str(args, 1)
+    params = typed_params(op, args, 2)
+    db, refused = _acquire(h, handle, op)
+    if db is None:
+        return refused
+    try:
+        cur = db.conn.execute(stmt, params)
+        desc = cur.description
+        names = [d[0] for d in desc] if desc is not None else []
+    except _SQL_ERRORS as e:
+        return _failed(db, op, e)
+    finally:
+        db.lock.release()
+    cursor = _Cursor(db, cur if desc is not None else None, names)
+    key = next_handle()
+    reg = _cursors(h)
+    reg.insert(key, cursor)
+    if h.session.closed:  # closed meanwhile: its registries were already emptied
+        if reg.remove(key) is not None:
+            cursor.close()
+        raise EffectError(f"{op}: the handler is closed")
+    return ok(Variant(CURSOR_NAME, (key,)))
+
+
+def sql_cursor_next(h, args):
+    """``Some(row)``, or ``None`` once exhausted (and for a cursor that is
+    closed, evicted or unknown here)."""
+    v = args[0] if args else None
+    if type(v) is not int or v < 0:
+        raise EffectError("sql.cursor_next: expected cursor handle (Int)")
+    reg = h.session.registry("sql_cursor", _release_cursor)
+    cursor = reg.touch_get(v)
+    if cursor is None or cursor.cur is None:
+        if cursor is not None:
+            reg.remove(v)
+        return NONE
+    db = cursor.db
+    if not db.lock.acquire(False) and not db.lock.acquire(timeout=db.timeout + _BUSY_TIMEOUT_S):
+        raise EffectError("sql.cursor_next: the connection is busy with another call")
+    try:
+        if db.closed or cursor.cur is None:
+            row = None
+        else:
+            db.deadline = None
+            try:
+                row = cursor.cur.fetchone()
+            except sqlite3.OperationalError as e:
+                # sqlite3 builds the row before stepping past it, so a row
+                # whose TEXT is not UTF-8 is fetched again, lossily (the C
+                # text factory is much faster than a lossy one)
+                row = e
+                if str(e).startswith("Could not decode to UTF-8"):
+                    conn = db.conn
+                    conn.text_factory = _lossy_text
+                    try:
+                        row = cursor.cur.fetchone()
+                    except _SQL_ERRORS as e2:
+                        row = e2
+                    finally:
+                        conn.text_factory = str
+            except _SQL_ERRORS as e:
+                row = e
+    finally:
+        db.lock.release()
+    if row is None:
+        reg.remove(v)
+        cursor.close()
+        return NONE
+    if isinstance(row, BaseException):
+        reg.remove(v)
+        cursor.close()
+        failed = _failed(db, "sql.cursor_next", row)
+        raise EffectError(failed.args[0]["message"])
+    return some(dict(zip(cursor.names, row)))  # noqa: B905
+
+
+# -- typed getters (the reference's sql_get_col) -------------------------------
+
+def _get_col(op: str, args, convert):
+    if not args:
+        raise EffectError(f"{op}: missing row argument")
+    row = args[0]
+    if len(args) < 2:
+        raise EffectError(f"{op}: missing column name argument")
+    col = args[1]
+    if not isinstance(col, str):
+        raise EffectError(f"{op}: column name must be Str, got {debug_repr(col)}")
+    if not isinstance(row, dict):
+        raise EffectError(f"{op}: row must be a Record, got {debug_repr(row)}")
+    if col not in row:
+        return NONE
+    out = convert(row[col])
+    return NONE if out is None else some(out)
+
+
+def _as_str(v):
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return None
+
+
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _as_int(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):  # Rust's `as i64`: toward zero, saturating, NaN -> 0
+        if v != v:
+            return 0
+        if v >= 9.223372036854775807e18:
+            return _I64_MAX
+        if v <= -9.223372036854775808e18:
+            return _I64_MIN
+        return int(v)
+    return None
+
+
+def _as_float(v):
+    if isinstance(v, float):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return None
+
+
+def _as_bool(v):
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v != 0
+    return None
+
+
+def sql_get_str(h, args):
+    return _get_col("sql.get_str", args, _as_str)
+
+
+def sql_get_int(h, args):
+    return _get_col("sql.get_int", args, _as_int)
+
+
+def sql_get_float(h, args):
+    return _get_col("sql.get_float", args, _as_float)
+
+
+def sql_get_bool(h, args):
+    return _get_col("sql.get_bool", args, _as_bool)
+
+
+ROWS += [
+    ("sql", "begin", "sql", sql_begin),
+    ("sql", "commit", "sql", sql_commit),
+    ("sql", "rollback", "sql", sql_rollback),
+    ("sql", "exec_tx", "sql", sql_exec_tx),
+    ("sql", "query_tx", "sql", sql_query_tx),
+    ("sql", "query_iter", "sql", sql_query_iter),
+    ("sql", "cursor_next", "sql", sql_cursor_next),
+    ("sql", "get_str", "sql", sql_get_str),
+    ("sql", "get_int", "sql", sql_get_int),
+    ("sql", "get_float", "sql", sql_get_float),
+    ("sql", "get_bool", "sql", sql_get_bool),
+]

@@ -82,8 +82,16 @@ def handler_surface(handler: DefaultHandler) -> None:
         return len(args)
 
     registered: DefaultHandler = handler.register_pure("str", "len", pure_len)
+
+    def approve(scope: str, reason: str) -> str | Variant | None:
+        return "yes" if scope == "deploy" else err("not this one")
+
+    import io
+    wired: DefaultHandler = (handler.with_approval_sink(approve).with_input(io.BytesIO(b""))
+                             .with_program_args(["a", "b"]))
+    scopes: tuple[str, ...] = Policy(allow_approval=["deploy"]).allow_approval
     del dispatch, charge, remaining, ceiling, policy, limits, table, names, rows
-    del timed, stopped, root, again, registered
+    del timed, stopped, root, again, registered, wired, scopes
 
 
 def construct() -> DefaultHandler:

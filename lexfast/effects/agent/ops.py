@@ -429,6 +429,106 @@ def cloud_complete(h, args):
     return ok(answer)
 
 
+_FIXTURE_HINT = "set LEX_LLM_STREAM_FIXTURE='chunk1|chunk2|…' for tests"
+_ERROR_BODY_BYTES = 64 << 10  # of a failed stream's body, quoted in the err
+
+
+def cloud_stream(h, args):
+    """``agent.cloud_stream(prompt) -> Result[Stream[Str], Str]``: the
+    reference's ``LEX_LLM_STREAM_FIXTURE`` (``a|b|c``: one chunk each) when
+    set; otherwise a real streamed chat completion from the OpenAI-compatible
+    endpoint ``cloud_complete`` uses, each chunk a ``delta.content``, pulled
+    from the connection as the program asks (the reference has no live
+    path)."""
+    prompt = _str_arg(args, 0)
+    if prompt is None:
+        return err("agent.cloud_stream(prompt): prompt must be Str")
+    from .. import stream as streams
+    fixture = os.environ.get("LEX_LLM_STREAM_FIXTURE")
+    if fixture is not None:
+        return ok(streams.register(h, streams.ListProducer(fixture.split("|"))))
+    key = _first_nonempty("LEX_LLM_CLOUD_API_KEY", "OPENAI_API_KEY")
+    if key is None:
+        return err("agent.cloud_stream: neither LEX_LLM_CLOUD_API_KEY nor OPENAI_API_KEY "
+                   f"env var set ({_FIXTURE_HINT})")
+    if any(c in key for c in "\r\n\0"):
+        return err("agent.cloud_stream: the API key contains a line break or NUL")
+    base = _first_nonempty("LEX_LLM_CLOUD_BASE_URL", "OPENAI_BASE_URL") \
+        or "https://api.openai.com/v1"
+    model = _env("LEX_LLM_CLOUD_MODEL")
+    if model is None:
+        model = "gpt-4o-mini"
+    url = f"{base}/chat/completions"
+    from ..net.http_stream import open_stream
+    body = compact_json({"model": model, "stream": True,
+                         "messages": [{"role": "user", "content": prompt}]}).encode("utf-8")
+    s, failure = open_stream(h, "agent.cloud_stream", url,
+                             [("content-type", "application/json"),
+                              ("accept", "text/event-stream"),
+                              ("authorization", f"Bearer {key}")], body, check_host=False)
+    if failure is not None:
+        return err(_scrub(f"cloud POST {url}: {_failure_text(failure)}", key))
+    status = s.status
+    if not 200 <= status < 300:
+        try:
+            text = _drain(s, _ERROR_BODY_BYTES)
+        except EffectError as e:
+            text = str(e)
+        finally:
+            s.close()
+        return err(_scrub(f"cloud POST {url}: status {status}: {text}", key))
+    return ok(streams.register(h, _SseChunks(s, key)))
+
+
+def _drain(s, cap: int) -> str:
+    out = bytearray()
+    while len(out) < cap:
+        line = s.pull_bytes()
+        if line is None:
+            break
+        out += line + b"\n"
+    return out[:cap].decode("utf-8", "replace").strip()
+
+
+class _SseChunks:
+    """An OpenAI-style server-sent event stream -> its ``delta.content`` chunks."""
+
+    def __init__(self, lines, key: str) -> None:
+        self._lines = lines
+        self._key = key
+        self.interrupt = lines.interrupt
+
+    def pull(self):
+        while True:
+            raw = self._lines.pull_bytes()
+            if raw is None:
+                return None
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            if not raw.startswith(b"data:"):
+                continue  # blank separators, comments, event:/id: fields
+            data = raw[5:].strip()
+            if data == b"[DONE]":
+                return None
+            try:
+                event = json.loads(data.decode("utf-8"))
+            except (ValueError, RecursionError) as e:
+                raise EffectError(_scrub(f"agent.cloud_stream: parse event JSON: {e}",
+                                         self._key)) from None
+            try:
+                chunk = event["choices"][0]["delta"].get("content")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                if isinstance(event, dict) and "error" in event:
+                    raise EffectError(_scrub(f"agent.cloud_stream: {_head(event['error'])}",
+                                             self._key)) from None
+                continue  # a usage-only or role-only event
+            if isinstance(chunk, str) and chunk:
+                return chunk
+
+    def close(self) -> None:
+        self._lines.close()
+
+
 def _scrub(message: str, secret: str) -> str:
     # an endpoint that echoes the request (or a proxy error page) must not
     # hand the key to agent code or to a log line
@@ -483,5 +583,6 @@ ROWS = [
     ("agent", "call_mcp", "mcp", call_mcp),
     ("agent", "local_complete", "llm_local", local_complete),
     ("agent", "cloud_complete", "llm_cloud", cloud_complete),
+    ("agent", "cloud_stream", "llm_cloud", cloud_stream),
     ("agent", "send_a2a", "a2a", send_a2a),
 ]
