@@ -575,3 +575,39 @@ def test_hot_ops_match_the_python_definitions():
     for kind, op, name, arity in _HOT:
         for args in ([], ["é" * 3, 1, 2][:arity], ["abc", "b", 1][:arity], [7, 8, 9][:arity]):
             assert _outcome(B.TABLE[kind][op], args) == _outcome(getattr(T, name), args)
+
+
+def test_float_ops_compiled_match_python_definitions():
+    """``float.to_str``/``to_int`` and ``int.to_float`` of the core in use give
+    the Python definitions' values and errors (the compiled ones write
+    integral floats below 2**53 themselves and hand the rest to
+    ``f64_display``)."""
+    import random
+    import struct
+
+    rng = random.Random(15)
+    xs = [-0.0, 0.0, 3.0, -5.0, 1e20, 2.0**53, -(2.0**53), 2.0**53 + 2, 0.5, 1e-7,
+          math.nan, math.inf, -math.inf, 9.3e18, -9.3e18, 9.223372036854775807e18]
+    for _ in range(5000):
+        xs.append(struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0])
+        xs.append(float(rng.randint(-(2**60), 2**60)))
+        xs.append(float(rng.randint(-(10**6), 10**6)))
+    for x in xs:
+        assert B.TABLE["float"]["to_str"]([x]) == T.f64_display(x), x
+        assert B.TABLE["float"]["to_int"]([x]) == T.float_to_int([x]), x
+    assert B.TABLE["float"]["to_str"]([-0.0]) == "-0"
+    assert B.TABLE["int"]["to_float"]([-(2**63)]) == -9.223372036854775808e18
+    for bad in ([], [1], ["x"], [True]):
+        for fn, py in ((B.TABLE["float"]["to_str"], T.float_to_str),
+                       (B.TABLE["float"]["to_int"], T.float_to_int)):
+            with pytest.raises(EffectError) as got:
+                fn(bad)
+            with pytest.raises(EffectError) as want:
+                py(bad)
+            assert str(got.value) == str(want.value)
+    for bad in ([], [1.5], [True], [2**63]):
+        with pytest.raises(EffectError) as got:
+            B.TABLE["int"]["to_float"](bad)
+        with pytest.raises(EffectError) as want:
+            T.int_to_float(bad)
+        assert str(got.value) == str(want.value)

@@ -1,8 +1,8 @@
 # cython: language_level=3
 """The compiled hot ops of ``lexfast/builtins/text.py``: ``str.len``,
 ``is_empty``, ``concat``, ``split``, ``join``, ``contains``, ``starts_with``,
-``ends_with``, ``slice``, ``char_at``, and ``int.to_str``, ``abs``, ``min``,
-``max``. Same names, same semantics and same errors as the Python
+``ends_with``, ``slice``, ``char_at``, ``int.to_str``, ``to_float``, ``abs``,
+``min``, ``max``, and ``float.to_int``, ``to_str``. Same names, same semantics and same errors as the Python
 definitions there (the tests run against both); text.py picks these when the
 compiled kernel is in use.
 
@@ -12,10 +12,12 @@ subclass) goes through ``_args``'s checks, which word the reference's errors.
 """
 
 from cpython.object cimport PyObject
-from libc.stdint cimport INT64_MIN, int64_t
+from libc.math cimport signbit
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 
 from ..errors import EffectError
 from ..values import debug_repr
+from ._args import expect_float as _expect_float
 from ._args import expect_int as _expect_int
 from ._args import expect_list as _expect_list
 from ._args import expect_str as _expect_str
@@ -32,6 +34,10 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
     object PyUnicode_FromOrdinal(int c)
     object PyObject_Str(object o)
+    bint PyFloat_CheckExact(object o)
+    double PyFloat_AS_DOUBLE(object o)
+    object PyLong_FromLongLong(long long v)
+    object PyUnicode_FromFormat(const char* fmt, ...)
 
 
 
@@ -188,3 +194,46 @@ def int_max(args):
     a = _iobj(args, 0)
     b = _iobj(args, 1)
     return b if <int64_t>b >= <int64_t>a else a
+
+
+def int_to_float(args):
+    return <double>_i(args, 0)
+
+
+# -- float ---------------------------------------------------------------------
+
+cdef inline double _f(object args, Py_ssize_t i) except? -1.0:
+    v = _item(args, i)
+    if PyFloat_CheckExact(v):
+        return PyFloat_AS_DOUBLE(v)
+    return _expect_float(args, i)
+
+
+def float_to_int(args):
+    cdef double f = _f(args, 0)
+    if f != f:
+        return 0
+    if f >= 9.223372036854775807e18:  # Rust's `as i64` saturates
+        return INT64_MAX
+    if f <= -9.223372036854775808e18:
+        return INT64_MIN
+    return PyLong_FromLongLong(<long long>f)
+
+
+_f64_display = None
+
+
+def float_to_str(args):
+    """Rust's ``{}`` for an ``f64``. Integral values below 2**53 are written
+    here (their shortest digits are the integer's); the rest go to
+    ``text.f64_display``, which settles Rust's tie rule."""
+    global _f64_display
+    cdef double f = _f(args, 0)
+    if f == <double>(<long long>f) and -9007199254740992.0 <= f <= 9007199254740992.0:
+        if f == 0.0 and signbit(f):
+            return "-0"
+        return PyUnicode_FromFormat("%lld", <long long>f)
+    if _f64_display is None:
+        from .text import f64_display
+        _f64_display = f64_display
+    return _f64_display(f)

@@ -355,6 +355,7 @@ _HOT = {
     "str_starts_with": str_starts_with, "str_ends_with": str_ends_with,
     "str_slice": str_slice, "str_char_at": str_char_at, "int_to_str": int_to_str,
     "int_abs": int_abs, "int_min": int_min, "int_max": int_max,
+    "int_to_float": int_to_float, "float_to_int": float_to_int, "float_to_str": float_to_str,
 }
 
 #: whether the hot ops are the compiled ones (``lexfast.builtins._text_c``)
@@ -413,10 +414,10 @@ BUILTINS = {
     ("str", "slice"): _HOT["str_slice"],
     ("str", "to_float"): str_to_float,
     ("int", "to_str"): _HOT["int_to_str"],
-    ("int", "to_float"): int_to_float,
+    ("int", "to_float"): _HOT["int_to_float"],
     ("int", "abs"): _HOT["int_abs"],
     ("int", "min"): _HOT["int_min"],
     ("int", "max"): _HOT["int_max"],
-    ("float", "to_int"): float_to_int,
-    ("float", "to_str"): float_to_str,
+    ("float", "to_int"): _HOT["float_to_int"],
+    ("float", "to_str"): _HOT["float_to_str"],
 }
