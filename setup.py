@@ -37,6 +37,24 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
                 include_dirs=["include"],
                 define_macros=macros,
             ),
+            Extension(
+                "lexfast.effects._kv_c",
+                ["lexfast/effects/_kv_c.pyx"],
+                include_dirs=["include"],
+                define_macros=macros,
+            ),
+            Extension(
+                "lexfast.effects._sql_c",
+                ["lexfast/effects/_sql_c.pyx"],
+                include_dirs=["include"],
+                define_macros=macros,
+            ),
+            Extension(
+                "lexfast.effects.fs._fs_c",
+                ["lexfast/effects/fs/_fs_c.pyx"],
+                include_dirs=["include"],
+                define_macros=macros,
+            ),
         ],
         # Safety checks (boundscheck, wraparound, cdivision) keep their safe
         # defaults: this is a security boundary.
