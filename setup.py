@@ -1,5 +1,7 @@
-"""Builds the compiled kernel (``lexfast.kernel._c``) and the compiled hot
-path of the text builtins (``lexfast.builtins._text_c``) with Cython.
+"""Builds the compiled kernel (``lexfast.kernel._c``), the compiled hot
+path of the text builtins (``lexfast.builtins._text_c``) and the compiled
+fronts of the per-call effects (``lexfast.effects._kv_c``, ``_sql_c``,
+``fs._fs_c``, ``net._http_c``) with Cython.
 
 - ``LEXFAST_REQUIRE_EXTENSIONS=1``: a failed compile fails the build (CI,
   cibuildwheel). Otherwise each extension is optional and the pure-Python twin
@@ -46,6 +48,12 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
             Extension(
                 "lexfast.effects._sql_c",
                 ["lexfast/effects/_sql_c.pyx"],
+                include_dirs=["include"],
+                define_macros=macros,
+            ),
+            Extension(
+                "lexfast.effects.net._http_c",
+                ["lexfast/effects/net/_http_c.pyx"],
                 include_dirs=["include"],
                 define_macros=macros,
             ),

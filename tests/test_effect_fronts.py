@@ -18,6 +18,7 @@ from lexfast import DefaultHandler, Policy
 from lexfast.effects import kv as kv_mod
 from lexfast.effects import sql as sql_mod
 from lexfast.effects.fs import ops as fs_ops
+from lexfast.effects.net import http as http_mod
 from lexfast.handler import Limits
 
 
@@ -39,8 +40,10 @@ def test_fronts_are_compiled_when_the_core_is():
     from lexfast import COMPILED
     if COMPILED and os.environ.get("LEXFAST_NO_EXTENSIONS", "").strip() in ("", "0"):
         assert fs_ops.FS_COMPILED and kv_mod.KV_COMPILED and sql_mod.SQL_COMPILED
+        assert http_mod.HTTP_COMPILED
     else:
-        assert not (fs_ops.FS_COMPILED or kv_mod.KV_COMPILED or sql_mod.SQL_COMPILED)
+        assert not (fs_ops.FS_COMPILED or kv_mod.KV_COMPILED or sql_mod.SQL_COMPILED
+                    or http_mod.HTTP_COMPILED)
 
 
 # -- fs ------------------------------------------------------------------------
@@ -206,3 +209,36 @@ def test_sql_query_front_answers_as_the_python_op(sql_db, monkeypatch):
     assert compiled[2][1].args[0] == [{"a": i, "b": str(i), "c": b"\x00\xff"} for i in range(3)]
     assert compiled[1][1].args[0] == [{"a": "2"}]  # repeated names: the last column wins
     assert [c[1].name for c in compiled[3:6]] == ["Err", "Err", "Ok"]
+
+
+# -- http: the response-header parser --------------------------------------------
+
+_HEADER_CASES = [
+    [b"HTTP/1.1 200 OK\r\n", b"Server: x/1\r\n", b"Content-Length: 3\r\n", b"\r\n"],
+    [b"HTTP/1.1 100 Continue\r\n", b"\r\n", b"HTTP/1.1 200 OK\r\n", b"A: 1\r\n", b"\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", b"X-Dup: 1\r\n", b"x-dup: 2\r\n", b"\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", b"  Spaced Name  :   spaced value   \r\n", b"\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", b"Empty:\r\n", b": no name\r\n", b"no colon\r\n", b"\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", b"Tab:\tv\t\r\n", b"\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", b"Fold: a\r\n", b" b\r\n", b"\tc\r\n", b"\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", b"Latin: caf\xe9\r\n", b"N\xc4ME: v\r\n", b"\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", b"Ctl: a\x01b\r\n", b"Del: a\x7fb\r\n", b"\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", b"Cr: a\rb\r\n", b"Lf-only: v\n", b"Trailing: cr\r"],
+    [b"HTTP/1.1 200 OK\r\n", b"Weird\x85: v\r\n", b"Nbsp:\xa0v\xa0\r\n", b"\r\n"],
+    [b"X: no status line\r\n"], [], [b""], [b"HTTP/"], [b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n"],
+    [b"HTTP/1.1 200 OK\r\n", "str line\r\n"], (b"HTTP/1.1 200 OK\r\n", b"A: 1\r\n"),
+    [b"HTTP/1.1 200 OK\r\n", bytearray(b"A: 1\r\n")],
+]
+
+
+def test_http_header_parser_answers_as_the_python_one():
+    from lexfast.effects.net import http as http_mod
+    from lexfast.values import Map
+    for lines in _HEADER_CASES:
+        got = outcome(http_mod._parse_headers, lines)
+        want = outcome(http_mod._py_parse_headers, lines)
+        assert got == want, lines
+        if got[0] == "value":
+            assert type(got[1]) is Map
+    assert http_mod._parse_headers(_HEADER_CASES[2]) == {"x-dup": "2"}
+    assert http_mod._parse_headers(_HEADER_CASES[3]) == {"spaced name": "spaced value"}
