@@ -30,6 +30,11 @@ Group ``proc-spawn`` (``true`` run to completion, output captured):
   under ``--allow-proc true``;
 - ``test_proc_spawn_subprocess_run``: ``subprocess.run(["true"], capture_output=True)``.
 
+``test_fs_stat_interleaved`` time the same statements round-robin in one test
+(``interleaved``), so that subject and baseline see the same load: their
+per-statement medians and ratios are in the JSON's ``extra_info`` (what
+bench/RESULTS.md reports for issue 16 on a shared, busy machine).
+
 Run: PYTHONPATH=. pytest bench/bench_fs_proc.py --benchmark-enable
 """
 
@@ -77,7 +82,7 @@ def proc_handler():
     h.close()
 
 
-def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 15):
+def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 41):
     """Time ``stmt`` the way a VM pays for it: compiled once into a function
     that runs it ``number`` times in a loop, so neither side pays a call per
     statement; ``rounds`` rounds (pedantic, one warm-up). The stats are per
@@ -89,8 +94,43 @@ def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 15):
     benchmark.extra_info["statements"] = number
     benchmark.pedantic(env["_loop"], rounds=rounds, iterations=1, warmup_rounds=1)
 
+def interleaved(benchmark, members: dict, number: int, rounds: int = 41) -> dict:
+    """Time each member statement (``{name: (stmt, namespace)}``) as
+    ``stmt_loop`` does, but round-robin in one test, so that every member
+    sees the same load: per-statement medians (ns) and, for the first
+    member, its ratio to each other one, in ``extra_info``. (The group's
+    other tests time one member each, back to back.)"""
+    import statistics
+    import time
 
-N_STAT = 500
+    loops = {}
+    for name, (stmt, ns) in members.items():
+        body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
+        env = dict(ns)
+        env["_range"] = range(number)
+        exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
+        loops[name] = env["_loop"]
+    times: dict = {name: [] for name in loops}
+
+    def run():
+        for fn in loops.values():  # one warm-up each
+            fn()
+        for _ in range(rounds):
+            for name, fn in loops.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    med = {name: statistics.median(ts) / number * 1e9 for name, ts in times.items()}
+    first = next(iter(med))
+    benchmark.extra_info["interleaved_median_ns"] = {k: round(v, 1) for k, v in med.items()}
+    benchmark.extra_info["interleaved_ratio"] = {
+        k: round(med[first] / v, 3) for k, v in med.items() if k != first}
+    return med
+
+
+N_STAT = 200
 
 
 @pytest.mark.benchmark(group="fs-stat")
@@ -134,6 +174,17 @@ def test_fs_stat_checked_realpath(benchmark, tree):
     root = os.path.realpath(root)
     stmt_loop(benchmark, _CHECKED, {"realpath": os.path.realpath, "stat": os.stat, "path": path,
                                     "root": root, "root_slash": root + "/"}, N_STAT)
+
+
+@pytest.mark.benchmark(group="interleaved-fs-stat")
+def test_fs_stat_interleaved(benchmark, fs_handler, tree):
+    _, path = tree
+    interleaved(benchmark, {
+        "handler": ("r = dispatch('fs', 'stat', args)",
+                    {"dispatch": fs_handler.dispatch, "args": [path]}),
+        "raw_os_stat": ("st = stat(path)", {"stat": os.stat, "path": path}),
+        "os_stat_record": (_STAT_RECORD, {"stat": os.stat, "path": path, "ok": ok}),
+    }, N_STAT)
 
 
 @pytest.mark.benchmark(group="proc-spawn")

@@ -25,6 +25,11 @@ The server is the standard library's ``ThreadingHTTPServer`` (HTTP/1.1,
 Nagle off, backlog 1024) in a *separate process*, so it does not compete for
 the client's GIL. Every client keeps its connection alive.
 
+``test_http_get_interleaved`` time the same statements round-robin in one test
+(``interleaved``), so that subject and baseline see the same load: their
+per-statement medians and ratios are in the JSON's ``extra_info`` (what
+bench/RESULTS.md reports for issue 16 on a shared, busy machine).
+
 Run: PYTHONPATH=. pytest bench/bench_http.py --benchmark-enable
 """
 
@@ -100,7 +105,7 @@ def _check(body):
     assert body == b"x" * BODY_SIZE, body
 
 
-def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 15):
+def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 41):
     """Time ``stmt`` the way a VM pays for it: compiled once into a function
     that runs it ``number`` times in a loop, so neither side pays a call per
     statement; ``rounds`` rounds (pedantic, one warm-up). The stats are per
@@ -112,8 +117,43 @@ def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 15):
     benchmark.extra_info["statements"] = number
     benchmark.pedantic(env["_loop"], rounds=rounds, iterations=1, warmup_rounds=1)
 
+def interleaved(benchmark, members: dict, number: int, rounds: int = 41) -> dict:
+    """Time each member statement (``{name: (stmt, namespace)}``) as
+    ``stmt_loop`` does, but round-robin in one test, so that every member
+    sees the same load: per-statement medians (ns) and, for the first
+    member, its ratio to each other one, in ``extra_info``. (The group's
+    other tests time one member each, back to back.)"""
+    import statistics
+    import time
 
-N_GET = 25
+    loops = {}
+    for name, (stmt, ns) in members.items():
+        body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
+        env = dict(ns)
+        env["_range"] = range(number)
+        exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
+        loops[name] = env["_loop"]
+    times: dict = {name: [] for name in loops}
+
+    def run():
+        for fn in loops.values():  # one warm-up each
+            fn()
+        for _ in range(rounds):
+            for name, fn in loops.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    med = {name: statistics.median(ts) / number * 1e9 for name, ts in times.items()}
+    first = next(iter(med))
+    benchmark.extra_info["interleaved_median_ns"] = {k: round(v, 1) for k, v in med.items()}
+    benchmark.extra_info["interleaved_ratio"] = {
+        k: round(med[first] / v, 3) for k, v in med.items() if k != first}
+    return med
+
+
+N_GET = 10
 
 
 @pytest.mark.benchmark(group="http-get")
@@ -163,5 +203,22 @@ def test_http_get_raw_pycurl(benchmark, url):
         c.setopt(pycurl.NOSIGNAL, 1)
         stmt_loop(benchmark, "body = perform_rb()", {"perform_rb": c.perform_rb}, N_GET)
         _check(c.perform_rb())
+    finally:
+        c.close()
+
+
+@pytest.mark.benchmark(group="interleaved-http-get")
+def test_http_get_interleaved(benchmark, url):
+    import pycurl
+    c = pycurl.Curl()
+    try:
+        c.setopt(pycurl.URL, url)
+        c.setopt(pycurl.NOSIGNAL, 1)
+        with DefaultHandler(Policy(allow_effects=["net"], allow_net_host=["127.0.0.1"])) as h:
+            interleaved(benchmark, {
+                "handler": ("r = dispatch('http', 'get', args)",
+                            {"dispatch": h.dispatch, "args": [url]}),
+                "raw_pycurl": ("body = perform_rb()", {"perform_rb": c.perform_rb}),
+            }, N_GET)
     finally:
         c.close()

@@ -38,6 +38,12 @@ non-durable put (~1.7 us raw) is ~1.25x, the durable one ~1.15x,
 ``sql.query`` ~1.1x the same records built by hand.
 Against sqlite3 used as a KV store, the handler's lmdb is 5-25x faster.
 
+``test_kv_get_interleaved``, ``test_kv_put_nosync_interleaved`` and
+``test_sql_query_interleaved`` time the same statements round-robin in one test
+(``interleaved``), so that subject and baseline see the same load: their
+per-statement medians and ratios are in the JSON's ``extra_info`` (what
+bench/RESULTS.md reports for issue 16 on a shared, busy machine).
+
 Run: PYTHONPATH=. pytest bench/bench_storage.py --benchmark-enable
 """
 
@@ -124,7 +130,7 @@ def kv_table(tmp_path_factory):
 
 # -- the statement loop ----------------------------------------------------------
 
-def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 15):
+def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 41):
     """Time ``stmt`` the way a VM pays for it: compiled once into a function
     that runs it ``number`` times in a loop, so neither side pays a call per
     statement; ``rounds`` rounds (pedantic, one warm-up). The stats are per
@@ -136,10 +142,45 @@ def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 15):
     benchmark.extra_info["statements"] = number
     benchmark.pedantic(env["_loop"], rounds=rounds, iterations=1, warmup_rounds=1)
 
+def interleaved(benchmark, members: dict, number: int, rounds: int = 41) -> dict:
+    """Time each member statement (``{name: (stmt, namespace)}``) as
+    ``stmt_loop`` does, but round-robin in one test, so that every member
+    sees the same load: per-statement medians (ns) and, for the first
+    member, its ratio to each other one, in ``extra_info``. (The group's
+    other tests time one member each, back to back.)"""
+    import statistics
+    import time
 
-N_GET = 2000   # statements per timed loop: sub-microsecond calls
-N_PUT = 20     # an fsync'd commit is milliseconds
-N_NOSYNC = 500
+    loops = {}
+    for name, (stmt, ns) in members.items():
+        body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
+        env = dict(ns)
+        env["_range"] = range(number)
+        exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
+        loops[name] = env["_loop"]
+    times: dict = {name: [] for name in loops}
+
+    def run():
+        for fn in loops.values():  # one warm-up each
+            fn()
+        for _ in range(rounds):
+            for name, fn in loops.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    med = {name: statistics.median(ts) / number * 1e9 for name, ts in times.items()}
+    first = next(iter(med))
+    benchmark.extra_info["interleaved_median_ns"] = {k: round(v, 1) for k, v in med.items()}
+    benchmark.extra_info["interleaved_ratio"] = {
+        k: round(med[first] / v, 3) for k, v in med.items() if k != first}
+    return med
+
+
+N_GET = 500    # statements per timed loop: sub-microsecond calls
+N_PUT = 10     # an fsync'd commit is a millisecond or more
+N_NOSYNC = 100
 
 
 # -- kv-get ------------------------------------------------------------------
@@ -244,7 +285,7 @@ def raw_conn(sql_db):
 EXPECTED = [{"id": 7, "name": "user7", "email": "user7@example.com"}]
 
 
-N_SQL = 300
+N_SQL = 100
 
 
 @pytest.mark.benchmark(group="sql-query")
@@ -274,3 +315,36 @@ def test_sql_query_raw_sqlite3_records(benchmark, raw_conn):
     cur = raw_conn.execute(QUERY, ("7",))
     names = [d[0] for d in cur.description]
     assert [dict(zip(names, row)) for row in cur.fetchall()] == EXPECTED  # noqa: B905
+
+
+# -- the same members, interleaved ------------------------------------------------
+
+@pytest.mark.benchmark(group="interleaved-kv-get")
+def test_kv_get_interleaved(benchmark, kv_sync, raw_sync):
+    h, handle = kv_sync
+    interleaved(benchmark, {
+        "handler": ("dispatch('kv', 'get', args)", {"dispatch": h.dispatch, "args": [handle, KEY]}),
+        "raw_lmdb": ("with env.begin() as txn:\n    v = txn.get(key)",
+                     {"env": raw_sync, "key": KEY.encode()}),
+    }, N_GET)
+
+
+@pytest.mark.benchmark(group="interleaved-kv-put-nosync")
+def test_kv_put_nosync_interleaved(benchmark, kv_nosync, raw_nosync):
+    h, handle = kv_nosync
+    interleaved(benchmark, {
+        "handler": ("dispatch('kv', 'put', args)",
+                    {"dispatch": h.dispatch, "args": [handle, KEY, VALUE]}),
+        "raw_lmdb": (_RAW_PUT, {"env": raw_nosync, "key": KEY.encode(), "value": VALUE}),
+    }, N_NOSYNC)
+
+
+@pytest.mark.benchmark(group="interleaved-sql-query")
+def test_sql_query_interleaved(benchmark, sql_handler, raw_conn):
+    h, handle = sql_handler
+    interleaved(benchmark, {
+        "handler": ("dispatch('sql', 'query', args)",
+                    {"dispatch": h.dispatch, "args": [handle, QUERY, ["7"]]}),
+        "raw_sqlite3_records": (_RECORDS, {"conn": raw_conn, "q": QUERY}),
+        "raw_sqlite3": ("rows = conn.execute(q, ('7',)).fetchall()", {"conn": raw_conn, "q": QUERY}),
+    }, N_SQL)

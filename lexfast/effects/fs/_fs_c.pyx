@@ -26,7 +26,7 @@ from posix.unistd cimport close
 import os
 
 from ...kernel import ok
-from ...scope.paths import _PROC_DEV, BENEATH
+from ...scope.paths import BENEATH
 from ...scope.roots import ROOTS_STATE, roots_of
 
 cdef extern from "lexfast/openat2.h":
@@ -53,6 +53,17 @@ cdef extern from "fcntl.h":
 
 cdef uint64_t _FLAGS = <uint64_t>(O_PATH | O_CLOEXEC)
 cdef uint64_t _RESOLVE = <uint64_t>BENEATH
+
+
+def _proc_dev():
+    # as scope.paths does: the device of the procfs mounted at /proc
+    try:
+        return os.stat("/proc").st_dev
+    except OSError:  # no procfs
+        return None
+
+
+_PROC_DEV = _proc_dev()
 cdef bint _HAVE_PROC_DEV = _PROC_DEV is not None
 cdef unsigned long long _PROC = <unsigned long long>(_PROC_DEV or 0)
 # no str of at most this many characters is over PATH_MAX bytes (ops._LONG)
