@@ -1,6 +1,9 @@
-"""Builds the compiled kernel (``lexfast.kernel._c``) and the compiled hot
-paths of the builtins (``lexfast.builtins._text_c``, ``_binary_c``,
-``_numeric_c``, ``_json_c``) with Cython.
+"""Builds every Cython module of the package with Cython: each
+``lexfast/**/_*.pyx`` becomes the extension of the same dotted name (the
+compiled kernel ``lexfast.kernel._c``, the builtins' hot paths
+``lexfast.builtins._*_c`` and the effects' compiled fronts
+``lexfast.effects.**._*_c``). Each has a pure-Python twin that serves without
+it.
 
 - ``LEXFAST_REQUIRE_EXTENSIONS=1``: a failed compile fails the build (CI,
   cibuildwheel). Otherwise each extension is optional and the pure-Python twin
@@ -19,6 +22,15 @@ def _flag(name):
     return os.environ.get(name, "").strip() not in ("", "0")
 
 
+def _pyx_sources():
+    """Every ``.pyx`` under ``lexfast/``, sorted (a new compiled module needs
+    no entry here; ``.ci/run`` checks the wheel holds exactly these)."""
+    found = []
+    for root, _dirs, files in os.walk("lexfast"):
+        found += [os.path.join(root, f) for f in files if f.endswith(".pyx")]
+    return sorted(found)
+
+
 ext_modules = []
 if not _flag("LEXFAST_NO_EXTENSIONS"):
     from Cython.Build import cythonize
@@ -27,26 +39,12 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
     ext_modules = cythonize(
         [
             Extension(
-                "lexfast.kernel._c",
-                ["lexfast/kernel/_c.pyx"],
+                pyx[:-4].replace("/", "."),
+                [pyx],
                 include_dirs=["include"],
                 define_macros=macros,
-            ),
-            Extension(
-                "lexfast.builtins._text_c",
-                ["lexfast/builtins/_text_c.pyx"],
-                include_dirs=["include"],
-                define_macros=macros,
-            ),
-            *(
-                Extension(
-                    f"lexfast.builtins.{name}",
-                    [f"lexfast/builtins/{name}.pyx"],
-                    include_dirs=["include"],
-                    define_macros=macros,
-                )
-                for name in ("_binary_c", "_numeric_c", "_json_c")
-            ),
+            )
+            for pyx in _pyx_sources()
         ],
         # Safety checks (boundscheck, wraparound, cdivision) keep their safe
         # defaults: this is a security boundary.

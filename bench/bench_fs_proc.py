@@ -4,7 +4,7 @@ Group ``fs-stat`` (a file three levels under an ``--allow-fs-read`` root):
 
 - ``test_fs_stat_handler``: ``dispatch("fs", "stat", [path])``: gate, scope
   (one ``openat2(RESOLVE_BENEATH)`` from the cached root descriptor), ``fstat``,
-  ``close``, the record;
+  ``close``, the record (the compiled front, ``fs/_fs_c.pyx``);
 - ``test_fs_stat_raw_os_stat``: ``os.stat(path)``: one syscall, no scope;
 - ``test_fs_stat_os_stat_record``: ``os.stat`` plus the record the effect
   returns: what a VM needs to answer ``fs.stat`` without any scope;
@@ -12,17 +12,28 @@ Group ``fs-stat`` (a file three levels under an ``--allow-fs-read`` root):
   openat2: ``os.path.realpath`` + a component-wise prefix test + ``os.stat``
   (and it still races).
 
-A race-free scoped stat costs three syscalls (openat2, fstat, close) against
-``os.stat``'s one: measured here that floor alone is ~1.8x raw ``os.stat``,
-so the issue's "within 2x of os.stat" is held against ``os.stat`` plus the
-record (~2.0x), and against bare ``os.stat`` the target is 3x (~2.8x
-measured). The careful user-level check is ~5x slower than the handler.
+The fs-stat members are statements compiled once into a loop
+(``stmt_loop``): what a VM pays per call, run back to back in one process.
+
+A race-free scoped stat costs three syscalls (openat2, fstat, close)
+against ``os.stat``'s one; in C alone that floor is ~2.0x ``stat(2)`` here
+(a Firecracker VM, where a syscall costs ~0.6 us). The compiled front
+(``lexfast/effects/fs/_fs_c.pyx``) makes the three calls in one GIL release
+and builds the record in C, so ``fs.stat`` measures ~1.8-1.9x bare
+``os.stat`` (which also pays for building an ``os.stat_result``) and
+~1.45x ``os.stat`` plus the record. The careful user-level check is ~10x
+slower than the handler.
 
 Group ``proc-spawn`` (``true`` run to completion, output captured):
 
 - ``test_proc_spawn_handler``: ``dispatch("proc", "spawn", ["true", []])``
   under ``--allow-proc true``;
 - ``test_proc_spawn_subprocess_run``: ``subprocess.run(["true"], capture_output=True)``.
+
+``test_fs_stat_interleaved`` time the same statements round-robin in one test
+(``interleaved``), so that subject and baseline see the same load: their
+per-statement medians and ratios are in the JSON's ``extra_info`` (what
+bench/RESULTS.md reports for issue 16 on a shared, busy machine).
 
 Run: PYTHONPATH=. pytest bench/bench_fs_proc.py --benchmark-enable
 """
@@ -38,8 +49,9 @@ from lexfast import DefaultHandler, Policy, ok
 
 RATIO_TARGETS = [
     # (group, subject, baseline, max subject/baseline median)
-    ("fs-stat", "test_fs_stat_handler", "test_fs_stat_os_stat_record", 2.0),
-    ("fs-stat", "test_fs_stat_handler", "test_fs_stat_raw_os_stat", 3.0),
+    # issue 16: fs.stat within 2x of os.stat (measured 1.8-1.9; 1.45 with the record)
+    ("fs-stat", "test_fs_stat_handler", "test_fs_stat_raw_os_stat", 2.0),
+    ("fs-stat", "test_fs_stat_handler", "test_fs_stat_os_stat_record", 1.6),
     ("fs-stat", "test_fs_stat_handler", "test_fs_stat_checked_realpath", 0.5),
     ("proc-spawn", "test_proc_spawn_handler", "test_proc_spawn_subprocess_run", 1.1),
 ]
@@ -70,45 +82,109 @@ def proc_handler():
     h.close()
 
 
+def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 41):
+    """Time ``stmt`` the way a VM pays for it: compiled once into a function
+    that runs it ``number`` times in a loop, so neither side pays a call per
+    statement; ``rounds`` rounds (pedantic, one warm-up). The stats are per
+    loop; ``extra_info["statements"]`` says how many it ran."""
+    body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
+    env = dict(ns)
+    env["_range"] = range(number)
+    exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
+    benchmark.extra_info["statements"] = number
+    benchmark.pedantic(env["_loop"], rounds=rounds, iterations=1, warmup_rounds=1)
+
+def interleaved(benchmark, members: dict, number: int, rounds: int = 41) -> dict:
+    """Time each member statement (``{name: (stmt, namespace)}``) as
+    ``stmt_loop`` does, but round-robin in one test, so that every member
+    sees the same load: per-statement medians (ns) and, for the first
+    member, its ratio to each other one, in ``extra_info``. (The group's
+    other tests time one member each, back to back.)"""
+    import statistics
+    import time
+
+    loops = {}
+    for name, (stmt, ns) in members.items():
+        body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
+        env = dict(ns)
+        env["_range"] = range(number)
+        exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
+        loops[name] = env["_loop"]
+    times: dict = {name: [] for name in loops}
+
+    def run():
+        for fn in loops.values():  # one warm-up each
+            fn()
+        for _ in range(rounds):
+            for name, fn in loops.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    med = {name: statistics.median(ts) / number * 1e9 for name, ts in times.items()}
+    first = next(iter(med))
+    benchmark.extra_info["interleaved_median_ns"] = {k: round(v, 1) for k, v in med.items()}
+    benchmark.extra_info["interleaved_ratio"] = {
+        k: round(med[first] / v, 3) for k, v in med.items() if k != first}
+    return med
+
+
+N_STAT = 200
+
+
 @pytest.mark.benchmark(group="fs-stat")
 def test_fs_stat_handler(benchmark, fs_handler, tree):
     _, path = tree
-    r = benchmark(fs_handler.dispatch, "fs", "stat", [path])
+    args = [path]
+    stmt_loop(benchmark, "r = dispatch('fs', 'stat', args)",
+              {"dispatch": fs_handler.dispatch, "args": args}, N_STAT)
+    r = fs_handler.dispatch("fs", "stat", args)
     assert r.name == "Ok" and r.args[0]["size"] == 100
 
 
 @pytest.mark.benchmark(group="fs-stat")
 def test_fs_stat_raw_os_stat(benchmark, tree):
     _, path = tree
-    st = benchmark(os.stat, path)
-    assert st.st_size == 100
+    stmt_loop(benchmark, "st = stat(path)", {"stat": os.stat, "path": path}, N_STAT)
+    assert os.stat(path).st_size == 100
+
+
+_STAT_RECORD = """st = stat(path)
+fmt = st.st_mode & 0o170000
+r = ok({"size": st.st_size, "mtime": int(st.st_mtime),
+        "is_dir": fmt == 0o040000, "is_file": fmt == 0o100000})"""
 
 
 @pytest.mark.benchmark(group="fs-stat")
 def test_fs_stat_os_stat_record(benchmark, tree):
     _, path = tree
+    stmt_loop(benchmark, _STAT_RECORD, {"stat": os.stat, "path": path, "ok": ok}, N_STAT)
 
-    def stat_record(p):
-        st = os.stat(p)
-        fmt = st.st_mode & 0o170000
-        return ok({"size": st.st_size, "mtime": int(st.st_mtime),
-                   "is_dir": fmt == 0o040000, "is_file": fmt == 0o100000})
 
-    assert benchmark(stat_record, path).args[0]["size"] == 100
+_CHECKED = """real = realpath(path)
+if not (real == root or real.startswith(root_slash)):
+    raise PermissionError(path)
+st = stat(real)"""
 
 
 @pytest.mark.benchmark(group="fs-stat")
 def test_fs_stat_checked_realpath(benchmark, tree):
     root, path = tree
     root = os.path.realpath(root)
+    stmt_loop(benchmark, _CHECKED, {"realpath": os.path.realpath, "stat": os.stat, "path": path,
+                                    "root": root, "root_slash": root + "/"}, N_STAT)
 
-    def checked(p):
-        real = os.path.realpath(p)
-        if not (real == root or real.startswith(root + "/")):
-            raise PermissionError(p)
-        return os.stat(real)
 
-    assert benchmark(checked, path).st_size == 100
+@pytest.mark.benchmark(group="interleaved-fs-stat")
+def test_fs_stat_interleaved(benchmark, fs_handler, tree):
+    _, path = tree
+    interleaved(benchmark, {
+        "handler": ("r = dispatch('fs', 'stat', args)",
+                    {"dispatch": fs_handler.dispatch, "args": [path]}),
+        "raw_os_stat": ("st = stat(path)", {"stat": os.stat, "path": path}),
+        "os_stat_record": (_STAT_RECORD, {"stat": os.stat, "path": path, "ok": ok}),
+    }, N_STAT)
 
 
 @pytest.mark.benchmark(group="proc-spawn")

@@ -21,15 +21,28 @@ Group ``sql-query`` (one row by primary key from a file database in WAL mode):
 - ``test_sql_query_raw_sqlite3_records``: the same plus the records the
   handler returns (``dict(zip(names, row))``), i.e. the same result.
 
-Why some targets are above 1.3: a raw lmdb read of 100 bytes costs ~0.37 us
-here, and the handler's fixed costs (dispatch and gate ~0.1 us, argument
-checks, the session-registry lookup, key encoding, the in-flight count that
-makes map growth and close safe, the ``Some`` value) add ~0.25 us, so
-``kv.get`` is ~1.75x the raw call; the non-durable put (~1.6 us raw) is
-~1.35x; ``sql.query`` is ~1.55x a bare ``fetchall()`` of tuples, mostly for
-building the records (the same records built by hand: ~1.2x). Where the
-library call does real work (an fsync'd commit) the handler is ~1.1x.
-Against sqlite3 used as a KV store, the handler's lmdb is 2.5-5x faster.
+Every subject and baseline is a statement compiled once into a loop
+(``stmt_loop``): what a VM pays per call, without pytest-benchmark's call
+per round on either side; the group's members run back to back in one
+process, and the ratios compare their medians.
+
+The compiled fronts (``lexfast/effects/_kv_c.pyx``, ``_sql_c.pyx``) do the
+argument checks, the registry lookup, the key encoding and the record
+building in C. What is left above the libraries' own cost (callgrind, per
+call): ``dispatch`` ~700 instructions, the session registry lookup ~950
+(two attribute reads, the LRU touch), the ``Some`` value ~330, the key
+~190. In instructions ``kv.get`` is ~1.18x the raw ``with env.begin()``
+read (6.6k vs 5.6k); in time it measures ~1.7x here, so the issue's 1.3 is
+missed for the sub-microsecond read (see bench/RESULTS.md). The
+non-durable put (~1.7 us raw) is ~1.25x, the durable one ~1.15x,
+``sql.query`` ~1.1x the same records built by hand.
+Against sqlite3 used as a KV store, the handler's lmdb is 5-25x faster.
+
+``test_kv_get_interleaved``, ``test_kv_put_nosync_interleaved`` and
+``test_sql_query_interleaved`` time the same statements round-robin in one test
+(``interleaved``), so that subject and baseline see the same load: their
+per-statement medians and ratios are in the JSON's ``extra_info`` (what
+bench/RESULTS.md reports for issue 16 on a shared, busy machine).
 
 Run: PYTHONPATH=. pytest bench/bench_storage.py --benchmark-enable
 """
@@ -50,17 +63,16 @@ QUERY = "SELECT id, name, email FROM users WHERE id = ?1"
 
 RATIO_TARGETS = [
     # (group, subject, baseline, max subject/baseline median)
-    # Measured on a 2-core box (medians): kv-get 1.75, 0.19; kv-put 1.10,
-    # 0.41; kv-put-nosync 1.36; sql-query 1.22 (records), 1.56 (tuples).
-    # The issue's 1.3 holds where the library call does real work; for the
-    # sub-microsecond calls the handler's fixed cost is the floor (see above).
+    # Measured on a busy 2-core box (statement loops, medians): kv-get 1.69,
+    # 0.07; kv-put 1.19, 0.21; kv-put-nosync 1.24; sql-query 1.12 (records),
+    # 1.39 (tuples). Issue 16 asks 1.3 of kv-get: missed, the reason is above.
     ("kv-get", "test_kv_get_handler", "test_kv_get_raw_lmdb", 1.8),
     ("kv-get", "test_kv_get_handler", "test_kv_get_sqlite_table", 0.5),
     ("kv-put", "test_kv_put_handler", "test_kv_put_raw_lmdb", 1.3),
     ("kv-put", "test_kv_put_handler", "test_kv_put_sqlite_table", 1.0),
-    ("kv-put-nosync", "test_kv_put_nosync_handler", "test_kv_put_nosync_raw_lmdb", 1.5),
+    ("kv-put-nosync", "test_kv_put_nosync_handler", "test_kv_put_nosync_raw_lmdb", 1.3),
     ("sql-query", "test_sql_query_handler", "test_sql_query_raw_sqlite3_records", 1.3),
-    ("sql-query", "test_sql_query_handler", "test_sql_query_raw_sqlite3", 1.7),
+    ("sql-query", "test_sql_query_handler", "test_sql_query_raw_sqlite3", 1.5),
 ]
 
 
@@ -116,30 +128,84 @@ def kv_table(tmp_path_factory):
     conn.close()
 
 
+# -- the statement loop ----------------------------------------------------------
+
+def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 41):
+    """Time ``stmt`` the way a VM pays for it: compiled once into a function
+    that runs it ``number`` times in a loop, so neither side pays a call per
+    statement; ``rounds`` rounds (pedantic, one warm-up). The stats are per
+    loop; ``extra_info["statements"]`` says how many it ran."""
+    body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
+    env = dict(ns)
+    env["_range"] = range(number)
+    exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
+    benchmark.extra_info["statements"] = number
+    benchmark.pedantic(env["_loop"], rounds=rounds, iterations=1, warmup_rounds=1)
+
+def interleaved(benchmark, members: dict, number: int, rounds: int = 41) -> dict:
+    """Time each member statement (``{name: (stmt, namespace)}``) as
+    ``stmt_loop`` does, but round-robin in one test, so that every member
+    sees the same load: per-statement medians (ns) and, for the first
+    member, its ratio to each other one, in ``extra_info``. (The group's
+    other tests time one member each, back to back.)"""
+    import statistics
+    import time
+
+    loops = {}
+    for name, (stmt, ns) in members.items():
+        body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
+        env = dict(ns)
+        env["_range"] = range(number)
+        exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
+        loops[name] = env["_loop"]
+    times: dict = {name: [] for name in loops}
+
+    def run():
+        for fn in loops.values():  # one warm-up each
+            fn()
+        for _ in range(rounds):
+            for name, fn in loops.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    med = {name: statistics.median(ts) / number * 1e9 for name, ts in times.items()}
+    first = next(iter(med))
+    benchmark.extra_info["interleaved_median_ns"] = {k: round(v, 1) for k, v in med.items()}
+    benchmark.extra_info["interleaved_ratio"] = {
+        k: round(med[first] / v, 3) for k, v in med.items() if k != first}
+    return med
+
+
+N_GET = 500    # statements per timed loop: sub-microsecond calls
+N_PUT = 10     # an fsync'd commit is a millisecond or more
+N_NOSYNC = 100
+
+
 # -- kv-get ------------------------------------------------------------------
 
 @pytest.mark.benchmark(group="kv-get")
 def test_kv_get_handler(benchmark, kv_sync):
     h, handle = kv_sync
-    assert benchmark(h.dispatch, "kv", "get", [handle, KEY]) == some(VALUE)
+    args = [handle, KEY]
+    stmt_loop(benchmark, "dispatch('kv', 'get', args)", {"dispatch": h.dispatch, "args": args},
+              N_GET)
+    assert h.dispatch("kv", "get", args) == some(VALUE)
 
 
 @pytest.mark.benchmark(group="kv-get")
 def test_kv_get_raw_lmdb(benchmark, raw_sync):
-    key = KEY.encode()
-
-    def get():
-        with raw_sync.begin() as txn:
-            return txn.get(key)
-    assert benchmark(get) == VALUE
+    stmt_loop(benchmark, "with env.begin() as txn:\n    v = txn.get(key)",
+              {"env": raw_sync, "key": KEY.encode()}, N_GET)
+    with raw_sync.begin() as txn:
+        assert txn.get(KEY.encode()) == VALUE
 
 
 @pytest.mark.benchmark(group="kv-get")
 def test_kv_get_sqlite_table(benchmark, kv_table):
-    def get():
-        row = kv_table.execute("SELECT v FROM kv WHERE k = ?", (KEY,)).fetchone()
-        return None if row is None else row[0]
-    assert benchmark(get) == VALUE
+    stmt_loop(benchmark, "row = conn.execute(q, (key,)).fetchone()\nv = None if row is None else row[0]",
+              {"conn": kv_table, "q": "SELECT v FROM kv WHERE k = ?", "key": KEY}, N_GET)
 
 
 # -- kv-put ------------------------------------------------------------------
@@ -147,38 +213,40 @@ def test_kv_get_sqlite_table(benchmark, kv_table):
 @pytest.mark.benchmark(group="kv-put")
 def test_kv_put_handler(benchmark, kv_sync):
     h, handle = kv_sync
-    assert benchmark(h.dispatch, "kv", "put", [handle, KEY, VALUE]) == ok(None)
+    args = [handle, KEY, VALUE]
+    stmt_loop(benchmark, "dispatch('kv', 'put', args)", {"dispatch": h.dispatch, "args": args},
+              N_PUT)
+    assert h.dispatch("kv", "put", args) == ok(None)
+
+
+_RAW_PUT = "with env.begin(write=True) as txn:\n    txn.put(key, value)"
 
 
 @pytest.mark.benchmark(group="kv-put")
 def test_kv_put_raw_lmdb(benchmark, raw_sync):
-    key = KEY.encode()
-
-    def put():
-        with raw_sync.begin(write=True) as txn:
-            txn.put(key, VALUE)
-    benchmark(put)
+    stmt_loop(benchmark, _RAW_PUT, {"env": raw_sync, "key": KEY.encode(), "value": VALUE}, N_PUT)
 
 
 @pytest.mark.benchmark(group="kv-put")
 def test_kv_put_sqlite_table(benchmark, kv_table):
-    benchmark(kv_table.execute, "INSERT OR REPLACE INTO kv VALUES (?, ?)", (KEY, VALUE))
+    stmt_loop(benchmark, "conn.execute(q, (key, value))",
+              {"conn": kv_table, "q": "INSERT OR REPLACE INTO kv VALUES (?, ?)", "key": KEY,
+               "value": VALUE}, N_PUT)
 
 
 @pytest.mark.benchmark(group="kv-put-nosync")
 def test_kv_put_nosync_handler(benchmark, kv_nosync):
     h, handle = kv_nosync
-    assert benchmark(h.dispatch, "kv", "put", [handle, KEY, VALUE]) == ok(None)
+    args = [handle, KEY, VALUE]
+    stmt_loop(benchmark, "dispatch('kv', 'put', args)", {"dispatch": h.dispatch, "args": args},
+              N_NOSYNC)
+    assert h.dispatch("kv", "put", args) == ok(None)
 
 
 @pytest.mark.benchmark(group="kv-put-nosync")
 def test_kv_put_nosync_raw_lmdb(benchmark, raw_nosync):
-    key = KEY.encode()
-
-    def put():
-        with raw_nosync.begin(write=True) as txn:
-            txn.put(key, VALUE)
-    benchmark(put)
+    stmt_loop(benchmark, _RAW_PUT, {"env": raw_nosync, "key": KEY.encode(), "value": VALUE},
+              N_NOSYNC)
 
 
 # -- sql-query -----------------------------------------------------------------
@@ -217,22 +285,66 @@ def raw_conn(sql_db):
 EXPECTED = [{"id": 7, "name": "user7", "email": "user7@example.com"}]
 
 
+N_SQL = 100
+
+
 @pytest.mark.benchmark(group="sql-query")
 def test_sql_query_handler(benchmark, sql_handler):
     h, handle = sql_handler
-    assert benchmark(h.dispatch, "sql", "query", [handle, QUERY, ["7"]]) == ok(EXPECTED)
+    args = [handle, QUERY, ["7"]]
+    stmt_loop(benchmark, "dispatch('sql', 'query', args)", {"dispatch": h.dispatch, "args": args},
+              N_SQL)
+    assert h.dispatch("sql", "query", args) == ok(EXPECTED)
 
 
 @pytest.mark.benchmark(group="sql-query")
 def test_sql_query_raw_sqlite3(benchmark, raw_conn):
-    rows = benchmark(lambda: raw_conn.execute(QUERY, ("7",)).fetchall())
-    assert rows == [(7, "user7", "user7@example.com")]
+    stmt_loop(benchmark, "rows = conn.execute(q, ('7',)).fetchall()",
+              {"conn": raw_conn, "q": QUERY}, N_SQL)
+    assert raw_conn.execute(QUERY, ("7",)).fetchall() == [(7, "user7", "user7@example.com")]
+
+
+_RECORDS = """cur = conn.execute(q, ('7',))
+names = [d[0] for d in cur.description]
+rows = [dict(zip(names, row)) for row in cur.fetchall()]"""
 
 
 @pytest.mark.benchmark(group="sql-query")
 def test_sql_query_raw_sqlite3_records(benchmark, raw_conn):
-    def query():
-        cur = raw_conn.execute(QUERY, ("7",))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]  # noqa: B905
-    assert benchmark(query) == EXPECTED
+    stmt_loop(benchmark, _RECORDS, {"conn": raw_conn, "q": QUERY}, N_SQL)
+    cur = raw_conn.execute(QUERY, ("7",))
+    names = [d[0] for d in cur.description]
+    assert [dict(zip(names, row)) for row in cur.fetchall()] == EXPECTED  # noqa: B905
+
+
+# -- the same members, interleaved ------------------------------------------------
+
+@pytest.mark.benchmark(group="interleaved-kv-get")
+def test_kv_get_interleaved(benchmark, kv_sync, raw_sync):
+    h, handle = kv_sync
+    interleaved(benchmark, {
+        "handler": ("dispatch('kv', 'get', args)", {"dispatch": h.dispatch, "args": [handle, KEY]}),
+        "raw_lmdb": ("with env.begin() as txn:\n    v = txn.get(key)",
+                     {"env": raw_sync, "key": KEY.encode()}),
+    }, N_GET)
+
+
+@pytest.mark.benchmark(group="interleaved-kv-put-nosync")
+def test_kv_put_nosync_interleaved(benchmark, kv_nosync, raw_nosync):
+    h, handle = kv_nosync
+    interleaved(benchmark, {
+        "handler": ("dispatch('kv', 'put', args)",
+                    {"dispatch": h.dispatch, "args": [handle, KEY, VALUE]}),
+        "raw_lmdb": (_RAW_PUT, {"env": raw_nosync, "key": KEY.encode(), "value": VALUE}),
+    }, N_NOSYNC)
+
+
+@pytest.mark.benchmark(group="interleaved-sql-query")
+def test_sql_query_interleaved(benchmark, sql_handler, raw_conn):
+    h, handle = sql_handler
+    interleaved(benchmark, {
+        "handler": ("dispatch('sql', 'query', args)",
+                    {"dispatch": h.dispatch, "args": [handle, QUERY, ["7"]]}),
+        "raw_sqlite3_records": (_RECORDS, {"conn": raw_conn, "q": QUERY}),
+        "raw_sqlite3": ("rows = conn.execute(q, ('7',)).fetchall()", {"conn": raw_conn, "q": QUERY}),
+    }, N_SQL)

@@ -22,14 +22,14 @@ _PKG_DIR = os.path.dirname(lexfast.__file__)
 
 
 def _check_not_stale() -> None:
-    pyx = os.path.join(_PKG_DIR, "kernel", "_c.pyx")
     if not os.path.exists(os.path.join(os.path.dirname(_PKG_DIR), "setup.py")):
         return  # an installed build (the .pyx ships beside it for reference)
-    for so in glob.glob(os.path.join(_PKG_DIR, "kernel", "_c.*.so")):
-        if os.path.getmtime(so) < os.path.getmtime(pyx):
-            pytest.exit(f"{so} is older than {pyx}: rebuild it "
-                        "(python setup.py build_ext --inplace) or test an installed build",
-                        returncode=3)
+    for pyx in glob.glob(os.path.join(_PKG_DIR, "**", "*.pyx"), recursive=True):
+        for so in glob.glob(pyx[:-len(".pyx")] + ".*.so"):
+            if os.path.getmtime(so) < os.path.getmtime(pyx):
+                pytest.exit(f"{so} is older than {pyx}: rebuild it "
+                            "(python setup.py build_ext --inplace) or test an installed build",
+                            returncode=3)
 
 
 _check_not_stale()

@@ -65,7 +65,17 @@ import time
 import lmdb
 
 from ..errors import EffectError
-from ..kernel import NONE, err, expect_bytes, expect_handle, expect_str, next_handle, ok, some
+from ..kernel import (
+    COMPILED,
+    NONE,
+    err,
+    expect_bytes,
+    expect_handle,
+    expect_str,
+    next_handle,
+    ok,
+    some,
+)
 from ..scope import (
     ScopeEscape,
     open_in_scope,
@@ -85,14 +95,44 @@ _MAX_READERS = 1024
 _MAX_GROWTHS = 40
 
 
-class _Store:
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+class _PyStoreCore:
+    """The fields of a store the compiled ops read (``_kv_c.StoreCore``);
+    this is its twin when they are not compiled."""
+
+    __slots__ = ("env", "blocked", "closed", "max_key", "nactive")
+
+    def __init__(self) -> None:
+        self.env = None
+        self.blocked = False
+        self.closed = False
+        self.max_key = 0
+        self.nactive = 0
+
+
+_kv_c = None
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _kv_c
+    except ImportError:  # built without it: the Python definitions serve
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+
+_StoreBase = _PyStoreCore if _kv_c is None else _kv_c.StoreCore
+
+
+class _Store(_StoreBase):  # type: ignore[valid-type,misc]
     """One lmdb environment, shared by every handle on its path.
 
-    ``active`` holds one entry per transaction of this process in flight (a
-    deque: append/pop are atomic and cheap). A map resize or a close needs
-    no transaction in flight: under ``wlock`` it sets ``blocked`` and waits
-    for ``active`` to drain; readers that see ``blocked`` back off until it
-    is done.
+    ``active`` holds one entry per Python transaction of this process in
+    flight (a deque: append/pop are atomic and cheap); ``nactive`` counts
+    the compiled ops' read transactions (``_kv_c``). A map resize or a
+    close needs no transaction in flight: under ``wlock`` it sets
+    ``blocked`` and waits for both to drain; readers that see ``blocked``
+    back off until it is done.
 
     ``wlock`` also serialises this process's writers (lmdb allows one writer
     at a time anyway), so no writer ever waits inside lmdb while holding an
@@ -102,10 +142,11 @@ class _Store:
     are aborted only with the readers held off.
     """
 
-    __slots__ = ("env", "path", "refs", "active", "blocked", "closed", "wlock",
-                 "unblocked", "synced", "max_key", "opening", "closing")
+    __slots__ = ("path", "refs", "active", "wlock", "unblocked", "synced", "opening",
+                 "closing")
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.env = None
         self.path = path
         self.refs = 0
@@ -134,7 +175,7 @@ class _Store:
         self.blocked = True
         deadline = time.monotonic() + _DRAIN_S
         delay = 0.00002
-        while len(self.active) > own:
+        while len(self.active) + self.nactive > own:
             if time.monotonic() > deadline:
                 return False
             time.sleep(delay)
@@ -846,3 +887,11 @@ ROWS = [
     ("kv", "contains", "kv", kv_contains),
     ("kv", "list_prefix", "kv", kv_list_prefix),
 ]
+
+
+#: whether kv.get/contains/put take the compiled front (``_kv_c``)
+KV_COMPILED = _kv_c is not None
+if _kv_c is not None:
+    _kv_c.bind(kv_get, kv_contains, kv_put, _write, _release)
+    _FAST = {"get": _kv_c.kv_get, "contains": _kv_c.kv_contains, "put": _kv_c.kv_put}
+    ROWS = [(k, o, g, _FAST.get(o, fn)) for k, o, g, fn in ROWS]

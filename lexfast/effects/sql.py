@@ -61,7 +61,7 @@ import time
 from urllib.parse import quote, unquote
 
 from ..errors import EffectError
-from ..kernel import err, expect_handle, expect_str, expect_str_list, next_handle, ok
+from ..kernel import COMPILED, err, expect_handle, expect_str, expect_str_list, next_handle, ok
 from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
 from ..values import os_error_text
 
@@ -668,7 +668,7 @@ def _has_row(cur) -> bool:
 
 
 def sql_exec(h, args):
-    db, stmt, params = _begin(h, args, "exec")
+    db, stmt, params = _enter(h, args, "exec")
     if stmt is None:
         return db
     try:
@@ -716,6 +716,15 @@ def _collect(cur, rows_cap: int, bytes_cap: int):
     return rows, None
 
 
+def _records(cur, names: list, rows_cap: int, bytes_cap: int):
+    """(records, None) -- each row as ``{column: value}`` -- or (None, err
+    message) once past either cap (:func:`_collect`)."""
+    rows, too_much = _collect(cur, rows_cap, bytes_cap)
+    if rows is None:
+        return None, too_much
+    return [dict(zip(names, r)) for r in rows], None  # noqa: B905
+
+
 def _lossy_rerun(conn, cur, stmt, params, db, changes):
     # The C text factory is much faster than a lossy one, so invalid UTF-8 is
     # handled by running the statement again with the lossy factory -- only
@@ -732,7 +741,7 @@ def _lossy_rerun(conn, cur, stmt, params, db, changes):
 
 
 def sql_query(h, args):
-    db, stmt, params = _begin(h, args, "query")
+    db, stmt, params = _enter(h, args, "query")
     if stmt is None:
         return db
     try:
@@ -742,18 +751,19 @@ def sql_query(h, args):
         desc = cur.description
         if desc is None:
             return ok([])
+        names = [d[0] for d in desc]
         try:
-            rows, too_much = _collect(cur, db.rows_cap, db.bytes_cap)
+            recs, too_much = _records(cur, names, db.rows_cap, db.bytes_cap)
         except sqlite3.OperationalError as e:
             if not str(e).startswith("Could not decode to UTF-8"):
                 raise
             rows, too_much = _lossy_rerun(conn, cur, stmt, params, db, changes)
             if rows is None and too_much is None:
                 return err(f"sql.query: {e}")
+            recs = None if rows is None else [dict(zip(names, r)) for r in rows]  # noqa: B905
         if too_much is not None:
             return err(too_much)
-        names = [d[0] for d in desc]
-        return ok([dict(zip(names, r)) for r in rows])  # noqa: B905
+        return ok(recs)
     except sqlite3.OperationalError as e:
         if str(e) == "interrupted":
             return _interrupted(db, "query", e)
@@ -764,6 +774,28 @@ def sql_query(h, args):
         return err(_out_of_memory("query"))
     finally:
         db.lock.release()
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+#: whether the argument checks and the records are the compiled ones
+#: (``lexfast.effects._sql_c``: the same functions in C)
+SQL_COMPILED = False
+_enter = _begin
+_py_records = _records  # the twin, whichever serves (tests compare the two)
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _sql_c
+    except ImportError:  # built without it: the Python definitions serve
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _sql_c.bind(_begin)
+        _enter = _sql_c.begin
+        _records = _sql_c.records  # noqa: F811 -- the compiled twin
+        SQL_COMPILED = True
 
 
 ROWS = [

@@ -44,7 +44,7 @@ import errno as _errno
 import os
 import stat as _stat
 
-from ...kernel import err, expect_str, ok
+from ...kernel import COMPILED, err, expect_str, ok
 from ...scope import (
     BENEATH,
     RESOLVE_NO_SYMLINKS,
@@ -577,3 +577,33 @@ def _copy_fd(sfd: int, dfd: int) -> None:
         view = memoryview(chunk)
         while view:
             view = view[os.write(dfd, view):]
+
+
+# -- the compiled fast path ------------------------------------------------------
+
+def _probe_args(h, args, want: int, op: str):
+    return _probe(h, expect_str(args, 0), want, op)
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+#: whether fs.stat/exists/is_file/is_dir are the compiled ones
+#: (``lexfast.effects.fs._fs_c``: the same ops, their common case in C)
+FS_COMPILED = False
+#: the Python ops, whichever serve (tests compare the two)
+PY_OPS = {"stat": fs_stat, "exists": fs_exists, "is_file": fs_is_file, "is_dir": fs_is_dir}
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _fs_c
+    except ImportError:  # built without it: the Python definitions serve
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _fs_c.bind(fs_stat, _probe_args)
+        fs_stat = _fs_c.fs_stat  # noqa: F811 -- the compiled twin of the op above
+        fs_exists = _fs_c.fs_exists  # noqa: F811
+        fs_is_file = _fs_c.fs_is_file  # noqa: F811
+        fs_is_dir = _fs_c.fs_is_dir  # noqa: F811
+        FS_COMPILED = True

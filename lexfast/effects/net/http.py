@@ -37,7 +37,7 @@ import pycurl  # type: ignore[import-untyped]
 
 from ..._version import __version__
 from ...errors import EffectError, PolicyDenied
-from ...kernel import Variant, err, expect_bytes, expect_record, expect_str, ok
+from ...kernel import COMPILED, Variant, err, expect_bytes, expect_record, expect_str, ok
 from ...values import Map, debug_repr, debug_str_list
 from ._common import TOKEN_CHARS
 
@@ -628,6 +628,26 @@ def http_send(h, args):
     except HttpFailure as f:
         return _http_error(f)
     return _response(status, rh, data)
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+#: whether response headers are parsed by the compiled parser
+#: (``lexfast.effects.net._http_c``: the common case in C, the rest here)
+HTTP_COMPILED = False
+_py_parse_headers = _parse_headers  # the twin, whichever serves (tests compare the two)
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _http_c
+    except ImportError:  # built without it: the Python parser serves
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _http_c.bind(_parse_headers)
+        _parse_headers = _http_c.parse_headers  # noqa: F811 -- the compiled twin
+        HTTP_COMPILED = True
 
 
 ROWS = [
