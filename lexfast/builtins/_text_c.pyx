@@ -220,20 +220,23 @@ def float_to_int(args):
     return PyLong_FromLongLong(<long long>f)
 
 
-_f64_display = None
+cdef object _f64_display = None
+
+
+def bind(f64_display):
+    """Given ``text.f64_display`` by text.py when it picks this module (an
+    import back would be a hidden cycle)."""
+    global _f64_display
+    _f64_display = f64_display
 
 
 def float_to_str(args):
     """Rust's ``{}`` for an ``f64``. Integral values below 2**53 are written
     here (their shortest digits are the integer's); the rest go to
-    ``text.f64_display``, which settles Rust's tie rule."""
-    global _f64_display
+    ``text.f64_display`` (given by ``bind``), which settles Rust's tie rule."""
     cdef double f = _f(args, 0)
     if f == <double>(<long long>f) and -9007199254740992.0 <= f <= 9007199254740992.0:
         if f == 0.0 and signbit(f):
             return "-0"
         return PyUnicode_FromFormat("%lld", <long long>f)
-    if _f64_display is None:
-        from .text import f64_display
-        _f64_display = f64_display
     return _f64_display(f)

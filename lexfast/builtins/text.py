@@ -367,6 +367,7 @@ if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
         if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
             raise
     else:
+        _text_c.bind(f64_display)
         _HOT = {name: getattr(_text_c, name) for name in _HOT}
         TEXT_COMPILED = True
 
