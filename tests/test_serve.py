@@ -677,3 +677,287 @@ def test_serve_on_a_shut_down_session_returns_at_once(make_handler):
     t0 = time.monotonic()
     assert h.dispatch("net", "serve", [0, "h"]) is None
     assert time.monotonic() - t0 < 3 and listening(h) == []
+
+
+# -- issue 23: framing (request smuggling) and malformed heads ------------------------
+#
+# Each request below is refused with the status shown and the connection
+# closed; nothing reaches the program, and a request smuggled after it
+# (`GET /smuggled`) is never answered. Siblings of each reported form are here
+# too (a repeated identical Content-Length, `chunked, chunked`, HTTP/1.0 with
+# Transfer-Encoding, an oversize chunk size...).
+
+_H = b"Host: x\r\n"
+_SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+FRAMING_CATALOGUE = [
+    # Content-Length
+    ("cl-negative", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: -1\r\n\r\n", 400),
+    ("cl-two-different", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde", 400),
+    ("cl-two-identical", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
+    ("cl-list", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 3, 3\r\n\r\nabc", 400),
+    ("cl-plus-sign", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: +5\r\n\r\nabcde", 400),
+    ("cl-underscore", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 1_0\r\n\r\n0123456789", 400),
+    ("cl-hex", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 0x5\r\n\r\nabcde", 400),
+    ("cl-inner-space", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 1 0\r\n\r\n0123456789", 400),
+    ("cl-empty", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length:\r\n\r\n", 400),
+    ("cl-huge", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 99999999999999999999999\r\n\r\n", 400),
+    ("cl-obs-fold", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 0\r\n 5\r\n\r\nabcde", 400),
+    # Content-Length with Transfer-Encoding, and transfer codings
+    ("cl-and-te", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-and-cl", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
+    ("te-space-before-colon", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-tab-before-colon", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-obs-fold", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: x\r\n chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-gzip", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
+    ("te-chunked-twice", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 501),
+    ("te-two-headers", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+    ("te-chunked-not-last", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 501),
+    ("te-in-http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    # chunk sizes and chunk framing
+    ("chunk-0x", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-negative", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n-5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-underscore", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n0_5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-plus", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n+5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-leading-space", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n 5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-empty-size", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-size-bare-lf", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n5\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-data-bare-lf", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nabcde\n0\r\n\r\n", 400),
+    ("chunk-data-too-long", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-size-overflow", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * 40 + b"\r\nx\r\n0\r\n\r\n", 400),
+    ("chunk-ext-ctl", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n5;a=\x01\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-trailer-bad", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nBad Name: 1\r\n\r\n", 400),
+    # malformed heads
+    ("bare-lf-head", b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    ("bare-lf-in-field", b"GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", 400),
+    ("bare-cr-in-field", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\rX-B: 2\r\n\r\n", 400),
+    ("bare-cr-request-line", b"GET /\r HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("nul-in-field", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+    ("del-in-field", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n", 400),
+    ("ctl-in-method", b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("space-in-field-name", b"GET / HTTP/1.1\r\nHost: x\r\nX A: 1\r\n\r\n", 400),
+    ("empty-field-name", b"GET / HTTP/1.1\r\nHost: x\r\n: 1\r\n\r\n", 400),
+    ("no-colon", b"GET / HTTP/1.1\r\nHost: x\r\nX-A\r\n\r\n", 400),
+    ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n\r\n", 400),
+    ("http11-without-host", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("two-hosts-http10", b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("lowercase-version", b"GET / http/1.1\r\nHost: x\r\n\r\n", 400),
+    ("http2-version", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ("http09", b"GET /\r\n\r\n", 400),
+    ("two-spaces", b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("space-in-target", b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("non-ascii-target", "GET /é HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 400),
+    ("expect-unknown", b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 999-later\r\n\r\n", 417),
+    # bounds
+    ("request-line-too-long", b"GET /" + b"a" * (16 << 10) + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    ("head-too-large", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: " + b"a" * (70 << 10) + b"\r\n\r\n", 431),
+    ("too-many-fields", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 200 + b"\r\n", 431),
+]
+
+
+def _exchange(port, data: bytes, timeout=T) -> bytes:
+    """Send ``data``, read until the server closes (a reset after the answer
+    counts as closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+
+
+@pytest.fixture
+def recorder(make_handler):
+    calls = []
+
+    def handle(h, req):
+        calls.append((req["method"], req["path"], req["body"]))
+        return {"status": 200, "body": "ok " + req["path"]}
+
+    h = made(make_handler, {"h": handle}, limits=Limits(request_body_bytes=1 << 16))
+    with serving(h, args=[0, "h"]) as (port, _):
+        yield port, calls
+
+
+@pytest.mark.parametrize("data,status", [pytest.param(d, s, id=i) for i, d, s in FRAMING_CATALOGUE])
+def test_framing_catalogue_is_refused_and_closed(recorder, data, status):
+    port, calls = recorder
+    got = _exchange(port, data + _SMUGGLED)
+    assert got.startswith(f"HTTP/1.1 {status} ".encode()), got[:200]
+    assert b"ok /smuggled" not in got and got.count(b"\r\n\r\n") == 1, got  # closed, nothing after
+    assert b"Connection: close" in got
+    assert calls == []
+    # and the server goes on serving
+    assert _exchange(port, b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") \
+        .endswith(b"ok /after")
+
+
+def test_chunk_size_line_is_bounded_while_it_is_read(recorder):
+    """A chunk-size line that never ends is refused once it passes the bound,
+    not buffered until the client stops sending."""
+    port, calls = recorder
+    with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;" + b"a" * 4096)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            b = s.recv(65536)
+            assert b, got
+            got += b
+    assert got.startswith(b"HTTP/1.1 400 ") and calls == []
+
+
+def test_head_is_bounded_while_it_is_read(recorder):
+    port, calls = recorder
+    with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * (80 << 10))
+        got = b""
+        while b"\r\n\r\n" not in got:
+            b = s.recv(65536)
+            assert b, got
+            got += b
+    assert got.startswith(b"HTTP/1.1 431 ") and calls == []
+
+
+@pytest.mark.parametrize("data,body", [
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n",
+                 "hello0123456789", id="chunked-ext-trailer"),
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n", "hello", id="chunked-case"),
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", "hello",
+                 id="content-length"),
+    pytest.param(b"POST /p HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi", "hi", id="http10-no-host"),
+    pytest.param(b"\r\nGET /p HTTP/1.1\r\nHost: x\r\n\r\n", "", id="leading-crlf"),
+    pytest.param(b"GET http://x/p?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", "", id="absolute-form"),
+])
+def test_valid_framing_siblings_are_served(recorder, data, body):
+    port, calls = recorder
+    got = _exchange(port, data + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"ok /last"), got
+    assert calls[0] == (calls[0][0], "/p", body) and calls[-1][1] == "/last"
+
+
+def test_expect_100_continue(recorder):
+    port, calls = recorder
+    with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+        s.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        got = b""
+        while not got.endswith(b"\r\n\r\n"):
+            b = s.recv(65536)
+            assert b, got
+            got += b
+        assert got == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"hello")
+        got = b""
+        while not got.endswith(b"ok /e"):
+            b = s.recv(65536)
+            assert b, got
+            got += b
+    assert calls == [("POST", "/e", "hello")]
+
+
+def test_a_413_chunked_body_logs_no_traceback(make_handler, caplog):
+    """Any client could fill the log with one traceback per request."""
+    import logging
+
+    h = made(make_handler, {"h": echo}, limits=Limits(request_body_bytes=1024))
+    caplog.set_level(logging.DEBUG)
+    with serving(h, args=[0, "h"]) as (port, _):
+        for _ in range(3):
+            got = _exchange(port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"400\r\n" + b"y" * 1024 + b"\r\n400\r\n" + b"y" * 1024 + b"\r\n0\r\n\r\n")
+            assert got.startswith(b"HTTP/1.1 413 ")
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO], caplog.text
+
+
+# -- issue 23: responses and lifecycle -------------------------------------------------
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_bodiless_statuses_carry_no_body(make_handler, status):
+    """A body written after a 204/304 would be read as the next response on a
+    kept-alive connection (headers included)."""
+    forged = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+    h = made(make_handler, {"h": lambda h, r: {"status": status if r["path"] == "/a" else 200,
+                                               "body": forged if r["path"] == "/a" else "real"}})
+    with serving(h, args=[0, "h"]) as (port, _):
+        got = _exchange(port, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                        b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"forged" not in got
+    first, _, rest = got.partition(b"\r\n\r\n")
+    assert first.startswith(f"HTTP/1.1 {status} ".encode()) and b"Content-Length" not in first
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\nreal")
+
+
+@pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_base_exceptions_from_the_runner_are_500(make_handler, exc):
+    def boom(h, req):
+        if req["path"] == "/boom":
+            raise exc("stop")
+        return echo(h, req)
+
+    h = made(make_handler, {"h": boom})
+    with serving(h, args=[0, "h"]) as (port, outcome):
+        s = requests.Session()
+        r = s.get(url(port, "/boom"), timeout=T)
+        assert r.status_code == 500 and r.text == f"internal error: {exc.__name__}: stop"
+        r = s.get(url(port, "/ok"), timeout=T)
+        assert (r.status_code, r.text) == (200, "GET /ok")
+        assert not outcome
+
+
+@pytest.mark.parametrize("how", ["shutdown", "close"])
+def test_no_runner_call_starts_after_serve_returns(make_handler, how):
+    """Requests queued behind a busy worker are dropped at shutdown: none of
+    them reaches the program after net.serve returned (or after close())."""
+    entered = threading.Event()
+    release = threading.Event()
+    calls = []
+    returned = []
+
+    def handle(h, req):
+        calls.append((req["path"], bool(returned)))
+        if req["path"] == "/first":
+            entered.set()
+            release.wait(T)
+        return echo(h, req)
+
+    h = made(make_handler, {"h": handle}, limits=Limits(serve_threads=1, serve_grace_s=2.0))
+    socks = []
+    try:
+        with serving(h, args=[0, "h"]) as (port, _):
+            first = socket.create_connection(("127.0.0.1", port), timeout=T)
+            socks.append(first)
+            first.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert entered.wait(T)
+            for i in range(20):
+                s = socket.create_connection(("127.0.0.1", port), timeout=T)
+                socks.append(s)
+                s.sendall(f"GET /queued{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            time.sleep(0.2)  # the queued requests are parsed and waiting for the worker
+            threading.Timer(0.3, release.set).start()
+            if how == "close":
+                h.close()
+        returned.append(True)
+        time.sleep(0.3)
+        assert calls == [("/first", False)]
+        got = b""
+        while not got.endswith(b"GET /first"):
+            b = first.recv(65536)
+            assert b, got
+            got += b
+        assert got.startswith(b"HTTP/1.1 200 OK")  # the in-flight one was answered
+    finally:
+        release.set()
+        for s in socks:
+            s.close()
