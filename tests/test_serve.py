@@ -961,3 +961,208 @@ def test_no_runner_call_starts_after_serve_returns(make_handler, how):
         release.set()
         for s in socks:
             s.close()
+
+
+# -- issue 23: starvation (slowloris) and descriptor exhaustion ------------------------
+
+N_SLOW = 1024  # the issue's figure, with default settings (16 workers)
+
+
+@contextlib.contextmanager
+def _fd_room(n):
+    """Raise this process's soft RLIMIT_NOFILE to hold ``n`` more descriptors
+    (both ends of every test connection live here); skip if the hard limit
+    cannot."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = len(os.listdir("/proc/self/fd")) + n + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {want}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _slow_clients(port, n, tls_port=False):
+    """``n`` connections: a third say nothing, a third send half a head, a
+    third trickle a body they never finish."""
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=T)
+        socks.append(s)
+        if tls_port:
+            if i % 2:
+                s.sendall(b"\x16\x03\x01\x00")  # the start of a ClientHello, never finished
+            continue
+        if i % 3 == 1:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        elif i % 3 == 2:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+    return socks
+
+
+def test_silent_and_trickling_clients_do_not_starve_the_server(make_handler):
+    h = made(make_handler, {"h": echo})
+    assert Limits().serve_threads < N_SLOW
+    socks: list = []
+    with _fd_room(2 * N_SLOW + 64):
+        try:
+            with serving(h, args=[0, "h"]) as (port, _):
+                socks = _slow_clients(port, N_SLOW)
+                for s in socks[2::3]:  # the tricklers send a little more
+                    s.sendall(b"d")
+                r = requests.get(url(port, "/normal"), timeout=T)
+                assert (r.status_code, r.text) == (200, "GET /normal")
+                # and again on a keep-alive session while they are still open
+                with requests.Session() as sess:
+                    for _ in range(3):
+                        assert sess.get(url(port, "/again"), timeout=T).text == "GET /again"
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_silent_tls_clients_past_the_pool_do_not_starve_the_server(make_handler, pki):
+    h = made(make_handler, {"h": echo}, fs_read=[pki["dir"]])
+    socks: list = []
+    with _fd_room(2 * N_SLOW + 64):
+        try:
+            with serving(h, "serve_tls", [0, pki["cert"], pki["key"], "h"], "https") as (port, _):
+                socks = _slow_clients(port, N_SLOW, tls_port=True)
+                r = requests.get(url(port, "/normal", "https"), verify=pki["ca"], timeout=T)
+                assert (r.status_code, r.text) == (200, "GET /normal")
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_a_trickled_head_is_cut_at_the_head_deadline(make_handler, monkeypatch):
+    """Sending one byte of the head at a time keeps no connection open past
+    the whole-head deadline (the idle timeout alone would never fire)."""
+    from lexfast.effects.net import front
+
+    monkeypatch.setattr(front, "HEAD_TIMEOUT_S", 0.6)
+    h = made(make_handler, {"h": echo})
+    with serving(h, args=[0, "h"]) as (port, _):
+        with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+            t0 = time.monotonic()
+            closed = False
+            for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                try:
+                    s.sendall(bytes([b]))
+                except OSError:
+                    closed = True
+                    break
+                r, _, _ = __import__("select").select([s], [], [], 0.05)
+                if r:
+                    closed = s.recv(65536) == b""
+                    break
+            assert closed and time.monotonic() - t0 < 5
+
+
+def test_a_stalled_body_is_cut_at_the_idle_deadline(make_handler):
+    calls = []
+    h = made(make_handler, {"h": lambda h, r: calls.append(1) or echo(h, r)},
+             limits=Limits(serve_idle_s=0.5))
+    with serving(h, args=[0, "h"]) as (port, _):
+        with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            t0 = time.monotonic()
+            assert s.recv(65536) == b""
+            assert time.monotonic() - t0 < 5
+    assert calls == []
+
+
+_EMFILE_CHILD = r'''
+import resource, sys, threading
+import lexfast
+from lexfast import DefaultHandler, Policy
+from lexfast.effects.net.serve import wait_listening
+
+op = sys.argv[1]
+
+def runner(program, h, name, args):
+    ev = args[0]
+    if op == "serve_ws":
+        h.dispatch("chat", "send", [ev["conn_id"], "echo " + ev["body"]])
+        return None
+    return {"status": 200, "body": "ok"}
+
+h = DefaultHandler(Policy(allow_effects=["net", "chat"]), program={}, runner=runner)
+def lower():
+    wait_listening(h, None, 10)
+    import os
+    n = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n + 8, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    print("READY", flush=True)
+    sys.stdin.readline()
+    h.shutdown()
+threading.Thread(target=lower, daemon=True).start()
+h.dispatch("net", op, [0, "x"])
+print("RETURNED", flush=True)
+'''
+
+
+@pytest.mark.parametrize("op", ["serve", "serve_ws"])
+def test_descriptor_exhaustion_pauses_accepting_and_recovers(op, tmp_path):
+    """Under a lowered RLIMIT_NOFILE the server runs out of descriptors:
+    it stops accepting for a moment, serves again once clients leave, and
+    never ends (HTTP and WebSocket)."""
+    pkg = os.path.dirname(os.path.dirname(lexfast.__file__))
+    env = dict(os.environ, PYTHONPATH=pkg)
+    child = subprocess.Popen([sys.executable, "-c", _EMFILE_CHILD, op], cwd=tmp_path, env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    socks = []
+    try:
+        err_line = child.stderr.readline()
+        assert "listening on" in err_line, err_line
+        port = int(err_line.rsplit(":", 1)[1])
+        assert child.stdout.readline().strip() == "READY"
+        for _ in range(40):  # far more than the 8 descriptors left
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", port), timeout=T))
+            except OSError:
+                break
+        time.sleep(0.5)  # the server hits EMFILE and backs off
+        for s in socks:
+            s.close()
+        socks = []
+        deadline = time.monotonic() + T
+        ok = False
+        while not ok and time.monotonic() < deadline:
+            ok = _probe(op, port)
+            if not ok:
+                time.sleep(0.2)
+        assert ok, "the server did not recover"
+        assert child.poll() is None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "RETURNED"
+        assert child.wait(T) == 0
+    finally:
+        for s in socks:
+            s.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait(T)
+        for f in (child.stdin, child.stdout, child.stderr):
+            f.close()
+
+
+def _probe(op, port) -> bool:
+    try:
+        if op == "serve":
+            r = requests.get(url(port), timeout=2)
+            return r.status_code == 200 and r.text == "ok"
+        from websockets.sync.client import connect
+
+        with connect(f"ws://127.0.0.1:{port}/room", open_timeout=2, close_timeout=1) as ws:
+            ws.send("hi")
+            return ws.recv(timeout=2) == "echo hi"
+    except Exception:
+        return False

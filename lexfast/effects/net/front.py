@@ -12,8 +12,8 @@ client smuggle a second request past it. Here
   connections, each under a deadline: a whole head within ``HEAD_TIMEOUT_S`` of
   its first byte, a body making progress at least every ``limits.serve_idle_s``,
   an idle keep-alive connection closed after ``limits.serve_idle_s``;
-  descriptor exhaustion (EMFILE) pauses accepting for a moment (asyncio's own
-  back-off) and never ends the server;
+  descriptor exhaustion (EMFILE) pauses accepting for ``ACCEPT_RETRY_S`` (one
+  log line a minute at most) and never ends the server;
 - the parser is strict RFC 9112 and bounds everything while it reads: the
   request line (``MAX_LINE_BYTES``), the head (``MAX_HEAD_BYTES``,
   ``MAX_HEADERS``), a chunk-size line (``MAX_CHUNK_LINE``), trailers
@@ -52,6 +52,7 @@ MAX_HEADERS = 100
 MAX_CHUNK_LINE = 1 << 10     # chunk size and extensions
 CLOSE_FLUSH_S = 1.0          # at stop: time for written answers to drain
 LISTEN_BACKLOG = 1024
+ACCEPT_RETRY_S = 0.5         # out of descriptors (EMFILE): accepting pauses this long
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
@@ -209,7 +210,7 @@ def parse_head(block: bytes) -> Head:
 
 # -- one connection --------------------------------------------------------------
 
-_IDLE, _HEAD, _BODY, _CHUNK_SIZE_STATE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _BUSY, _CLOSED = range(9)
+_IDLE, _HEAD, _BODY, _CHUNK_SIZE_STATE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _BUSY, _CLOSED, _TLS = range(10)
 
 
 class _Conn(asyncio.Protocol):
@@ -236,16 +237,43 @@ class _Conn(asyncio.Protocol):
         if front.closing:
             transport.abort()
             return
-        front.conns[self] = None
-        if len(front.conns) > front.max_conns:
-            front.evict()
-        self.deadline = time.monotonic() + front.idle_s
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+        # counted from the first byte, TLS handshakes included, so the cap
+        # and every deadline apply to connections that never get further
+        if front.context is not None:
+            self.state = _TLS
+            self.deadline = time.monotonic() + TLS_HANDSHAKE_S
+            task = front.loop.create_task(front.loop.start_tls(
+                transport, self, front.context, server_side=True,
+                ssl_handshake_timeout=TLS_HANDSHAKE_S))
+            front.handshakes.add(task)
+            task.add_done_callback(self._handshake_done)
+        else:
+            self.deadline = time.monotonic() + front.idle_s
+        front.conns[self] = None
+        if len(front.conns) > front.max_conns:
+            front.evict()
+
+    def _handshake_done(self, task) -> None:
+        self.front.handshakes.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            if self.state != _CLOSED:
+                self.expire()
+            self.front.conns.pop(self, None)
+            return
+        if self.state != _TLS:  # expired meanwhile
+            task.result().abort()
+            return
+        self.transport = task.result()
+        self.state = _IDLE
+        self.deadline = time.monotonic() + self.front.idle_s
+        if self.buf:
+            self._next()
 
     def connection_lost(self, exc) -> None:
         self.state = _CLOSED
@@ -268,8 +296,8 @@ class _Conn(asyncio.Protocol):
         return None
 
     def data_received(self, data: bytes) -> None:
-        if self.state in (_BUSY, _CLOSED):
-            if self.state == _BUSY:
+        if self.state in (_BUSY, _CLOSED, _TLS):
+            if self.state != _CLOSED:  # pipelined, or sent with the handshake's last flight
                 self.buf += data
                 if len(self.buf) > MAX_HEAD_BYTES + MAX_CHUNK_LINE:
                     self.transport.pause_reading()
@@ -492,6 +520,7 @@ class Front:
         self.grace = max(0.0, float(limits.serve_grace_s))
         self.threads = max(1, int(limits.serve_threads))
         self.conns: dict[_Conn, None] = {}
+        self.handshakes: set = set()
         self.closing = False
         self.lock = threading.Lock()
         self.idle = threading.Condition(self.lock)
@@ -500,21 +529,15 @@ class Front:
         self.stuck = 0
         self.loop = _new_loop()
         self.loop.set_exception_handler(self._loop_error)
-        self.server = None
+        self.accepting = False
+        self.accept_paused_at = -1e9
+        self.errors_logged: dict[str, float] = {}
+        self.opening: set = set()  # accepted sockets becoming transports
         self.loop_thread: threading.Thread | None = None
         self.workers: list[threading.Thread] = []
 
     def start(self) -> None:
-        loop = self.loop
-        kw = {}
-        if self.context is not None:
-            kw = {"ssl": self.context, "ssl_handshake_timeout": TLS_HANDSHAKE_S}
-        try:
-            self.server = loop.run_until_complete(loop.create_server(
-                lambda: _Conn(self), sock=self.sock, backlog=LISTEN_BACKLOG, **kw))
-        except BaseException:
-            loop.close()
-            raise
+        self.sock.setblocking(False)
         port = self.sock.getsockname()[1]
         self.loop_thread = threading.Thread(target=self._run_loop, name=f"lexfast {self.label} :{port}",
                                             daemon=True)
@@ -532,12 +555,58 @@ class Front:
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._sweep)
+        self.loop.call_soon(self._resume_accept)
         self.loop.run_forever()
+
+    # -- accept: our own, so descriptor exhaustion is one pause, not a flood
+    # (asyncio 3.11's accept loop logs and re-arms once per backlog slot)
+    def _resume_accept(self) -> None:
+        if self.closing:
+            return
+        self.accepting = True
+        self.loop.add_reader(self.sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        loop = self.loop
+        for _ in range(64):
+            try:
+                conn, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as e:
+                loop.remove_reader(self.sock.fileno())
+                self.accepting = False
+                now = time.monotonic()
+                if now - self.accept_paused_at > 60.0:  # one line a minute at most
+                    _log.warning("%s: accept paused for %.1f s: %s", self.label,
+                                 ACCEPT_RETRY_S, e.strerror or e)
+                self.accept_paused_at = now
+                loop.call_later(ACCEPT_RETRY_S, self._resume_accept)
+                return
+            if self.closing:
+                conn.close()
+                return
+            conn.setblocking(False)
+            task = loop.create_task(loop.connect_accepted_socket(lambda: _Conn(self), conn))
+            self.opening.add(task)
+            task.add_done_callback(self._opened)
+
+    def _opened(self, task) -> None:
+        self.opening.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a socket that failed while opening is just gone
 
     def _loop_error(self, loop, context) -> None:
         # EMFILE in accept ("out of system resource") and failed TLS
         # handshakes land here: one line, never a traceback per client.
         exc = context.get("exception")
+        key = context.get("message", "")
+        now = time.monotonic()
+        if now - self.errors_logged.get(key, -1e9) < 60.0:  # one line a minute per kind
+            return
+        self.errors_logged[key] = now
         _log.warning("%s: %s%s", self.label, context.get("message", ""),
                      f" ({exc})" if exc is not None else "")
 
@@ -618,6 +687,11 @@ class Front:
         self.loop_thread.join(2.0)
         if not self.loop_thread.is_alive():
             try:
+                pending = self.handshakes | self.opening
+                if pending:  # let cancelled TLS handshakes and openings unwind
+                    for task in pending:
+                        task.cancel()
+                    loop.run_until_complete(asyncio.wait(list(pending), timeout=1.0))
                 loop.close()
             except Exception:  # noqa: BLE001
                 pass
@@ -628,8 +702,10 @@ class Front:
 
     def _stop_accepting(self, done: threading.Event) -> None:
         try:
-            if self.server is not None:
-                self.server.close()
+            if self.accepting:
+                self.loop.remove_reader(self.sock.fileno())
+                self.accepting = False
+            self.sock.close()  # new clients are refused from now on
             for c in list(self.conns):
                 if c.state != _BUSY:
                     c.expire()
