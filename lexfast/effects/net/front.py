@@ -208,6 +208,26 @@ def parse_head(block: bytes) -> Head:
     return head
 
 
+def take_head(buf: bytearray) -> bytes | None:
+    """The head at the start of ``buf`` (removed from it, without its final
+    CRLF CRLF), or None while it is incomplete; bounded as it arrives."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buf) > MAX_HEAD_BYTES:
+            raise BadRequest(431, "request head too large")
+        lf = buf.find(b"\n")
+        if lf == 0 or (lf > 0 and buf[lf - 1] != 13):
+            raise BadRequest(400, "bare LF in the request head")
+        if lf < 0 and len(buf) > MAX_LINE_BYTES:
+            raise BadRequest(414, "request line too long")
+        return None
+    if end > MAX_HEAD_BYTES:
+        raise BadRequest(431, "request head too large")
+    block = bytes(buf[:end])
+    del buf[:end + 4]
+    return block
+
+
 # -- one connection --------------------------------------------------------------
 
 _IDLE, _HEAD, _BODY, _CHUNK_SIZE_STATE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _BUSY, _CLOSED, _TLS = range(10)
@@ -323,20 +343,10 @@ class _Conn(asyncio.Protocol):
                         return
                     self.state = _HEAD
                     self.deadline = time.monotonic() + front.head_s
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > MAX_HEAD_BYTES:
-                        raise BadRequest(431, "request head too large")
-                    lf = buf.find(b"\n")
-                    if lf == 0 or (lf > 0 and buf[lf - 1] != 13):
-                        raise BadRequest(400, "bare LF in the request head")
-                    if lf < 0 and len(buf) > MAX_LINE_BYTES:
-                        raise BadRequest(414, "request line too long")
+                block = take_head(buf)
+                if block is None:
                     return
-                if end > MAX_HEAD_BYTES:
-                    raise BadRequest(431, "request head too large")
-                head = parse_head(bytes(buf[:end]))
-                del buf[:end + 4]
+                head = parse_head(block)
                 self.head = head
                 if head.chunked:
                     self.state = _CHUNK_SIZE_STATE
@@ -447,7 +457,18 @@ class _Conn(asyncio.Protocol):
         if front.closing:
             self.transport.abort()
             return
-        front.submit(self, head, body)
+        front.submit(self._answer, (head, body), self.expire)
+
+    def _answer(self, head: Head, body: bytes) -> None:
+        """On a worker: the program's answer, written back on the loop."""
+        try:
+            status, payload, extra = self.front.app(head.method, head.target, head.headers, body)
+        except BaseException as e:  # noqa: BLE001 - a 500, the server keeps serving
+            status, payload, extra = 500, f"internal error: {type(e).__name__}".encode(), None
+        keep = head.keep
+        data = build_response(status, payload, extra, head.method == b"HEAD", keep,
+                              head.version == b"0")
+        _call_soon(self.front.loop, self.respond, data, keep)
 
     def respond(self, data: bytes, keep: bool) -> None:
         """On the loop: write a worker's answer, then serve the next request."""
@@ -491,6 +512,22 @@ class _Conn(asyncio.Protocol):
         self.state = _CLOSED
         self.transport.abort()
 
+    # the front's stop, in two steps
+    def stopping(self) -> None:
+        """Accepting stopped: drop the connection unless a call is in flight."""
+        if self.state != _BUSY:
+            self.expire()
+
+    def closing_now(self) -> None:
+        """The grace period is over."""
+        if self.state == _BUSY:
+            self.expire()  # its answer will not come
+        else:
+            self.transport.close()  # flushes an answer already written
+
+    def busy(self) -> bool:
+        return self.state == _BUSY
+
 
 # -- the front -------------------------------------------------------------------
 
@@ -508,15 +545,18 @@ class Front:
     ``app(method, target, headers, body) -> (status, payload, extra)`` runs on
     a worker; it must not raise (a raise is a 500)."""
 
-    def __init__(self, sock: socket.socket, app, limits, context=None, label="net.serve") -> None:
+    def __init__(self, sock: socket.socket, app, limits, context=None, label="net.serve",
+                 conn_class=None, max_conns: int | None = None) -> None:
         self.sock = sock
+        self.conn_class = conn_class or _Conn
         self.app = app
         self.label = label
         self.context = context
         self.idle_s = max(0.01, float(limits.serve_idle_s))
         self.head_s = HEAD_TIMEOUT_S
         self.body_limit = max(0, int(limits.request_body_bytes))
-        self.max_conns = max(1, int(limits.serve_keepalive_conns))
+        self.max_conns = max(1, int(max_conns if max_conns is not None
+                                    else limits.serve_keepalive_conns))
         self.grace = max(0.0, float(limits.serve_grace_s))
         self.threads = max(1, int(limits.serve_threads))
         self.conns: dict[_Conn, None] = {}
@@ -589,7 +629,8 @@ class Front:
                 conn.close()
                 return
             conn.setblocking(False)
-            task = loop.create_task(loop.connect_accepted_socket(lambda: _Conn(self), conn))
+            task = loop.create_task(loop.connect_accepted_socket(
+                lambda: self.conn_class(self), conn))
             self.opening.add(task)
             task.add_done_callback(self._opened)
 
@@ -613,7 +654,7 @@ class Front:
     def _sweep(self) -> None:
         """Close connections past their deadline (idle, head, body)."""
         now = time.monotonic()
-        for conn in [c for c in self.conns if c.state != _BUSY and c.deadline <= now]:
+        for conn in [c for c in self.conns if c.deadline <= now and not c.busy()]:
             conn.expire()
         if not self.closing:
             self.loop.call_later(min(0.25, self.idle_s / 4, self.head_s / 4), self._sweep)
@@ -623,39 +664,35 @@ class Front:
         longest without a request in flight (silent clients go first)."""
         victim = None
         for c in self.conns:
-            if c.state != _BUSY and (victim is None or c.deadline < victim.deadline):
+            if not c.busy() and (victim is None or c.deadline < victim.deadline):
                 victim = c
         if victim is not None:
             victim.expire()
             self.conns.pop(victim, None)
 
     # -- workers
-    def submit(self, conn: _Conn, head: Head, body: bytes) -> None:
-        self.jobs.put((conn, head, body))
+    def submit(self, fn, args: tuple, drop) -> None:
+        """Run ``fn(*args)`` on a worker, or ``drop()`` on the loop if the
+        server is stopping by then."""
+        self.jobs.put((fn, args, drop))
 
     def _work(self) -> None:
         jobs = self.jobs
-        app = self.app
         loop = self.loop
         while True:
             job = jobs.get()
             if job is None:
                 return
-            conn, head, body = job
+            fn, args, drop = job
             with self.lock:
-                if self.closing:
-                    _call_soon(loop, conn.expire)
+                if self.closing:  # no program call starts once stop() began
+                    _call_soon(loop, drop)
                     continue
                 self.inflight += 1
             try:
-                try:
-                    status, payload, extra = app(head.method, head.target, head.headers, body)
-                except BaseException as e:  # noqa: BLE001 - a 500, the server keeps serving
-                    status, payload, extra = 500, f"internal error: {type(e).__name__}".encode(), None
-                keep = head.keep
-                data = build_response(status, payload, extra, head.method == b"HEAD", keep,
-                                      head.version == b"0")
-                _call_soon(loop, conn.respond, data, keep)
+                fn(*args)
+            except BaseException:  # noqa: BLE001 - fn answers its own failures; never lose a worker
+                _log.exception("%s: worker", self.label)
             finally:
                 with self.lock:
                     self.inflight -= 1
@@ -707,18 +744,14 @@ class Front:
                 self.accepting = False
             self.sock.close()  # new clients are refused from now on
             for c in list(self.conns):
-                if c.state != _BUSY:
-                    c.expire()
+                c.stopping()
         finally:
             done.set()
 
     def _close_all(self, closed: threading.Event) -> None:
         conns = list(self.conns)
         for c in conns:
-            if c.state == _BUSY:
-                c.expire()  # past the grace: its answer will not come
-            elif c.transport is not None:
-                c.transport.close()  # flushes an answer already written
+            c.closing_now()
         end = time.monotonic() + CLOSE_FLUSH_S
 
         def check():
