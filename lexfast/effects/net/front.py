@@ -549,6 +549,8 @@ class Front:
                  conn_class=None, max_conns: int | None = None) -> None:
         self.sock = sock
         self.conn_class = conn_class or _Conn
+        self.ticks = hasattr(self.conn_class, "tick")  # per-connection upkeep (WebSocket pings)
+        self.ws = None  # net.serve_ws's context
         self.app = app
         self.label = label
         self.context = context
@@ -656,6 +658,9 @@ class Front:
         now = time.monotonic()
         for conn in [c for c in self.conns if c.deadline <= now and not c.busy()]:
             conn.expire()
+        if self.ticks:
+            for conn in list(self.conns):
+                conn.tick(now)
         if not self.closing:
             self.loop.call_later(min(0.25, self.idle_s / 4, self.head_s / 4), self._sweep)
 
