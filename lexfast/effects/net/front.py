@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import re
 import socket
@@ -531,12 +532,20 @@ class _Conn(asyncio.Protocol):
 
 # -- the front -------------------------------------------------------------------
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+def _new_loop(tls: bool) -> asyncio.AbstractEventLoop:
+    """uvloop when installed (about twice the plain-HTTP throughput, see
+    bench/RESULTS.md), else asyncio's loop. TLS servers stay on asyncio's loop:
+    under uvloop 0.23 a new client's handshake stalled once ~120 others sat
+    in the middle of a ClientHello (test_silent_tls_clients_past_the_pool...).
+    LEXFAST_SERVE_LOOP=asyncio forces asyncio's loop everywhere."""
+    if not tls and os.environ.get("LEXFAST_SERVE_LOOP", "").strip().lower() != "asyncio":
+        try:
+            import uvloop  # type: ignore[import-not-found]
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 class Front:
@@ -569,7 +578,7 @@ class Front:
         self.inflight = 0
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.stuck = 0
-        self.loop = _new_loop()
+        self.loop = _new_loop(context is not None)
         self.loop.set_exception_handler(self._loop_error)
         self.accepting = False
         self.accept_paused_at = -1e9
