@@ -6,7 +6,8 @@ so requests share the session's budget pool and handles and nothing else.
 The request is the record ``{method, path, query, body, headers}`` (headers: a
 ``Map`` with lower-cased names, beyond the reference); the response is the
 record ``{status, body, headers?}``. A non-record, an ``EffectError`` or any
-exception is a 500 ``internal error: ...`` and the server keeps serving.
+exception (``SystemExit`` and ``KeyboardInterrupt`` included: the runner runs
+on a worker) is a 500 ``internal error: ...`` and the server keeps serving.
 
 The call blocks until ``h.shutdown()`` (any fork, any thread) or
 KeyboardInterrupt, then stops accepting, lets in-flight requests finish
@@ -15,11 +16,13 @@ prints ``net.serve: listening on http(s)://127.0.0.1:PORT`` to stderr with the
 real port (port 0 picks a free one); :func:`listening` and
 :func:`wait_listening` give the port to embedding code and tests.
 
-Beyond the reference: bodies over ``limits.request_body_bytes`` get 413, idle
-keep-alive connections close after ``limits.serve_idle_s``, serve_tls reads
-its PEM files only inside ``--allow-fs-read`` and speaks TLS 1.2+ with the
-handshake on a worker (cheroot #748: one silent client would otherwise stall
-every new connection).
+Beyond the reference: the front (:mod:`.front`) parses HTTP/1.1 strictly and
+bounds and deadlines every read on one event loop, so neither smuggled
+framing nor silent clients get through or stall it; bodies over
+``limits.request_body_bytes`` get 413, idle keep-alive connections close
+after ``limits.serve_idle_s``, no runner call starts once shutdown begins,
+and serve_tls reads its PEM files only inside ``--allow-fs-read`` and speaks
+TLS 1.2+ (the handshake on the loop, under a deadline).
 """
 
 from __future__ import annotations

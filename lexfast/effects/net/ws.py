@@ -1,22 +1,26 @@
 """net.serve_ws (gated ``net``) and chat.broadcast / chat.send (gated ``chat``).
 
-``net.serve_ws(port, on_message)`` serves WebSockets on 127.0.0.1 with
-websockets' threaded server. The request path without its leading ``/`` is
-the room; each connection gets a process-wide id (from 1, never reused).
-Every text message calls ``runner(program, fork, on_message, [{body, conn_id,
-room}])`` on that connection's thread (messages of one connection run in
-order); the result is ignored, a failure goes to stderr as the reference's
-``on_message {id}: {e}``; binary frames are ignored. The fork carries the
-server's chat registry, so ``chat.broadcast(room, body)`` (every connection
-in the room, the sender included) and ``chat.send(conn_id, body)`` (Bool:
-queued to a live connection) work inside it and nowhere else.
+``net.serve_ws(port, on_message)`` serves WebSockets on 127.0.0.1 on the same
+front as ``net.serve`` (:mod:`.front`: one event loop, a bounded worker
+pool): the opening request goes through the strict HTTP/1.1 parser, then
+websockets' sans-I/O protocol layer frames the connection on the loop. The
+request path without its leading ``/`` is the room; each connection gets a
+process-wide id (from 1, never reused). Every text message calls
+``runner(program, fork, on_message, [{body, conn_id, room}])`` on a worker,
+messages of one connection one at a time and in order; the result is
+ignored, a failure goes to stderr as the reference's ``on_message {id}: {e}``;
+binary frames are ignored. The fork carries the server's chat registry, so
+``chat.broadcast(room, body)`` (every connection in the room, the sender
+included) and ``chat.send(conn_id, body)`` (Bool: queued to a live
+connection) work inside it and nowhere else.
 
-Each connection has one bounded outbound queue (``limits.ws_queue_bytes``)
-and its own writer thread, so a slow or dead client stalls only itself: when
-its queue overflows it is dropped by shutting its socket down, never with
-``ws.close()`` from the sending thread (which would wait on the client).
-Connections are capped at ``limits.ws_connections`` (503 over the cap). It
-blocks like ``net.serve`` (see ``serve.py``) and returns Unit at shutdown.
+Each connection has one bounded outbound queue (``limits.ws_queue_bytes``,
+what is queued plus what its socket has not taken), drained on the loop, so a
+slow or dead client stalls only itself: when its queue overflows it is
+dropped, never waited on. Connections count against ``limits.ws_connections``
+from accept, idle TCP included (503 past the cap). It blocks like
+``net.serve`` (see ``serve.py``) and returns Unit at shutdown, after a 1001
+close frame to every client.
 """
 
 from __future__ import annotations
