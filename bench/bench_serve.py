@@ -45,13 +45,14 @@ ROUNDS = int(os.environ.get("LEXFAST_BENCH_SERVE_ROUNDS", "3"))
 
 # Seconds per request, lexfast / stdlib (inverse req/s ratios). Issue 23 asks
 # for at least 1.5x the tuned stdlib server's req/s at 16 and 256 connections
-# (a ratio of 0.67); CI's 1 s rounds on a shared 2-core box swing by tens of
-# percent, so the in-run check holds "no slower than the stdlib" and
-# bench/RESULTS.md reports the 10 s interleaved figures.
+# (a ratio of 0.67) and a lower p99 at each point; with uvloop we measured
+# 1.8x at 16 and 2.8-4.5x at 256 and 1024 in interleaved 10 s rounds on the
+# shared 2-core box (bench/RESULTS.md). CI's 1 s rounds swing more, so 1024
+# only has to be no slower than the stdlib server.
 RATIO_TARGETS = [
-    ("serve-c16", "test_serve_lexfast[c16]", "test_serve_stdlib[c16]", 1.0),
-    ("serve-c256", "test_serve_lexfast[c256]", "test_serve_stdlib[c256]", 1.0),
-    ("serve-c1024", "test_serve_lexfast[c1024]", "test_serve_stdlib[c1024]", 1.5),
+    ("serve-c16", "test_serve_lexfast[c16]", "test_serve_stdlib[c16]", 0.67),
+    ("serve-c256", "test_serve_lexfast[c256]", "test_serve_stdlib[c256]", 0.67),
+    ("serve-c1024", "test_serve_lexfast[c1024]", "test_serve_stdlib[c1024]", 1.0),
 ]
 
 
