@@ -1166,3 +1166,33 @@ def _probe(op, port) -> bool:
             return ws.recv(timeout=2) == "echo hi"
     except Exception:
         return False
+
+
+def test_a_body_of_tiny_chunks_is_refused(recorder):
+    """Each chunk costs the loop a parse step: one-byte chunks past the cap
+    are refused instead of holding the loop for every other client."""
+    from lexfast.effects.net import front
+
+    port, calls = recorder
+    n = front.MAX_CHUNKS + (1 << 16) // 256 + 1
+    data = (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"1\r\na\r\n" * n + b"0\r\n\r\n")
+    got = _exchange(port, data)
+    assert got.startswith(b"HTTP/1.1 400 ") and b"too many chunks" in got
+    assert calls == []
+
+
+def test_a_head_trickled_in_tiny_segments_is_served(recorder):
+    port, calls = recorder
+    with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, 2000, 50):
+            s.sendall(b"GET /t HTTP/1.1\r\nHost: x\r\n" if i == 0 else b"X-Pad: " + b"p" * 41 + b"\r\n")
+        s.sendall(b"Connection: close\r\n\r\n")
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    assert got.startswith(b"HTTP/1.1 200 OK") and got.endswith(b"ok /t")

@@ -51,6 +51,7 @@ MAX_LINE_BYTES = 8 << 10     # the request line
 MAX_HEAD_BYTES = 64 << 10    # request line and header block together (also trailers)
 MAX_HEADERS = 100
 MAX_CHUNK_LINE = 1 << 10     # chunk size and extensions
+MAX_CHUNKS = 1 << 14         # chunks in one body, plus one per 256 bytes of the body limit
 CLOSE_FLUSH_S = 1.0          # at stop: time for written answers to drain
 LISTEN_BACKLOG = 1024
 ACCEPT_RETRY_S = 0.5         # out of descriptors (EMFILE): accepting pauses this long
@@ -209,24 +210,26 @@ def parse_head(block: bytes) -> Head:
     return head
 
 
-def take_head(buf: bytearray) -> bytes | None:
+def take_head(buf: bytearray, scanned: int = 0) -> tuple[bytes | None, int]:
     """The head at the start of ``buf`` (removed from it, without its final
-    CRLF CRLF), or None while it is incomplete; bounded as it arrives."""
-    end = buf.find(b"\r\n\r\n")
+    CRLF CRLF), or None while it is incomplete; bounded as it arrives.
+    ``scanned`` is how far an earlier call searched, returned updated, so a
+    head trickled a byte at a time is scanned once, not once per byte."""
+    end = buf.find(b"\r\n\r\n", max(0, scanned - 3))
     if end < 0:
         if len(buf) > MAX_HEAD_BYTES:
             raise BadRequest(431, "request head too large")
-        lf = buf.find(b"\n")
+        lf = buf.find(b"\n", 0, MAX_LINE_BYTES + 2)
         if lf == 0 or (lf > 0 and buf[lf - 1] != 13):
             raise BadRequest(400, "bare LF in the request head")
         if lf < 0 and len(buf) > MAX_LINE_BYTES:
             raise BadRequest(414, "request line too long")
-        return None
+        return None, len(buf)
     if end > MAX_HEAD_BYTES:
         raise BadRequest(431, "request head too large")
     block = bytes(buf[:end])
     del buf[:end + 4]
-    return block
+    return block, 0
 
 
 # -- one connection --------------------------------------------------------------
@@ -236,7 +239,7 @@ _IDLE, _HEAD, _BODY, _CHUNK_SIZE_STATE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _BUS
 
 class _Conn(asyncio.Protocol):
     __slots__ = ("front", "transport", "buf", "state", "deadline", "head", "body", "need",
-                 "trailer_bytes", "write_paused", "pending_resume")
+                 "trailer_bytes", "write_paused", "pending_resume", "scanned", "chunks")
 
     def __init__(self, front: Front) -> None:
         self.front = front
@@ -248,6 +251,8 @@ class _Conn(asyncio.Protocol):
         self.body = bytearray()
         self.need = 0
         self.trailer_bytes = 0
+        self.scanned = 0
+        self.chunks = 0
         self.write_paused = False
         self.pending_resume = False
 
@@ -344,13 +349,14 @@ class _Conn(asyncio.Protocol):
                         return
                     self.state = _HEAD
                     self.deadline = time.monotonic() + front.head_s
-                block = take_head(buf)
+                block, self.scanned = take_head(buf, self.scanned)
                 if block is None:
                     return
                 head = parse_head(block)
                 self.head = head
                 if head.chunked:
                     self.state = _CHUNK_SIZE_STATE
+                    self.chunks = 0
                 elif head.length:
                     if head.length > front.body_limit:
                         raise BadRequest(413, f"request body exceeds {front.body_limit} bytes")
@@ -403,6 +409,11 @@ class _Conn(asyncio.Protocol):
                 else:
                     if len(self.body) + size > front.body_limit:
                         raise BadRequest(413, f"request body exceeds {front.body_limit} bytes")
+                    # a body of one-byte chunks costs the loop a parse step per
+                    # byte: past this many chunks the framing is refused
+                    self.chunks += 1
+                    if self.chunks > MAX_CHUNKS + front.body_limit // 256:
+                        raise BadRequest(400, "too many chunks")
                     self.state = _CHUNK_DATA
                     self.need = size
             elif state == _CHUNK_DATA:
@@ -426,13 +437,15 @@ class _Conn(asyncio.Protocol):
                 del buf[:2]
                 self.state = _CHUNK_SIZE_STATE
             elif state == _TRAILER:
-                end = buf.find(b"\r\n")
+                end = buf.find(b"\r\n", max(0, self.scanned - 1))
                 if end < 0:
                     if len(buf) + self.trailer_bytes > MAX_HEAD_BYTES:
                         raise BadRequest(431, "trailer section too large")
-                    if b"\n" in buf:
+                    if buf.find(b"\n", max(0, self.scanned - 1)) >= 0:
                         raise BadRequest(400, "bare LF in the trailer section")
+                    self.scanned = len(buf)
                     return
+                self.scanned = 0
                 self.trailer_bytes += end + 2
                 if self.trailer_bytes > MAX_HEAD_BYTES:
                     raise BadRequest(431, "trailer section too large")

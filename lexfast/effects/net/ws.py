@@ -201,6 +201,7 @@ class _WSConn(asyncio.Protocol):
         self.ctx = front.ws
         self.transport = None
         self.buf = bytearray()
+        self.scanned = 0
         self.state = _W_HEAD
         self.deadline = _NEVER
         self.proto = None
@@ -277,7 +278,7 @@ class _WSConn(asyncio.Protocol):
             return
         self.buf += data
         try:
-            block = take_head(self.buf)
+            block, self.scanned = take_head(self.buf, self.scanned)
             if block is None:
                 return
             if state == _W_REJECT:
@@ -365,7 +366,10 @@ class _WSConn(asyncio.Protocol):
             self.state = _W_CLOSED
             self.transport.close()
         if self.peer is not None:
-            self.peer.note_buffered(self.transport.get_write_buffer_size())
+            buffered = self.transport.get_write_buffer_size()
+            self.peer.note_buffered(buffered)
+            if buffered > self.peer.cap * HARD_CAP_FACTOR:
+                self.expire()  # pongs and frames piling up for a client that never reads
 
     def flush_peer(self) -> None:
         """On the loop: frame what workers queued for this client."""
