@@ -741,6 +741,10 @@ FRAMING_CATALOGUE = [
     ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n\r\n", 400),
     ("http11-without-host", b"GET / HTTP/1.1\r\n\r\n", 400),
     ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("host-with-slash", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    ("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+    ("host-bad-port", b"GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n", 400),
     ("two-hosts-http10", b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("lowercase-version", b"GET / http/1.1\r\nHost: x\r\n\r\n", 400),
     ("http2-version", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
@@ -839,6 +843,9 @@ def test_head_is_bounded_while_it_is_read(recorder):
     pytest.param(b"POST /p HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi", "hi", id="http10-no-host"),
     pytest.param(b"\r\nGET /p HTTP/1.1\r\nHost: x\r\n\r\n", "", id="leading-crlf"),
     pytest.param(b"GET http://x/p?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", "", id="absolute-form"),
+    pytest.param(b"GET /p HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "", id="host-ipv6-port"),
+    pytest.param(b"GET /p HTTP/1.1\r\nHost:\r\n\r\n", "", id="host-empty"),
+    pytest.param(b"GET /p HTTP/1.1\r\nhOsT: 127.0.0.1:80\r\nX-Obs: caf\xe9\r\n\r\n", "", id="obs-text-value"),
 ])
 def test_valid_framing_siblings_are_served(recorder, data, body):
     port, calls = recorder

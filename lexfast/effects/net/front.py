@@ -61,6 +61,8 @@ _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP
 # a field value may hold visible ASCII, SP, HTAB and obs-text; never another CTL
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
+# RFC 9112 3.2: Host is uri-host [":" port] (reg-name, IPv4 or an IP literal)
+_HOST = re.compile(rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.vV\-._~!$&'()*+,;=]+\])(?::[0-9]*)?")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[\t\x20-\x7e]*)?")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -165,6 +167,8 @@ def parse_head(block: bytes) -> Head:
         name = line[:colon].decode("ascii").lower()
         if name == "host":
             hosts += 1
+            if _HOST.fullmatch(value) is None:
+                raise BadRequest(400, "invalid Host header")
         elif name == "content-length":
             lengths += 1
             length_value = value
@@ -180,7 +184,7 @@ def parse_head(block: bytes) -> Head:
         headers[name] = text if old is None else old + ", " + text
     http11 = minor != b"0"
     if hosts > 1 or (http11 and hosts == 0):
-        raise BadRequest(400, "HTTP/1.1 needs exactly one Host header")
+        raise BadRequest(400, "a request needs exactly one Host header (HTTP/1.1)")
     head = Head()
     head.method = m.group(1)
     head.target = m.group(2)
