@@ -552,8 +552,11 @@ class _Conn(asyncio.Protocol):
 def _new_loop(tls: bool) -> asyncio.AbstractEventLoop:
     """uvloop when installed (about twice the plain-HTTP throughput, see
     bench/RESULTS.md), else asyncio's loop. TLS servers stay on asyncio's loop:
-    under uvloop 0.23 a new client's handshake stalled once ~120 others sat
-    in the middle of a ClientHello (test_silent_tls_clients_past_the_pool...).
+    with uvloop 0.23, ``start_tls`` on our accepted connections let a new
+    client's handshake stall once ~120 others sat in the middle of a
+    ClientHello (test_silent_tls_clients_past_the_pool...; uvloop's own
+    ``create_server(ssl=...)`` did not, but it would take accept, EMFILE and
+    the first-byte count away from the front).
     LEXFAST_SERVE_LOOP=asyncio forces asyncio's loop everywhere."""
     if not tls and os.environ.get("LEXFAST_SERVE_LOOP", "").strip().lower() != "asyncio":
         try:
