@@ -252,6 +252,12 @@ def main(argv=None) -> int:
              f"{cpu.get('count', '?')} CPUs, Python {data.get('machine_info', {}).get('python_version', '?')}, {when})")
     chart_note = write_chart(out_dir / "results.png", bars, title)
     md = write_markdown(data, groups, subjects, checks, chart_note, ns.note)
+    # The server front's section comes from `bench_serve.py run` (10 s
+    # interleaved rounds, not this run): carried over from the last file.
+    old = out_dir / "RESULTS.md"
+    marker = "\n## Server front ("
+    if old.exists() and marker in old.read_text():
+        md = md.rstrip("\n") + "\n" + marker + old.read_text().split(marker, 1)[1]
     (out_dir / "RESULTS.md").write_text(md)
     print(f"wrote {out_dir / 'RESULTS.md'}" + (f"; {chart_note}" if chart_note else
                                                 f" and {out_dir / 'results.png'}"))

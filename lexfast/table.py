@@ -73,7 +73,7 @@ def family_rows() -> list:
     for the same ``kind.op`` would replace an earlier one).
 
     The families are imported here, when the first table is built, not when
-    ``lexfast`` is: they bring lmdb, sqlite3, pycurl, cheroot and websockets.
+    ``lexfast`` is: they bring lmdb, sqlite3 and pycurl (websockets and uvloop load when a server starts).
     """
     from .effects import (
         agent,

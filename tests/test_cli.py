@@ -391,13 +391,13 @@ def test_info_text_and_json():
     assert p.returncode == 0
     text = p.stdout.decode()
     for needle in ("lexfast " + lexfast.__version__, "core:", "python:", "effect table:",
-                   "lmdb:", "pycurl:", "libcurl:", "cheroot:", "websockets:", "sqlite:"):
+                   "lmdb:", "pycurl:", "libcurl:", "uvloop:", "websockets:", "sqlite:"):
         assert needle in text
     p = lexfast_cmd("info", "--json")
     d = json.loads(p.stdout)
     assert d["lexfast"] == lexfast.__version__
     assert d["effects"] == len(lexfast.table.effect_names())
-    assert set(d["libraries"]) >= {"lmdb", "pycurl", "libcurl", "cheroot", "websockets", "sqlite"}
+    assert set(d["libraries"]) >= {"lmdb", "pycurl", "libcurl", "uvloop", "websockets", "sqlite"}
     # The child imports the same core this test process does (both honour
     # LEXFAST_NO_EXTENSIONS), so the answer is checkable.
     assert d["compiled"] is lexfast.COMPILED

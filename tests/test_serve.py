@@ -677,3 +677,529 @@ def test_serve_on_a_shut_down_session_returns_at_once(make_handler):
     t0 = time.monotonic()
     assert h.dispatch("net", "serve", [0, "h"]) is None
     assert time.monotonic() - t0 < 3 and listening(h) == []
+
+
+# -- issue 23: framing (request smuggling) and malformed heads ------------------------
+#
+# Each request below is refused with the status shown and the connection
+# closed; nothing reaches the program, and a request smuggled after it
+# (`GET /smuggled`) is never answered. Siblings of each reported form are here
+# too (a repeated identical Content-Length, `chunked, chunked`, HTTP/1.0 with
+# Transfer-Encoding, an oversize chunk size...).
+
+_H = b"Host: x\r\n"
+_SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+FRAMING_CATALOGUE = [
+    # Content-Length
+    ("cl-negative", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: -1\r\n\r\n", 400),
+    ("cl-two-different", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde", 400),
+    ("cl-two-identical", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
+    ("cl-list", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 3, 3\r\n\r\nabc", 400),
+    ("cl-plus-sign", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: +5\r\n\r\nabcde", 400),
+    ("cl-underscore", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 1_0\r\n\r\n0123456789", 400),
+    ("cl-hex", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 0x5\r\n\r\nabcde", 400),
+    ("cl-inner-space", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 1 0\r\n\r\n0123456789", 400),
+    ("cl-empty", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length:\r\n\r\n", 400),
+    ("cl-huge", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 99999999999999999999999\r\n\r\n", 400),
+    ("cl-obs-fold", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 0\r\n 5\r\n\r\nabcde", 400),
+    # Content-Length with Transfer-Encoding, and transfer codings
+    ("cl-and-te", b"POST / HTTP/1.1\r\n" + _H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-and-cl", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
+    ("te-space-before-colon", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-tab-before-colon", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-obs-fold", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: x\r\n chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-gzip", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
+    ("te-chunked-twice", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 501),
+    ("te-two-headers", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+    ("te-chunked-not-last", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 501),
+    ("te-in-http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    # chunk sizes and chunk framing
+    ("chunk-0x", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-negative", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n-5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-underscore", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n0_5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-plus", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n+5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-leading-space", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n 5\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-empty-size", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-size-bare-lf", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n5\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-data-bare-lf", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nabcde\n0\r\n\r\n", 400),
+    ("chunk-data-too-long", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-size-overflow", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * 40 + b"\r\nx\r\n0\r\n\r\n", 400),
+    ("chunk-ext-ctl", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n5;a=\x01\r\nabcde\r\n0\r\n\r\n", 400),
+    ("chunk-trailer-bad", b"POST / HTTP/1.1\r\n" + _H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nBad Name: 1\r\n\r\n", 400),
+    # malformed heads
+    ("bare-lf-head", b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    ("bare-lf-in-field", b"GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", 400),
+    ("bare-cr-in-field", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\rX-B: 2\r\n\r\n", 400),
+    ("bare-cr-request-line", b"GET /\r HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("nul-in-field", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+    ("del-in-field", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n", 400),
+    ("ctl-in-method", b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("space-in-field-name", b"GET / HTTP/1.1\r\nHost: x\r\nX A: 1\r\n\r\n", 400),
+    ("empty-field-name", b"GET / HTTP/1.1\r\nHost: x\r\n: 1\r\n\r\n", 400),
+    ("no-colon", b"GET / HTTP/1.1\r\nHost: x\r\nX-A\r\n\r\n", 400),
+    ("obs-fold", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n\r\n", 400),
+    ("http11-without-host", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("host-with-slash", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    ("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+    ("host-bad-port", b"GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n", 400),
+    ("two-hosts-http10", b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("lowercase-version", b"GET / http/1.1\r\nHost: x\r\n\r\n", 400),
+    ("http2-version", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ("http09", b"GET /\r\n\r\n", 400),
+    ("two-spaces", b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("space-in-target", b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("non-ascii-target", "GET /é HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 400),
+    ("expect-unknown", b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 999-later\r\n\r\n", 417),
+    # bounds
+    ("request-line-too-long", b"GET /" + b"a" * (16 << 10) + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    ("head-too-large", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: " + b"a" * (70 << 10) + b"\r\n\r\n", 431),
+    ("too-many-fields", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 200 + b"\r\n", 431),
+]
+
+
+def _exchange(port, data: bytes, timeout=T) -> bytes:
+    """Send ``data``, read until the server closes (a reset after the answer
+    counts as closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+
+
+@pytest.fixture
+def recorder(make_handler):
+    calls = []
+
+    def handle(h, req):
+        calls.append((req["method"], req["path"], req["body"]))
+        return {"status": 200, "body": "ok " + req["path"]}
+
+    h = made(make_handler, {"h": handle}, limits=Limits(request_body_bytes=1 << 16))
+    with serving(h, args=[0, "h"]) as (port, _):
+        yield port, calls
+
+
+@pytest.mark.parametrize("data,status", [pytest.param(d, s, id=i) for i, d, s in FRAMING_CATALOGUE])
+def test_framing_catalogue_is_refused_and_closed(recorder, data, status):
+    port, calls = recorder
+    got = _exchange(port, data + _SMUGGLED)
+    assert got.startswith(f"HTTP/1.1 {status} ".encode()), got[:200]
+    assert b"ok /smuggled" not in got and got.count(b"\r\n\r\n") == 1, got  # closed, nothing after
+    assert b"Connection: close" in got
+    assert calls == []
+    # and the server goes on serving
+    assert _exchange(port, b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") \
+        .endswith(b"ok /after")
+
+
+def test_chunk_size_line_is_bounded_while_it_is_read(recorder):
+    """A chunk-size line that never ends is refused once it passes the bound,
+    not buffered until the client stops sending."""
+    port, calls = recorder
+    with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;" + b"a" * 4096)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            b = s.recv(65536)
+            assert b, got
+            got += b
+    assert got.startswith(b"HTTP/1.1 400 ") and calls == []
+
+
+def test_head_is_bounded_while_it_is_read(recorder):
+    port, calls = recorder
+    with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * (80 << 10))
+        got = b""
+        while b"\r\n\r\n" not in got:
+            b = s.recv(65536)
+            assert b, got
+            got += b
+    assert got.startswith(b"HTTP/1.1 431 ") and calls == []
+
+
+@pytest.mark.parametrize("data,body", [
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n",
+                 "hello0123456789", id="chunked-ext-trailer"),
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n", "hello", id="chunked-case"),
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", "hello",
+                 id="content-length"),
+    pytest.param(b"POST /p HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi", "hi", id="http10-no-host"),
+    pytest.param(b"\r\nGET /p HTTP/1.1\r\nHost: x\r\n\r\n", "", id="leading-crlf"),
+    pytest.param(b"GET http://x/p?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", "", id="absolute-form"),
+    pytest.param(b"GET /p HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", "", id="host-ipv6-port"),
+    pytest.param(b"GET /p HTTP/1.1\r\nHost:\r\n\r\n", "", id="host-empty"),
+    pytest.param(b"GET /p HTTP/1.1\r\nhOsT: 127.0.0.1:80\r\nX-Obs: caf\xe9\r\n\r\n", "", id="obs-text-value"),
+])
+def test_valid_framing_siblings_are_served(recorder, data, body):
+    port, calls = recorder
+    got = _exchange(port, data + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"ok /last"), got
+    assert calls[0] == (calls[0][0], "/p", body) and calls[-1][1] == "/last"
+
+
+def test_expect_100_continue(recorder):
+    port, calls = recorder
+    with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+        s.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        got = b""
+        while not got.endswith(b"\r\n\r\n"):
+            b = s.recv(65536)
+            assert b, got
+            got += b
+        assert got == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"hello")
+        got = b""
+        while not got.endswith(b"ok /e"):
+            b = s.recv(65536)
+            assert b, got
+            got += b
+    assert calls == [("POST", "/e", "hello")]
+
+
+def test_a_413_chunked_body_logs_no_traceback(make_handler, caplog):
+    """Any client could fill the log with one traceback per request."""
+    import logging
+
+    h = made(make_handler, {"h": echo}, limits=Limits(request_body_bytes=1024))
+    caplog.set_level(logging.DEBUG)
+    with serving(h, args=[0, "h"]) as (port, _):
+        for _ in range(3):
+            got = _exchange(port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"400\r\n" + b"y" * 1024 + b"\r\n400\r\n" + b"y" * 1024 + b"\r\n0\r\n\r\n")
+            assert got.startswith(b"HTTP/1.1 413 ")
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO], caplog.text
+
+
+# -- issue 23: responses and lifecycle -------------------------------------------------
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_bodiless_statuses_carry_no_body(make_handler, status):
+    """A body written after a 204/304 would be read as the next response on a
+    kept-alive connection (headers included)."""
+    forged = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+    h = made(make_handler, {"h": lambda h, r: {"status": status if r["path"] == "/a" else 200,
+                                               "body": forged if r["path"] == "/a" else "real"}})
+    with serving(h, args=[0, "h"]) as (port, _):
+        got = _exchange(port, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                        b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"forged" not in got
+    first, _, rest = got.partition(b"\r\n\r\n")
+    assert first.startswith(f"HTTP/1.1 {status} ".encode()) and b"Content-Length" not in first
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\nreal")
+
+
+@pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_base_exceptions_from_the_runner_are_500(make_handler, exc):
+    def boom(h, req):
+        if req["path"] == "/boom":
+            raise exc("stop")
+        return echo(h, req)
+
+    h = made(make_handler, {"h": boom})
+    with serving(h, args=[0, "h"]) as (port, outcome):
+        s = requests.Session()
+        r = s.get(url(port, "/boom"), timeout=T)
+        assert r.status_code == 500 and r.text == f"internal error: {exc.__name__}: stop"
+        r = s.get(url(port, "/ok"), timeout=T)
+        assert (r.status_code, r.text) == (200, "GET /ok")
+        assert not outcome
+
+
+@pytest.mark.parametrize("how", ["shutdown", "close"])
+def test_no_runner_call_starts_after_serve_returns(make_handler, how):
+    """Requests queued behind a busy worker are dropped at shutdown: none of
+    them reaches the program after net.serve returned (or after close())."""
+    entered = threading.Event()
+    release = threading.Event()
+    calls = []
+    returned = []
+
+    def handle(h, req):
+        calls.append((req["path"], bool(returned)))
+        if req["path"] == "/first":
+            entered.set()
+            release.wait(T)
+        return echo(h, req)
+
+    h = made(make_handler, {"h": handle}, limits=Limits(serve_threads=1, serve_grace_s=2.0))
+    socks = []
+    try:
+        with serving(h, args=[0, "h"]) as (port, _):
+            first = socket.create_connection(("127.0.0.1", port), timeout=T)
+            socks.append(first)
+            first.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert entered.wait(T)
+            for i in range(20):
+                s = socket.create_connection(("127.0.0.1", port), timeout=T)
+                socks.append(s)
+                s.sendall(f"GET /queued{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            time.sleep(0.2)  # the queued requests are parsed and waiting for the worker
+            threading.Timer(0.3, release.set).start()
+            if how == "close":
+                h.close()
+        returned.append(True)
+        time.sleep(0.3)
+        assert calls == [("/first", False)]
+        got = b""
+        while not got.endswith(b"GET /first"):
+            b = first.recv(65536)
+            assert b, got
+            got += b
+        assert got.startswith(b"HTTP/1.1 200 OK")  # the in-flight one was answered
+    finally:
+        release.set()
+        for s in socks:
+            s.close()
+
+
+# -- issue 23: starvation (slowloris) and descriptor exhaustion ------------------------
+
+N_SLOW = 1024  # the issue's figure, with default settings (16 workers)
+
+
+@contextlib.contextmanager
+def _fd_room(n):
+    """Raise this process's soft RLIMIT_NOFILE to hold ``n`` more descriptors
+    (both ends of every test connection live here); skip if the hard limit
+    cannot."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = len(os.listdir("/proc/self/fd")) + n + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {want}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _slow_clients(port, n, tls_port=False):
+    """``n`` connections: a third say nothing, a third send half a head, a
+    third trickle a body they never finish."""
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=T)
+        socks.append(s)
+        if tls_port:
+            if i % 2:
+                s.sendall(b"\x16\x03\x01\x00")  # the start of a ClientHello, never finished
+            continue
+        if i % 3 == 1:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        elif i % 3 == 2:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+    return socks
+
+
+def test_silent_and_trickling_clients_do_not_starve_the_server(make_handler):
+    h = made(make_handler, {"h": echo})
+    assert Limits().serve_threads < N_SLOW
+    socks: list = []
+    with _fd_room(2 * N_SLOW + 64):
+        try:
+            with serving(h, args=[0, "h"]) as (port, _):
+                socks = _slow_clients(port, N_SLOW)
+                for s in socks[2::3]:  # the tricklers send a little more
+                    s.sendall(b"d")
+                r = requests.get(url(port, "/normal"), timeout=T)
+                assert (r.status_code, r.text) == (200, "GET /normal")
+                # and again on a keep-alive session while they are still open
+                with requests.Session() as sess:
+                    for _ in range(3):
+                        assert sess.get(url(port, "/again"), timeout=T).text == "GET /again"
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_silent_tls_clients_past_the_pool_do_not_starve_the_server(make_handler, pki):
+    h = made(make_handler, {"h": echo}, fs_read=[pki["dir"]])
+    socks: list = []
+    with _fd_room(2 * N_SLOW + 64):
+        try:
+            with serving(h, "serve_tls", [0, pki["cert"], pki["key"], "h"], "https") as (port, _):
+                socks = _slow_clients(port, N_SLOW, tls_port=True)
+                r = requests.get(url(port, "/normal", "https"), verify=pki["ca"], timeout=T)
+                assert (r.status_code, r.text) == (200, "GET /normal")
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_a_trickled_head_is_cut_at_the_head_deadline(make_handler, monkeypatch):
+    """Sending one byte of the head at a time keeps no connection open past
+    the whole-head deadline (the idle timeout alone would never fire)."""
+    from lexfast.effects.net import front
+
+    monkeypatch.setattr(front, "HEAD_TIMEOUT_S", 0.6)
+    h = made(make_handler, {"h": echo})
+    with serving(h, args=[0, "h"]) as (port, _):
+        with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+            t0 = time.monotonic()
+            closed = False
+            for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                try:
+                    s.sendall(bytes([b]))
+                except OSError:
+                    closed = True
+                    break
+                r, _, _ = __import__("select").select([s], [], [], 0.05)
+                if r:
+                    closed = s.recv(65536) == b""
+                    break
+            assert closed and time.monotonic() - t0 < 5
+
+
+def test_a_stalled_body_is_cut_at_the_idle_deadline(make_handler):
+    calls = []
+    h = made(make_handler, {"h": lambda h, r: calls.append(1) or echo(h, r)},
+             limits=Limits(serve_idle_s=0.5))
+    with serving(h, args=[0, "h"]) as (port, _):
+        with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            t0 = time.monotonic()
+            assert s.recv(65536) == b""
+            assert time.monotonic() - t0 < 5
+    assert calls == []
+
+
+_EMFILE_CHILD = r'''
+import resource, sys, threading
+import lexfast
+from lexfast import DefaultHandler, Policy
+from lexfast.effects.net.serve import wait_listening
+
+op = sys.argv[1]
+
+def runner(program, h, name, args):
+    ev = args[0]
+    if op == "serve_ws":
+        h.dispatch("chat", "send", [ev["conn_id"], "echo " + ev["body"]])
+        return None
+    return {"status": 200, "body": "ok"}
+
+h = DefaultHandler(Policy(allow_effects=["net", "chat"]), program={}, runner=runner)
+def lower():
+    wait_listening(h, None, 10)
+    import os
+    n = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n + 8, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    print("READY", flush=True)
+    sys.stdin.readline()
+    h.shutdown()
+threading.Thread(target=lower, daemon=True).start()
+h.dispatch("net", op, [0, "x"])
+print("RETURNED", flush=True)
+'''
+
+
+@pytest.mark.parametrize("op", ["serve", "serve_ws"])
+def test_descriptor_exhaustion_pauses_accepting_and_recovers(op, tmp_path):
+    """Under a lowered RLIMIT_NOFILE the server runs out of descriptors:
+    it stops accepting for a moment, serves again once clients leave, and
+    never ends (HTTP and WebSocket)."""
+    pkg = os.path.dirname(os.path.dirname(lexfast.__file__))
+    env = dict(os.environ, PYTHONPATH=pkg)
+    child = subprocess.Popen([sys.executable, "-c", _EMFILE_CHILD, op], cwd=tmp_path, env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    socks = []
+    try:
+        err_line = child.stderr.readline()
+        assert "listening on" in err_line, err_line
+        port = int(err_line.rsplit(":", 1)[1])
+        assert child.stdout.readline().strip() == "READY"
+        for _ in range(40):  # far more than the 8 descriptors left
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", port), timeout=T))
+            except OSError:
+                break
+        time.sleep(0.5)  # the server hits EMFILE and backs off
+        for s in socks:
+            s.close()
+        socks = []
+        deadline = time.monotonic() + T
+        ok = False
+        while not ok and time.monotonic() < deadline:
+            ok = _probe(op, port)
+            if not ok:
+                time.sleep(0.2)
+        assert ok, "the server did not recover"
+        assert child.poll() is None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "RETURNED"
+        assert child.wait(T) == 0
+    finally:
+        for s in socks:
+            s.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait(T)
+        for f in (child.stdin, child.stdout, child.stderr):
+            f.close()
+
+
+def _probe(op, port) -> bool:
+    try:
+        if op == "serve":
+            r = requests.get(url(port), timeout=2)
+            return r.status_code == 200 and r.text == "ok"
+        from websockets.sync.client import connect
+
+        with connect(f"ws://127.0.0.1:{port}/room", open_timeout=2, close_timeout=1) as ws:
+            ws.send("hi")
+            return ws.recv(timeout=2) == "echo hi"
+    except Exception:
+        return False
+
+
+def test_a_body_of_tiny_chunks_is_refused(recorder):
+    """Each chunk costs the loop a parse step: one-byte chunks past the cap
+    are refused instead of holding the loop for every other client."""
+    from lexfast.effects.net import front
+
+    port, calls = recorder
+    n = front.MAX_CHUNKS + (1 << 16) // 256 + 1
+    data = (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"1\r\na\r\n" * n + b"0\r\n\r\n")
+    got = _exchange(port, data)
+    assert got.startswith(b"HTTP/1.1 400 ") and b"too many chunks" in got
+    assert calls == []
+
+
+def test_a_head_trickled_in_tiny_segments_is_served(recorder):
+    port, calls = recorder
+    with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, 2000, 50):
+            s.sendall(b"GET /t HTTP/1.1\r\nHost: x\r\n" if i == 0 else b"X-Pad: " + b"p" * 41 + b"\r\n")
+        s.sendall(b"Connection: close\r\n\r\n")
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    assert got.startswith(b"HTTP/1.1 200 OK") and got.endswith(b"ok /t")

@@ -434,3 +434,61 @@ def test_a_stuck_on_message_cannot_hold_the_shutdown(make_handler):
         assert time.monotonic() - t0 < 5
     finally:
         release.set()
+
+
+# -- issue 23: the same front as net.serve ---------------------------------------------
+
+def test_idle_connections_count_against_the_cap_from_the_first_byte(make_handler):
+    """A TCP connection that never upgrades takes a slot (it holds a
+    descriptor); past the cap new clients get 503, and slots come back when
+    the idle ones leave."""
+    h = made(make_handler, chat_program(), limits=Limits(ws_connections=2))
+    with serving(h) as port:
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=T) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            with pytest.raises(InvalidStatus) as e:
+                with clients(port, "/r"):
+                    pass
+            assert e.value.response.status_code == 503
+        finally:
+            for s in idle:
+                s.close()
+        deadline = time.monotonic() + T
+        while True:
+            try:
+                with clients(port, "/r") as (c,):
+                    c.send("say back")
+                    assert c.recv(timeout=T).endswith("back")
+                break
+            except InvalidStatus:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    pytest.param(b"GET /r HTTP/1.1\r\nHost: x\r\nHost: y\r\nUpgrade: websocket\r\n\r\n", id="two-hosts"),
+    pytest.param(b"GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\nConnection: Upgrade\r\n\r\n", id="bare-lf"),
+    pytest.param(b"GET /r HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", id="body"),
+    pytest.param(b"GET /r HTTP/1.1\r\nHost: x\r\nUpgrade : websocket\r\n\r\n", id="space-before-colon"),
+])
+def test_the_opening_request_goes_through_the_strict_parser(make_handler, request_bytes):
+    h = made(make_handler, chat_program())
+    with serving(h) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+            s.sendall(request_bytes)
+            got = s.recv(1024)
+        assert got.startswith(b"HTTP/1.1 400 "), got
+
+
+def test_fragmented_text_messages_are_assembled(make_handler):
+    log = []
+    h = made(make_handler, chat_program(log))
+    with serving(h) as port:
+        with clients(port, "/r") as (a,):
+            a.send(iter(["say fr", "ag", "ments"]))
+            assert a.recv(timeout=T).endswith("fragments")
+            a.send(b"binary is ignored")
+            a.send("say after")
+            assert a.recv(timeout=T).endswith("after")
+    assert [e["body"] for e in log] == ["say fragments", "say after"]

@@ -636,9 +636,9 @@ def _lib_versions() -> dict:
         import pycurl
         return pycurl.version.split()[0].split("/", 1)[-1]
 
-    def cheroot_v():
-        import cheroot
-        return cheroot.__version__
+    def uvloop_v():
+        import uvloop
+        return uvloop.__version__
 
     def ws_v():
         import websockets
@@ -652,7 +652,7 @@ def _lib_versions() -> dict:
     attempt("liblmdb", lmdb_v)
     attempt("pycurl", pycurl_v)
     attempt("libcurl", curl_v)
-    attempt("cheroot", cheroot_v)
+    attempt("uvloop", uvloop_v)
     attempt("websockets", ws_v)
     attempt("sqlite", sqlite_v)
     return out

@@ -6,7 +6,8 @@ so requests share the session's budget pool and handles and nothing else.
 The request is the record ``{method, path, query, body, headers}`` (headers: a
 ``Map`` with lower-cased names, beyond the reference); the response is the
 record ``{status, body, headers?}``. A non-record, an ``EffectError`` or any
-exception is a 500 ``internal error: ...`` and the server keeps serving.
+exception (``SystemExit`` and ``KeyboardInterrupt`` included: the runner runs
+on a worker) is a 500 ``internal error: ...`` and the server keeps serving.
 
 The call blocks until ``h.shutdown()`` (any fork, any thread) or
 KeyboardInterrupt, then stops accepting, lets in-flight requests finish
@@ -15,11 +16,13 @@ prints ``net.serve: listening on http(s)://127.0.0.1:PORT`` to stderr with the
 real port (port 0 picks a free one); :func:`listening` and
 :func:`wait_listening` give the port to embedding code and tests.
 
-Beyond the reference: bodies over ``limits.request_body_bytes`` get 413, idle
-keep-alive connections close after ``limits.serve_idle_s``, serve_tls reads
-its PEM files only inside ``--allow-fs-read`` and speaks TLS 1.2+ with the
-handshake on a worker (cheroot #748: one silent client would otherwise stall
-every new connection).
+Beyond the reference: the front (:mod:`.front`) parses HTTP/1.1 strictly and
+bounds and deadlines every read on one event loop, so neither smuggled
+framing nor silent clients get through or stall it; bodies over
+``limits.request_body_bytes`` get 413, idle keep-alive connections close
+after ``limits.serve_idle_s``, no runner call starts once shutdown begins,
+and serve_tls reads its PEM files only inside ``--allow-fs-read`` and speaks
+TLS 1.2+ (the handshake on the loop, under a deadline).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import select
 import shutil
 import socket
 import ssl
@@ -35,14 +37,6 @@ import stat
 import tempfile
 import threading
 import time
-from http import HTTPStatus
-
-from cheroot import connections as _ch_connections
-from cheroot import errors as _ch_errors
-from cheroot import server as _ch_server
-from cheroot.ssl import Adapter as _ChAdapter
-from cheroot.ssl.builtin import BuiltinSSLAdapter
-from cheroot.workers import threadpool as _ch_threadpool
 
 from ...errors import EffectError, PolicyDenied
 from ...kernel import expect_str
@@ -57,15 +51,11 @@ from ...scope import (
 from ...values import Map, debug_repr, os_error_text
 from ..log import write_stderr
 from ._common import TOKEN_CHARS, exc_text, need_program
+from .front import LISTEN_BACKLOG, Front
 
 _log = logging.getLogger("lexfast.serve")
 
-# The listen backlog: cheroot's default of 5 refuses connections at a few
-# hundred clients; the kernel caps it at somaxconn anyway.
-LISTEN_BACKLOG = 1024
-MAX_HEADER_BYTES = 64 << 10
 PEM_MAX_BYTES = 1 << 20
-LINGER_S = 0.001
 
 # Headers the server frames itself; a handler's values for them are dropped.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
@@ -173,169 +163,43 @@ def block_until_shutdown(h, alive=None) -> None:
         session.remove_shutdown_hook(hook)
 
 
-# -- cheroot, configured -------------------------------------------------------
+# -- the program's side of a request ---------------------------------------------
 
-class _WorkerPool(_ch_threadpool.ThreadPool):
-    """A fixed pool of daemon workers whose stop is bounded: a VM call that
-    never returns cannot hang the shutdown (cheroot joins it forever)."""
+def _make_app(h, name: str):
+    """What a worker runs for one complete request: the request record, the
+    program's call on a fork, its answer unpacked (``front.Front``'s app)."""
+    ctx = (h, h.session.program, h.session.runner, name)
 
-    stuck = 0
-
-    def _spawn_worker(self):
-        worker = _ch_threadpool.WorkerThread(self.server)
-        worker.name = f"lexfast serve {worker.name}"
-        worker.daemon = True
-        worker.start()
-        return worker
-
-    def stop(self, timeout=5):
-        deadline = time.monotonic() + max(0.0, timeout or 0.0)
-        workers = list(self._clear_threads())
-        for _ in workers:
-            self._queue.put(_ch_threadpool._SHUTDOWNREQUEST)
-        for w in workers:
-            w.join(max(0.0, deadline - time.monotonic()))
-        late = [w for w in workers if w.is_alive()]
-        for w in late:
-            conn = w.conn
-            if conn is not None:
-                try:
-                    conn.socket.shutdown(socket.SHUT_RDWR)
-                except (OSError, AttributeError):
-                    pass
-        for w in late:
-            w.join(0.2)
-        self.stuck = sum(1 for w in late if w.is_alive())
-
-
-class _Connection(_ch_server.HTTPConnection):
-    """Does the TLS handshake on the worker, on first use (see _TLSAdapter)."""
-
-    def __init__(self, server, sock, makefile=_ch_server.MakeFile):
-        super().__init__(server, sock, makefile)
-        self._tls_pending = isinstance(sock, ssl.SSLSocket)
-
-    def communicate(self):
-        if self._tls_pending:
-            self._tls_pending = False
-            try:
-                self.socket.do_handshake()
-            except (ssl.SSLError, OSError, ValueError):
-                return False  # a failed or timed-out handshake just closes
-            return super().communicate()
-        # With no connection waiting for a worker, stay on this one for a
-        # moment: a keep-alive client's next request usually follows within
-        # a round trip, and serving it here saves two thread hand-offs
-        # (worker -> selector -> worker). Plain TCP only: TLS can buffer
-        # data that select() does not see.
-        server = self.server
-        while True:
-            keep = super().communicate()
-            if not keep or not server.ready or self.linger or isinstance(self.socket, ssl.SSLSocket):
-                return keep
-            if LINGER_S <= 0 or server.requests._queue.qsize():
-                return keep
-            try:
-                readable, _, _ = select.select([self.socket], [], [], LINGER_S)
-            except (OSError, ValueError):
-                return keep
-            if not readable:
-                return keep
-
-
-class _TLSAdapter(BuiltinSSLAdapter):
-    """cheroot's builtin adapter, but the handshake is not done on the
-    acceptor thread (cheroot #748): ``wrap`` defers it, ``_Connection`` does
-    it on a worker. The context comes ready-made (PEM read in scope)."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        _ChAdapter.__init__(self, None, None)
-        self.context = context
-        self._server_env = {}
-
-    def wrap(self, sock):
-        try:
-            s = self.context.wrap_socket(sock, server_side=True,
-                                         do_handshake_on_connect=False)
-        except (ssl.SSLError, OSError) as e:
-            raise _ch_errors.FatalSSLAlert(*e.args) from e
-        return s, {}
-
-
-class _Server(_ch_server.HTTPServer):
-    ConnectionClass = _Connection
-
-    def __init__(self, sock, gateway, limits) -> None:
-        threads = max(1, int(limits.serve_threads))
-        super().__init__(sock.getsockname()[:2], gateway, minthreads=threads, maxthreads=threads,
-                         server_name="lexfast")
-        self.requests = _WorkerPool(self, min=threads, max=threads)
-        self._listener = sock
-        self.request_queue_size = LISTEN_BACKLOG
-        self.keep_alive_conn_limit = max(1, int(limits.serve_keepalive_conns))
-        self.timeout = float(limits.serve_idle_s)
-        self.shutdown_timeout = float(limits.serve_grace_s)
-        self.max_request_body_size = max(1, int(limits.request_body_bytes))
-        self.max_request_header_size = MAX_HEADER_BYTES
-        # also the selector's poll period, so how soon stop() stops accepting
-        self.expiration_interval = min(0.2, max(0.05, self.timeout / 4))
-
-    def prepare(self):
-        # cheroot's own prepare would take fd 3 when LISTEN_PID is set
-        # (systemd activation); the listener here is always ours, on 127.0.0.1.
-        self._interrupt = None
-        if self.software is None:
-            self.software = "lexfast"
-        self.socket = self._listener
-        self.socket.settimeout(1)
-        self._connections = _ch_connections.ConnectionManager(self)
-        self.requests.start()
-        self.ready = True
-        self._start_time = time.time()
-
-    def error_log(self, msg="", level=20, traceback=False):
-        _log.log(level, "%s", msg, exc_info=bool(traceback))
-
-
-class _Gateway(_ch_server.Gateway):
-    def respond(self):
-        req = self.req
-        srv = req.server
-        try:
-            raw = req.rfile.read()
-        except (_ch_errors.MaxSizeExceeded, OSError) as e:
-            # cheroot's chunked reader raises a bare OSError for this case too
-            if not isinstance(e, _ch_errors.MaxSizeExceeded) and \
-                    (not e.args or e.args[0] != "Request Entity Too Large"):
-                raise
-            req.simple_response("413 Request Entity Too Large",
-                                f"request body exceeds {srv.max_request_body_size} bytes")
-            req.close_connection = True
-            return
-        except ValueError as e:  # malformed chunked coding
-            req.simple_response("400 Bad Request", str(e))
-            req.close_connection = True
-            return
-        uri = req.uri.decode("utf-8", "replace")
+    def app(method: bytes, target: bytes, headers: dict, raw: bytes):
+        uri = target.decode("ascii", "replace")
+        if not uri.startswith("/") and "://" in uri:
+            # absolute-form (RFC 9112 3.2.2): the path is what follows the authority
+            rest = uri.partition("://")[2]
+            slash = rest.find("/")
+            query_at = rest.find("?")
+            if slash < 0 or (0 <= query_at < slash):
+                uri = "/" + (rest[query_at:] if query_at >= 0 else "")
+            else:
+                uri = rest[slash:]
         path, _, query = uri.partition("?")
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
             body = ""  # the reference's rule for a non-UTF-8 body
-        headers = Map()
-        for k, v in req.inheaders.items():
-            headers[k.decode("latin-1").lower()] = v.decode("latin-1")
-        request = {"method": req.method.decode("ascii", "replace").upper(), "path": path,
-                   "query": query, "body": body, "headers": headers}
-        status, payload, extra = _call(srv.lexfast, request)
-        _send(req, status, payload, extra)
+        request = {"method": method.decode("ascii").upper(), "path": path,
+                   "query": query, "body": body, "headers": Map(headers)}
+        return _call(ctx, request)
+
+    return app
 
 
 def _call(ctx, request):
     h, program, runner, name = ctx
     try:
         result = runner(program, h.fork(), name, [request])
-    except Exception as e:  # EffectError, BudgetExceeded, a VM error: the server keeps serving
+    except BaseException as e:  # noqa: BLE001 - EffectError, BudgetExceeded, a VM error,
+        # even SystemExit or KeyboardInterrupt raised by the program's call: a
+        # 500, and the server keeps serving (the worker is not the main thread)
         return 500, _text(f"internal error: {exc_text(e)}"), None
     try:
         return _unpack(result)
@@ -388,43 +252,6 @@ def _unpack(v):
                 continue
             extra.append((k.encode("ascii"), val.encode("utf-8")))
     return status, payload, extra
-
-
-def _send(req, status: int, payload: bytes, extra) -> None:
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    req.status = f"{status} {phrase}".rstrip().encode("ascii") if phrase else \
-        f"{status} ".encode("ascii")
-    out = [(b"Content-Length", str(len(payload)).encode("ascii"))]
-    if extra:
-        out.extend(extra)
-    if not extra or not any(k.lower() == b"content-type" for k, _ in extra):
-        out.append((b"Content-Type", b"text/plain; charset=utf-8"))
-    req.outheaders.extend(out)
-    # Head and body in one write: one segment for a small response, not two.
-    conn = req.conn
-    real, capture = conn.wfile, _Capture()
-    conn.wfile = capture
-    try:
-        req.ensure_headers_sent()
-    finally:
-        conn.wfile = real
-    if payload and req.method != b"HEAD":
-        real.write(capture.data + payload)
-    else:
-        real.write(capture.data)
-
-
-class _Capture:
-    __slots__ = ("data",)
-
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write(self, b) -> None:
-        self.data += bytes(b)
 
 
 # -- TLS from PEM files read inside the scope -----------------------------------
@@ -512,45 +339,26 @@ def _serve(h, label: str, port: int, name: str, context: ssl.SSLContext | None):
     session = h.session
     sock = bind_listener(port, label)
     try:
-        srv = _Server(sock, _Gateway, session.limits)
-        srv.lexfast = (h, session.program, session.runner, name)
-        if context is not None:
-            srv.ssl_adapter = _TLSAdapter(context)
-        srv.prepare()
+        front = Front(sock, _make_app(h, name), session.limits, context, label)
+        front.start()
     except BaseException:
         sock.close()
         raise
     real_port = sock.getsockname()[1]
     scheme = "https" if context is not None else "http"
-    serve_thread = threading.Thread(target=srv.serve, name=f"lexfast {label} :{real_port}",
-                                    daemon=True)
     try:
-        serve_thread.start()
         announce(h, "net.serve", scheme, real_port)
-        block_until_shutdown(h, serve_thread.is_alive)
+        block_until_shutdown(h, front.alive)
     finally:
         retire(h, scheme, real_port)
-        _stop(srv, serve_thread)
-    return None
-
-
-def _stop(srv: _Server, serve_thread: threading.Thread) -> None:
-    try:
-        srv.stop()  # stop accepting, close idle connections, drain the pool (bounded)
-    except OSError:
-        pass
-    finally:
-        serve_thread.join(2.0)
         try:
-            srv._listener.close()
-        except OSError:
-            pass
-        stats = getattr(logging, "statistics", None)
-        if isinstance(stats, dict):
-            stats.pop(f"Cheroot HTTPServer {id(srv)}", None)
-        if srv.requests.stuck:
+            front.stop()
+        finally:
+            sock.close()
+        if front.stuck:
             _log.warning("net.serve: %d request(s) still running after the %.1f s grace period",
-                         srv.requests.stuck, srv.shutdown_timeout)
+                         front.stuck, front.grace)
+    return None
 
 
 def net_serve(h, args):

@@ -1,41 +1,43 @@
 """net.serve_ws (gated ``net``) and chat.broadcast / chat.send (gated ``chat``).
 
-``net.serve_ws(port, on_message)`` serves WebSockets on 127.0.0.1 with
-websockets' threaded server. The request path without its leading ``/`` is
-the room; each connection gets a process-wide id (from 1, never reused).
-Every text message calls ``runner(program, fork, on_message, [{body, conn_id,
-room}])`` on that connection's thread (messages of one connection run in
-order); the result is ignored, a failure goes to stderr as the reference's
-``on_message {id}: {e}``; binary frames are ignored. The fork carries the
-server's chat registry, so ``chat.broadcast(room, body)`` (every connection
-in the room, the sender included) and ``chat.send(conn_id, body)`` (Bool:
-queued to a live connection) work inside it and nowhere else.
+``net.serve_ws(port, on_message)`` serves WebSockets on 127.0.0.1 on the same
+front as ``net.serve`` (:mod:`.front`: one event loop, a bounded worker
+pool): the opening request goes through the strict HTTP/1.1 parser, then
+websockets' sans-I/O protocol layer frames the connection on the loop. The
+request path without its leading ``/`` is the room; each connection gets a
+process-wide id (from 1, never reused). Every text message calls
+``runner(program, fork, on_message, [{body, conn_id, room}])`` on a worker,
+messages of one connection one at a time and in order; the result is
+ignored, a failure goes to stderr as the reference's ``on_message {id}: {e}``;
+binary frames are ignored. The fork carries the server's chat registry, so
+``chat.broadcast(room, body)`` (every connection in the room, the sender
+included) and ``chat.send(conn_id, body)`` (Bool: queued to a live
+connection) work inside it and nowhere else.
 
-Each connection has one bounded outbound queue (``limits.ws_queue_bytes``)
-and its own writer thread, so a slow or dead client stalls only itself: when
-its queue overflows it is dropped by shutting its socket down, never with
-``ws.close()`` from the sending thread (which would wait on the client).
-Connections are capped at ``limits.ws_connections`` (503 over the cap). It
-blocks like ``net.serve`` (see ``serve.py``) and returns Unit at shutdown.
+Each connection has one bounded outbound queue (``limits.ws_queue_bytes``,
+what is queued plus what its socket has not taken), drained on the loop, so a
+slow or dead client stalls only itself: when its queue overflows it is
+dropped, never waited on. Connections count against ``limits.ws_connections``
+from accept, idle TCP included (503 past the cap). It blocks like
+``net.serve`` (see ``serve.py``) and returns Unit at shutdown, after a 1001
+close frame to every client.
 """
 
 from __future__ import annotations
 
-import http
+import asyncio
 import logging
 import socket
 import threading
 import time
 from collections import deque
 
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import serve as _ws_serve
-
 from ...errors import EffectError
 from ...kernel import expect_str, next_handle
 from ...values import INT_MAX, one_line
 from ..log import write_stderr
 from ._common import exc_text, need_program
+from .front import BadRequest, Front, error_response, parse_head, take_head
 from .serve import (
     announce,
     bind_listener,
@@ -45,108 +47,100 @@ from .serve import (
 )
 
 _log = logging.getLogger("lexfast.ws")
-# websockets reports every failed opening handshake (port probes, plain HTTP
-# clients) at ERROR with a traceback; the reference drops them silently.
+# websockets' protocol layer logs every failed opening handshake (port probes,
+# plain HTTP clients); the reference drops them silently.
 _wire_log = logging.getLogger("lexfast.ws.wire")
 if _wire_log.level == logging.NOTSET:
     _wire_log.setLevel(logging.CRITICAL)
 
 MAX_MESSAGE_BYTES = 1 << 20   # one incoming message
 OPEN_TIMEOUT_S = 10.0         # TCP accept to finished opening handshake
-CLOSE_TIMEOUT_S = 2.0         # closing handshake at shutdown
+REJECT_LINGER_S = 2.0         # a connection over the cap: time to send its request and read 503
 PING_INTERVAL_S = 20.0        # dead peers are dropped after interval + timeout
-WRITER_STOP_S = 1.0
-STALL_S = 0.5                 # a writer this long in one send, past the cap: dropped
+STALL_S = 0.5                 # a client this long without draining, past the cap: dropped
 HARD_CAP_FACTOR = 4
+INBOX_MAX = 64                # messages of one connection waiting for a worker: reading pauses
+WRITE_HIGH = 64 << 10         # transport write buffer: pause_writing/resume_writing marks
+
+_W_HEAD, _W_OPEN, _W_REJECT, _W_CLOSED = range(4)
+_NEVER = float("inf")
 
 
 class _Peer:
-    """One connection: its bounded outbound queue and the writer thread that
-    drains it."""
+    """One connection's outbound side: the bounded queue any thread may add
+    to (``chat.broadcast``/``chat.send`` on a worker), drained on the loop."""
 
-    __slots__ = ("conn_id", "room", "ws", "cap", "cond", "queue", "size", "closed", "writer",
-                 "progress")
+    __slots__ = ("conn_id", "room", "conn", "cap", "lock", "pending", "size", "buffered",
+                 "scheduled", "closed", "progress")
 
-    def __init__(self, conn_id: int, room: str, ws, cap: int) -> None:
+    def __init__(self, conn_id: int, room: str, conn, cap: int) -> None:
         self.conn_id = conn_id
         self.room = room
-        self.ws = ws
+        self.conn = conn
         self.cap = cap
-        self.cond = threading.Condition(threading.Lock())
-        self.queue: deque = deque()
-        self.size = 0
+        self.lock = threading.Lock()
+        self.pending: deque = deque()
+        self.size = 0          # chars queued, not yet framed
+        self.buffered = 0      # bytes in the transport's buffer at the last look
+        self.scheduled = False
         self.closed = False
         self.progress = time.monotonic()
-        self.writer = threading.Thread(target=self._write, name=f"lexfast ws writer {conn_id}",
-                                       daemon=True)
 
     def enqueue(self, text: str) -> bool:
-        # Past the cap a client is dropped if its writer has made no progress
-        # for STALL_S (it does not read), or past HARD_CAP_FACTOR x the cap
+        # Past the cap a client is dropped if it has drained nothing for
+        # STALL_S (it does not read), or past HARD_CAP_FACTOR x the cap
         # whatever it does: a tight broadcast loop can outrun a fast client
         # for a moment, and must not cost it its connection.
         n = len(text)
         now = time.monotonic()
-        with self.cond:
+        with self.lock:
             if self.closed:
                 return False
-            if not self.queue:
-                self.progress = now  # an idle writer has not been stalling
-            size = self.size + n
-            overflow = bool(self.queue) and size > self.cap and (
+            queued = self.size + self.buffered
+            if not queued:
+                self.progress = now  # an idle connection has not been stalling
+            size = queued + n
+            overflow = queued > 0 and size > self.cap and (
                 size > self.cap * HARD_CAP_FACTOR or now - self.progress > STALL_S)
             if not overflow:
-                self.queue.append(text)
-                self.size = size
-                self.cond.notify()
+                self.pending.append(text)
+                self.size += n
+                schedule = not self.scheduled
+                self.scheduled = True
         if overflow:
             self.kill()
             return False
+        if schedule:
+            self.conn.call_soon(self.conn.flush_peer)
         return True
 
-    def _write(self) -> None:
-        while True:
-            with self.cond:
-                while not self.queue and not self.closed:
-                    self.cond.wait(1.0)
-                if self.closed:
-                    return
-                text = self.queue.popleft()
-                self.size -= len(text)
-            try:
-                self.ws.send(text)
-            except Exception:
-                self.kill()
-                return
-            self.progress = time.monotonic()
+    def take(self) -> list:
+        with self.lock:
+            items = list(self.pending)
+            self.pending.clear()
+            self.size = 0
+            self.scheduled = False
+            return items
+
+    def note_buffered(self, n: int) -> None:
+        with self.lock:
+            if n < self.buffered or n == 0:
+                self.progress = time.monotonic()
+            self.buffered = n
 
     def kill(self) -> None:
-        """Drop the client: the socket is shut down, so a writer blocked in
-        ``send`` and the reader both fail at once; nobody waits on the peer."""
-        with self.cond:
+        """Drop the client (from any thread): nobody waits on it."""
+        with self.lock:
             self.closed = True
-            self.queue.clear()
+            self.pending.clear()
             self.size = 0
-            self.cond.notify_all()
-        try:
-            self.ws.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        self.conn.call_soon(self.conn.expire)
 
-    def stop(self, timeout: float) -> None:
-        """Stop the writer (pending messages are dropped; the connection is
-        ending). A writer still stuck in ``send`` after ``timeout`` is cut off."""
-        with self.cond:
+    def stop(self) -> None:
+        with self.lock:
             self.closed = True
-            self.queue.clear()
+            self.pending.clear()
             self.size = 0
-            self.cond.notify_all()
-        if self.writer.ident is None:
-            return
-        self.writer.join(timeout)
-        if self.writer.is_alive():
-            self.kill()
-            self.writer.join(timeout)
 
 
 class ChatRegistry:
@@ -157,57 +151,24 @@ class ChatRegistry:
         self.rooms: dict[str, dict[int, _Peer]] = {}
         self.peers: dict[int, _Peer] = {}
         self.max_conns = max(1, int(max_conns))
-        self.opening: set = set()  # accepted by process_request, not registered yet
-        self.by_ws: dict = {}  # connection -> its peer (joined in process_request)
         self.queue_cap = max(1, int(queue_cap))
 
     def __len__(self) -> int:
         return len(self.peers)
 
-    def reserve(self, connection) -> bool:
-        """A slot for a connection in its opening handshake (the cap counts
-        those too, or a burst of clients would all pass the check)."""
+    def add(self, peer: _Peer) -> None:
         with self.lock:
-            self.opening = {c for c in self.opening if c.state.name in ("CONNECTING", "OPEN")}
-            self._prune_unopened()
-            if len(self.peers) + len(self.opening) >= self.max_conns:
-                return False
-            self.opening.add(connection)
-            return True
-
-    def add(self, peer: _Peer) -> bool:
-        with self.lock:
-            self.opening.discard(peer.ws)
-            if len(self.peers) >= self.max_conns:
-                return False
             self.peers[peer.conn_id] = peer
             self.rooms.setdefault(peer.room, {})[peer.conn_id] = peer
-            self.by_ws[peer.ws] = peer
-            return True
-
-    def peer_of(self, ws) -> _Peer | None:
-        with self.lock:
-            return self.by_ws.get(ws)
-
-    def _prune_unopened(self) -> None:
-        # A peer joined its room in process_request, but its handshake failed
-        # and the handler never ran: nothing else would ever remove it.
-        for ws, peer in list(self.by_ws.items()):
-            if ws.state.name == "CLOSED" and not peer.writer.is_alive():
-                self._drop(peer)
-
-    def _drop(self, peer: _Peer) -> None:  # with self.lock held
-        self.by_ws.pop(peer.ws, None)
-        self.peers.pop(peer.conn_id, None)
-        room = self.rooms.get(peer.room)
-        if room is not None:
-            room.pop(peer.conn_id, None)
-            if not room:
-                del self.rooms[peer.room]
 
     def remove(self, peer: _Peer) -> None:
         with self.lock:
-            self._drop(peer)
+            self.peers.pop(peer.conn_id, None)
+            room = self.rooms.get(peer.room)
+            if room is not None:
+                room.pop(peer.conn_id, None)
+                if not room:
+                    del self.rooms[peer.room]
 
     def broadcast(self, room: str, body: str) -> None:
         with self.lock:
@@ -225,87 +186,302 @@ class ChatRegistry:
             return list(self.peers.values())
 
 
-# -- the server ------------------------------------------------------------------
-
 def _room_of(path: str) -> str:
     path = path.partition("?")[0]
     return path[1:] if path.startswith("/") else path
 
 
-def _make_handlers(h, name: str, registry: ChatRegistry):
-    session = h.session
-    program, runner = session.program, session.runner
+class _WSConn(asyncio.Protocol):
+    """One WebSocket connection on the front's loop: the opening handshake
+    through the strict HTTP parser, then websockets' sans-I/O protocol.
+    Counted against ``ws_connections`` from accept."""
 
-    def process_request(connection, request):
-        if not registry.reserve(connection):
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
-                                      "too many connections\n")
-        # Join the room before the handshake answer goes out: once a client
-        # sees its connection open, a broadcast to its room reaches it (its
-        # writer starts with the connection; until then messages queue).
-        peer = _Peer(next_handle(), _room_of(request.path), connection, registry.queue_cap)
-        if not registry.add(peer):
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
-                                      "too many connections\n")
+    def __init__(self, front: Front) -> None:
+        self.front = front
+        self.ctx = front.ws
+        self.transport = None
+        self.buf = bytearray()
+        self.scanned = 0
+        self.state = _W_HEAD
+        self.deadline = _NEVER
+        self.proto = None
+        self.peer: _Peer | None = None
+        self.counted = False
+        self.inbox: deque = deque()
+        self.running = False
+        self.read_paused = False
+        self.frag: list | None = None
+        self.frag_text = False
+        self.last_seen = time.monotonic()
+        self.pinged = 0.0
+
+    def call_soon(self, fn, *args) -> None:
+        try:
+            self.front.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass
+
+    # -- asyncio
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        front = self.front
+        if front.closing:
+            transport.abort()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        now = time.monotonic()
+        if self.ctx.counted >= front.max_conns:
+            self.state = _W_REJECT
+            self.deadline = now + REJECT_LINGER_S
+        else:
+            self.ctx.counted += 1
+            self.counted = True
+            self.deadline = now + OPEN_TIMEOUT_S
+        front.conns[self] = None
+
+    def connection_lost(self, exc) -> None:
+        self.state = _W_CLOSED
+        self.front.conns.pop(self, None)
+        if self.counted:
+            self.counted = False
+            self.ctx.counted -= 1
+        if self.peer is not None:
+            self.peer.stop()
+            self.ctx.registry.remove(self.peer)
+        self.inbox.clear()
+
+    def eof_received(self):
+        if self.proto is not None and self.state == _W_OPEN:
+            self.proto.receive_eof()
+            self._events()
         return None
 
-    def on_connection(ws) -> None:
-        peer = registry.peer_of(ws)
-        if peer is None:  # process_request did not run or its peer was pruned
-            ws.close(1013, "too many connections")
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.note_buffered(self.transport.get_write_buffer_size())
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state == _W_OPEN:
+            self.last_seen = time.monotonic()
+            self.pinged = 0.0
+            self.proto.receive_data(data)
+            self._events()
             return
-        conn_id = peer.conn_id
+        if state == _W_CLOSED:
+            return
+        self.buf += data
         try:
-            peer.writer.start()
-            while True:
-                try:
-                    msg = ws.recv()
-                except ConnectionClosed:
-                    break
-                if not isinstance(msg, str):
-                    continue  # binary frames are ignored, as in the reference
-                fork = h.fork()
-                fork._chat = registry
-                event = {"body": msg, "conn_id": conn_id, "room": peer.room}
-                try:
-                    runner(program, fork, name, [event])
-                except Exception as e:
-                    # the message may carry the program's text: one escaped line
-                    write_stderr(f"on_message {conn_id}: {one_line(exc_text(e))}\n")
-        finally:
-            registry.remove(peer)
-            peer.stop(WRITER_STOP_S)
+            block, self.scanned = take_head(self.buf, self.scanned)
+            if block is None:
+                return
+            if state == _W_REJECT:
+                self._refuse(503, "too many connections\n")
+                return
+            head = parse_head(block)
+            if head.length or head.chunked:
+                raise BadRequest(400, "a WebSocket opening request has no body")
+        except BadRequest as e:
+            self._refuse(e.status, e.text)
+            return
+        self._open(block)
 
-    return process_request, on_connection
+    def _refuse(self, status: int, text: str) -> None:
+        self.state = _W_CLOSED
+        self.transport.write(error_response(status, text))
+        self.transport.close()
+
+    def _open(self, block: bytes) -> None:
+        from websockets.frames import Frame  # noqa: F401 - imported with the protocol
+        from websockets.server import ServerProtocol
+
+        proto = self.proto = ServerProtocol(max_size=MAX_MESSAGE_BYTES, logger=_wire_log)
+        proto.receive_data(block + b"\r\n\r\n")
+        events = proto.events_received()
+        if not events:  # websockets refused what the strict parser passed
+            self._flush()
+            self.state = _W_CLOSED
+            self.transport.close()
+            return
+        request = events[0]
+        response = proto.accept(request)
+        if response.status_code != 101:  # 426 for plain HTTP, 400 for a bad key...
+            proto.send_response(response)
+            self._flush()
+            self.state = _W_CLOSED
+            self.transport.close()
+            return
+        # Join the room before the handshake answer goes out: once a client
+        # sees its connection open, a broadcast to its room reaches it.
+        peer = self.peer = _Peer(next_handle(), _room_of(request.path), self,
+                                 self.ctx.registry.queue_cap)
+        self.ctx.registry.add(peer)
+        proto.send_response(response)
+        self.state = _W_OPEN
+        self.deadline = _NEVER
+        self.last_seen = time.monotonic()
+        self._flush()
+        if self.buf:  # frames sent right behind the request
+            rest = bytes(self.buf)
+            self.buf = bytearray()
+            proto.receive_data(rest)
+            self._events()
+
+    def _events(self) -> None:
+        from websockets.frames import Opcode
+
+        for ev in self.proto.events_received():
+            op = ev.opcode
+            if op is Opcode.TEXT or op is Opcode.BINARY:
+                if ev.fin:
+                    if op is Opcode.TEXT:
+                        self._deliver(ev.data)
+                else:
+                    self.frag = [ev.data]
+                    self.frag_text = op is Opcode.TEXT
+            elif op is Opcode.CONT and self.frag is not None:
+                self.frag.append(ev.data)
+                if ev.fin:
+                    data = b"".join(self.frag)
+                    self.frag = None
+                    if self.frag_text:
+                        self._deliver(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        proto = self.proto
+        closed = False
+        for chunk in proto.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            else:
+                closed = True
+        if closed or proto.close_expected():
+            self.state = _W_CLOSED
+            self.transport.close()
+        if self.peer is not None:
+            buffered = self.transport.get_write_buffer_size()
+            self.peer.note_buffered(buffered)
+            if buffered > self.peer.cap * HARD_CAP_FACTOR:
+                self.expire()  # pongs and frames piling up for a client that never reads
+
+    def flush_peer(self) -> None:
+        """On the loop: frame what workers queued for this client."""
+        peer = self.peer
+        items = peer.take()
+        if self.state != _W_OPEN or peer.closed:
+            return
+        from websockets.protocol import State
+
+        if self.proto.state is not State.OPEN:
+            return
+        for text in items:
+            self.proto.send_text(text.encode("utf-8", "surrogatepass"))
+        self._flush()
+
+    # -- on_message calls, one at a time per connection, on the pool
+    def _deliver(self, data) -> None:
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            self.proto.fail(1007, "invalid UTF-8")
+            return
+        if self.front.closing:
+            return
+        if self.running:
+            self.inbox.append(text)
+            if len(self.inbox) >= INBOX_MAX and not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
+            return
+        self.running = True
+        self.front.submit(self._run, (text,), self._dropped)
+
+    def _run(self, text: str) -> None:
+        ctx = self.ctx
+        peer = self.peer
+        fork = ctx.h.fork()
+        fork._chat = ctx.registry
+        event = {"body": text, "conn_id": peer.conn_id, "room": peer.room}
+        try:
+            ctx.runner(ctx.program, fork, ctx.name, [event])
+        except BaseException as e:  # noqa: BLE001 - reported, the connection lives
+            # the message may carry the program's text: one escaped line
+            write_stderr(f"on_message {peer.conn_id}: {one_line(exc_text(e))}\n")
+        self.call_soon(self._ran)
+
+    def _ran(self) -> None:
+        if self.inbox and self.state == _W_OPEN and not self.front.closing:
+            text = self.inbox.popleft()
+            self.front.submit(self._run, (text,), self._dropped)
+            if self.read_paused and len(self.inbox) < INBOX_MAX // 2:
+                self.read_paused = False
+                self.transport.resume_reading()
+        else:
+            self.running = False
+            self.inbox.clear()
+
+    def _dropped(self) -> None:
+        self.running = False
+        self.inbox.clear()
+
+    # -- the front's hooks
+    def busy(self) -> bool:
+        return self.running
+
+    def expire(self) -> None:
+        self.state = _W_CLOSED
+        if self.peer is not None:
+            self.peer.stop()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def tick(self, now: float) -> None:
+        if self.state != _W_OPEN:
+            return
+        self.peer.note_buffered(self.transport.get_write_buffer_size())
+        if self.pinged:
+            if now - self.pinged > PING_INTERVAL_S:
+                self.expire()  # no answer to the ping: a dead peer
+        elif now - self.last_seen > PING_INTERVAL_S:
+            self.pinged = now
+            self.proto.send_ping(b"lexfast")
+            self._flush()
+
+    def stopping(self) -> None:
+        if self.state != _W_OPEN:
+            self.expire()
+            return
+        self.peer.stop()  # nothing more is sent but the closing frame
+        from websockets.protocol import State
+
+        if self.proto.state is State.OPEN:
+            self.proto.send_close(1001, "server shutting down")
+            self._flush()
+
+    def closing_now(self) -> None:
+        if self.running or self.state != _W_OPEN:
+            self.expire()
+        else:
+            self.transport.close()
 
 
-def _stop(server, registry: ChatRegistry, serve_thread: threading.Thread, grace: float) -> None:
-    deadline = time.monotonic() + max(0.0, grace)
-    # Writers first: one stuck sending to a client that does not read holds
-    # the connection's send lock, which close() below would wait on forever.
-    peers = registry.snapshot()
-    for p in peers:
-        with p.cond:
-            p.closed = True
-            p.queue.clear()
-            p.cond.notify_all()
-    for p in peers:
-        p.writer.join(max(0.0, min(WRITER_STOP_S, deadline - time.monotonic())))
-        if p.writer.is_alive():
-            p.kill()
-    # Then websockets' own shutdown (close listener, close connections with
-    # 1001, wait for handlers, i.e. for in-flight on_message calls), bounded.
-    stopper = threading.Thread(target=server.shutdown, name="lexfast ws shutdown", daemon=True)
-    stopper.start()
-    stopper.join(max(0.0, deadline - time.monotonic()))
-    if stopper.is_alive():
-        for p in registry.snapshot():
-            p.kill()
-        stopper.join(CLOSE_TIMEOUT_S)
-        if stopper.is_alive():
-            _log.warning("net.serve_ws: on_message calls still running after the %.1f s "
-                         "grace period", grace)
-    serve_thread.join(2.0)
+class _WSContext:
+    __slots__ = ("h", "program", "runner", "name", "registry", "counted")
+
+    def __init__(self, h, name: str, registry: ChatRegistry) -> None:
+        self.h = h
+        self.program = h.session.program
+        self.runner = h.session.runner
+        self.name = name
+        self.registry = registry
+        self.counted = 0
 
 
 def net_serve_ws(h, args):
@@ -315,28 +491,27 @@ def net_serve_ws(h, args):
     limits = h.session.limits
     registry = ChatRegistry(limits.ws_connections, limits.ws_queue_bytes)
     sock = bind_listener(port, "net.serve_ws")
-    process_request, on_connection = _make_handlers(h, name, registry)
     try:
-        server = _ws_serve(on_connection, sock=sock, process_request=process_request,
-                           compression=None, max_size=MAX_MESSAGE_BYTES,
-                           open_timeout=OPEN_TIMEOUT_S, ping_interval=PING_INTERVAL_S,
-                           ping_timeout=PING_INTERVAL_S, close_timeout=CLOSE_TIMEOUT_S,
-                           logger=_wire_log)
+        front = Front(sock, None, limits, None, "net.serve_ws", conn_class=_WSConn,
+                      max_conns=limits.ws_connections)
+        front.ws = _WSContext(h, name, registry)
+        front.start()
     except BaseException:
         sock.close()
         raise
     real_port = sock.getsockname()[1]
-    # A daemon serving thread makes the per-connection threads daemons too,
-    # so a VM call that never returns cannot keep the process alive.
-    serve_thread = threading.Thread(target=server.serve_forever,
-                                    name=f"lexfast net.serve_ws :{real_port}", daemon=True)
     try:
-        serve_thread.start()
         announce(h, "net.serve_ws", "ws", real_port)
-        block_until_shutdown(h, serve_thread.is_alive)
+        block_until_shutdown(h, front.alive)
     finally:
         retire(h, "ws", real_port)
-        _stop(server, registry, serve_thread, limits.serve_grace_s)
+        try:
+            front.stop()
+        finally:
+            sock.close()
+        if front.stuck:
+            _log.warning("net.serve_ws: on_message calls still running after the %.1f s "
+                         "grace period", front.grace)
     return None
 
 
