@@ -258,7 +258,7 @@ def test_escape_sqlite_hot_journal_into_kv_store(make_handler, tmp_path):
             for path in (str(target), f"file:{target}", f"file:{target}?mode=rw"):
                 r = h.dispatch("sql", "open", [path])
                 assert is_err(r, "file is not a database"), (path, r)
-                assert "does not start with the SQLite header" in r.args[0]
+                assert "does not start with the SQLite header" in r.args[0]["message"]
             assert fingerprint(target) == before, (name, live)
             os.unlink(f"{target}-journal")
     kv = h.dispatch("kv", "open", [str(d / "store")]).args[0]

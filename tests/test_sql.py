@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lexfast import EffectError, PolicyDenied, err, ok
+from lexfast import NONE, EffectError, PolicyDenied, Variant, err, ok, some
 from lexfast.handler import Limits
 
 
@@ -28,8 +28,21 @@ def mem(make_handler):
     return h, opened(h, ":memory:")
 
 
+def message(r):
+    """The message of an ``err(SqlError)`` (issue 17: sql.open/exec/query
+    answer the reference's ``{message, code, detail}`` record)."""
+    assert r.name == "Err" and isinstance(r.args[0], dict), r
+    assert set(r.args[0]) == {"message", "code", "detail"}, r
+    return r.args[0]["message"]
+
+
+def sql_err(text):
+    """``err(SqlError)`` with no code or detail (lexfast's own refusals)."""
+    return err({"message": text, "code": NONE, "detail": NONE})
+
+
 def is_err(r, prefix):
-    return r.name == "Err" and isinstance(r.args[0], str) and r.args[0].startswith(prefix)
+    return r.name == "Err" and message(r).startswith(prefix)
 
 
 # -- §6.9 ------------------------------------------------------------------
@@ -58,7 +71,7 @@ def test_97_count_empty_table(make_handler):
 def test_99_bad_sql_is_err(mem):
     h, k = mem
     assert is_err(sql(h, "query", k, "SELECT FROM where junk", []), "sql.query:")
-    assert sql(h, "query", k, "SELECT FROM where junk", []) == err(
+    assert message(sql(h, "query", k, "SELECT FROM where junk", [])) == (
         'sql.query: near "FROM": syntax error')
     assert is_err(sql(h, "exec", k, "CREATE TABLE (", []), "sql.exec:")
 
@@ -69,7 +82,7 @@ def test_100_open_outside_write_root(make_handler, tmp_path):
     h = make_handler(effects=["sql", "fs_write"], fs_write=[d])
     target = tmp_path / "lex-sql-outside.db"
     r = sql(h, "open", str(target))
-    assert r == err(f"sql.open: `{target}` outside --allow-fs-write")
+    assert message(r) == (f"sql.open: `{target}` outside --allow-fs-write")
     assert not target.exists()
 
 
@@ -94,10 +107,10 @@ def test_103_104_constraint_errors(mem):
     sql(h, "exec", k, "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT UNIQUE)", [])
     assert sql(h, "exec", k, "INSERT INTO t(id) VALUES (1)", []) == ok(1)
     r = sql(h, "exec", k, "INSERT INTO t(id) VALUES (1)", [])
-    assert is_err(r, "sql.exec:") and "constraint" in r.args[0].lower()
+    assert is_err(r, "sql.exec:") and "constraint" in message(r).lower()
     sql(h, "exec", k, "INSERT INTO t(id, name) VALUES (2, 'alice')", [])
     r = sql(h, "exec", k, "INSERT INTO t(id, name) VALUES (3, 'alice')", [])
-    assert r == err("sql.exec: UNIQUE constraint failed: t.name")
+    assert message(r) == ("sql.exec: UNIQUE constraint failed: t.name")
 
 
 def test_105_memory_is_exempt_and_gate(make_handler, tmp_path):
@@ -109,10 +122,17 @@ def test_105_memory_is_exempt_and_gate(make_handler, tmp_path):
         sql(h2, "open", ":memory:")
 
 
-def test_106_params_must_be_strings(mem):
+def test_106_params_are_strings_or_sql_params(mem):
+    """The seed's ``List[Str]`` or the reference's ``SqlParam`` variants
+    (issue 17); a bare Int is neither."""
     h, k = mem
-    with pytest.raises(EffectError, match=r"^expected List\[Str\] element, got Int\(1\)$"):
+    with pytest.raises(EffectError, match=r"^sql\.exec: expected SqlParam variant, got Int\(1\)$"):
         sql(h, "exec", k, "SELECT 1", [1])
+    assert sql(h, "query", k, "SELECT ? AS a, ? AS b, ? AS c, ? AS d, ? AS e",
+               ["s", Variant("PInt", (7,)), Variant("PFloat", (1.5,)), Variant("PBool", (True,)),
+                Variant("PNull")]) == ok([{"a": "s", "b": 7, "c": 1.5, "d": 1, "e": None}])
+    with pytest.raises(EffectError, match=r"^sql\.query: PInt requires an Int argument$"):
+        sql(h, "query", k, "SELECT ?", [Variant("PInt", ("7",))])
 
 
 def test_107_types(mem):
@@ -126,7 +146,7 @@ def test_107_types(mem):
 
 def test_108_exec_of_a_row_returning_statement(mem):
     h, k = mem
-    assert sql(h, "exec", k, "SELECT 1", []) == err(
+    assert message(sql(h, "exec", k, "SELECT 1", [])) == (
         "sql.exec: Execute returned results - did you mean to call query?")
     assert sql(h, "exec", k, "SELECT 1 WHERE 0", []).name == "Ok"  # no row: like rusqlite
 
@@ -161,7 +181,7 @@ def test_autocommit_and_explicit_transactions(make_handler, tmp_path):
 def test_several_statements_are_refused(mem):
     h, k = mem
     sql(h, "exec", k, "CREATE TABLE t(x)", [])
-    assert sql(h, "exec", k, "INSERT INTO t VALUES (1); DROP TABLE t", []) == err(
+    assert message(sql(h, "exec", k, "INSERT INTO t VALUES (1); DROP TABLE t", [])) == (
         "sql.exec: Multiple statements provided")
     assert is_err(sql(h, "query", k, "SELECT 1; SELECT 2", []), "sql.query:")
     assert sql(h, "query", k, "SELECT count(*) AS n FROM t", []) == ok([{"n": 0}])
@@ -220,9 +240,9 @@ def test_query_of_a_statement_without_rows(mem):
     ("close", [None], "expected Db handle (Int), got Unit"),
     ("query", [1], "missing argument"),
     ("query", [1, 2, []], "expected Str arg, got Int(2)"),
-    ("query", [1, "SELECT 1"], "missing List[Str] argument"),
-    ("exec", [1, "SELECT 1", "x"], 'expected List[Str], got Str("x")'),
-    ("exec", [1, "SELECT 1", ("a",)], 'expected List[Str], got Tuple([Str("a")])'),
+    ("query", [1, "SELECT 1"], "sql.query: missing params argument"),
+    ("exec", [1, "SELECT 1", "x"], 'sql.exec: expected List[SqlParam], got Str("x")'),
+    ("exec", [1, "SELECT 1", ("a",)], 'sql.exec: expected List[SqlParam], got Tuple([Str("a")])'),
     ("open", [3], "expected Str arg, got Int(3)"),
 ])
 def test_bad_argument_types_are_hard(make_handler, op, args, message):
@@ -269,7 +289,7 @@ def test_scope_escapes_create_nothing(make_handler, tmp_path, make_path):
     (d / "link").symlink_to(outside)
     h = make_handler(effects=["sql"], fs_write=[d])
     path = make_path(d, outside)
-    assert sql(h, "open", path) == err(f"sql.open: `{path}` outside --allow-fs-write")
+    assert message(sql(h, "open", path)) == (f"sql.open: `{path}` outside --allow-fs-write")
     assert os.listdir(outside) == []
     assert not (tmp_path / "D2").exists()
 
@@ -293,7 +313,7 @@ def test_file_uri_inside_scope(make_handler, tmp_path):
 ])
 def test_uri_parameters_refused(make_handler, tmp_path, uri, why):
     h = make_handler(effects=["sql"], fs_write=[tmp_path])
-    assert sql(h, "open", uri.format(d=tmp_path)) == err(f"sql.open: {why}")
+    assert message(sql(h, "open", uri.format(d=tmp_path))) == (f"sql.open: {why}")
     assert os.listdir(tmp_path) == []
 
 
@@ -311,7 +331,7 @@ def test_attach_vacuum_into_and_extensions_refused(make_handler, tmp_path):
         r = sql(h, "exec", k, stmt, [])
         assert is_err(r, "sql.exec: not authorized") or is_err(
             r, "sql.exec: authorization denied"), (stmt, r)
-        assert "ATTACH" in r.args[0]
+        assert "ATTACH" in message(r)
     r = sql(h, "query", k, "SELECT load_extension('/nonexistent/ext')", [])
     assert is_err(r, "sql.query: not authorized")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["D"]
@@ -369,7 +389,7 @@ def test_lone_surrogates_are_errors_not_internal_errors(make_handler, tmp_path):
     os.symlink(os.fsencode(str(tmp_path)) + b"/\xff", tmp_path / "link")
     for path in (f"{tmp_path}/\udcff.db", f"file:{tmp_path}/\udcff.db",
                  f"{tmp_path}/link/x.db", f"file:{tmp_path}/link/x.db"):
-        assert sql(h, "open", path) == err("sql.open: path is not valid UTF-8"), path
+        assert message(sql(h, "open", path)) == ("sql.open: path is not valid UTF-8"), path
     assert sql(h, "open", f"file:{tmp_path}/\ud800.db").name == "Err"
     assert sorted(os.listdir(tmp_path)) == ["link", "\udcff"]
     assert os.listdir(os.fsencode(str(tmp_path)) + b"/\xff") == []
@@ -404,10 +424,10 @@ def test_rows_are_bounded(make_handler):
     k = opened(h, ":memory:")
     q = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < CAST(?1 AS INTEGER)) SELECT x FROM c"
     assert len(sql(h, "query", k, q, ["5"]).args[0]) == 5
-    assert sql(h, "query", k, q, ["6"]) == err("sql.query: more than 5 rows (Limits.sql_rows)")
+    assert message(sql(h, "query", k, q, ["6"])) == ("sql.query: more than 5 rows (Limits.sql_rows)")
     # Unbounded generators stop at the cap too.
     q2 = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c"
-    assert sql(h, "query", k, q2, []) == err("sql.query: more than 5 rows (Limits.sql_rows)")
+    assert message(sql(h, "query", k, q2, [])) == ("sql.query: more than 5 rows (Limits.sql_rows)")
 
 
 def test_result_bytes_are_bounded(make_handler):
@@ -415,23 +435,23 @@ def test_result_bytes_are_bounded(make_handler):
     h = make_handler(effects=["sql"])
     k = opened(h, ":memory:")
     r = sql(h, "query", k, "SELECT zeroblob(1e8), zeroblob(1e8), zeroblob(1e8)", [])
-    assert r == err("sql.query: string or blob too big (Limits.sql_result_bytes)")
+    assert message(r) == ("sql.query: string or blob too big (Limits.sql_result_bytes)")
     h = make_handler(effects=["sql"], limits=Limits(sql_result_bytes=1000))
     k = opened(h, ":memory:")
     q = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
          "WHERE x < CAST(?1 AS INTEGER)) SELECT x, printf('%.99c', 'a') AS s FROM c")
     rows = sql(h, "query", k, q, ["10"]).args[0]
     assert len(rows) == 10 and rows[0]["s"] == "a" * 99
-    assert sql(h, "query", k, q, ["11"]) == err(
+    assert message(sql(h, "query", k, q, ["11"])) == (
         "sql.query: result larger than 1000 bytes (Limits.sql_result_bytes)")
     q2 = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT zeroblob(600) FROM c"
-    assert sql(h, "query", k, q2, []) == err(
+    assert message(sql(h, "query", k, q2, [])) == (
         "sql.query: result larger than 1000 bytes (Limits.sql_result_bytes)")
     # one value past the bound is refused by SQLite itself, read or written
-    assert sql(h, "query", k, "SELECT zeroblob(1001)", []) == err(
+    assert message(sql(h, "query", k, "SELECT zeroblob(1001)", [])) == (
         "sql.query: string or blob too big (Limits.sql_result_bytes)")
     sql(h, "exec", k, "CREATE TABLE t(b)", [])
-    assert sql(h, "exec", k, "INSERT INTO t VALUES (zeroblob(1001))", []) == err(
+    assert message(sql(h, "exec", k, "INSERT INTO t VALUES (zeroblob(1001))", [])) == (
         "sql.exec: string or blob too big (Limits.sql_result_bytes)")
     assert sql(h, "query", k, "SELECT 1 AS one", []) == ok([{"one": 1}])
 
@@ -441,11 +461,11 @@ def test_runaway_statement_is_interrupted(make_handler):
     k = opened(h, ":memory:")
     q = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c"
     t0 = time.monotonic()
-    assert sql(h, "query", k, q, []) == err("sql.query: interrupted after 0.3 s (Limits.sql_timeout_s)")
+    assert message(sql(h, "query", k, q, [])) == ("sql.query: interrupted after 0.3 s (Limits.sql_timeout_s)")
     assert time.monotonic() - t0 < 5
     sql(h, "exec", k, "CREATE TABLE t(x)", [])
     ins = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) INSERT INTO t SELECT x FROM c"
-    assert sql(h, "exec", k, ins, []) == err("sql.exec: interrupted after 0.3 s (Limits.sql_timeout_s)")
+    assert message(sql(h, "exec", k, ins, [])) == ("sql.exec: interrupted after 0.3 s (Limits.sql_timeout_s)")
     # Still usable; the interrupted insert left nothing behind.
     assert sql(h, "query", k, "SELECT count(*) AS n FROM t", []) == ok([{"n": 0}])
 
@@ -547,7 +567,7 @@ def test_different_handles_do_not_serialise(make_handler):
     assert time.monotonic() - t0 < 1.0
     assert t.is_alive()  # the slow call was still running meanwhile
     t.join(10)
-    assert result and result[0].name == "Err" and "interrupted" in result[0].args[0]
+    assert result and result[0].name == "Err" and "interrupted" in message(result[0])
 
 
 def test_close_interrupts_a_running_call(make_handler):
@@ -593,7 +613,7 @@ def test_new_database_is_created_and_a_refused_open_leaves_nothing(make_handler,
     (tmp_path / "gone.db-wal").write_bytes(b"junk" * 100)
     r = sql(h, "open", str(tmp_path / "gone.db"))
     assert is_err(r, "sql.open: `"), r
-    assert "gone.db-wal` has content but the database is empty" in r.args[0]
+    assert "gone.db-wal` has content but the database is empty" in message(r)
     assert not (tmp_path / "gone.db").exists()
     # mode=ro / mode=rw never create it
     for uri in (f"file:{tmp_path}/ro.db?mode=ro", f"file:{tmp_path}/rw.db?mode=rw"):
@@ -610,10 +630,34 @@ def test_pragma_refusals_name_the_allowlist(mem):
     for stmt in ("PRAGMA soft_heap_limit=1", "SELECT * FROM pragma_threads"):
         r = sql(h, "query", k, stmt, [])
         assert is_err(r, "sql.query: "), r
-        assert "every PRAGMA not on its allowlist" in r.args[0], r
+        assert "every PRAGMA not on its allowlist" in message(r), r
     assert sql(h, "exec", k, "PRAGMA user_version = 3", []).name == "Ok"
     assert sql(h, "query", k, "PRAGMA user_version", []) == ok([{"user_version": 3}])
 
 
 def test_memory_limit_is_a_limits_field():
     assert Limits().sql_memory_bytes == 512 << 20
+
+
+# -- upstream sql_error_codes.rs, on sql.exec / sql.query (issue 17) -------------
+
+def test_sql_error_codes_primary_key_unique_and_syntax(mem):
+    """sql_error_codes.rs: a PRIMARY KEY clash, a UNIQUE clash and a syntax
+    error are ``Err(SqlError)`` with the op in ``message``, SQLite's extended
+    code by name in ``code`` and its own text in ``detail``."""
+    h, k = mem
+    assert sql(h, "exec", k, "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT UNIQUE)", []) == ok(0)
+    assert sql(h, "exec", k, "INSERT INTO t(id, name) VALUES (1, 'alice')", []) == ok(1)
+    r = sql(h, "exec", k, "INSERT INTO t(id, name) VALUES (1, 'bob')", [])
+    assert r == err({"message": "sql.exec: UNIQUE constraint failed: t.id",
+                     "code": some("SQLITE_CONSTRAINT_PRIMARYKEY"),
+                     "detail": some("UNIQUE constraint failed: t.id")})
+    r = sql(h, "exec", k, "INSERT INTO t(id, name) VALUES (?, ?)", [Variant("PInt", (2,)), "alice"])
+    assert r.args[0]["code"] == some("SQLITE_CONSTRAINT_UNIQUE")
+    assert "sql.exec" in message(r) and "constraint" in message(r).lower()
+    r = sql(h, "query", k, "SELECT FROM where junk", [])
+    assert message(r).startswith("sql.query: ") and r.args[0]["code"].name == "Some"
+    assert r.args[0]["detail"] == some('near "FROM": syntax error')
+    # lexfast's own refusals carry no code
+    r = sql(h, "exec", k, "SELECT 1", [])
+    assert r.args[0]["code"] == NONE and r.args[0]["detail"] == NONE

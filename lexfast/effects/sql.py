@@ -61,7 +61,7 @@ import time
 from urllib.parse import quote, unquote
 
 from ..errors import EffectError
-from ..kernel import COMPILED, err, expect_handle, expect_str, expect_str_list, next_handle, ok
+from ..kernel import COMPILED, err, expect_handle, expect_str, next_handle, ok
 from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
 from ..values import os_error_text
 
@@ -561,10 +561,10 @@ def _out_of_memory(op: str) -> str:
 def sql_open(h, args):
     path = expect_str(args, 0)
     if (why := path_too_long(path)) is not None:
-        return err(f"sql.open: {why}")
+        return err(sql_error(f"sql.open: {why}"))
     target = _target(h, path)
     if not isinstance(target, tuple):
-        return target
+        return _structured(target)
     conn_target, uri, memory, resolved, root, create = target
     session = h.session
     reg = session.registry("sql", _release)
@@ -582,17 +582,17 @@ def sql_open(h, args):
             if guard is not None:
                 guard.close()
     except _OpenRefused as e:
-        return err(f"sql.open: {e}")
+        return err(sql_error(f"sql.open: {e}"))
     except FileNotFoundError:  # a missing directory: SQLite's own words
-        return err("sql.open: unable to open database file")
+        return err(sql_error("sql.open: unable to open database file", "SQLITE_CANTOPEN"))
     except MemoryError:
-        return err(_out_of_memory("open"))
+        return err(sql_error(_out_of_memory("open")))
     except sqlite3.Error as e:
-        return err(f"sql.open: {e}")
+        return _sql_err("sql.open", e)
     except ScopeEscape:
-        return err(f"sql.open: `{path}` outside --allow-fs-write")
+        return err(sql_error(f"sql.open: `{path}` outside --allow-fs-write"))
     except (ValueError, OSError) as e:  # e.g. an embedded NUL
-        return err(f"sql.open: {os_error_text(e) if isinstance(e, OSError) else e}")
+        return err(sql_error(f"sql.open: {os_error_text(e) if isinstance(e, OSError) else e}"))
     handle = next_handle()
     reg.insert(handle, db)
     if session.closed:
@@ -631,13 +631,13 @@ def _begin(h, args, op: str):
     releases it), or an ``err`` value when another call holds it too long."""
     handle = expect_handle(args, 0, "Db handle", "Db")
     stmt = expect_str(args, 1)
-    params = expect_str_list(args, 2)
+    params = typed_params(f"sql.{op}", args, 2)
     db = h.session.registry("sql", _release).touch_get(handle)
     if db is None:
         raise EffectError(f"sql.{op}: closed or unknown Db handle")
     lock = db.lock
     if not lock.acquire(False) and not lock.acquire(timeout=db.timeout + _BUSY_TIMEOUT_S):
-        return err(f"sql.{op}: the connection is busy with another call"), None, None
+        return err(sql_error(f"sql.{op}: the connection is busy with another call")), None, None
     if db.closed:
         lock.release()
         raise EffectError(f"sql.{op}: closed or unknown Db handle")
@@ -645,17 +645,9 @@ def _begin(h, args, op: str):
         trouble = _sidecar_trouble(db.path)
         if trouble is not None:
             lock.release()
-            return err(f"sql.{op}: {trouble}"), None, None
+            return err(sql_error(f"sql.{op}: {trouble}")), None, None
     db.deadline = None
     return db, stmt, params
-
-
-def _interrupted(db: _Db, op: str, e: BaseException):
-    if db.closed:
-        raise EffectError(f"sql.{op}: closed or unknown Db handle")
-    if db.timed_out():
-        return err(f"sql.{op}: interrupted after {db.timeout:g} s (Limits.sql_timeout_s)")
-    return err(f"sql.{op}: {_message(e)}")
 
 
 def _has_row(cur) -> bool:
@@ -672,24 +664,7 @@ def sql_exec(h, args):
     if stmt is None:
         return db
     try:
-        conn = db.conn
-        cur = conn.execute(stmt, params)
-        if cur.description is not None and _has_row(cur):
-            return err("sql.exec: Execute returned results - did you mean to call query?")
-        n = cur.rowcount
-        if n < 0:
-            # Not INSERT/UPDATE/DELETE: rusqlite still returns changes(),
-            # the count of the last DML (stale after DDL).
-            n = conn.execute("SELECT changes()").fetchone()[0]
-        return ok(n)
-    except sqlite3.OperationalError as e:
-        if str(e) == "interrupted":
-            return _interrupted(db, "exec", e)
-        return err(f"sql.exec: {_message(e)}")
-    except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as e:
-        return err(f"sql.exec: {_message(e)}")
-    except MemoryError:  # SQLITE_NOMEM: the heap limit
-        return err(_out_of_memory("exec"))
+        return _exec_on(db, "sql.exec", stmt, params)
     finally:
         db.lock.release()
 
@@ -759,19 +734,13 @@ def sql_query(h, args):
                 raise
             rows, too_much = _lossy_rerun(conn, cur, stmt, params, db, changes)
             if rows is None and too_much is None:
-                return err(f"sql.query: {e}")
+                return _sql_err("sql.query", e)
             recs = None if rows is None else [dict(zip(names, r)) for r in rows]  # noqa: B905
         if too_much is not None:
-            return err(too_much)
+            return err(sql_error(too_much))
         return ok(recs)
-    except sqlite3.OperationalError as e:
-        if str(e) == "interrupted":
-            return _interrupted(db, "query", e)
-        return err(f"sql.query: {_message(e)}")
-    except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as e:
-        return err(f"sql.query: {_message(e)}")
-    except MemoryError:  # SQLITE_NOMEM: the heap limit
-        return err(_out_of_memory("query"))
+    except _SQL_ERRORS as e:
+        return _failed(db, "sql.query", e)
     finally:
         db.lock.release()
 
@@ -850,6 +819,13 @@ def _sql_err(op: str, e: BaseException):
         return err(sql_error(f"{op}: {text}"))
     return err(sql_error(f"{op}: {text}", _CODE_NAMES.get(number, f"SQLITE_ERROR_{number}"),
                          str(e)))
+
+
+def _structured(v):
+    """An ``err(Str)`` of the shared open checks as ``err(SqlError)``."""
+    if isinstance(v, Variant) and v.name == "Err" and len(v.args) == 1 and isinstance(v.args[0], str):
+        return err(sql_error(v.args[0]))
+    return v
 
 
 def _sql_param(op: str, item):
