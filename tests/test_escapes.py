@@ -809,7 +809,7 @@ def test_escape_sqlite_attach(make_handler, tree):
     h, k = _db(make_handler, tree)
     for target in (tree / "out" / "att.db", tree / "D" / "inside.db"):
         r = h.dispatch("sql", "exec", [k, f"ATTACH DATABASE '{target}' AS a", []])
-        assert r.name == "Err" and ("not authorized" in r.args[0] or "denied" in r.args[0]), r
+        assert r.name == "Err" and ("not authorized" in r.args[0]["message"] or "denied" in r.args[0]["message"]), r
     assert h.dispatch("sql", "exec", [k, "INSERT INTO t VALUES (1)", []]).name == "Ok"
     assert not (tree / "D" / "inside.db").exists()
     outside_untouched(tree)

@@ -28,6 +28,11 @@ FS = ["io", "fs_walk", "fs_write"]
 T = 10  # seconds any single effect may take here
 
 
+def _text(payload):
+    """An err payload's text: a Str, or an SqlError record's message (sql.*)."""
+    return payload["message"] if isinstance(payload, dict) else payload
+
+
 def read_denied(h, path):
     with pytest.raises(PolicyDenied, match="outside --allow-fs-read"):
         h.dispatch("io", "read", [path])
@@ -281,7 +286,7 @@ def test_escape_path_argument_over_path_max(make_handler, tmp_path):
         r = h.dispatch(kind, op, args)
         assert time.monotonic() - t0 < 2
         assert is_err(r, f"{kind}.{op}: path argument `{str(D)[:30]}"), (op, r)
-        assert "longer than PATH_MAX (4096 bytes)" in r.args[0] and len(r.args[0]) < 400
+        assert "longer than PATH_MAX (4096 bytes)" in _text(r.args[0]) and len(_text(r.args[0])) < 400
     # the families that take a path through scope.scoped: a clear error too
     for kind, op in (("kv", "open"), ("sql", "open"), ("log", "set_sink")):
         try:
@@ -289,7 +294,7 @@ def test_escape_path_argument_over_path_max(make_handler, tmp_path):
         except EffectError as e:
             assert "longer than PATH_MAX" in str(e) and len(str(e)) < 400, (op, e)
         else:
-            assert r.name == "Err" and "longer than PATH_MAX" in r.args[0], (op, r)
+            assert r.name == "Err" and "longer than PATH_MAX" in _text(r.args[0]), (op, r)
     h.dispatch("log", "set_sink", ["-"])
     # io.read's read_root join is bounded the same way
     rr = make_handler(effects=["io"], read_root=str(D))
@@ -434,8 +439,8 @@ def test_escape_path_too_long_names_the_op_everywhere(make_handler, tmp_path):
     long = str(d / ("a" * 5000))
     for kind, op in (("kv", "open"), ("sql", "open"), ("log", "set_sink")):
         r = h.dispatch(kind, op, [long])
-        assert r.name == "Err" and r.args[0].startswith(f"{kind}.{op}: path argument"), r
-        assert "PATH_MAX" in r.args[0]
+        assert r.name == "Err" and _text(r.args[0]).startswith(f"{kind}.{op}: path argument"), r
+        assert "PATH_MAX" in _text(r.args[0])
     with pytest.raises(EffectError, match=r"^net\.serve_tls: path argument .*PATH_MAX"):
         h.dispatch("net", "serve_tls", [0, long, long, "h"])
     assert os.listdir(d) == []

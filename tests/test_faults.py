@@ -154,9 +154,9 @@ def test_disk_full_while_writing_sql(tmp_path):
                     break
                 acked[i] = value
             assert failure is not None, f"the disk never filled ({how})"
-            assert failure.args[0].startswith("sql.exec: "), failure
-            assert "full" in failure.args[0] or "too large" in failure.args[0] or \
-                "I/O" in failure.args[0] or "disk" in failure.args[0], failure
+            text = failure.args[0]["message"]  # Err(SqlError)
+            assert text.startswith("sql.exec: "), failure
+            assert "full" in text or "too large" in text or "I/O" in text or "disk" in text, failure
             assert len(acked) > 5
             n = h.dispatch("sql", "query", [k, "SELECT count(*) AS n FROM t", []])
             assert n.args[0][0]["n"] == len(acked)
