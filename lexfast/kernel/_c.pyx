@@ -11,7 +11,6 @@ A leaf: it imports nothing of the package but ``errors``, ``values``,
 
 import os
 
-from cpython.dict cimport PyDict_GetItem
 from cpython.exc cimport PyErr_ExceptionMatches, PyErr_Fetch, PyErr_NormalizeException
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_XDECREF
@@ -44,10 +43,49 @@ cdef extern from "lexfast/call.h":
 
 cdef extern from "Python.h":
     void PyException_SetTraceback(object exc, object tb)
-    # PyDict_GetItem on borrowed references: no reference counting on the
-    # dispatch path. Safe there: the keys are exact str, whose hash and ==
-    # run no Python code, so nothing can drop the dict during the lookup.
-    PyObject* _dict_lookup "PyDict_GetItem"(PyObject* d, PyObject* key)
+    # Borrowed references, no reference counting on the dispatch path. Safe
+    # there: the keys are exact str, whose hash and == run no Python code and
+    # cannot fail, so nothing can drop the dict during the lookup. (Not
+    # PyDict_GetItem: it saves and restores the error state around every
+    # lookup, a third of a dispatch's instructions under callgrind.)
+    PyObject* _dict_get "PyDict_GetItemWithError"(PyObject* d, PyObject* key)
+    # Any key: a failing hash or == counts as absent (the error is dropped).
+    PyObject* _dict_get_any "PyDict_GetItem"(object d, object key)
+    PyObject* PyList_GET_ITEM(PyObject* l, Py_ssize_t i)
+    PyObject* PyTuple_GET_ITEM(PyObject* t, Py_ssize_t i)
+
+# The raw C API for the dispatch fast entry (``_dispatch_fast``), which must
+# never leave a Cython error path: each returns NULL / -1 with the error set.
+cdef extern from "Python.h":
+    ctypedef struct PyMethodDef:
+        const char* ml_name
+        void* ml_meth
+        int ml_flags
+        const char* ml_doc
+    int METH_FASTCALL
+    int METH_KEYWORDS
+    object PyDescr_NewMethod(type t, PyMethodDef* m)
+    void PyType_Modified(type t)
+    PyObject* _Py_TYPE "Py_TYPE"(PyObject* o)
+    Py_ssize_t _PyTuple_GET_SIZE "PyTuple_GET_SIZE"(PyObject* t)
+    PyObject* _tuple_pack1 "PyTuple_Pack"(Py_ssize_t n, PyObject* a)
+    PyObject* _PyObject_Vectorcall "PyObject_Vectorcall"(PyObject* fn, PyObject** args, size_t nargsf,
+                                                         PyObject* kwnames)
+    int _setattr "PyObject_SetAttr"(PyObject* o, PyObject* name, PyObject* v)
+    void _PyErr_SetObject "PyErr_SetObject"(PyObject* t, PyObject* v)
+    void _PyErr_Fetch "PyErr_Fetch"(PyObject** t, PyObject** v, PyObject** tb)
+    void _PyErr_NormalizeException "PyErr_NormalizeException"(PyObject** t, PyObject** v, PyObject** tb)
+    int _PyErr_ExceptionMatches "PyErr_ExceptionMatches"(PyObject* exc)
+    void _PyException_SetTraceback "PyException_SetTraceback"(PyObject* e, PyObject* tb)
+    void _PyException_SetCause "PyException_SetCause"(PyObject* e, PyObject* cause)
+    void _Py_INCREF "Py_INCREF"(PyObject* o)
+    void _Py_DECREF "Py_DECREF"(PyObject* o)
+    void _Py_XDECREF "Py_XDECREF"(PyObject* o)
+    ctypedef PyObject* (*newfunc)(PyObject* t, PyObject* args, PyObject* kw)
+    ctypedef struct _TypeNew "PyTypeObject":
+        newfunc tp_new
+        PyObject* tp_dict
+    unsigned long long PyLong_AsUnsignedLongLongMask(PyObject* o)
 
 cdef extern from "lexfast/openat2.h":
     int lexfast_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
@@ -220,6 +258,15 @@ def next_handle():
     return lexfast_fetch_add_i64(&_handle_counter, 1)
 
 
+cdef inline PyObject* _registry_find(dict d, object key):
+    """The registry's node for ``key``, borrowed, or NULL. Handles are exact
+    int or str (``insert`` takes no other), whose hash and == cannot fail or
+    run Python code; any other key may only equal one."""
+    if PyLong_CheckExact(key) or PyUnicode_CheckExact(key):
+        return _dict_get(<PyObject*>d, <PyObject*>key)
+    return _dict_get_any(d, key)
+
+
 cdef class _Node:
     pass
 
@@ -267,7 +314,7 @@ cdef class LRURegistry:
         if not (PyLong_CheckExact(handle) or PyUnicode_CheckExact(handle)):
             raise TypeError(f"LRURegistry: a handle must be an int or a str, "
                             f"not {type(handle).__name__}")
-        p = PyDict_GetItem(self._map, handle)
+        p = _registry_find(self._map, handle)
         if p is not NULL:
             node = <_Node>p
             old = node.value  # released after the links are consistent again
@@ -296,7 +343,7 @@ cdef class LRURegistry:
         return None
 
     def touch_get(self, handle):
-        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef PyObject* p = _registry_find(self._map, handle)
         if p is NULL:
             return None
         if (<_Node>p).next is not self._head:
@@ -305,7 +352,7 @@ cdef class LRURegistry:
         return (<_Node>p).value
 
     def __getitem__(self, handle):
-        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef PyObject* p = _registry_find(self._map, handle)
         if p is NULL:
             raise KeyError(handle)
         if (<_Node>p).next is not self._head:  # not already the most recent
@@ -315,13 +362,13 @@ cdef class LRURegistry:
 
     def get(self, handle, default=None):
         """Look up without marking the entry used."""
-        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef PyObject* p = _registry_find(self._map, handle)
         if p is NULL:
             return default
         return (<_Node>p).value
 
     def remove(self, handle):
-        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef PyObject* p = _registry_find(self._map, handle)
         cdef _Node node
         if p is NULL:
             return None
@@ -357,7 +404,7 @@ cdef class LRURegistry:
         return out
 
     def __contains__(self, handle):
-        return PyDict_GetItem(self._map, handle) is not NULL
+        return _registry_find(self._map, handle) is not NULL
 
     def __len__(self):
         return len(self._map)
@@ -565,6 +612,28 @@ cdef object _denied(Row row, uint64_t allowed):
     return PolicyDenied("effect denied by policy")
 
 
+cdef enum:
+    _CACHE_SLOTS = 128  # a power of two
+
+
+cdef tuple _EMPTY_SLOT = (None, None, None)
+
+
+cdef inline Py_ssize_t _cache_slot(object kind, object op) noexcept:
+    """The identity cache's slot for ``(kind, op)``: their addresses mixed
+    (objects are 16-byte aligned, so the low bits carry nothing)."""
+    cdef size_t k = <size_t><PyObject*>kind
+    cdef size_t o = <size_t><PyObject*>op
+    return <Py_ssize_t>(((k >> 4) ^ (o >> 4) ^ (o >> 11)) & (_CACHE_SLOTS - 1))
+
+
+cdef inline object _steal(PyObject* r):
+    """The object of a new reference (a call's result), that reference dropped."""
+    result = <object>r
+    Py_DECREF(result)
+    return result
+
+
 cdef class HandlerCore:
     """The hot part of ``DefaultHandler``: the pure table, the effect table,
     the policy gate and the budget pool. ``_policy``, ``_effects`` (the
@@ -586,6 +655,9 @@ cdef class HandlerCore:
         self._stats = stats
         self._stat_rows = stats.rows if stats is not None else NULL
         self._stat_n = stats.n if stats is not None else 0
+        # Emptied on every change of policy, tables or statistics: whatever
+        # _setup was given, a dispatch afterwards resolves through it.
+        self._cache = [_EMPTY_SLOT] * _CACHE_SLOTS
 
     @property
     def policy(self):
@@ -599,56 +671,77 @@ cdef class HandlerCore:
     def budget_ceiling(self):
         return self._pool.ceiling if self._pool is not None else None
 
-    def dispatch(self, kind, op, args):
+    cdef object _resolve(self, object kind, object op):
+        """The pure builtin or the ``Row`` serving ``(kind, op)`` (exact str
+        each), or None; the pure table first, as ``dispatch`` promises."""
         cdef PyObject* p
+        if self._pure is not None:
+            p = _dict_get(<PyObject*>self._pure, <PyObject*>kind)
+            if p is not NULL:
+                p = _dict_get(p, <PyObject*>op)
+                if p is not NULL:
+                    return <object>p
+        p = _dict_get(<PyObject*>self._table, <PyObject*>kind)
+        if p is not NULL:
+            p = _dict_get(p, <PyObject*>op)
+        if p is NULL and self._wildcards is not None:
+            p = _dict_get(<PyObject*>self._wildcards, <PyObject*>kind)
+        if p is NULL:
+            return None
+        return <object>p
+
+    def dispatch(self, kind, op, args):
+        cdef PyObject* slot
         cdef PyObject* r
+        cdef Py_ssize_t i
         cdef Row row
         cdef EffectStat* st = NULL
         cdef int64_t t0
         if not PyList_CheckExact(args):
             args = coerce_args(args)
-        if self._pure is not None and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
-            p = _dict_lookup(<PyObject*>self._pure, <PyObject*>kind)
-            if p is not NULL:
-                p = _dict_lookup(p, <PyObject*>op)
-                if p is not NULL:
-                    r = lexfast_call1(p, <PyObject*>args)
-                    if r is NULL:
-                        _effect_failed(kind, op)
-                    result = <object>r
-                    Py_DECREF(result)  # the call's own reference; ``result`` holds one
-                    return result
-        if self._table is None:
+        if self._cache is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
-        if PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
-            p = _dict_lookup(<PyObject*>self._table, <PyObject*>kind)
-            if p is not NULL:
-                p = _dict_lookup(p, <PyObject*>op)
-            if p is NULL and self._wildcards is not None:
-                p = _dict_lookup(<PyObject*>self._wildcards, <PyObject*>kind)
-            if p is not NULL:
-                row = <Row>p
-                if 0 <= row.index < self._stat_n:
-                    st = &self._stat_rows[row.index]
-                    st.calls += 1
-                if row.mask & ~self._allowed:
-                    if st is not NULL:
-                        st.denials += 1
-                    raise _denied(row, self._allowed)
-                if st is not NULL and self._stats.timing:
-                    t0 = _now_ns()
-                    r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
-                    _count_time(st, t0)
-                else:
-                    r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
-                if r is NULL:
-                    if st is not NULL:
-                        st.errors += 1
-                    _effect_failed(kind, op)
-                result = <object>r
-                Py_DECREF(result)
-                return result
-        return dispatch_miss(self, self._effects, kind, op, args)
+        if not (PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op)):
+            return dispatch_miss(self, self._effects, kind, op, args)
+        # The identity cache: a VM passes the same (interned) str objects for
+        # an op every time, so a hit is two pointer compares instead of two
+        # dict lookups. An entry is one tuple, replaced whole, so a reader
+        # never sees half of one; it holds its kind and op, so their
+        # addresses cannot be reused while it lives. Only the lookup is
+        # cached: the gate below runs on every call.
+        i = _cache_slot(kind, op)
+        slot = PyList_GET_ITEM(<PyObject*>self._cache, i)
+        if PyTuple_GET_ITEM(slot, 0) == <PyObject*>kind and PyTuple_GET_ITEM(slot, 1) == <PyObject*>op:
+            target = <object>PyTuple_GET_ITEM(slot, 2)  # owned: the slot may be replaced meanwhile
+        else:
+            target = self._resolve(kind, op)
+            if target is None:
+                return dispatch_miss(self, self._effects, kind, op, args)
+            self._cache[i] = (kind, op, target)
+        if type(target) is not Row:  # a pure builtin: no gate, not counted
+            r = lexfast_call1(<PyObject*>target, <PyObject*>args)
+            if r is NULL:
+                _effect_failed(kind, op)
+            return _steal(r)
+        row = <Row>target
+        if 0 <= row.index < self._stat_n:
+            st = &self._stat_rows[row.index]
+            st.calls += 1
+        if row.mask & ~self._allowed:
+            if st is not NULL:
+                st.denials += 1
+            raise _denied(row, self._allowed)
+        if st is not NULL and self._stats.timing:
+            t0 = _now_ns()
+            r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+            _count_time(st, t0)
+        else:
+            r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+        if r is NULL:
+            if st is not NULL:
+                st.errors += 1
+            _effect_failed(kind, op)
+        return _steal(r)
 
     def note_call_budget(self, cost):
         cdef long long c
@@ -668,6 +761,188 @@ cdef class HandlerCore:
         pool._take_slow(cost)
 
 
+# -- the dispatch fast entry --------------------------------------------------------
+
+# What the fast entry reaches without a module lookup.
+cdef object _EffectError = EffectError
+cdef object _Exception = Exception
+cdef object _PolicyDenied = PolicyDenied
+cdef object _internal_error = internal_error
+cdef str _EFFECT = "effect"
+cdef str _TOO_MANY = "dispatch() takes 3 arguments: kind, op, args"
+cdef object _dispatch_def = None  # HandlerCore.dispatch as Cython compiled it: the slow path
+
+
+cdef PyObject* _dispatch_slow(PyObject* self, PyObject* const* argv, Py_ssize_t nargs,
+                              PyObject* kwnames) noexcept:
+    """Everything the fast entry does not serve: the ``def`` method."""
+    cdef PyObject* a[8]
+    cdef Py_ssize_t i, n = nargs
+    if kwnames is not NULL:
+        n += _PyTuple_GET_SIZE(kwnames)
+    if n > 7:
+        _PyErr_SetObject(<PyObject*>TypeError, <PyObject*>_TOO_MANY)
+        return NULL
+    a[0] = self
+    for i in range(n):
+        a[i + 1] = argv[i]
+    return _PyObject_Vectorcall(<PyObject*>_dispatch_def, a, <size_t>(nargs + 1), kwnames)
+
+
+cdef PyObject* _failed_raw(PyObject* kind, PyObject* op) noexcept:
+    """``_effect_failed`` for the fast entry: an ``EffectError`` (or a
+    non-``Exception``) goes on; any other error becomes an ``EffectError``
+    naming the op, the original as its ``__cause__``."""
+    cdef PyObject* t
+    cdef PyObject* v
+    cdef PyObject* tb
+    cdef PyObject* a[3]
+    cdef PyObject* e
+    if _PyErr_ExceptionMatches(<PyObject*>_EffectError) or not _PyErr_ExceptionMatches(<PyObject*>_Exception):
+        return NULL
+    _PyErr_Fetch(&t, &v, &tb)
+    _PyErr_NormalizeException(&t, &v, &tb)
+    if tb is not NULL:
+        _PyException_SetTraceback(v, tb)
+    a[0] = kind
+    a[1] = op
+    a[2] = v
+    e = _PyObject_Vectorcall(<PyObject*>_internal_error, a, 3, NULL)
+    _Py_XDECREF(t)
+    _Py_XDECREF(tb)
+    if e is NULL:
+        _Py_XDECREF(v)
+        return NULL
+    _PyException_SetCause(e, v)  # steals v
+    _PyErr_SetObject(_Py_TYPE(e), e)
+    _Py_DECREF(e)
+    return NULL
+
+
+cdef PyObject* _denied_raw(Row row, uint64_t allowed) noexcept:
+    """``_denied`` for the fast entry: the same ``PolicyDenied``, set as the
+    error; NULL."""
+    cdef Py_ssize_t i
+    cdef PyObject* args
+    cdef PyObject* exc
+    cdef PyObject* kind
+    for i in range(_PyTuple_GET_SIZE(<PyObject*>row._gate_bits)):
+        if not (<uint64_t>PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(<PyObject*>row._gate_bits, i))) & allowed:
+            args = _tuple_pack1(1, PyTuple_GET_ITEM(<PyObject*>row._denials, i))
+            if args is NULL:
+                return NULL
+            exc = (<_TypeNew*>(<PyObject*>_PolicyDenied)).tp_new(<PyObject*>_PolicyDenied, args, NULL)
+            _Py_DECREF(args)
+            if exc is NULL:
+                return NULL
+            kind = PyTuple_GET_ITEM(<PyObject*>row.gate, i)
+            if _setattr(exc, <PyObject*>_EFFECT, kind) < 0:
+                _Py_DECREF(exc)
+                return NULL
+            _PyErr_SetObject(<PyObject*>_PolicyDenied, exc)
+            _Py_DECREF(exc)
+            return NULL
+    return _dispatch_slow_denied()
+
+
+cdef PyObject* _dispatch_slow_denied() noexcept:
+    cdef PyObject* args = _tuple_pack1(1, <PyObject*>"effect denied by policy")
+    cdef PyObject* exc
+    if args is NULL:
+        return NULL
+    exc = (<_TypeNew*>(<PyObject*>_PolicyDenied)).tp_new(<PyObject*>_PolicyDenied, args, NULL)
+    _Py_DECREF(args)
+    if exc is not NULL:
+        _PyErr_SetObject(<PyObject*>_PolicyDenied, exc)
+        _Py_DECREF(exc)
+    return NULL
+
+
+cdef PyObject* _dispatch_fast(PyObject* self, PyObject* const* argv, Py_ssize_t nargs,
+                              PyObject* kwnames) noexcept:
+    """``HandlerCore.dispatch`` as the type serves it (METH_FASTCALL): an
+    identity-cache hit with an exact list and exact str names is served here,
+    in C, and a refusal raised without a Cython traceback frame (a third of a
+    denied call's cost); everything else goes to the ``def`` method, which
+    resolves, fills the cache and reports errors. Same semantics either way
+    (the tests run both)."""
+    cdef PyObject* kind
+    cdef PyObject* op
+    cdef PyObject* args
+    cdef PyObject* slot
+    cdef PyObject* target
+    cdef PyObject* r
+    cdef HandlerCore h
+    cdef Row row
+    cdef EffectStat* st = NULL
+    cdef int64_t t0
+    if kwnames is not NULL or nargs != 3:
+        return _dispatch_slow(self, argv, nargs, kwnames)
+    kind = argv[0]
+    op = argv[1]
+    args = argv[2]
+    if not (PyList_CheckExact(<object>args) and PyUnicode_CheckExact(<object>kind)
+            and PyUnicode_CheckExact(<object>op)):
+        return _dispatch_slow(self, argv, nargs, kwnames)
+    h = <HandlerCore>self
+    if h._cache is None:
+        return _dispatch_slow(self, argv, nargs, kwnames)
+    slot = PyList_GET_ITEM(<PyObject*>h._cache, _cache_slot(<object>kind, <object>op))
+    if PyTuple_GET_ITEM(slot, 0) != kind or PyTuple_GET_ITEM(slot, 1) != op:
+        return _dispatch_slow(self, argv, nargs, kwnames)
+    target = PyTuple_GET_ITEM(slot, 2)
+    if _Py_TYPE(target) != <PyObject*>Row:  # a pure builtin: no gate, not counted
+        _Py_INCREF(target)  # the slot may be replaced during the call
+        r = lexfast_call1(target, args)
+        _Py_DECREF(target)
+        if r is NULL:
+            return _failed_raw(kind, op)
+        return r
+    row = <Row>target  # a reference of our own: the slot may be replaced
+    if 0 <= row.index < h._stat_n:
+        st = &h._stat_rows[row.index]
+        st.calls += 1
+    if row.mask & ~h._allowed:
+        if st is not NULL:
+            st.denials += 1
+        return _denied_raw(row, h._allowed)
+    if st is not NULL and h._stats.timing:
+        t0 = _now_ns()
+        r = lexfast_call2(<PyObject*>row.fn, self, args)
+        _count_time(st, t0)
+    else:
+        r = lexfast_call2(<PyObject*>row.fn, self, args)
+    if r is NULL:
+        if st is not NULL:
+            st.errors += 1
+        return _failed_raw(kind, op)
+    return r
+
+
+cdef PyMethodDef _dispatch_method
+cdef bytes _dispatch_doc = (
+    b"dispatch($self, kind, op, args, /)\n--\n\n"
+    b"Run the effect ``kind.op`` under the policy (a pure builtin first).")
+
+
+cdef _install_dispatch_fast():
+    """Put ``_dispatch_fast`` in the type's dict as ``dispatch`` (Cython
+    cannot declare a METH_FASTCALL method whose errors skip its traceback
+    frame); the ``def`` it replaces stays its slow path."""
+    global _dispatch_def
+    cdef dict type_dict = <dict>(<_TypeNew*>(<PyObject*>HandlerCore)).tp_dict
+    _dispatch_def = type_dict["dispatch"]
+    _dispatch_method.ml_name = "dispatch"
+    _dispatch_method.ml_meth = <void*>_dispatch_fast
+    _dispatch_method.ml_flags = METH_FASTCALL | METH_KEYWORDS
+    _dispatch_method.ml_doc = _dispatch_doc
+    # A static type's dict is not writable through setattr; this is this
+    # module's own type, before any instance of it exists.
+    type_dict["dispatch"] = PyDescr_NewMethod(HandlerCore, &_dispatch_method)
+    PyType_Modified(HandlerCore)
+
+
+
 def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):
     """``openat2(2)``; ``OSError`` as ``os.open`` raises it."""
     cdef bytes b = os.fsencode(path)
@@ -680,3 +955,6 @@ def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):
     if fd < 0:
         raise OSError(-fd, strerror(-fd).decode("utf-8", "replace"), path)
     return fd
+
+
+_install_dispatch_fast()
