@@ -196,6 +196,7 @@ def test_refusals_on_the_cached_path(make_handler):
         assert type(e.value) is PolicyDenied and e.value.effect == "net"
         assert e.value.path is None and e.value.host is None and e.value.cmd is None
         assert e.value.__traceback__ is not None
+        assert e.value.__dict__ == {}  # the attributes are slots, all four set
         back = pickle.loads(pickle.dumps(e.value))
         assert str(back) == str(e.value) and back.effect == "net"
     row = h.stats_names().index("net.get")

@@ -10,10 +10,11 @@ A leaf: it imports nothing of the package but ``errors``, ``values``,
 """
 
 import os
+from types import MemberDescriptorType as _MemberDescriptor
 
 from cpython.exc cimport PyErr_ExceptionMatches, PyErr_Fetch, PyErr_NormalizeException
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF, Py_XDECREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES, PyBUF_WRITABLE
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -40,6 +41,7 @@ cdef extern from "lexfast/atomic.h":
 cdef extern from "lexfast/call.h":
     PyObject* lexfast_call1(PyObject* fn, PyObject* a)
     PyObject* lexfast_call2(PyObject* fn, PyObject* a, PyObject* b)
+    PyObject* _Py_TYPE "lexfast_type"(PyObject* o) noexcept
 
 cdef extern from "Python.h":
     void PyException_SetTraceback(object exc, object tb)
@@ -66,12 +68,9 @@ cdef extern from "Python.h":
     int METH_KEYWORDS
     object PyDescr_NewMethod(type t, PyMethodDef* m)
     void PyType_Modified(type t)
-    PyObject* _Py_TYPE "Py_TYPE"(PyObject* o)
     Py_ssize_t _PyTuple_GET_SIZE "PyTuple_GET_SIZE"(PyObject* t)
-    PyObject* _tuple_pack1 "PyTuple_Pack"(Py_ssize_t n, PyObject* a)
     PyObject* _PyObject_Vectorcall "PyObject_Vectorcall"(PyObject* fn, PyObject** args, size_t nargsf,
                                                          PyObject* kwnames)
-    int _setattr "PyObject_SetAttr"(PyObject* o, PyObject* name, PyObject* v)
     void _PyErr_SetObject "PyErr_SetObject"(PyObject* t, PyObject* v)
     void _PyErr_Fetch "PyErr_Fetch"(PyObject** t, PyObject** v, PyObject** tb)
     void _PyErr_NormalizeException "PyErr_NormalizeException"(PyObject** t, PyObject** v, PyObject** tb)
@@ -81,10 +80,22 @@ cdef extern from "Python.h":
     void _Py_INCREF "Py_INCREF"(PyObject* o)
     void _Py_DECREF "Py_DECREF"(PyObject* o)
     void _Py_XDECREF "Py_XDECREF"(PyObject* o)
-    ctypedef PyObject* (*newfunc)(PyObject* t, PyObject* args, PyObject* kw)
     ctypedef struct _TypeNew "PyTypeObject":
-        newfunc tp_new
         PyObject* tp_dict
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+cdef extern from "lexfast/denied.h":
+    int T_OBJECT_EX
+    # steals: the object of a new reference, or the error it was NULL for
+    object _steal_or_raise "lexfast_identity"(PyObject* o)
+    PyObject* lexfast_denied_type
+    PyObject* lexfast_denied_names[4]
+    Py_ssize_t lexfast_denied_offsets[4]
+    PyObject* lexfast_new_denied(PyObject* message, PyObject* effect) noexcept
     unsigned long long PyLong_AsUnsignedLongLongMask(PyObject* o)
 
 cdef extern from "lexfast/openat2.h":
@@ -600,16 +611,51 @@ cdef int _effect_failed(object kind, object op) except -1:
     raise internal_error(kind, op, e) from e
 
 
-cdef object _denied(Row row, uint64_t allowed):
-    """The PolicyDenied for the first kind of ``row.gate`` not allowed, built
-    without a Python-level ``__init__``."""
+cdef str _DENIED_BY_POLICY = "effect denied by policy"
+
+
+cdef Py_ssize_t _denied_index(Row row, uint64_t allowed) noexcept:
+    """The first kind of ``row.gate`` not in ``allowed``, or -1."""
     cdef Py_ssize_t i
-    for i in range(len(row._gate_bits)):
-        if not (<uint64_t>row._gate_bits[i]) & allowed:
-            exc = BaseException.__new__(PolicyDenied, row._denials[i])
-            exc.effect = row.gate[i]
-            return exc
-    return PolicyDenied("effect denied by policy")
+    for i in range(_PyTuple_GET_SIZE(<PyObject*>row._gate_bits)):
+        if not (<uint64_t>PyLong_AsUnsignedLongLongMask(
+                PyTuple_GET_ITEM(<PyObject*>row._gate_bits, i))) & allowed:
+            return i
+    return -1
+
+
+cdef PyObject* _new_denied_raw(Row row, uint64_t allowed) noexcept:
+    """A new reference to the PolicyDenied for ``row`` (the first kind of
+    its gate not allowed), or NULL with the error set."""
+    cdef Py_ssize_t i = _denied_index(row, allowed)
+    if i < 0:
+        return lexfast_new_denied(<PyObject*>_DENIED_BY_POLICY, <PyObject*>None)
+    return lexfast_new_denied(PyTuple_GET_ITEM(<PyObject*>row._denials, i),
+                              PyTuple_GET_ITEM(<PyObject*>row.gate, i))
+
+
+cdef object _denied(Row row, uint64_t allowed):
+    return _steal_or_raise(_new_denied_raw(row, allowed))
+
+
+cdef _init_denied():
+    """``lexfast/include/denied.h``'s PolicyDenied, its attributes' names and,
+    when they are ``__slots__`` holding objects, their offsets."""
+    global lexfast_denied_type
+    cdef Py_ssize_t i
+    names = ("effect", "path", "host", "cmd")
+    descrs = [PolicyDenied.__dict__.get(n) for n in names]
+    slots = all(type(d) is _MemberDescriptor and d.__objclass__ is PolicyDenied
+                and (<PyMemberDescrObject*>d).d_member.type == T_OBJECT_EX for d in descrs)
+    for i in range(4):
+        Py_INCREF(names[i])  # kept for the process's life
+        lexfast_denied_names[i] = <PyObject*>names[i]
+        lexfast_denied_offsets[i] = (<PyMemberDescrObject*>descrs[i]).d_member.offset if slots else 0
+    Py_INCREF(PolicyDenied)
+    lexfast_denied_type = <PyObject*>PolicyDenied
+
+
+_init_denied()
 
 
 cdef enum:
@@ -766,9 +812,7 @@ cdef class HandlerCore:
 # What the fast entry reaches without a module lookup.
 cdef object _EffectError = EffectError
 cdef object _Exception = Exception
-cdef object _PolicyDenied = PolicyDenied
 cdef object _internal_error = internal_error
-cdef str _EFFECT = "effect"
 cdef str _TOO_MANY = "dispatch() takes 3 arguments: kind, op, args"
 cdef object _dispatch_def = None  # HandlerCore.dispatch as Cython compiled it: the slow path
 
@@ -820,40 +864,10 @@ cdef PyObject* _failed_raw(PyObject* kind, PyObject* op) noexcept:
 
 
 cdef PyObject* _denied_raw(Row row, uint64_t allowed) noexcept:
-    """``_denied`` for the fast entry: the same ``PolicyDenied``, set as the
-    error; NULL."""
-    cdef Py_ssize_t i
-    cdef PyObject* args
-    cdef PyObject* exc
-    cdef PyObject* kind
-    for i in range(_PyTuple_GET_SIZE(<PyObject*>row._gate_bits)):
-        if not (<uint64_t>PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(<PyObject*>row._gate_bits, i))) & allowed:
-            args = _tuple_pack1(1, PyTuple_GET_ITEM(<PyObject*>row._denials, i))
-            if args is NULL:
-                return NULL
-            exc = (<_TypeNew*>(<PyObject*>_PolicyDenied)).tp_new(<PyObject*>_PolicyDenied, args, NULL)
-            _Py_DECREF(args)
-            if exc is NULL:
-                return NULL
-            kind = PyTuple_GET_ITEM(<PyObject*>row.gate, i)
-            if _setattr(exc, <PyObject*>_EFFECT, kind) < 0:
-                _Py_DECREF(exc)
-                return NULL
-            _PyErr_SetObject(<PyObject*>_PolicyDenied, exc)
-            _Py_DECREF(exc)
-            return NULL
-    return _dispatch_slow_denied()
-
-
-cdef PyObject* _dispatch_slow_denied() noexcept:
-    cdef PyObject* args = _tuple_pack1(1, <PyObject*>"effect denied by policy")
-    cdef PyObject* exc
-    if args is NULL:
-        return NULL
-    exc = (<_TypeNew*>(<PyObject*>_PolicyDenied)).tp_new(<PyObject*>_PolicyDenied, args, NULL)
-    _Py_DECREF(args)
+    """``raise _denied(row, allowed)`` for the fast entry: NULL, the error set."""
+    cdef PyObject* exc = _new_denied_raw(row, allowed)
     if exc is not NULL:
-        _PyErr_SetObject(<PyObject*>_PolicyDenied, exc)
+        _PyErr_SetObject(_Py_TYPE(exc), exc)
         _Py_DECREF(exc)
     return NULL
 
