@@ -76,6 +76,5 @@ cdef class HandlerCore:
     cdef uint64_t _allowed
     cdef dict _table
     cdef dict _wildcards
-    cdef list _cache  # the identity cache: _CACHE_SLOTS (kind, op, pure fn or Row) tuples
+    cdef list _cache  # the identity cache: (kind, op, pure fn or Row) x _CACHE_SLOTS, flat
     cdef object __weakref__
-    cdef object _resolve(self, object kind, object op)

@@ -72,6 +72,9 @@ cdef extern from "Python.h":
     PyObject* _PyObject_Vectorcall "PyObject_Vectorcall"(PyObject* fn, PyObject** args, size_t nargsf,
                                                          PyObject* kwnames)
     void _PyErr_SetObject "PyErr_SetObject"(PyObject* t, PyObject* v)
+    void _PyErr_Clear "PyErr_Clear"()
+    # steals ``item``; the old item is not released
+    void _list_set_raw "PyList_SET_ITEM"(PyObject* l, Py_ssize_t i, PyObject* item)
     void _PyErr_Fetch "PyErr_Fetch"(PyObject** t, PyObject** v, PyObject** tb)
     void _PyErr_NormalizeException "PyErr_NormalizeException"(PyObject** t, PyObject** v, PyObject** tb)
     int _PyErr_ExceptionMatches "PyErr_ExceptionMatches"(PyObject* exc)
@@ -659,10 +662,7 @@ _init_denied()
 
 
 cdef enum:
-    _CACHE_SLOTS = 128  # a power of two
-
-
-cdef tuple _EMPTY_SLOT = (None, None, None)
+    _CACHE_SLOTS = 256  # a power of two
 
 
 cdef inline Py_ssize_t _cache_slot(object kind, object op) noexcept:
@@ -678,6 +678,45 @@ cdef inline object _steal(PyObject* r):
     result = <object>r
     Py_DECREF(result)
     return result
+
+
+cdef inline void _cache_fill(list cache, Py_ssize_t i, PyObject* kind, PyObject* op,
+                             PyObject* target) noexcept:
+    """Make slot ``i`` ``(kind, op, target)``. The three items are swapped
+    with no Python code running, and the old ones released only after, the
+    target last (its release may run Python code): whoever runs then sees a
+    whole entry, old or new."""
+    cdef PyObject* old_kind = PyList_GET_ITEM(<PyObject*>cache, 3 * i)
+    cdef PyObject* old_op = PyList_GET_ITEM(<PyObject*>cache, 3 * i + 1)
+    cdef PyObject* old_target = PyList_GET_ITEM(<PyObject*>cache, 3 * i + 2)
+    _Py_INCREF(kind)
+    _Py_INCREF(op)
+    _Py_INCREF(target)
+    _list_set_raw(<PyObject*>cache, 3 * i, kind)
+    _list_set_raw(<PyObject*>cache, 3 * i + 1, op)
+    _list_set_raw(<PyObject*>cache, 3 * i + 2, target)
+    _Py_DECREF(old_kind)
+    _Py_DECREF(old_op)
+    _Py_DECREF(old_target)
+
+
+cdef PyObject* _resolve(HandlerCore h, PyObject* kind, PyObject* op) noexcept:
+    """The pure builtin or the ``Row`` serving ``(kind, op)`` (exact str each),
+    borrowed from the tables, or NULL; the pure table first, as ``dispatch``
+    promises."""
+    cdef PyObject* p
+    if h._pure is not None:
+        p = _dict_get(<PyObject*>h._pure, kind)
+        if p is not NULL:
+            p = _dict_get(p, op)
+            if p is not NULL:
+                return p
+    p = _dict_get(<PyObject*>h._table, kind)
+    if p is not NULL:
+        p = _dict_get(p, op)
+    if p is NULL and h._wildcards is not None:
+        p = _dict_get(<PyObject*>h._wildcards, kind)
+    return p
 
 
 cdef class HandlerCore:
@@ -703,7 +742,7 @@ cdef class HandlerCore:
         self._stat_n = stats.n if stats is not None else 0
         # Emptied on every change of policy, tables or statistics: whatever
         # _setup was given, a dispatch afterwards resolves through it.
-        self._cache = [_EMPTY_SLOT] * _CACHE_SLOTS
+        self._cache = [None] * (3 * _CACHE_SLOTS)
 
     @property
     def policy(self):
@@ -717,27 +756,9 @@ cdef class HandlerCore:
     def budget_ceiling(self):
         return self._pool.ceiling if self._pool is not None else None
 
-    cdef object _resolve(self, object kind, object op):
-        """The pure builtin or the ``Row`` serving ``(kind, op)`` (exact str
-        each), or None; the pure table first, as ``dispatch`` promises."""
-        cdef PyObject* p
-        if self._pure is not None:
-            p = _dict_get(<PyObject*>self._pure, <PyObject*>kind)
-            if p is not NULL:
-                p = _dict_get(p, <PyObject*>op)
-                if p is not NULL:
-                    return <object>p
-        p = _dict_get(<PyObject*>self._table, <PyObject*>kind)
-        if p is not NULL:
-            p = _dict_get(p, <PyObject*>op)
-        if p is NULL and self._wildcards is not None:
-            p = _dict_get(<PyObject*>self._wildcards, <PyObject*>kind)
-        if p is NULL:
-            return None
-        return <object>p
-
     def dispatch(self, kind, op, args):
         cdef PyObject* slot
+        cdef PyObject* p
         cdef PyObject* r
         cdef Py_ssize_t i
         cdef Row row
@@ -751,19 +772,21 @@ cdef class HandlerCore:
             return dispatch_miss(self, self._effects, kind, op, args)
         # The identity cache: a VM passes the same (interned) str objects for
         # an op every time, so a hit is two pointer compares instead of two
-        # dict lookups. An entry is one tuple, replaced whole, so a reader
-        # never sees half of one; it holds its kind and op, so their
+        # dict lookups. Slot i is items 3i..3i+2 of a list (kind, op, target),
+        # replaced whole (_cache_fill); it holds its kind and op, so their
         # addresses cannot be reused while it lives. Only the lookup is
         # cached: the gate below runs on every call.
         i = _cache_slot(kind, op)
-        slot = PyList_GET_ITEM(<PyObject*>self._cache, i)
-        if PyTuple_GET_ITEM(slot, 0) == <PyObject*>kind and PyTuple_GET_ITEM(slot, 1) == <PyObject*>op:
-            target = <object>PyTuple_GET_ITEM(slot, 2)  # owned: the slot may be replaced meanwhile
+        if (PyList_GET_ITEM(<PyObject*>self._cache, 3 * i) == <PyObject*>kind
+                and PyList_GET_ITEM(<PyObject*>self._cache, 3 * i + 1) == <PyObject*>op):
+            # owned: the slot may be replaced meanwhile
+            target = <object>PyList_GET_ITEM(<PyObject*>self._cache, 3 * i + 2)
         else:
-            target = self._resolve(kind, op)
-            if target is None:
+            p = _resolve(self, <PyObject*>kind, <PyObject*>op)
+            if p is NULL:
                 return dispatch_miss(self, self._effects, kind, op, args)
-            self._cache[i] = (kind, op, target)
+            target = <object>p
+            _cache_fill(self._cache, i, <PyObject*>kind, <PyObject*>op, p)
         if type(target) is not Row:  # a pure builtin: no gate, not counted
             r = lexfast_call1(<PyObject*>target, <PyObject*>args)
             if r is NULL:
@@ -883,13 +906,14 @@ cdef PyObject* _dispatch_fast(PyObject* self, PyObject* const* argv, Py_ssize_t 
     cdef PyObject* kind
     cdef PyObject* op
     cdef PyObject* args
-    cdef PyObject* slot
+    cdef PyObject* cache
     cdef PyObject* target
     cdef PyObject* r
     cdef HandlerCore h
     cdef Row row
     cdef EffectStat* st = NULL
     cdef int64_t t0
+    cdef Py_ssize_t i
     if kwnames is not NULL or nargs != 3:
         return _dispatch_slow(self, argv, nargs, kwnames)
     kind = argv[0]
@@ -901,18 +925,27 @@ cdef PyObject* _dispatch_fast(PyObject* self, PyObject* const* argv, Py_ssize_t 
     h = <HandlerCore>self
     if h._cache is None:
         return _dispatch_slow(self, argv, nargs, kwnames)
-    slot = PyList_GET_ITEM(<PyObject*>h._cache, _cache_slot(<object>kind, <object>op))
-    if PyTuple_GET_ITEM(slot, 0) != kind or PyTuple_GET_ITEM(slot, 1) != op:
-        return _dispatch_slow(self, argv, nargs, kwnames)
-    target = PyTuple_GET_ITEM(slot, 2)
+    i = _cache_slot(<object>kind, <object>op)
+    cache = <PyObject*>h._cache
+    # ``target`` is owned from here: replacing a slot (or a table) may
+    # release the last other reference to it.
+    if PyList_GET_ITEM(cache, 3 * i) == kind and PyList_GET_ITEM(cache, 3 * i + 1) == op:
+        target = PyList_GET_ITEM(cache, 3 * i + 2)
+        _Py_INCREF(target)
+    else:
+        target = _resolve(h, kind, op)
+        if target is NULL:  # no row: the def reports it in the reference's words
+            return _dispatch_slow(self, argv, nargs, kwnames)
+        _Py_INCREF(target)
+        _cache_fill(h._cache, i, kind, op, target)
     if _Py_TYPE(target) != <PyObject*>Row:  # a pure builtin: no gate, not counted
-        _Py_INCREF(target)  # the slot may be replaced during the call
         r = lexfast_call1(target, args)
         _Py_DECREF(target)
         if r is NULL:
             return _failed_raw(kind, op)
         return r
-    row = <Row>target  # a reference of our own: the slot may be replaced
+    row = <Row>target
+    _Py_DECREF(target)  # ``row`` holds it
     if 0 <= row.index < h._stat_n:
         st = &h._stat_rows[row.index]
         st.calls += 1
