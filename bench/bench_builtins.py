@@ -5,7 +5,8 @@ author would write inline for them: ``str.len`` (``len(s.encode())``),
 
 Each benchmark times a loop of ``INNER`` statements (as ``timeit`` does, the
 names bound as locals), so pytest-benchmark's own per-call overhead does not
-hide the dispatch cost; a median is per ``INNER`` statements. Subjects:
+hide the dispatch cost, and the subjects of a group run interleaved
+(bench/conftest.py); a median is per statement. Subjects:
 
 - ``compiled``: ``DefaultHandler.dispatch`` on the compiled kernel with the
   compiled text ops (lexfast/builtins/_text_c.pyx), as the package serves them;
@@ -98,59 +99,65 @@ def handler():
     h.close()
 
 
-def _run(benchmark, name, handler, kind, op, args, inline_stmt, inline_names, want):
-    if name == "inline":
-        loop = _loop(inline_stmt, **inline_names)
-        check = eval(inline_stmt, {}, dict(inline_names))
-    elif name == "builtin-call":
-        fn = text.BUILTINS[(kind, op)]
-        loop = _loop("fn(args)", fn=fn, args=args)
-        check = fn(args)
-    else:
-        if name == "compiled":
+def _run(interleaved, group, name, handler, kind, op, args, inline_stmt, inline_names, want):
+    """Time ``name`` interleaved with the group's other subjects (conftest.py)."""
+    def build(subject):
+        if subject == "inline":
+            return _loop(inline_stmt, **inline_names), eval(inline_stmt, {}, dict(inline_names))
+        if subject == "builtin-call":
+            fn = text.BUILTINS[(kind, op)]
+            return _loop("fn(args)", fn=fn, args=args), fn(args)
+        if subject == "compiled":
             assert lexfast.COMPILED and text.TEXT_COMPILED
             h = handler
         else:
             h = _twin_handler()
         d = h.dispatch
-        loop = _loop(f"d({kind!r}, {op!r}, args)", d=d, args=args)
-        check = d(kind, op, args)
-    assert check == want
-    benchmark(loop)
+        return _loop(f"d({kind!r}, {op!r}, args)", d=d, args=args), d(kind, op, args)
+
+    def subjects():
+        out = {}
+        for subject in SUBJECTS:
+            loop, check = build(subject)
+            assert check == want, subject
+            out[subject] = loop
+        return out
+
+    interleaved(group, subjects, name, inner=INNER)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_str_len(benchmark, handler, name):
-    benchmark.group = "builtin-str-len"
+def test_str_len(interleaved, handler, name):
+    group = "builtin-str-len"
     s = "hello, world"
-    _run(benchmark, name, handler, "str", "len", [s], "len(s.encode())", {"s": s}, 12)
+    _run(interleaved, group, name, handler, "str", "len", [s], "len(s.encode())", {"s": s}, 12)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_str_len_utf8(benchmark, handler, name):
-    benchmark.group = "builtin-str-len-utf8"
+def test_str_len_utf8(interleaved, handler, name):
+    group = "builtin-str-len-utf8"
     s = "héllo, wörld, ünïcödé"
-    _run(benchmark, name, handler, "str", "len", [s], "len(s.encode())", {"s": s}, 27)
+    _run(interleaved, group, name, handler, "str", "len", [s], "len(s.encode())", {"s": s}, 27)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_str_split(benchmark, handler, name):
-    benchmark.group = "builtin-str-split"
+def test_str_split(interleaved, handler, name):
+    group = "builtin-str-split"
     s, sep = "alpha,beta,gamma,delta", ","
-    _run(benchmark, name, handler, "str", "split", [s, sep], "s.split(sep)",
+    _run(interleaved, group, name, handler, "str", "split", [s, sep], "s.split(sep)",
          {"s": s, "sep": sep}, ["alpha", "beta", "gamma", "delta"])
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_str_concat(benchmark, handler, name):
-    benchmark.group = "builtin-str-concat"
+def test_str_concat(interleaved, handler, name):
+    group = "builtin-str-concat"
     a, b = "hello, ", "world"
-    _run(benchmark, name, handler, "str", "concat", [a, b], "a + b", {"a": a, "b": b},
+    _run(interleaved, group, name, handler, "str", "concat", [a, b], "a + b", {"a": a, "b": b},
          "hello, world")
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_int_to_str(benchmark, handler, name):
-    benchmark.group = "builtin-int-to-str"
+def test_int_to_str(interleaved, handler, name):
+    group = "builtin-int-to-str"
     n = 123456789
-    _run(benchmark, name, handler, "int", "to_str", [n], "str(n)", {"n": n}, "123456789")
+    _run(interleaved, group, name, handler, "int", "to_str", [n], "str(n)", {"n": n}, "123456789")

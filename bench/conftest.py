@@ -25,23 +25,22 @@ def interleaved(benchmark, request):
     def run(group: str, make_subjects: Callable[[], dict], name: str, inner: int = INNER):
         benchmark.group = group
         key = f"{request.module.__name__}::{group}"
-        if not benchmark.enabled:  # a plain test run: check the statement once
-            subjects = make_subjects()
-            if name not in subjects:
-                pytest.skip(f"{name} not available here")
-            return subjects[name]()
-        if key not in _GROUPS:
-            subjects = make_subjects()
-            _GROUPS[key] = {"samples": measure(benchmark, subjects, inner), "subjects": subjects}
-        entry = _GROUPS[key]
-        if name not in entry["subjects"]:
+        entry = _GROUPS.get(key)
+        if entry is None:  # built once per group, for every subject's test
+            entry = _GROUPS[key] = {"subjects": make_subjects(), "samples": None}
+        subjects = entry["subjects"]
+        if name not in subjects:
             pytest.skip(f"{name} not available here")
+        if not benchmark.enabled:  # a plain test run: check the statement once
+            return subjects[name]()
         if not hasattr(benchmark, "_make_stats"):  # a pytest-benchmark without it: time alone
-            return benchmark(entry["subjects"][name])
+            return benchmark(subjects[name])
+        if entry["samples"] is None:
+            entry["samples"] = measure(benchmark, subjects, inner)
         benchmark._mode = "interleaved"
         stats = benchmark._make_stats(1)
         for s in entry["samples"][name]:
             stats.update(s)
-        return entry["subjects"][name]()
+        return subjects[name]()
 
     return run
