@@ -111,8 +111,8 @@ def _store(stores, keys, tmp_path_factory):
         for i in range(keys):
             put("kv", "put", [handle, _key(i), VALUE])
         env = lmdb.open(str(root / "raw"), map_size=1 << 31, sync=False)
-        with env.begin(write=True) as txn:
-            for i in range(keys):
+        for i in range(keys):  # one transaction per put, as the handler's store was filled
+            with env.begin(write=True) as txn:
                 txn.put(_key(i).encode(), VALUE)
         made[keys] = (h, handle, env)
     return made[keys]

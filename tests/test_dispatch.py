@@ -9,6 +9,7 @@ op)`` objects several times, so the first (resolving) call and the later
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import sys
 import threading
@@ -205,6 +206,8 @@ def test_refusals_on_the_cached_path(make_handler):
 
 def test_call_forms(make_handler):
     h = make_handler(effects=["time"])
+    assert list(inspect.signature(h.dispatch).parameters) == ["kind", "op", "args"]
+    assert "pure builtin first" in type(h).dispatch.__doc__
     for _ in range(REPEAT):
         assert h.dispatch(kind="time", op="now", args=[]) > 0
         assert h.dispatch("time", "now", args=[]) > 0

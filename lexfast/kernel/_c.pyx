@@ -73,6 +73,8 @@ cdef extern from "Python.h":
                                                          PyObject* kwnames)
     void _PyErr_SetObject "PyErr_SetObject"(PyObject* t, PyObject* v)
     void _PyErr_Clear "PyErr_Clear"()
+    bint _list_exact "PyList_CheckExact"(PyObject* o) noexcept
+    bint _str_exact "PyUnicode_CheckExact"(PyObject* o) noexcept
     # steals ``item``; the old item is not released
     void _list_set_raw "PyList_SET_ITEM"(PyObject* l, Py_ssize_t i, PyObject* item)
     void _PyErr_Fetch "PyErr_Fetch"(PyObject** t, PyObject** v, PyObject** tb)
@@ -665,11 +667,11 @@ cdef enum:
     _CACHE_SLOTS = 256  # a power of two
 
 
-cdef inline Py_ssize_t _cache_slot(object kind, object op) noexcept:
+cdef inline Py_ssize_t _cache_slot(PyObject* kind, PyObject* op) noexcept:
     """The identity cache's slot for ``(kind, op)``: their addresses mixed
     (objects are 16-byte aligned, so the low bits carry nothing)."""
-    cdef size_t k = <size_t><PyObject*>kind
-    cdef size_t o = <size_t><PyObject*>op
+    cdef size_t k = <size_t>kind
+    cdef size_t o = <size_t>op
     return <Py_ssize_t>(((k >> 4) ^ (o >> 4) ^ (o >> 11)) & (_CACHE_SLOTS - 1))
 
 
@@ -776,7 +778,7 @@ cdef class HandlerCore:
         # replaced whole (_cache_fill); it holds its kind and op, so their
         # addresses cannot be reused while it lives. Only the lookup is
         # cached: the gate below runs on every call.
-        i = _cache_slot(kind, op)
+        i = _cache_slot(<PyObject*>kind, <PyObject*>op)
         if (PyList_GET_ITEM(<PyObject*>self._cache, 3 * i) == <PyObject*>kind
                 and PyList_GET_ITEM(<PyObject*>self._cache, 3 * i + 1) == <PyObject*>op):
             # owned: the slot may be replaced meanwhile
@@ -919,13 +921,12 @@ cdef PyObject* _dispatch_fast(PyObject* self, PyObject* const* argv, Py_ssize_t 
     kind = argv[0]
     op = argv[1]
     args = argv[2]
-    if not (PyList_CheckExact(<object>args) and PyUnicode_CheckExact(<object>kind)
-            and PyUnicode_CheckExact(<object>op)):
+    if not (_list_exact(args) and _str_exact(kind) and _str_exact(op)):
         return _dispatch_slow(self, argv, nargs, kwnames)
     h = <HandlerCore>self
     if h._cache is None:
         return _dispatch_slow(self, argv, nargs, kwnames)
-    i = _cache_slot(<object>kind, <object>op)
+    i = _cache_slot(kind, op)
     cache = <PyObject*>h._cache
     # ``target`` is owned from here: replacing a slot (or a table) may
     # release the last other reference to it.
@@ -968,8 +969,10 @@ cdef PyObject* _dispatch_fast(PyObject* self, PyObject* const* argv, Py_ssize_t 
 
 cdef PyMethodDef _dispatch_method
 cdef bytes _dispatch_doc = (
-    b"dispatch($self, kind, op, args, /)\n--\n\n"
-    b"Run the effect ``kind.op`` under the policy (a pure builtin first).")
+    b"dispatch($self, kind, op, args)\n--\n\n"
+    b"Run the effect ``kind.op`` under the policy: a pure builtin first, else the gate, "
+    b"else the effect. Raises ``EffectError`` (or ``PolicyDenied``) where the reference "
+    b"returns ``Err`` from dispatch.")
 
 
 cdef _install_dispatch_fast():
