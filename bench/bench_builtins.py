@@ -11,7 +11,8 @@ programmer would pick for it).
 
 Each benchmark times a loop of ``INNER`` statements (as ``timeit`` does, the
 names bound as locals), so pytest-benchmark's own per-call overhead does not
-hide the dispatch cost; a median is per ``INNER`` statements. Subjects:
+hide the dispatch cost, and the subjects of a group run interleaved
+(bench/conftest.py); a median is per statement. Subjects:
 
 - ``compiled``: ``DefaultHandler.dispatch`` on the compiled kernel with the
   compiled ops (lexfast/builtins/_text_c.pyx, _binary_c.pyx, _numeric_c.pyx),
@@ -130,135 +131,141 @@ def handler():
     h.close()
 
 
-def _run(benchmark, name, handler, kind, op, args, inline_stmt, inline_names, want,
+def _run(interleaved, group, name, handler, kind, op, args, inline_stmt, inline_names, want,
          want_inline=None):
-    if name == "inline":
-        loop = _loop(inline_stmt, **inline_names)
-        check = eval(inline_stmt, {}, dict(inline_names))
-        want = want if want_inline is None else want_inline
-    elif name == "builtin-call":
-        fn = B.TABLE[kind][op]
-        loop = _loop("fn(args)", fn=fn, args=args)
-        check = fn(args)
-    else:
-        if name == "compiled":
+    """Time ``name`` interleaved with the group's other subjects (conftest.py)."""
+    def build(subject):
+        if subject == "inline":
+            return _loop(inline_stmt, **inline_names), eval(inline_stmt, {}, dict(inline_names))
+        if subject == "builtin-call":
+            fn = B.TABLE[kind][op]
+            return _loop("fn(args)", fn=fn, args=args), fn(args)
+        if subject == "compiled":
             assert lexfast.COMPILED and text.TEXT_COMPILED
             assert binary.BINARY_COMPILED and numeric.NUMERIC_COMPILED
             h = handler
         else:
             h = _twin_handler()
         d = h.dispatch
-        loop = _loop(f"d({kind!r}, {op!r}, args)", d=d, args=args)
-        check = d(kind, op, args)
-    assert check == want
-    benchmark(loop)
+        return _loop(f"d({kind!r}, {op!r}, args)", d=d, args=args), d(kind, op, args)
+
+    def subjects():
+        out = {}
+        for subject in SUBJECTS:
+            loop, check = build(subject)
+            expected = want_inline if subject == "inline" and want_inline is not None else want
+            assert check == expected, subject
+            out[subject] = loop
+        return out
+
+    interleaved(group, subjects, name, inner=INNER)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_str_len(benchmark, handler, name):
-    benchmark.group = "builtin-str-len"
+def test_str_len(interleaved, handler, name):
+    group = "builtin-str-len"
     s = "hello, world"
-    _run(benchmark, name, handler, "str", "len", [s], "len(s.encode())", {"s": s}, 12)
+    _run(interleaved, group, name, handler, "str", "len", [s], "len(s.encode())", {"s": s}, 12)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_str_len_utf8(benchmark, handler, name):
-    benchmark.group = "builtin-str-len-utf8"
+def test_str_len_utf8(interleaved, handler, name):
+    group = "builtin-str-len-utf8"
     s = "héllo, wörld, ünïcödé"
-    _run(benchmark, name, handler, "str", "len", [s], "len(s.encode())", {"s": s}, 27)
+    _run(interleaved, group, name, handler, "str", "len", [s], "len(s.encode())", {"s": s}, 27)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_str_split(benchmark, handler, name):
-    benchmark.group = "builtin-str-split"
+def test_str_split(interleaved, handler, name):
+    group = "builtin-str-split"
     s, sep = "alpha,beta,gamma,delta", ","
-    _run(benchmark, name, handler, "str", "split", [s, sep], "s.split(sep)",
+    _run(interleaved, group, name, handler, "str", "split", [s, sep], "s.split(sep)",
          {"s": s, "sep": sep}, ["alpha", "beta", "gamma", "delta"])
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_str_concat(benchmark, handler, name):
-    benchmark.group = "builtin-str-concat"
+def test_str_concat(interleaved, handler, name):
+    group = "builtin-str-concat"
     a, b = "hello, ", "world"
-    _run(benchmark, name, handler, "str", "concat", [a, b], "a + b", {"a": a, "b": b},
+    _run(interleaved, group, name, handler, "str", "concat", [a, b], "a + b", {"a": a, "b": b},
          "hello, world")
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_int_to_str(benchmark, handler, name):
-    benchmark.group = "builtin-int-to-str"
+def test_int_to_str(interleaved, handler, name):
+    group = "builtin-int-to-str"
     n = 123456789
-    _run(benchmark, name, handler, "int", "to_str", [n], "str(n)", {"n": n}, "123456789")
+    _run(interleaved, group, name, handler, "int", "to_str", [n], "str(n)", {"n": n}, "123456789")
 
 
 # -- issue 15, part 2: bytes, math, decimal ----------------------------------------
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_bytes_len(benchmark, handler, name):
-    benchmark.group = "builtin-bytes-len"
+def test_bytes_len(interleaved, handler, name):
+    group = "builtin-bytes-len"
     b = b"hello, world"
-    _run(benchmark, name, handler, "bytes", "len", [b], "len(b)", {"b": b}, 12)
+    _run(interleaved, group, name, handler, "bytes", "len", [b], "len(b)", {"b": b}, 12)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_bytes_slice(benchmark, handler, name):
-    benchmark.group = "builtin-bytes-slice"
+def test_bytes_slice(interleaved, handler, name):
+    group = "builtin-bytes-slice"
     b, lo, hi = b"hello, world", 2, 9
-    _run(benchmark, name, handler, "bytes", "slice", [b, lo, hi], "b[lo:hi]",
+    _run(interleaved, group, name, handler, "bytes", "slice", [b, lo, hi], "b[lo:hi]",
          {"b": b, "lo": lo, "hi": hi}, b"llo, wo")
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_bytes_concat(benchmark, handler, name):
-    benchmark.group = "builtin-bytes-concat"
+def test_bytes_concat(interleaved, handler, name):
+    group = "builtin-bytes-concat"
     a, b = b"hello, ", b"world"
-    _run(benchmark, name, handler, "bytes", "concat", [a, b], "a + b", {"a": a, "b": b},
+    _run(interleaved, group, name, handler, "bytes", "concat", [a, b], "a + b", {"a": a, "b": b},
          b"hello, world")
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_bytes_u32_le(benchmark, handler, name):
-    benchmark.group = "builtin-bytes-u32-le"
+def test_bytes_u32_le(interleaved, handler, name):
+    group = "builtin-bytes-u32-le"
     n = 0x12345678
-    _run(benchmark, name, handler, "bytes", "u32_le", [n], '(n & 0xFFFFFFFF).to_bytes(4, "little")',
+    _run(interleaved, group, name, handler, "bytes", "u32_le", [n], '(n & 0xFFFFFFFF).to_bytes(4, "little")',
          {"n": n}, b"\x78\x56\x34\x12")
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_bytes_from_str(benchmark, handler, name):
-    benchmark.group = "builtin-bytes-from-str"
+def test_bytes_from_str(interleaved, handler, name):
+    group = "builtin-bytes-from-str"
     s = "héllo, wörld"
-    _run(benchmark, name, handler, "bytes", "from_str", [s], "s.encode()", {"s": s}, s.encode())
+    _run(interleaved, group, name, handler, "bytes", "from_str", [s], "s.encode()", {"s": s}, s.encode())
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_math_sqrt(benchmark, handler, name):
-    benchmark.group = "builtin-math-sqrt"
+def test_math_sqrt(interleaved, handler, name):
+    group = "builtin-math-sqrt"
     x = 2.25
-    _run(benchmark, name, handler, "math", "sqrt", [x], "sqrt(x)", {"x": x, "sqrt": math.sqrt}, 1.5)
+    _run(interleaved, group, name, handler, "math", "sqrt", [x], "sqrt(x)", {"x": x, "sqrt": math.sqrt}, 1.5)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_math_floor(benchmark, handler, name):
-    benchmark.group = "builtin-math-floor"
+def test_math_floor(interleaved, handler, name):
+    group = "builtin-math-floor"
     x = -2.5
-    _run(benchmark, name, handler, "math", "floor", [x], "float(floor(x))",
+    _run(interleaved, group, name, handler, "math", "floor", [x], "float(floor(x))",
          {"x": x, "floor": math.floor}, -3.0)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_math_pow(benchmark, handler, name):
-    benchmark.group = "builtin-math-pow"
+def test_math_pow(interleaved, handler, name):
+    group = "builtin-math-pow"
     x, y = 1.5, 3.0
-    _run(benchmark, name, handler, "math", "pow", [x, y], "pow(x, y)",
+    _run(interleaved, group, name, handler, "math", "pow", [x, y], "pow(x, y)",
          {"x": x, "y": y, "pow": math.pow}, 3.375)
 
 
 @pytest.mark.parametrize("name", SUBJECTS)
-def test_decimal_add(benchmark, handler, name):
-    benchmark.group = "builtin-decimal-add"
+def test_decimal_add(interleaved, handler, name):
+    group = "builtin-decimal-add"
     a = {"coefficient": 1995, "exponent": -2}
     b = {"coefficient": 5, "exponent": -1}
     da, db = decimal.Decimal("19.95"), decimal.Decimal("0.5")
-    _run(benchmark, name, handler, "decimal", "add", [a, b], "da + db", {"da": da, "db": db},
+    _run(interleaved, group, name, handler, "decimal", "add", [a, b], "da + db", {"da": da, "db": db},
          {"coefficient": 2045, "exponent": -2}, want_inline=decimal.Decimal("20.45"))

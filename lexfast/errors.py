@@ -24,10 +24,14 @@ class PolicyDenied(EffectError):
     are set when a scope (not the kind) was the reason.
     """
 
-    effect: str | None = None
-    path: str | None = None
-    host: str | None = None
-    cmd: str | None = None
+    # Slots, not instance-dict entries: the compiled core fills them in place
+    # when it refuses a call (include/lexfast/denied.h), the common case of a
+    # refused call costing no dict. Every constructor sets all four.
+    __slots__ = ("effect", "path", "host", "cmd")
+    effect: str | None
+    path: str | None
+    host: str | None
+    cmd: str | None
 
     def __init__(self, message: str, *, effect: str | None = None, path: str | None = None,
                  host: str | None = None, cmd: str | None = None) -> None:

@@ -16,4 +16,9 @@ static inline PyObject *lexfast_call2(PyObject *fn, PyObject *a, PyObject *b) {
     return PyObject_Vectorcall(fn, argv + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
+/* Py_TYPE as a PyObject * (Cython compares and passes it as one). */
+static inline PyObject *lexfast_type(PyObject *o) {
+    return (PyObject *)Py_TYPE(o);
+}
+
 #endif

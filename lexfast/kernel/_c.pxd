@@ -1,4 +1,5 @@
 # C-level declarations of the compiled kernel (``_c.pyx``), for other Cython modules.
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 
 
@@ -16,6 +17,7 @@ cdef class Variant:
     cdef Py_hash_t _hash
 
 
+@cython.final
 cdef class Row:
     cdef readonly str kind
     cdef readonly str op
@@ -36,6 +38,7 @@ cdef class Stats:
     cdef int _exports
 
 
+@cython.final
 cdef class _Node:
     cdef _Node prev
     cdef _Node next
@@ -43,6 +46,7 @@ cdef class _Node:
     cdef object value
 
 
+@cython.final
 cdef class LRURegistry:
     cdef dict _map
     cdef _Node _head
@@ -52,6 +56,7 @@ cdef class LRURegistry:
     cdef void _link_last(self, _Node node) noexcept
 
 
+@cython.final
 cdef class BudgetPool:
     cdef uint64_t _remaining
     cdef uint64_t _ceiling
@@ -71,4 +76,5 @@ cdef class HandlerCore:
     cdef uint64_t _allowed
     cdef dict _table
     cdef dict _wildcards
+    cdef list _cache  # the identity cache: (kind, op, pure fn or Row) x _CACHE_SLOTS, flat
     cdef object __weakref__

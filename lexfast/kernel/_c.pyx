@@ -3,18 +3,20 @@
 LRU handle registry, ``Variant`` and the argument checks.
 
 ``lexfast/kernel/_py.py`` is its pure-Python twin; the two must behave the same
-(the test suite runs against both). The dispatch path is kept free of Python
-object traffic beyond two dict lookups and the call into the effect itself.
+(the test suite runs against both). A repeated dispatch is served from a C
+entry (``_dispatch_fast``) through an identity cache: two pointer compares,
+the gate, the counters and the vectorcall into the effect, no Python object
+traffic besides; a miss costs the dict lookups it saves.
 A leaf: it imports nothing of the package but ``errors``, ``values``,
 ``kinds`` and the kernel's own slow paths.
 """
 
 import os
+from types import MemberDescriptorType as _MemberDescriptor
 
-from cpython.dict cimport PyDict_GetItem
 from cpython.exc cimport PyErr_ExceptionMatches, PyErr_Fetch, PyErr_NormalizeException
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF, Py_XDECREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES, PyBUF_WRITABLE
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -41,13 +43,67 @@ cdef extern from "lexfast/atomic.h":
 cdef extern from "lexfast/call.h":
     PyObject* lexfast_call1(PyObject* fn, PyObject* a)
     PyObject* lexfast_call2(PyObject* fn, PyObject* a, PyObject* b)
+    PyObject* _Py_TYPE "lexfast_type"(PyObject* o) noexcept
 
 cdef extern from "Python.h":
     void PyException_SetTraceback(object exc, object tb)
-    # PyDict_GetItem on borrowed references: no reference counting on the
-    # dispatch path. Safe there: the keys are exact str, whose hash and ==
-    # run no Python code, so nothing can drop the dict during the lookup.
-    PyObject* _dict_lookup "PyDict_GetItem"(PyObject* d, PyObject* key)
+    # Borrowed references, no reference counting on the dispatch path. Safe
+    # there: the keys are exact str, whose hash and == run no Python code and
+    # cannot fail, so nothing can drop the dict during the lookup. (Not
+    # PyDict_GetItem: it saves and restores the error state around every
+    # lookup, a third of a dispatch's instructions under callgrind.)
+    PyObject* _dict_get "PyDict_GetItemWithError"(PyObject* d, PyObject* key)
+    # Any key: a failing hash or == counts as absent (the error is dropped).
+    PyObject* _dict_get_any "PyDict_GetItem"(object d, object key)
+    PyObject* PyList_GET_ITEM(PyObject* l, Py_ssize_t i)
+    PyObject* PyTuple_GET_ITEM(PyObject* t, Py_ssize_t i)
+
+# The raw C API for the dispatch fast entry (``_dispatch_fast``), which must
+# never leave a Cython error path: each returns NULL / -1 with the error set.
+cdef extern from "Python.h":
+    ctypedef struct PyMethodDef:
+        const char* ml_name
+        void* ml_meth
+        int ml_flags
+        const char* ml_doc
+    int METH_FASTCALL
+    int METH_KEYWORDS
+    object PyDescr_NewMethod(type t, PyMethodDef* m)
+    void PyType_Modified(type t)
+    Py_ssize_t _PyTuple_GET_SIZE "PyTuple_GET_SIZE"(PyObject* t)
+    PyObject* _PyObject_Vectorcall "PyObject_Vectorcall"(PyObject* fn, PyObject** args, size_t nargsf,
+                                                         PyObject* kwnames)
+    void _PyErr_SetObject "PyErr_SetObject"(PyObject* t, PyObject* v)
+    void _PyErr_Clear "PyErr_Clear"()
+    bint _list_exact "PyList_CheckExact"(PyObject* o) noexcept
+    bint _str_exact "PyUnicode_CheckExact"(PyObject* o) noexcept
+    # steals ``item``; the old item is not released
+    void _list_set_raw "PyList_SET_ITEM"(PyObject* l, Py_ssize_t i, PyObject* item)
+    void _PyErr_Fetch "PyErr_Fetch"(PyObject** t, PyObject** v, PyObject** tb)
+    void _PyErr_NormalizeException "PyErr_NormalizeException"(PyObject** t, PyObject** v, PyObject** tb)
+    int _PyErr_ExceptionMatches "PyErr_ExceptionMatches"(PyObject* exc)
+    void _PyException_SetTraceback "PyException_SetTraceback"(PyObject* e, PyObject* tb)
+    void _PyException_SetCause "PyException_SetCause"(PyObject* e, PyObject* cause)
+    void _Py_INCREF "Py_INCREF"(PyObject* o)
+    void _Py_DECREF "Py_DECREF"(PyObject* o)
+    void _Py_XDECREF "Py_XDECREF"(PyObject* o)
+    ctypedef struct _TypeNew "PyTypeObject":
+        PyObject* tp_dict
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+cdef extern from "lexfast/denied.h":
+    int T_OBJECT_EX
+    # steals: the object of a new reference, or the error it was NULL for
+    object _steal_or_raise "lexfast_identity"(PyObject* o)
+    PyObject* lexfast_denied_type
+    PyObject* lexfast_denied_names[4]
+    Py_ssize_t lexfast_denied_offsets[4]
+    PyObject* lexfast_new_denied(PyObject* message, PyObject* effect) noexcept
+    unsigned long long PyLong_AsUnsignedLongLongMask(PyObject* o)
 
 cdef extern from "lexfast/openat2.h":
     int lexfast_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
@@ -220,6 +276,15 @@ def next_handle():
     return lexfast_fetch_add_i64(&_handle_counter, 1)
 
 
+cdef inline PyObject* _registry_find(dict d, object key):
+    """The registry's node for ``key``, borrowed, or NULL. Handles are exact
+    int or str (``insert`` takes no other), whose hash and == cannot fail or
+    run Python code; any other key may only equal one."""
+    if PyLong_CheckExact(key) or PyUnicode_CheckExact(key):
+        return _dict_get(<PyObject*>d, <PyObject*>key)
+    return _dict_get_any(d, key)
+
+
 cdef class _Node:
     pass
 
@@ -267,7 +332,7 @@ cdef class LRURegistry:
         if not (PyLong_CheckExact(handle) or PyUnicode_CheckExact(handle)):
             raise TypeError(f"LRURegistry: a handle must be an int or a str, "
                             f"not {type(handle).__name__}")
-        p = PyDict_GetItem(self._map, handle)
+        p = _registry_find(self._map, handle)
         if p is not NULL:
             node = <_Node>p
             old = node.value  # released after the links are consistent again
@@ -296,7 +361,7 @@ cdef class LRURegistry:
         return None
 
     def touch_get(self, handle):
-        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef PyObject* p = _registry_find(self._map, handle)
         if p is NULL:
             return None
         if (<_Node>p).next is not self._head:
@@ -305,7 +370,7 @@ cdef class LRURegistry:
         return (<_Node>p).value
 
     def __getitem__(self, handle):
-        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef PyObject* p = _registry_find(self._map, handle)
         if p is NULL:
             raise KeyError(handle)
         if (<_Node>p).next is not self._head:  # not already the most recent
@@ -315,13 +380,13 @@ cdef class LRURegistry:
 
     def get(self, handle, default=None):
         """Look up without marking the entry used."""
-        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef PyObject* p = _registry_find(self._map, handle)
         if p is NULL:
             return default
         return (<_Node>p).value
 
     def remove(self, handle):
-        cdef PyObject* p = PyDict_GetItem(self._map, handle)
+        cdef PyObject* p = _registry_find(self._map, handle)
         cdef _Node node
         if p is NULL:
             return None
@@ -357,7 +422,7 @@ cdef class LRURegistry:
         return out
 
     def __contains__(self, handle):
-        return PyDict_GetItem(self._map, handle) is not NULL
+        return _registry_find(self._map, handle) is not NULL
 
     def __len__(self):
         return len(self._map)
@@ -553,16 +618,109 @@ cdef int _effect_failed(object kind, object op) except -1:
     raise internal_error(kind, op, e) from e
 
 
-cdef object _denied(Row row, uint64_t allowed):
-    """The PolicyDenied for the first kind of ``row.gate`` not allowed, built
-    without a Python-level ``__init__``."""
+cdef str _DENIED_BY_POLICY = "effect denied by policy"
+
+
+cdef Py_ssize_t _denied_index(Row row, uint64_t allowed) noexcept:
+    """The first kind of ``row.gate`` not in ``allowed``, or -1."""
     cdef Py_ssize_t i
-    for i in range(len(row._gate_bits)):
-        if not (<uint64_t>row._gate_bits[i]) & allowed:
-            exc = BaseException.__new__(PolicyDenied, row._denials[i])
-            exc.effect = row.gate[i]
-            return exc
-    return PolicyDenied("effect denied by policy")
+    for i in range(_PyTuple_GET_SIZE(<PyObject*>row._gate_bits)):
+        if not (<uint64_t>PyLong_AsUnsignedLongLongMask(
+                PyTuple_GET_ITEM(<PyObject*>row._gate_bits, i))) & allowed:
+            return i
+    return -1
+
+
+cdef PyObject* _new_denied_raw(Row row, uint64_t allowed) noexcept:
+    """A new reference to the PolicyDenied for ``row`` (the first kind of
+    its gate not allowed), or NULL with the error set."""
+    cdef Py_ssize_t i = _denied_index(row, allowed)
+    if i < 0:
+        return lexfast_new_denied(<PyObject*>_DENIED_BY_POLICY, <PyObject*>None)
+    return lexfast_new_denied(PyTuple_GET_ITEM(<PyObject*>row._denials, i),
+                              PyTuple_GET_ITEM(<PyObject*>row.gate, i))
+
+
+cdef object _denied(Row row, uint64_t allowed):
+    return _steal_or_raise(_new_denied_raw(row, allowed))
+
+
+cdef _init_denied():
+    """``lexfast/include/denied.h``'s PolicyDenied, its attributes' names and,
+    when they are ``__slots__`` holding objects, their offsets."""
+    global lexfast_denied_type
+    cdef Py_ssize_t i
+    names = ("effect", "path", "host", "cmd")
+    descrs = [PolicyDenied.__dict__.get(n) for n in names]
+    slots = all(type(d) is _MemberDescriptor and d.__objclass__ is PolicyDenied
+                and (<PyMemberDescrObject*>d).d_member.type == T_OBJECT_EX for d in descrs)
+    for i in range(4):
+        Py_INCREF(names[i])  # kept for the process's life
+        lexfast_denied_names[i] = <PyObject*>names[i]
+        lexfast_denied_offsets[i] = (<PyMemberDescrObject*>descrs[i]).d_member.offset if slots else 0
+    Py_INCREF(PolicyDenied)
+    lexfast_denied_type = <PyObject*>PolicyDenied
+
+
+_init_denied()
+
+
+cdef enum:
+    _CACHE_SLOTS = 256  # a power of two
+
+
+cdef inline Py_ssize_t _cache_slot(PyObject* kind, PyObject* op) noexcept:
+    """The identity cache's slot for ``(kind, op)``: their addresses mixed
+    (objects are 16-byte aligned, so the low bits carry nothing)."""
+    cdef size_t k = <size_t>kind
+    cdef size_t o = <size_t>op
+    return <Py_ssize_t>(((k >> 4) ^ (o >> 4) ^ (o >> 11)) & (_CACHE_SLOTS - 1))
+
+
+cdef inline object _steal(PyObject* r):
+    """The object of a new reference (a call's result), that reference dropped."""
+    result = <object>r
+    Py_DECREF(result)
+    return result
+
+
+cdef inline void _cache_fill(list cache, Py_ssize_t i, PyObject* kind, PyObject* op,
+                             PyObject* target) noexcept:
+    """Make slot ``i`` ``(kind, op, target)``. The three items are swapped
+    with no Python code running, and the old ones released only after, the
+    target last (its release may run Python code): whoever runs then sees a
+    whole entry, old or new."""
+    cdef PyObject* old_kind = PyList_GET_ITEM(<PyObject*>cache, 3 * i)
+    cdef PyObject* old_op = PyList_GET_ITEM(<PyObject*>cache, 3 * i + 1)
+    cdef PyObject* old_target = PyList_GET_ITEM(<PyObject*>cache, 3 * i + 2)
+    _Py_INCREF(kind)
+    _Py_INCREF(op)
+    _Py_INCREF(target)
+    _list_set_raw(<PyObject*>cache, 3 * i, kind)
+    _list_set_raw(<PyObject*>cache, 3 * i + 1, op)
+    _list_set_raw(<PyObject*>cache, 3 * i + 2, target)
+    _Py_DECREF(old_kind)
+    _Py_DECREF(old_op)
+    _Py_DECREF(old_target)
+
+
+cdef PyObject* _resolve(HandlerCore h, PyObject* kind, PyObject* op) noexcept:
+    """The pure builtin or the ``Row`` serving ``(kind, op)`` (exact str each),
+    borrowed from the tables, or NULL; the pure table first, as ``dispatch``
+    promises."""
+    cdef PyObject* p
+    if h._pure is not None:
+        p = _dict_get(<PyObject*>h._pure, kind)
+        if p is not NULL:
+            p = _dict_get(p, op)
+            if p is not NULL:
+                return p
+    p = _dict_get(<PyObject*>h._table, kind)
+    if p is not NULL:
+        p = _dict_get(p, op)
+    if p is NULL and h._wildcards is not None:
+        p = _dict_get(<PyObject*>h._wildcards, kind)
+    return p
 
 
 cdef class HandlerCore:
@@ -586,6 +744,9 @@ cdef class HandlerCore:
         self._stats = stats
         self._stat_rows = stats.rows if stats is not None else NULL
         self._stat_n = stats.n if stats is not None else 0
+        # Emptied on every change of policy, tables or statistics: whatever
+        # _setup was given, a dispatch afterwards resolves through it.
+        self._cache = [None] * (3 * _CACHE_SLOTS)
 
     @property
     def policy(self):
@@ -600,55 +761,60 @@ cdef class HandlerCore:
         return self._pool.ceiling if self._pool is not None else None
 
     def dispatch(self, kind, op, args):
+        cdef PyObject* slot
         cdef PyObject* p
         cdef PyObject* r
+        cdef Py_ssize_t i
         cdef Row row
         cdef EffectStat* st = NULL
         cdef int64_t t0
         if not PyList_CheckExact(args):
             args = coerce_args(args)
-        if self._pure is not None and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
-            p = _dict_lookup(<PyObject*>self._pure, <PyObject*>kind)
-            if p is not NULL:
-                p = _dict_lookup(p, <PyObject*>op)
-                if p is not NULL:
-                    r = lexfast_call1(p, <PyObject*>args)
-                    if r is NULL:
-                        _effect_failed(kind, op)
-                    result = <object>r
-                    Py_DECREF(result)  # the call's own reference; ``result`` holds one
-                    return result
-        if self._table is None:
+        if self._cache is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
-        if PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op):
-            p = _dict_lookup(<PyObject*>self._table, <PyObject*>kind)
-            if p is not NULL:
-                p = _dict_lookup(p, <PyObject*>op)
-            if p is NULL and self._wildcards is not None:
-                p = _dict_lookup(<PyObject*>self._wildcards, <PyObject*>kind)
-            if p is not NULL:
-                row = <Row>p
-                if 0 <= row.index < self._stat_n:
-                    st = &self._stat_rows[row.index]
-                    st.calls += 1
-                if row.mask & ~self._allowed:
-                    if st is not NULL:
-                        st.denials += 1
-                    raise _denied(row, self._allowed)
-                if st is not NULL and self._stats.timing:
-                    t0 = _now_ns()
-                    r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
-                    _count_time(st, t0)
-                else:
-                    r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
-                if r is NULL:
-                    if st is not NULL:
-                        st.errors += 1
-                    _effect_failed(kind, op)
-                result = <object>r
-                Py_DECREF(result)
-                return result
-        return dispatch_miss(self, self._effects, kind, op, args)
+        if not (PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op)):
+            return dispatch_miss(self, self._effects, kind, op, args)
+        # The identity cache: a VM passes the same (interned) str objects for
+        # an op every time, so a hit is two pointer compares instead of two
+        # dict lookups. Slot i is items 3i..3i+2 of a list (kind, op, target),
+        # replaced whole (_cache_fill); it holds its kind and op, so their
+        # addresses cannot be reused while it lives. Only the lookup is
+        # cached: the gate below runs on every call.
+        i = _cache_slot(<PyObject*>kind, <PyObject*>op)
+        if (PyList_GET_ITEM(<PyObject*>self._cache, 3 * i) == <PyObject*>kind
+                and PyList_GET_ITEM(<PyObject*>self._cache, 3 * i + 1) == <PyObject*>op):
+            # owned: the slot may be replaced meanwhile
+            target = <object>PyList_GET_ITEM(<PyObject*>self._cache, 3 * i + 2)
+        else:
+            p = _resolve(self, <PyObject*>kind, <PyObject*>op)
+            if p is NULL:
+                return dispatch_miss(self, self._effects, kind, op, args)
+            target = <object>p
+            _cache_fill(self._cache, i, <PyObject*>kind, <PyObject*>op, p)
+        if type(target) is not Row:  # a pure builtin: no gate, not counted
+            r = lexfast_call1(<PyObject*>target, <PyObject*>args)
+            if r is NULL:
+                _effect_failed(kind, op)
+            return _steal(r)
+        row = <Row>target
+        if 0 <= row.index < self._stat_n:
+            st = &self._stat_rows[row.index]
+            st.calls += 1
+        if row.mask & ~self._allowed:
+            if st is not NULL:
+                st.denials += 1
+            raise _denied(row, self._allowed)
+        if st is not NULL and self._stats.timing:
+            t0 = _now_ns()
+            r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+            _count_time(st, t0)
+        else:
+            r = lexfast_call2(<PyObject*>row.fn, <PyObject*>self, <PyObject*>args)
+        if r is NULL:
+            if st is not NULL:
+                st.errors += 1
+            _effect_failed(kind, op)
+        return _steal(r)
 
     def note_call_budget(self, cost):
         cdef long long c
@@ -668,6 +834,167 @@ cdef class HandlerCore:
         pool._take_slow(cost)
 
 
+# -- the dispatch fast entry --------------------------------------------------------
+
+# What the fast entry reaches without a module lookup.
+cdef object _EffectError = EffectError
+cdef object _Exception = Exception
+cdef object _internal_error = internal_error
+cdef str _TOO_MANY = "dispatch() takes 3 arguments: kind, op, args"
+cdef object _dispatch_def = None  # HandlerCore.dispatch as Cython compiled it: the slow path
+
+
+cdef PyObject* _dispatch_slow(PyObject* self, PyObject* const* argv, Py_ssize_t nargs,
+                              PyObject* kwnames) noexcept:
+    """Everything the fast entry does not serve: the ``def`` method."""
+    cdef PyObject* a[8]
+    cdef Py_ssize_t i, n = nargs
+    if kwnames is not NULL:
+        n += _PyTuple_GET_SIZE(kwnames)
+    if n > 7:
+        _PyErr_SetObject(<PyObject*>TypeError, <PyObject*>_TOO_MANY)
+        return NULL
+    a[0] = self
+    for i in range(n):
+        a[i + 1] = argv[i]
+    return _PyObject_Vectorcall(<PyObject*>_dispatch_def, a, <size_t>(nargs + 1), kwnames)
+
+
+cdef PyObject* _failed_raw(PyObject* kind, PyObject* op) noexcept:
+    """``_effect_failed`` for the fast entry: an ``EffectError`` (or a
+    non-``Exception``) goes on; any other error becomes an ``EffectError``
+    naming the op, the original as its ``__cause__``."""
+    cdef PyObject* t
+    cdef PyObject* v
+    cdef PyObject* tb
+    cdef PyObject* a[3]
+    cdef PyObject* e
+    if _PyErr_ExceptionMatches(<PyObject*>_EffectError) or not _PyErr_ExceptionMatches(<PyObject*>_Exception):
+        return NULL
+    _PyErr_Fetch(&t, &v, &tb)
+    _PyErr_NormalizeException(&t, &v, &tb)
+    if tb is not NULL:
+        _PyException_SetTraceback(v, tb)
+    a[0] = kind
+    a[1] = op
+    a[2] = v
+    e = _PyObject_Vectorcall(<PyObject*>_internal_error, a, 3, NULL)
+    _Py_XDECREF(t)
+    _Py_XDECREF(tb)
+    if e is NULL:
+        _Py_XDECREF(v)
+        return NULL
+    _PyException_SetCause(e, v)  # steals v
+    _PyErr_SetObject(_Py_TYPE(e), e)
+    _Py_DECREF(e)
+    return NULL
+
+
+cdef PyObject* _denied_raw(Row row, uint64_t allowed) noexcept:
+    """``raise _denied(row, allowed)`` for the fast entry: NULL, the error set."""
+    cdef PyObject* exc = _new_denied_raw(row, allowed)
+    if exc is not NULL:
+        _PyErr_SetObject(_Py_TYPE(exc), exc)
+        _Py_DECREF(exc)
+    return NULL
+
+
+cdef PyObject* _dispatch_fast(PyObject* self, PyObject* const* argv, Py_ssize_t nargs,
+                              PyObject* kwnames) noexcept:
+    """``HandlerCore.dispatch`` as the type serves it (METH_FASTCALL): an
+    identity-cache hit with an exact list and exact str names is served here,
+    in C, and a refusal raised without a Cython traceback frame (a third of a
+    denied call's cost); everything else goes to the ``def`` method, which
+    resolves, fills the cache and reports errors. Same semantics either way
+    (the tests run both)."""
+    cdef PyObject* kind
+    cdef PyObject* op
+    cdef PyObject* args
+    cdef PyObject* cache
+    cdef PyObject* target
+    cdef PyObject* r
+    cdef HandlerCore h
+    cdef Row row
+    cdef EffectStat* st = NULL
+    cdef int64_t t0
+    cdef Py_ssize_t i
+    if kwnames is not NULL or nargs != 3:
+        return _dispatch_slow(self, argv, nargs, kwnames)
+    kind = argv[0]
+    op = argv[1]
+    args = argv[2]
+    if not (_list_exact(args) and _str_exact(kind) and _str_exact(op)):
+        return _dispatch_slow(self, argv, nargs, kwnames)
+    h = <HandlerCore>self
+    if h._cache is None:
+        return _dispatch_slow(self, argv, nargs, kwnames)
+    i = _cache_slot(kind, op)
+    cache = <PyObject*>h._cache
+    # ``target`` is owned from here: replacing a slot (or a table) may
+    # release the last other reference to it.
+    if PyList_GET_ITEM(cache, 3 * i) == kind and PyList_GET_ITEM(cache, 3 * i + 1) == op:
+        target = PyList_GET_ITEM(cache, 3 * i + 2)
+        _Py_INCREF(target)
+    else:
+        target = _resolve(h, kind, op)
+        if target is NULL:  # no row: the def reports it in the reference's words
+            return _dispatch_slow(self, argv, nargs, kwnames)
+        _Py_INCREF(target)
+        _cache_fill(h._cache, i, kind, op, target)
+    if _Py_TYPE(target) != <PyObject*>Row:  # a pure builtin: no gate, not counted
+        r = lexfast_call1(target, args)
+        _Py_DECREF(target)
+        if r is NULL:
+            return _failed_raw(kind, op)
+        return r
+    row = <Row>target
+    _Py_DECREF(target)  # ``row`` holds it
+    if 0 <= row.index < h._stat_n:
+        st = &h._stat_rows[row.index]
+        st.calls += 1
+    if row.mask & ~h._allowed:
+        if st is not NULL:
+            st.denials += 1
+        return _denied_raw(row, h._allowed)
+    if st is not NULL and h._stats.timing:
+        t0 = _now_ns()
+        r = lexfast_call2(<PyObject*>row.fn, self, args)
+        _count_time(st, t0)
+    else:
+        r = lexfast_call2(<PyObject*>row.fn, self, args)
+    if r is NULL:
+        if st is not NULL:
+            st.errors += 1
+        return _failed_raw(kind, op)
+    return r
+
+
+cdef PyMethodDef _dispatch_method
+cdef bytes _dispatch_doc = (
+    b"dispatch($self, kind, op, args)\n--\n\n"
+    b"Run the effect ``kind.op`` under the policy: a pure builtin first, else the gate, "
+    b"else the effect. Raises ``EffectError`` (or ``PolicyDenied``) where the reference "
+    b"returns ``Err`` from dispatch.")
+
+
+cdef _install_dispatch_fast():
+    """Put ``_dispatch_fast`` in the type's dict as ``dispatch`` (Cython
+    cannot declare a METH_FASTCALL method whose errors skip its traceback
+    frame); the ``def`` it replaces stays its slow path."""
+    global _dispatch_def
+    cdef dict type_dict = <dict>(<_TypeNew*>(<PyObject*>HandlerCore)).tp_dict
+    _dispatch_def = type_dict["dispatch"]
+    _dispatch_method.ml_name = "dispatch"
+    _dispatch_method.ml_meth = <void*>_dispatch_fast
+    _dispatch_method.ml_flags = METH_FASTCALL | METH_KEYWORDS
+    _dispatch_method.ml_doc = _dispatch_doc
+    # A static type's dict is not writable through setattr; this is this
+    # module's own type, before any instance of it exists.
+    type_dict["dispatch"] = PyDescr_NewMethod(HandlerCore, &_dispatch_method)
+    PyType_Modified(HandlerCore)
+
+
+
 def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):
     """``openat2(2)``; ``OSError`` as ``os.open`` raises it."""
     cdef bytes b = os.fsencode(path)
@@ -680,3 +1007,6 @@ def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):
     if fd < 0:
         raise OSError(-fd, strerror(-fd).decode("utf-8", "replace"), path)
     return fd
+
+
+_install_dispatch_fast()

@@ -436,6 +436,9 @@ class HandlerCore:
         return self._pool.ceiling if self._pool is not None else None
 
     def dispatch(self, kind, op, args):
+        """Run the effect ``kind.op`` under the policy: a pure builtin first,
+        else the gate, else the effect. Raises ``EffectError`` (or
+        ``PolicyDenied``) where the reference returns ``Err`` from dispatch."""
         if type(args) is not list:
             args = coerce_args(args)
         pure = self._pure
