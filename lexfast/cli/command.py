@@ -55,7 +55,7 @@ import time
 
 from .._version import __version__
 from ..errors import BudgetExceeded, EffectError, PolicyDenied
-from ..handler import DefaultHandler
+from ..handler import DefaultHandler, Limits
 from ..kernel import COMPILED
 from ..policy import KNOWN_EFFECTS, Policy, parse_flags
 from ..values import INT_MAX, INT_MIN, one_line
@@ -383,6 +383,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="print per-effect counters (calls, denials, errors) to stderr on exit")
     p.add_argument("--timing", action="store_true",
                    help="with --stats: also time each dispatch (total and max)")
+    p.add_argument("--no-confine", action="store_true",
+                   help="run children (proc, process, MCP servers) without the kernel "
+                   "confinement (Landlock, seccomp) derived from the policy")
 
 
 _PROTOCOL_HELP = """\
@@ -417,7 +420,7 @@ def _parsers():
     fmt = argparse.RawDescriptionHelpFormatter
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
-                         "[--max-line-bytes N] [--stats [--timing]] FILE|-",
+                         "[--max-line-bytes N] [--stats [--timing]] [--no-confine] FILE|-",
                          description=_PROTOCOL_HELP + "io.print writes `io.print: TEXT` lines "
                          "(line breaks escaped) to stdout, between the reply lines.",
                          epilog=_POLICY_HELP, formatter_class=fmt)
@@ -425,7 +428,7 @@ def _parsers():
     _common(run)
     host = sub.add_parser("host", help="serve JSON-lines calls on stdin/stdout",
                           usage="lexfast host [POLICY FLAGS] [--permissive] [--read-root DIR] "
-                          "[--max-line-bytes N] [--stats [--timing]]",
+                          "[--max-line-bytes N] [--stats [--timing]] [--no-confine]",
                           description=_PROTOCOL_HELP + "stdout carries reply lines only: "
                           "io.print (`io.print: TEXT` lines, line breaks escaped) and "
                           "logs go to stderr.",
@@ -508,6 +511,7 @@ def info(as_json: bool) -> int:
         "effect_kinds": sorted({n.split(".", 1)[0] for n in names}),
         "builtins": pure,
         "libraries": _lib_versions(),
+        "confinement": _confinement(),
     }
     if as_json:
         print(json.dumps(data))
@@ -522,7 +526,24 @@ def info(as_json: bool) -> int:
           + (": " + ", ".join(f"{k} ({n})" for k, n in pure.items()) if pure else ""))
     for name, v in data["libraries"].items():
         print(f"{name}: {v}")
+    conf = data["confinement"]
+    if conf["available"]:
+        print(f"children: confined (Landlock ABI {conf['landlock_abi']}, "
+              f"helper {conf['helper']}); --no-confine turns it off")
+        for line in conf["enforced"]:
+            print(f"  - {line}")
+    else:
+        print(f"children: NOT confined: {conf['reason']}")
     return 0
+
+
+def _confinement() -> dict:
+    from ..scope.confine import support
+
+    found = support()
+    return {"available": found.available, "landlock_abi": found.abi,
+            "seccomp": found.seccomp, "helper": found.helper, "reason": found.reason,
+            "enforced": found.enforced()}
 
 
 # -- run / host ---------------------------------------------------------------
@@ -555,7 +576,8 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
 
     out = _Out()
     sink = FramedPrintSink(_Out("stderr") if mode == "host" else out)
-    handler = DefaultHandler(policy, sink=sink, read_root=read_root,
+    limits = Limits(confine_children=False) if ns.no_confine else None
+    handler = DefaultHandler(policy, sink=sink, read_root=read_root, limits=limits,
                              timing=bool(ns.stats and ns.timing))
     _warn_wildcards(mode, policy)
     progress = None

@@ -67,6 +67,7 @@ from .children import (
     OutputBudget,
     Pump,
     TimeoutExpired,
+    confinement,
     kill_group_and_reap,
     spawn,
 )
@@ -308,6 +309,7 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
     st = _state(h.session)
     if st.closing:
         raise EffectError("the handler is closed")
+    rules = confinement(h.policy, h.session.limits, label)
     st.prune()
     fds = []
     try:  # the pipes too: out of descriptors (EMFILE) is a spawn failure, not a bug
@@ -317,7 +319,7 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
         fds += [out_r, out_w]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fds += [err_r, err_w]
-        p = spawn([cmd, *argv], exe, stdin=null, stdout=out_w, stderr=err_w)
+        p = spawn([cmd, *argv], exe, stdin=null, stdout=out_w, stderr=err_w, confine=rules)
     except (OSError, ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
@@ -455,6 +457,7 @@ def process_spawn(h, args):
     elif exe is None and "/" not in cmd:
         return err(f"{fail}: {os_error_text(_not_found())}")
 
+    rules = confinement(h.policy, h.session.limits, "process.spawn")
     st, reg = _registry(h)
     try:
         pump = st.get_pump()
@@ -469,7 +472,8 @@ def process_spawn(h, args):
         fds += [out_r, out_w]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fds += [err_r, err_w]
-        p = spawn([argv0, *argv], exe, stdin=in_r, stdout=out_w, stderr=err_w, cwd=cwd, env=env)
+        p = spawn([argv0, *argv], exe, stdin=in_r, stdout=out_w, stderr=err_w, cwd=cwd, env=env,
+                  confine=rules)
     except (OSError, ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
