@@ -92,8 +92,19 @@ class build_ext_and_helper(build_ext):
         os.makedirs(out_dir, exist_ok=True)
         objects = cc.compile([HELPER_SOURCE], output_dir=self.build_temp,
                              extra_postargs=["-O2", "-fPIE"])
-        cc.link_executable(objects, HELPER_NAME, output_dir=out_dir,
-                           extra_postargs=["-pie"])
+        # Static where the C library allows it: no dynamic loader at every
+        # spawn (the helper's exec is the whole cost of confinement) and no
+        # glibc symbol version to raise the wheel's manylinux tag.
+        last = None
+        for link_args in (["-static-pie", "-s"], ["-static", "-s"], ["-pie", "-s"]):
+            try:
+                cc.link_executable(objects, HELPER_NAME, output_dir=out_dir,
+                                   extra_postargs=link_args)
+                break
+            except Exception as e:  # LinkError: no static libc here, try the next
+                last = e
+        else:
+            raise last
         os.chmod(os.path.join(out_dir, HELPER_NAME), 0o755)
 
 

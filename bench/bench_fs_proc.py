@@ -21,8 +21,16 @@ measured). The careful user-level check is ~5x slower than the handler.
 Group ``proc-spawn`` (``true`` run to completion, output captured):
 
 - ``test_proc_spawn_handler``: ``dispatch("proc", "spawn", ["true", []])``
-  under ``--allow-proc true``;
-- ``test_proc_spawn_subprocess_run``: ``subprocess.run(["true"], capture_output=True)``.
+  under ``--allow-proc true``, confined (issue 26: the exec helper, a
+  Landlock domain with ``/`` open, TCP refused, the seccomp socket filter);
+- ``test_proc_spawn_handler_scoped``: the same with a read and a write scope
+  (the system set, the scopes and the binary's directory: 12 Landlock rules);
+- ``test_proc_spawn_handler_unconfined``: the same, ``Limits(confine_children=False)``;
+- ``test_proc_spawn_subprocess_run``: ``subprocess.run(["true"], capture_output=True)``;
+- ``test_proc_spawn_subprocess_popen``: ``subprocess.Popen(["true"]).wait()``, plain.
+
+Confinement costs one more exec (the helper's) and a few syscalls: the
+issue's bound is +1 ms over plain ``subprocess.Popen`` (``DIFF_TARGETS``).
 
 Run: PYTHONPATH=. pytest bench/bench_fs_proc.py --benchmark-enable
 """
@@ -34,14 +42,23 @@ import subprocess
 
 import pytest
 
-from lexfast import DefaultHandler, Policy, ok
+from lexfast import DefaultHandler, Limits, Policy, ok
 
 RATIO_TARGETS = [
     # (group, subject, baseline, max subject/baseline median)
     ("fs-stat", "test_fs_stat_handler", "test_fs_stat_os_stat_record", 2.0),
     ("fs-stat", "test_fs_stat_handler", "test_fs_stat_raw_os_stat", 3.0),
     ("fs-stat", "test_fs_stat_handler", "test_fs_stat_checked_realpath", 0.5),
-    ("proc-spawn", "test_proc_spawn_handler", "test_proc_spawn_subprocess_run", 1.1),
+    # the spawn path itself (as before issue 26): unconfined
+    ("proc-spawn", "test_proc_spawn_handler_unconfined", "test_proc_spawn_subprocess_run", 1.1),
+]
+
+DIFF_TARGETS = [
+    # (group, subject, baseline, max extra ns per call): confined spawns
+    # within +1 ms of plain subprocess.Popen (issue 26)
+    ("proc-spawn", "test_proc_spawn_handler", "test_proc_spawn_subprocess_popen", 1_000_000),
+    ("proc-spawn", "test_proc_spawn_handler_scoped", "test_proc_spawn_subprocess_popen",
+     1_000_000),
 ]
 
 
@@ -66,6 +83,23 @@ def fs_handler(tree):
 @pytest.fixture(scope="module")
 def proc_handler():
     h = DefaultHandler(Policy(allow_effects=["proc"], allow_proc=["true"]))
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="module")
+def proc_handler_scoped(tmp_path_factory):
+    root = tmp_path_factory.mktemp("benchproc")
+    h = DefaultHandler(Policy(allow_effects=["proc"], allow_proc=["true"],
+                              allow_fs_read=[str(root)], allow_fs_write=[str(root)]))
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="module")
+def proc_handler_unconfined():
+    h = DefaultHandler(Policy(allow_effects=["proc"], allow_proc=["true"]),
+                       limits=Limits(confine_children=False))
     yield h
     h.close()
 
@@ -121,3 +155,22 @@ def test_proc_spawn_handler(benchmark, proc_handler):
 def test_proc_spawn_subprocess_run(benchmark):
     r = benchmark(subprocess.run, ["true"], capture_output=True)
     assert r.returncode == 0
+
+
+@pytest.mark.benchmark(group="proc-spawn")
+def test_proc_spawn_handler_scoped(benchmark, proc_handler_scoped):
+    r = benchmark(proc_handler_scoped.dispatch, "proc", "spawn", ["true", []])
+    assert r.name == "Ok" and r.args[0]["exit_code"] == 0
+
+
+@pytest.mark.benchmark(group="proc-spawn")
+def test_proc_spawn_handler_unconfined(benchmark, proc_handler_unconfined):
+    r = benchmark(proc_handler_unconfined.dispatch, "proc", "spawn", ["true", []])
+    assert r.name == "Ok" and r.args[0]["exit_code"] == 0
+
+
+@pytest.mark.benchmark(group="proc-spawn")
+def test_proc_spawn_subprocess_popen(benchmark):
+    def popen():
+        return subprocess.Popen(["true"]).wait()
+    assert benchmark(popen) == 0

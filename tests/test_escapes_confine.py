@@ -53,7 +53,7 @@ def tree(tmp_path):
 
 def _shell(make_handler, tree, effects=("proc",), **kw):
     return make_handler(effects=list(effects), fs_read=[tree / "r"], fs_write=[tree / "w"],
-                        procs=["sh", "cat", "rm", "mv", "ln", "git", PY], **kw)
+                        procs=["sh", "cat", "rm", "mv", "ln", "git", "sleep", PY], **kw)
 
 
 def _run(h, cmd, args, op="process.run"):
@@ -211,10 +211,10 @@ def test_escape_confine_connect_to_loopback_without_net(make_handler, tree, list
 
 def test_escape_confine_signal_the_host_or_another_sessions_child(make_handler, tree):
     other = make_handler(effects=["proc"], procs=["sleep"])
-    r = other.dispatch("process", "spawn", ["sleep", ["60"], OPTS])
+    r = other.dispatch("process", "spawn", ["sleep", ["61"], OPTS])
     assert r.name == "Ok", r
     pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    sleeps = [p for p in pids if _cmdline(p) == ["sleep", "60"] and _ppid(p) == os.getpid()]
+    sleeps = [p for p in pids if _cmdline(p) == ["sleep", "61"] and _ppid(p) == os.getpid()]
     assert len(sleeps) == 1, sleeps
     victim = sleeps[0]
     h = _shell(make_handler, tree)
@@ -224,6 +224,16 @@ def test_escape_confine_signal_the_host_or_another_sessions_child(make_handler, 
                             " sleep 30 & kill -TERM $!; wait $!; echo $?")
     assert out.split() == ["1", "1", "1", "143"], (out, err)
     assert _ppid(victim) == os.getpid() and _state(victim) != "Z"
+    # a sibling: another child of the same session, in a domain of its own
+    r2 = h.dispatch("process", "spawn", ["sleep", ["62"], OPTS])
+    assert r2.name == "Ok", r2
+    sibling = [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
+               if _cmdline(p) == ["sleep", "62"] and _ppid(p) == os.getpid()]
+    assert len(sibling) == 1, sibling
+    code, out, err = _sh(h, f"kill -TERM {sibling[0]}; echo $?")
+    assert out.split() == ["1"] and _state(sibling[0]) not in (None, "Z"), (out, err)
+    h.dispatch("process", "kill", [r2.args[0], "SIGKILL"])
+    h.dispatch("process", "wait", [r2.args[0]])
     # the same through an MCP server
     h = make_handler(effects=["mcp"], fs_read=[HERE], procs=[sys.executable])
     got = _probe(h, {"signal": victim})

@@ -580,6 +580,7 @@ def _run(mode: str, ns, policy: Policy, parser) -> int:
     handler = DefaultHandler(policy, sink=sink, read_root=read_root, limits=limits,
                              timing=bool(ns.stats and ns.timing))
     _warn_wildcards(mode, policy)
+    _warn_unconfined(mode, policy, ns.no_confine)
     progress = None
     if owned and _stderr_is_terminal():
         try:
@@ -623,6 +624,19 @@ def _warn_wildcards(mode: str, policy: Policy) -> None:
         print(f"lexfast {mode}: warning: `{kind}` is granted with no "
               f"{' and no '.join(flags)}: it reaches anything there "
               f"(an empty list means any); scope it with {', '.join(flags)}",
+              file=sys.stderr, flush=True)
+
+
+def _warn_unconfined(mode: str, policy: Policy, off: bool) -> None:
+    """One stderr line when children may be started but cannot be confined."""
+    if not {"proc", "mcp"} & policy.allow_effects:
+        return
+    from ..scope.confine import support
+
+    why = "--no-confine" if off else support().reason
+    if why is not None:
+        print(f"lexfast {mode}: warning: children (proc, process, MCP servers) run "
+              f"unconfined ({why}): a granted binary reaches whatever the OS lets it",
               file=sys.stderr, flush=True)
 
 
