@@ -403,3 +403,14 @@ def test_signal_reset_survives_the_helper(make_handler, tree):
         signal.signal(signal.SIGINT, old)
     fields = dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line)
     assert int(fields["SigIgn"], 16) == 0 and int(fields["SigBlk"], 16) == 0
+
+
+def test_malformed_operator_paths_are_a_clear_error(make_handler):
+    for bad in (("usr",), "/usr", ("/usr", 3)):
+        h = make_handler(effects=["proc"], procs=["true"], limits=Limits(child_read_paths=bad))
+        with pytest.raises(EffectError, match=r"proc\.spawn: Limits\.child_read_paths must be "
+                           "a tuple of absolute paths"):
+            h.dispatch("proc", "spawn", ["true", []])
+    h = make_handler(effects=["proc"], procs=["true"], limits=Limits(child_devices=("null",)))
+    with pytest.raises(EffectError, match=r"Limits\.child_devices"):
+        h.dispatch("proc", "spawn", ["true", []])

@@ -134,12 +134,22 @@ class ChildRules(NamedTuple):
         return args
 
 
+def _operator_paths(name: str, paths) -> tuple[str, ...]:
+    if isinstance(paths, str) or not all(isinstance(p, str) and os.path.isabs(p)
+                                         and "\0" not in p for p in paths):
+        raise ValueError(f"Limits.{name} must be a tuple of absolute paths")
+    return tuple(paths)
+
+
 def child_rules(policy, limits) -> ChildRules:
-    """The rules for a child of a session under ``policy`` and ``limits``."""
+    """The rules for a child of a session under ``policy`` and ``limits``.
+    Raises ValueError for a malformed ``Limits.child_read_paths`` or
+    ``child_devices`` (the operator's)."""
+    system = _operator_paths("child_read_paths", limits.child_read_paths)
+    devices = _operator_paths("child_devices", limits.child_devices)
     write = tuple(policy.write_roots) if policy.allow_fs_write else ("/",)
     # a write scope is read back too (a tool that writes a tree reads it:
     # git, make); an empty write list is "write anywhere", not "read anywhere"
     read = (*policy.read_roots, *(write if policy.allow_fs_write else ()),
-            *limits.child_read_paths) if policy.allow_fs_read else ("/",)
-    return ChildRules(read, write, tuple(limits.child_devices),
-                      "net" in policy.allow_effects)
+            *system) if policy.allow_fs_read else ("/",)
+    return ChildRules(read, write, devices, "net" in policy.allow_effects)

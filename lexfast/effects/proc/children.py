@@ -122,7 +122,10 @@ def confinement(policy, limits, what: str) -> ChildRules | None:
     ``Limits.require_confinement`` is set and children cannot be confined."""
     found = support()
     if limits.confine_children and found.available:
-        return child_rules(policy, limits)
+        try:
+            return child_rules(policy, limits)
+        except ValueError as e:  # the operator's Limits
+            raise EffectError(f"{what}: {e}") from None
     if limits.require_confinement:
         why = found.reason if found.reason is not None else "Limits.confine_children is off"
         raise EffectError(f"{what}: children must be confined (Limits.require_confinement) "
