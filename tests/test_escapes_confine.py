@@ -414,3 +414,51 @@ def test_malformed_operator_paths_are_a_clear_error(make_handler):
     h = make_handler(effects=["proc"], procs=["true"], limits=Limits(child_devices=("null",)))
     with pytest.raises(EffectError, match=r"Limits\.child_devices"):
         h.dispatch("proc", "spawn", ["true", []])
+
+
+def test_escape_confine_abstract_unix_socket_of_the_host(make_handler, tree):
+    """An abstract unix socket has no file for Landlock's file rules to
+    judge: scoping (ABI 6) keeps the child to its own domain's, even with
+    `net` granted."""
+    if SUPPORT.abi < 6:
+        pytest.skip(f"Landlock ABI {SUPPORT.abi} has no abstract-socket scoping (6 needed)")
+    name = f"\0lexfast-test-{os.getpid()}"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(name)
+    srv.listen(4)
+    srv.setblocking(False)
+    try:
+        own = f"\\0lexfast-own-{os.getpid()}"
+        probe = ("import socket; s = socket.socket(socket.AF_UNIX)\n"
+                 f"try:\n s.connect({name!r}); print('connected')\n"
+                 "except OSError as e: print(e.errno)\n"
+                 f"a = socket.socket(socket.AF_UNIX); a.bind('{own}'); a.listen(1)\n"
+                 f"b = socket.socket(socket.AF_UNIX); b.connect('{own}'); print('own ok')")
+        for effects in (("proc",), ("proc", "net")):
+            h = _shell(make_handler, tree, effects=effects)
+            code, out, err = _run(h, PY, ["-c", probe])
+            assert out.split() == ["1", "own", "ok"], (out, err)  # EPERM; its own works
+        with pytest.raises(BlockingIOError):
+            srv.accept()
+    finally:
+        srv.close()
+
+
+def test_escape_confine_ptrace_the_host(make_handler, tree):
+    """ptrace outside the child's domain is refused at every Landlock ABI
+    (attach, seize, /proc/<pid>/mem), even with the read scope open (``/``).
+    With a scoped read list /proc is not readable at all, so the host's
+    environ is not either; with an empty one (any) it is: SECURITY.md."""
+    me = os.getpid()
+    probe = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+             "for req in (16, 0x4206):\n"
+             f"    print(libc.ptrace(req, {me}, None, None), ctypes.get_errno())\n"
+             "try:\n"
+             f"    open('/proc/{me}/mem', 'rb').read(1); print('mem read')\n"
+             "except OSError as e:\n    print('mem', e.errno)\n")
+    h = make_handler(effects=["proc"], fs_write=[tree / "w"], procs=[PY])
+    code, out, err = _run(h, PY, ["-c", probe])
+    assert out.split() == ["-1", "1", "-1", "1", "mem", "13"], (out, err)  # EPERM, EACCES
+    h = _shell(make_handler, tree)
+    code, out, err = _sh(h, f"cat /proc/{me}/environ; ls /proc/{me}/fd")
+    assert "PATH=" not in out and err.count(EACCES_TEXT) == 2, (out, err)
