@@ -91,12 +91,15 @@ class build_ext_and_helper(build_ext):
             customize_compiler(cc)
         os.makedirs(out_dir, exist_ok=True)
         objects = cc.compile([HELPER_SOURCE], output_dir=self.build_temp,
-                             extra_postargs=["-O2", "-fPIE"])
-        # Static where the C library allows it: no dynamic loader at every
-        # spawn (the helper's exec is the whole cost of confinement) and no
-        # glibc symbol version to raise the wheel's manylinux tag.
+                             extra_postargs=["-O2", "-fPIE", "-fno-stack-protector"])
+        # Its exec is the whole cost of confinement at every spawn: without
+        # the C library where the source has its own start-up (x86_64), else
+        # static where the C library allows it (no dynamic loader); static
+        # either way means no glibc symbol version to raise the wheel's
+        # manylinux tag.
         last = None
-        for link_args in (["-static-pie", "-s"], ["-static", "-s"], ["-pie", "-s"]):
+        for link_args in (["-nostdlib", "-static", "-s"], ["-static-pie", "-s"],
+                          ["-static", "-s"], ["-pie", "-s"]):
             try:
                 cc.link_executable(objects, HELPER_NAME, output_dir=out_dir,
                                    extra_postargs=link_args)

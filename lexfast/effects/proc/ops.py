@@ -319,7 +319,8 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
         fds += [out_r, out_w]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fds += [err_r, err_w]
-        p = spawn([cmd, *argv], exe, stdin=null, stdout=out_w, stderr=err_w, confine=rules)
+        p = spawn([cmd, *argv], exe, stdin=null, stdout=out_w, stderr=err_w, confine=rules,
+                  defer_exec_errors=True)
     except (OSError, ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
@@ -367,14 +368,18 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
         st.reaped(p)
         if closed.is_set():  # killed by close(): not the child's own result
             raise EffectError(f"{label}: the handler is closed")
+        failed = p.exec_error()  # a confined target that never ran
     except BaseException:
         kill_group_and_reap(p)
         raise
     finally:
         os.close(out_r)
         os.close(err_r)
+        p.release_exec_report()
         with st.lock:
             st.inflight.discard(p)
+    if failed is not None:
+        return err(f"{fail_prefix}: {_spawn_error(failed)}")
     if over:
         return err(f"{label}: {over} exceeds the {cap}-byte output cap")
     return ok({"stdout": bufs[out_r].decode("utf-8", "replace"),
