@@ -359,11 +359,16 @@ def test_require_confinement_refuses_to_spawn_unconfined(make_handler, tree):
 
 
 def test_confined_spawn_failures_read_as_before(make_handler, tree):
-    h = make_handler(effects=["proc"])
+    h = make_handler(effects=["proc"], fs_read=[tree / "r"])
     r = h.dispatch("proc", "spawn", [str(tree / "nope"), []])
     assert r.name == "Err" and "No such file or directory (os error 2)" in r.args[0], r
     (tree / "r" / "noexec").write_text("#!/bin/sh\n")
     r = h.dispatch("proc", "spawn", [str(tree / "r" / "noexec"), []])
+    assert r.name == "Err" and "Permission denied (os error 13)" in r.args[0], r
+    # process.spawn learns it at spawn time (no handle for a child that never ran)
+    r = h.dispatch("process", "spawn", [str(tree / "nope"), [], OPTS])
+    assert r.name == "Err" and "No such file or directory (os error 2)" in r.args[0], r
+    r = h.dispatch("process", "run", [str(tree / "r" / "noexec"), []])
     assert r.name == "Err" and "Permission denied (os error 13)" in r.args[0], r
 
 
