@@ -11,11 +11,24 @@ it.
 - ``LEXFAST_NO_EXTENSIONS=1``: do not build them at all.
 - ``LEXFAST_ANNOTATE=1``: write ``cython -a`` HTML reports beside the sources.
 - ``LEXFAST_LINETRACE=1``: line tracing, for coverage of the .pyx.
+
+Beside them, the exec helper every child starts through
+(``lexfast/effects/proc/lexfast-confine`` from ``helper/lexfast_confine.c``,
+issue 26) is linked as an executable with the same compiler, on Linux only.
+It is optional like the extensions (children then run unconfined unless
+``Limits.require_confinement``); ``LEXFAST_REQUIRE_EXTENSIONS=1`` makes it
+required too.
 """
 
 import os
+import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HELPER_SOURCE = "helper/lexfast_confine.c"
+HELPER_DIR = "lexfast/effects/proc"
+HELPER_NAME = "lexfast-confine"
 
 
 def _flag(name):
@@ -58,4 +71,52 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
     for ext in ext_modules:  # cythonize does not carry ``optional`` over
         ext.optional = not _flag("LEXFAST_REQUIRE_EXTENSIONS")
 
-setup(ext_modules=ext_modules)
+
+
+class build_ext_and_helper(build_ext):
+    """``build_ext``, then the exec helper linked by the same compiler into
+    the package (in place or into build_lib, so the wheel carries it)."""
+
+    def run(self):
+        super().run()
+        if not sys.platform.startswith("linux"):
+            return
+        out_dir = HELPER_DIR if self.inplace else os.path.join(self.build_lib, HELPER_DIR)
+        try:
+            self._build_helper(out_dir)
+        except Exception as e:
+            if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+                raise
+            print(f"warning: {HELPER_NAME} not built ({e}); children will run unconfined")
+
+    def _build_helper(self, out_dir):
+        from setuptools._distutils.ccompiler import new_compiler
+        from setuptools._distutils.sysconfig import customize_compiler
+
+        cc = self.compiler
+        if cc is None or isinstance(cc, str):  # no extension was built: make our own
+            cc = new_compiler(compiler=cc, verbose=self.verbose, dry_run=self.dry_run)
+            customize_compiler(cc)
+        os.makedirs(out_dir, exist_ok=True)
+        objects = cc.compile([HELPER_SOURCE], output_dir=self.build_temp,
+                             extra_postargs=["-O2", "-fPIE", "-fno-stack-protector"])
+        # Its exec is the whole cost of confinement at every spawn: without
+        # the C library where the source has its own start-up (x86_64), else
+        # static where the C library allows it (no dynamic loader); static
+        # either way means no glibc symbol version to raise the wheel's
+        # manylinux tag.
+        last = None
+        for link_args in (["-nostdlib", "-static", "-s"], ["-static-pie", "-s"],
+                          ["-static", "-s"], ["-pie", "-s"]):
+            try:
+                cc.link_executable(objects, HELPER_NAME, output_dir=out_dir,
+                                   extra_postargs=link_args)
+                break
+            except Exception as e:  # LinkError: no static libc here, try the next
+                last = e
+        else:
+            raise last
+        os.chmod(os.path.join(out_dir, HELPER_NAME), 0o755)
+
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext_and_helper})

@@ -105,6 +105,19 @@ class Limits:
     # process.spawn env names a program may set under --allow-proc besides
     # LANG, LANGUAGE, LC_*, TZ, TERM, NO_COLOR: exact names or PREFIX* patterns
     child_env_allow: tuple[str, ...] = ()
+    # Kernel confinement of every child (process.*, proc.spawn, MCP servers;
+    # lexfast.scope.confine): on wherever the kernel has Landlock and the
+    # exec helper was built; require_confinement refuses to spawn otherwise.
+    confine_children: bool = True
+    require_confinement: bool = False
+    # what a confined child may read and execute besides --allow-fs-read
+    # (when that is set) and its own binary's directory: what programs need
+    # to start. Root children read /etc/shadow under it: narrow it if so.
+    child_read_paths: tuple[str, ...] = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                                         "/libx32", "/etc")
+    # devices a confined child may read and write (and ioctl)
+    child_devices: tuple[str, ...] = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                                      "/dev/urandom")
     walk_entries: int = 100_000           # fs.walk, fs.glob results
     listing_bytes: int = 64 << 20         # fs.walk, fs.glob, fs.list_dir: bytes of all paths returned
     sql_rows: int = 100_000               # sql.query rows

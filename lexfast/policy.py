@@ -27,16 +27,17 @@ SCOPES_BY_KIND: dict[str, tuple[str, ...]] = {
     "io": ("allow_fs_read", "allow_fs_write"),
     # net.get/post, http.*; net.serve_tls reads its cert and key
     "net": ("allow_net_host", "allow_fs_read"),
-    # proc.spawn, process.*
-    "proc": ("allow_proc",),
+    # proc.spawn, process.*; their children are confined to the fs scopes
+    # (issue 26, lexfast.scope.confine: an empty list is any there too)
+    "proc": ("allow_proc", "allow_fs_read", "allow_fs_write"),
     # the kind the read scope is named for (the Lex type checker's fs_read)
     "fs_read": ("allow_fs_read",),
     # fs.mkdir_p, fs.remove, fs.copy's destination, log.set_sink
     "fs_write": ("allow_fs_write",),
     # agent.send_a2a
     "a2a": ("allow_net_host",),
-    # agent.call_mcp runs its server command
-    "mcp": ("allow_proc",),
+    # agent.call_mcp runs its server command, confined like proc's children
+    "mcp": ("allow_proc", "allow_fs_read", "allow_fs_write"),
     # sql.open
     "sql": ("allow_fs_write",),
     # kv.open

@@ -4,7 +4,8 @@ can also misbehave on purpose, for the agent.call_mcp tests.
 ``python tests/mcp_tiny_server.py [MODE] [tag]`` where MODE is
 
 - ``ok``: a well-behaved server (tools ``add``, ``pid``, ``client``: the
-  ``initialize`` params it got, ``sleep``, ``rpc_error``);
+  ``initialize`` params it got, ``sleep``, ``rpc_error``, ``probe``: whether
+  it can read a file, connect to a loopback port, signal a pid);
 - ``noise``: before each reply prints non-JSON lines and notifications to
   stdout, an unrelated response id, and 200 KiB to stderr;
 - ``silent``: reads requests and never answers;
@@ -124,6 +125,28 @@ for raw in sys.stdin.buffer:
     elif name == "sleep":
         time.sleep(float(args.get("seconds", 60)))
         reply(msg, {"content": [], "isError": False})
+    elif name == "probe":  # what the server can reach (confinement tests)
+        found = {}
+        if "read" in args:
+            try:
+                with open(args["read"]) as f:
+                    found["read"] = f.read()
+            except OSError as e:
+                found["read"] = f"error {e.errno}"
+        if "connect" in args:
+            import socket
+            try:
+                with socket.create_connection(("127.0.0.1", args["connect"]), timeout=5):
+                    found["connect"] = "connected"
+            except OSError as e:
+                found["connect"] = f"error {e.errno}"
+        if "signal" in args:
+            try:
+                os.kill(args["signal"], 0)
+                found["signal"] = "sent"
+            except OSError as e:
+                found["signal"] = f"error {e.errno}"
+        reply(msg, {"content": [{"type": "text", "text": json.dumps(found)}], "isError": False})
     elif name == "rpc_error":
         reply(msg, error={"code": -32602, "message": "bad params", "data": {"why": "test"}})
     else:

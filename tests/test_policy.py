@@ -22,12 +22,16 @@ def test_presets():
     assert p.allow_fs_read == () and p.budget is None
     assert p.wildcard_scoped_grants() == ("io", "net", "proc", "fs_read", "fs_write", "a2a",
                                           "mcp", "sql", "kv", "fs_walk", "approval")
-    scoped = Policy(allow_effects=["proc", "net", "fs_read"], allow_proc=["git"])
-    assert scoped.wildcard_scoped_grants() == ("net", "fs_read")
+    scoped = Policy(allow_effects=["proc", "net", "fs_read"], allow_proc=["git"],
+                    allow_fs_write=["/tmp"])
+    assert scoped.wildcard_scoped_grants() == ("net", "proc", "fs_read")
+    # a child is confined to the fs scopes (issue 26): empty ones leave it open
     assert scoped.wildcard_scopes() == {"net": ("--allow-net-host", "--allow-fs-read"),
+                                        "proc": ("--allow-fs-read",),
                                         "fs_read": ("--allow-fs-read",)}
     io = Policy(allow_effects=["io", "time", "mcp"], allow_fs_write=["/tmp"])
-    assert io.wildcard_scopes() == {"io": ("--allow-fs-read",), "mcp": ("--allow-proc",)}
+    assert io.wildcard_scopes() == {"io": ("--allow-fs-read",),
+                                    "mcp": ("--allow-proc", "--allow-fs-read")}
 
 
 def test_immutable_and_value_semantics(tmp_path):

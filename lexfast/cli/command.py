@@ -69,7 +69,7 @@ import time
 
 from .._version import __version__
 from ..errors import BudgetExceeded, EffectError, PolicyDenied
-from ..handler import DefaultHandler
+from ..handler import DefaultHandler, Limits
 from ..kernel import COMPILED, err, ok
 from ..policy import KNOWN_EFFECTS, Policy, parse_flags
 from ..values import INT_MAX, INT_MIN, one_line
@@ -452,6 +452,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--approval", choices=("refuse", "prompt", "peer"), default="refuse",
                    help="who answers approval.request: nobody (refuse, the default), "
                    "the terminal (prompt: run FILE only) or the peer (peer: host only)")
+    p.add_argument("--no-confine", action="store_true",
+                   help="run children (proc, process, MCP servers) without the kernel "
+                   "confinement (Landlock, seccomp) derived from the policy")
 
 
 _PROTOCOL_HELP = """\
@@ -581,8 +584,8 @@ def _parsers():
     fmt = argparse.RawDescriptionHelpFormatter
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
-                         "[--max-line-bytes N] [--stats [--timing]] [--approval MODE] FILE|- "
-                         "[-- PROGRAM ARGS]",
+                         "[--max-line-bytes N] [--stats [--timing]] [--approval MODE] [--no-confine] "
+                         "FILE|- [-- PROGRAM ARGS]",
                          description=_PROTOCOL_HELP + "io.print writes `io.print: TEXT` lines "
                          "(line breaks escaped) to stdout, between the reply lines.",
                          epilog=_POLICY_HELP, formatter_class=fmt)
@@ -590,7 +593,7 @@ def _parsers():
     _common(run)
     host = sub.add_parser("host", help="serve JSON-lines calls on stdin/stdout",
                           usage="lexfast host [POLICY FLAGS] [--permissive] [--read-root DIR] "
-                          "[--max-line-bytes N] [--stats [--timing]] [--approval MODE] "
+                          "[--max-line-bytes N] [--stats [--timing]] [--approval MODE] [--no-confine] "
                           "[-- PROGRAM ARGS]",
                           description=_PROTOCOL_HELP + "stdout carries reply lines only: "
                           "io.print (`io.print: TEXT` lines, line breaks escaped) and "
@@ -677,6 +680,7 @@ def info(as_json: bool) -> int:
         "effect_kinds": sorted({n.split(".", 1)[0] for n in names}),
         "builtins": pure,
         "libraries": _lib_versions(),
+        "confinement": _confinement(),
     }
     if as_json:
         print(json.dumps(data))
@@ -691,7 +695,24 @@ def info(as_json: bool) -> int:
           + (": " + ", ".join(f"{k} ({n})" for k, n in pure.items()) if pure else ""))
     for name, v in data["libraries"].items():
         print(f"{name}: {v}")
+    conf = data["confinement"]
+    if conf["available"]:
+        print(f"children: confined (Landlock ABI {conf['landlock_abi']}, "
+              f"helper {conf['helper']}); --no-confine turns it off")
+        for line in conf["enforced"]:
+            print(f"  - {line}")
+    else:
+        print(f"children: NOT confined: {conf['reason']}")
     return 0
+
+
+def _confinement() -> dict:
+    from ..scope.confine import support
+
+    found = support()
+    return {"available": found.available, "landlock_abi": found.abi,
+            "seccomp": found.seccomp, "helper": found.helper, "reason": found.reason,
+            "enforced": found.enforced()}
 
 
 # -- run / host ---------------------------------------------------------------
@@ -730,7 +751,8 @@ def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
 
     out = _Out()
     sink = FramedPrintSink(_Out("stderr") if mode == "host" else out)
-    handler = DefaultHandler(policy, sink=sink, read_root=read_root,
+    limits = Limits(confine_children=False) if ns.no_confine else None
+    handler = DefaultHandler(policy, sink=sink, read_root=read_root, limits=limits,
                              timing=bool(ns.stats and ns.timing))
     handler.with_program_args(program_args)
     if stdin_is_requests:  # io.readline must never read (or swallow) a request
@@ -741,6 +763,7 @@ def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
     elif ns.approval == "peer":
         handler.with_approval_sink(PeerApprovalSink(lines, out))
     _warn_wildcards(mode, policy)
+    _warn_unconfined(mode, policy, ns.no_confine)
     progress = None
     if owned and _stderr_is_terminal():
         try:
@@ -784,6 +807,19 @@ def _warn_wildcards(mode: str, policy: Policy) -> None:
         print(f"lexfast {mode}: warning: `{kind}` is granted with no "
               f"{' and no '.join(flags)}: it reaches anything there "
               f"(an empty list means any); scope it with {', '.join(flags)}",
+              file=sys.stderr, flush=True)
+
+
+def _warn_unconfined(mode: str, policy: Policy, off: bool) -> None:
+    """One stderr line when children may be started but cannot be confined."""
+    if not {"proc", "mcp"} & policy.allow_effects:
+        return
+    from ..scope.confine import support
+
+    why = "--no-confine" if off else support().reason
+    if why is not None:
+        print(f"lexfast {mode}: warning: children (proc, process, MCP servers) run "
+              f"unconfined ({why}): a granted binary reaches whatever the OS lets it",
               file=sys.stderr, flush=True)
 
 

@@ -110,7 +110,7 @@ class McpClient:
     """
 
     def __init__(self, argv: list, executable: str, *, reply_cap: int,
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, confine=None) -> None:
         self.argv = argv
         self.reply_cap = reply_cap
         fds = []
@@ -119,7 +119,8 @@ class McpClient:
                 fds += os.pipe2(os.O_CLOEXEC)
             in_r, in_w, out_r, out_w, err_r, err_w = fds
             self._proc = children.spawn(argv, executable, stdin=in_r, stdout=out_w, stderr=err_w,
-                                      env=server_env() if env is None else env)
+                                      env=server_env() if env is None else env,
+                                      confine=confine)
         except BaseException:
             for fd in fds:
                 os.close(fd)

@@ -43,6 +43,7 @@ from ...errors import EffectError
 from ...kernel import err, ok
 from ...scope import MAX_ARG_BYTES, MAX_ARGS, resolve_command
 from ...values import debug_str_list, os_error_text
+from ..proc import children
 from .mcp_client import McpClient, McpError, close_many, compact_json
 
 MCP_CACHE = 16          # live MCP servers per session (the reference's #197)
@@ -174,8 +175,9 @@ def _spawn(h, server: str, limits, state=None):
     if exe is None:
         return None, err(f"mcp.spawn `{cmd}`: "
                          f"{os_error_text(FileNotFoundError(errno.ENOENT, ''))}")
+    rules = children.confinement(h.policy, limits, "agent.call_mcp")
     try:
-        client = McpClient(argv, exe, reply_cap=limits.mcp_reply_bytes)
+        client = McpClient(argv, exe, reply_cap=limits.mcp_reply_bytes, confine=rules)
     except (OSError, ValueError, subprocess.SubprocessError) as e:
         return None, err(f"mcp.spawn `{cmd}`: {os_error_text(e)}")
     _acquire(client, 0)

@@ -67,6 +67,7 @@ from .children import (
     OutputBudget,
     Pump,
     TimeoutExpired,
+    confinement,
     kill_group_and_reap,
     spawn,
 )
@@ -308,6 +309,7 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
     st = _state(h.session)
     if st.closing:
         raise EffectError("the handler is closed")
+    rules = confinement(h.policy, h.session.limits, label)
     st.prune()
     fds = []
     try:  # the pipes too: out of descriptors (EMFILE) is a spawn failure, not a bug
@@ -317,7 +319,8 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
         fds += [out_r, out_w]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fds += [err_r, err_w]
-        p = spawn([cmd, *argv], exe, stdin=null, stdout=out_w, stderr=err_w)
+        p = spawn([cmd, *argv], exe, stdin=null, stdout=out_w, stderr=err_w, confine=rules,
+                  defer_exec_errors=True)
     except (OSError, ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
@@ -365,14 +368,18 @@ def _capture(h, cmd: str, exe, argv: list, cap: int, label: str, fail_prefix: st
         st.reaped(p)
         if closed.is_set():  # killed by close(): not the child's own result
             raise EffectError(f"{label}: the handler is closed")
+        failed = p.exec_error()  # a confined target that never ran
     except BaseException:
         kill_group_and_reap(p)
         raise
     finally:
         os.close(out_r)
         os.close(err_r)
+        p.release_exec_report()
         with st.lock:
             st.inflight.discard(p)
+    if failed is not None:
+        return err(f"{fail_prefix}: {_spawn_error(failed)}")
     if over:
         return err(f"{label}: {over} exceeds the {cap}-byte output cap")
     return ok({"stdout": bufs[out_r].decode("utf-8", "replace"),
@@ -455,6 +462,7 @@ def process_spawn(h, args):
     elif exe is None and "/" not in cmd:
         return err(f"{fail}: {os_error_text(_not_found())}")
 
+    rules = confinement(h.policy, h.session.limits, "process.spawn")
     st, reg = _registry(h)
     try:
         pump = st.get_pump()
@@ -469,7 +477,8 @@ def process_spawn(h, args):
         fds += [out_r, out_w]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fds += [err_r, err_w]
-        p = spawn([argv0, *argv], exe, stdin=in_r, stdout=out_w, stderr=err_w, cwd=cwd, env=env)
+        p = spawn([argv0, *argv], exe, stdin=in_r, stdout=out_w, stderr=err_w, cwd=cwd, env=env,
+                  confine=rules)
     except (OSError, ValueError, UnicodeError) as e:
         for fd in fds:
             os.close(fd)
