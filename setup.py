@@ -1,5 +1,6 @@
 """Builds the compiled kernel (``lexfast.kernel._c``) and the compiled hot
-path of the text builtins (``lexfast.builtins._text_c``) with Cython.
+paths of the builtins (``lexfast.builtins._text_c``, ``_seq_c``,
+``_containers_c``) with Cython.
 
 - ``LEXFAST_REQUIRE_EXTENSIONS=1``: a failed compile fails the build (CI,
   cibuildwheel). Otherwise each extension is optional and the pure-Python twin
@@ -34,6 +35,18 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
             Extension(
                 "lexfast.builtins._text_c",
                 ["lexfast/builtins/_text_c.pyx"],
+                include_dirs=["include"],
+                define_macros=macros,
+            ),
+            Extension(
+                "lexfast.builtins._seq_c",
+                ["lexfast/builtins/_seq_c.pyx"],
+                include_dirs=["include"],
+                define_macros=macros,
+            ),
+            Extension(
+                "lexfast.builtins._containers_c",
+                ["lexfast/builtins/_containers_c.pyx"],
                 include_dirs=["include"],
                 define_macros=macros,
             ),
