@@ -2,9 +2,14 @@
 (``lexfast.builtins._containers_c``); ``lexfast/builtins/containers.py``
 defines the same functions in Python (with a leading underscore)."""
 
+from collections.abc import Callable
+
 from lexfast.kernel import Variant
 from lexfast.values import Deque, Map, Set
 
+def bind(
+    python: dict[str, Callable[[list[object]], object]], /
+) -> dict[str, Callable[[list[object]], object]]: ...
 def map_new(args: list[object], /) -> Map: ...
 def map_size(args: list[object], /) -> int: ...
 def map_is_empty(args: list[object], /) -> bool: ...

@@ -9,7 +9,7 @@ and answers only for exact types: a ``Map``, ``Set`` or ``Deque`` (not a
 subclass, which could override what is read here), keys that are an exact
 ``str`` or an ``int`` within i64, pairs that are exact 2-tuples. Anything
 else (a missing argument, a wrong type, a bad key, a subclass) is handed to
-the Python definition, which decides and words the reference's error: one
+the Python definition (``bind``), which decides and words the reference's error: one
 source for each error text, and the two cannot drift.
 
 Nothing here mutates an argument: a new ``Map``/``Deque`` is a copy made
@@ -81,18 +81,25 @@ cdef inline bint _plain_key(object k) except -1:
     return False
 
 
-cdef object _twin = None
+#: The Python definitions, ``containers.py``'s ``_HOT`` (handed in by ``bind``: containers.py
+#: imports this module, so this one cannot import it back).
+cdef dict _python = {}
+
+
+def bind(python, /):
+    """Take ``containers.py``'s Python definitions (``{name: fn}``, the compiled
+    ops' names) as the answer to every case the fast path declines; return
+    the compiled ops under the same names."""
+    global _python
+    compiled = {name: globals()[name] for name in python}
+    _python = dict(python)
+    return compiled
 
 
 cdef object _slow(str name, object args):
-    """The Python definition ``containers.<name>`` on ``args``: every case the
-    fast path does not answer (imported on first use: containers.py imports
-    this module)."""
-    global _twin
-    if _twin is None:
-        from . import containers
-        _twin = containers
-    return getattr(_twin, name)(args)
+    """The Python definition of ``name`` on ``args``."""
+    return _python[name](args)
+
 
 
 cdef inline Variant _some(object payload):
@@ -144,14 +151,14 @@ def map_size(args, /):
     m = _item(args, 0)
     if type(m) is _Map:
         return PyDict_GET_SIZE(m)
-    return _slow("_map_size", args)
+    return _slow("map_size", args)
 
 
 def map_is_empty(args, /):
     m = _item(args, 0)
     if type(m) is _Map:
         return PyDict_GET_SIZE(m) == 0
-    return _slow("_map_is_empty", args)
+    return _slow("map_is_empty", args)
 
 
 def map_has(args, /):
@@ -159,7 +166,7 @@ def map_has(args, /):
     k = _item(args, 1)
     if type(m) is _Map and _plain_key(k):
         return PyDict_Contains(m, k) == 1
-    return _slow("_map_has", args)
+    return _slow("map_has", args)
 
 
 def map_get(args, /):
@@ -172,7 +179,7 @@ def map_get(args, /):
             return _NONE
         found = <object>v  # owned before the Some is allocated
         return _some(found)
-    return _slow("_map_get", args)
+    return _slow("map_get", args)
 
 
 def map_set(args, /):
@@ -183,7 +190,7 @@ def map_set(args, /):
         out = _map_copy(m)
         PyDict_SetItem(out, k, v)
         return out
-    return _slow("_map_set", args)
+    return _slow("map_set", args)
 
 
 def map_delete(args, /):
@@ -194,28 +201,28 @@ def map_delete(args, /):
         if PyDict_Contains(out, k) == 1:
             PyDict_DelItem(out, k)
         return out
-    return _slow("_map_delete", args)
+    return _slow("map_delete", args)
 
 
 def map_keys(args, /):
     m = _item(args, 0)
     if type(m) is _Map:
         return _sorted_keys(m)
-    return _slow("_map_keys", args)
+    return _slow("map_keys", args)
 
 
 def map_values(args, /):
     m = _item(args, 0)
     if type(m) is _Map:
         return [m[k] for k in _sorted_keys(m)]
-    return _slow("_map_values", args)
+    return _slow("map_values", args)
 
 
 def map_entries(args, /):
     m = _item(args, 0)
     if type(m) is _Map:
         return [(k, m[k]) for k in _sorted_keys(m)]
-    return _slow("_map_entries", args)
+    return _slow("map_entries", args)
 
 
 def map_from_list(args, /):
@@ -235,7 +242,7 @@ def map_from_list(args, /):
             i += 1
         else:
             return out
-    return _slow("_map_from_list", args)
+    return _slow("map_from_list", args)
 
 
 def map_merge(args, /):
@@ -245,7 +252,7 @@ def map_merge(args, /):
         out = _map_copy(a)
         PyDict_Update(out, b)  # b's entries override a's
         return out
-    return _slow("_map_merge", args)
+    return _slow("map_merge", args)
 
 
 # -- set -----------------------------------------------------------------------
@@ -258,14 +265,14 @@ def set_size(args, /):
     s = _item(args, 0)
     if type(s) is _Set:
         return PySet_GET_SIZE(s)
-    return _slow("_set_size", args)
+    return _slow("set_size", args)
 
 
 def set_is_empty(args, /):
     s = _item(args, 0)
     if type(s) is _Set:
         return PySet_GET_SIZE(s) == 0
-    return _slow("_set_is_empty", args)
+    return _slow("set_is_empty", args)
 
 
 def set_has(args, /):
@@ -273,7 +280,7 @@ def set_has(args, /):
     k = _item(args, 1)
     if type(s) is _Set and _plain_key(k):
         return PySet_Contains(s, k) == 1
-    return _slow("_set_has", args)
+    return _slow("set_has", args)
 
 
 def set_add(args, /):
@@ -285,7 +292,7 @@ def set_add(args, /):
         out = _set_of(s)
         PySet_Add(out, k)  # allowed on a frozenset nothing else holds yet
         return out
-    return _slow("_set_add", args)
+    return _slow("set_add", args)
 
 
 def set_delete(args, /):
@@ -295,14 +302,14 @@ def set_delete(args, /):
         if PySet_Contains(s, k) != 1:
             return s
         return _set_of(s - {k})
-    return _slow("_set_delete", args)
+    return _slow("set_delete", args)
 
 
 def set_to_list(args, /):
     s = _item(args, 0)
     if type(s) is _Set:
         return _sorted_keys(s)
-    return _slow("_set_to_list", args)
+    return _slow("set_to_list", args)
 
 
 def set_from_list(args, /):
@@ -316,7 +323,7 @@ def set_from_list(args, /):
             i += 1
         else:
             return _set_of(xs)
-    return _slow("_set_from_list", args)
+    return _slow("set_from_list", args)
 
 
 def set_union(args, /):
@@ -324,7 +331,7 @@ def set_union(args, /):
     b = _item(args, 1)
     if type(a) is _Set and type(b) is _Set:
         return _set_of(a | b)
-    return _slow("_set_union", args)
+    return _slow("set_union", args)
 
 
 def set_intersect(args, /):
@@ -332,7 +339,7 @@ def set_intersect(args, /):
     b = _item(args, 1)
     if type(a) is _Set and type(b) is _Set:
         return _set_of(a & b)
-    return _slow("_set_intersect", args)
+    return _slow("set_intersect", args)
 
 
 def set_diff(args, /):
@@ -340,7 +347,7 @@ def set_diff(args, /):
     b = _item(args, 1)
     if type(a) is _Set and type(b) is _Set:
         return _set_of(a - b)
-    return _slow("_set_diff", args)
+    return _slow("set_diff", args)
 
 
 def set_is_subset(args, /):
@@ -348,7 +355,7 @@ def set_is_subset(args, /):
     b = _item(args, 1)
     if type(a) is _Set and type(b) is _Set:
         return a <= b
-    return _slow("_set_is_subset", args)
+    return _slow("set_is_subset", args)
 
 
 # -- deque ---------------------------------------------------------------------
@@ -361,14 +368,14 @@ def deque_size(args, /):
     d = _item(args, 0)
     if type(d) is _Deque:
         return Py_SIZE(d)
-    return _slow("_deque_size", args)
+    return _slow("deque_size", args)
 
 
 def deque_is_empty(args, /):
     d = _item(args, 0)
     if type(d) is _Deque:
         return Py_SIZE(d) == 0
-    return _slow("_deque_is_empty", args)
+    return _slow("deque_is_empty", args)
 
 
 def deque_push_back(args, /):
@@ -378,7 +385,7 @@ def deque_push_back(args, /):
         out = _Deque(d)
         _append(out, x)
         return out
-    return _slow("_deque_push_back", args)
+    return _slow("deque_push_back", args)
 
 
 def deque_push_front(args, /):
@@ -388,7 +395,7 @@ def deque_push_front(args, /):
         out = _Deque(d)
         _appendleft(out, x)
         return out
-    return _slow("_deque_push_front", args)
+    return _slow("deque_push_front", args)
 
 
 def deque_pop_back(args, /):
@@ -399,7 +406,7 @@ def deque_pop_back(args, /):
             return _NONE
         out = _Deque(d)
         return _some((_pop(out), out))
-    return _slow("_deque_pop_back", args)
+    return _slow("deque_pop_back", args)
 
 
 def deque_pop_front(args, /):
@@ -409,7 +416,7 @@ def deque_pop_front(args, /):
             return _NONE
         out = _Deque(d)
         return _some((_popleft(out), out))
-    return _slow("_deque_pop_front", args)
+    return _slow("deque_pop_front", args)
 
 
 def deque_peek_back(args, /):
@@ -418,7 +425,7 @@ def deque_peek_back(args, /):
         if Py_SIZE(d) == 0:
             return _NONE
         return _some(d[-1])
-    return _slow("_deque_peek_back", args)
+    return _slow("deque_peek_back", args)
 
 
 def deque_peek_front(args, /):
@@ -427,18 +434,18 @@ def deque_peek_front(args, /):
         if Py_SIZE(d) == 0:
             return _NONE
         return _some(d[0])
-    return _slow("_deque_peek_front", args)
+    return _slow("deque_peek_front", args)
 
 
 def deque_from_list(args, /):
     xs = _item(args, 0)
     if PyList_CheckExact(xs):
         return _Deque(xs)
-    return _slow("_deque_from_list", args)
+    return _slow("deque_from_list", args)
 
 
 def deque_to_list(args, /):
     d = _item(args, 0)
     if type(d) is _Deque:
         return list(d)
-    return _slow("_deque_to_list", args)
+    return _slow("deque_to_list", args)

@@ -2,8 +2,13 @@
 (``lexfast.builtins._seq_c``); ``lexfast/builtins/seq.py`` defines the same
 functions in Python (with a leading underscore)."""
 
+from collections.abc import Callable
+
 from lexfast.kernel import Variant
 
+def bind(
+    python: dict[str, Callable[[list[object]], object]], /
+) -> dict[str, Callable[[list[object]], object]]: ...
 def list_len(args: list[object], /) -> int: ...
 def list_is_empty(args: list[object], /) -> bool: ...
 def list_head(args: list[object], /) -> Variant: ...

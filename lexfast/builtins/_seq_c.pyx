@@ -9,7 +9,7 @@ The fast path reads an exact ``list`` of arguments with borrowed references
 and answers only for exact types (a ``list``, a ``tuple``, the kernel's own
 ``Variant``, an i64 ``int``). Anything else (a missing argument, a wrong
 type, a subclass, a ``Variant`` left half-built) is handed to the Python
-definition, which decides and words the reference's error: one source for
+definition (``bind``), which decides and words the reference's error: one source for
 each error text, and the two cannot drift.
 """
 
@@ -65,17 +65,25 @@ cdef inline bint _i64(object v, int64_t *out) except -1:
     return True
 
 
-cdef object _twin = None
+#: The Python definitions, ``seq.py``'s ``_HOT`` (handed in by ``bind``: seq.py
+#: imports this module, so this one cannot import it back).
+cdef dict _python = {}
+
+
+def bind(python, /):
+    """Take ``seq.py``'s Python definitions (``{name: fn}``, the compiled
+    ops' names) as the answer to every case the fast path declines; return
+    the compiled ops under the same names."""
+    global _python
+    compiled = {name: globals()[name] for name in python}
+    _python = dict(python)
+    return compiled
 
 
 cdef object _slow(str name, object args):
-    """The Python definition ``seq.<name>`` on ``args``: every case the fast
-    path does not answer (imported on first use: seq.py imports this module)."""
-    global _twin
-    if _twin is None:
-        from . import seq
-        _twin = seq
-    return getattr(_twin, name)(args)
+    """The Python definition of ``name`` on ``args``."""
+    return _python[name](args)
+
 
 
 cdef inline Variant _wrap(str name, object payload):
@@ -93,14 +101,14 @@ def list_len(args, /):
     xs = _item(args, 0)
     if PyList_CheckExact(xs):
         return PyList_GET_SIZE(xs)
-    return _slow("_list_len", args)
+    return _slow("list_len", args)
 
 
 def list_is_empty(args, /):
     xs = _item(args, 0)
     if PyList_CheckExact(xs):
         return PyList_GET_SIZE(xs) == 0
-    return _slow("_list_is_empty", args)
+    return _slow("list_is_empty", args)
 
 
 def list_head(args, /):
@@ -110,14 +118,14 @@ def list_head(args, /):
             return _NONE
         first = <object>PyList_GET_ITEM(xs, 0)  # owned before the Some is allocated
         return _wrap(_SOME, first)
-    return _slow("_list_head", args)
+    return _slow("list_head", args)
 
 
 def list_tail(args, /):
     xs = _item(args, 0)
     if PyList_CheckExact(xs):
         return PyList_GetSlice(xs, 1, PY_SSIZE_T_MAX)
-    return _slow("_list_tail", args)
+    return _slow("list_tail", args)
 
 
 def list_range(args, /):
@@ -127,7 +135,7 @@ def list_range(args, /):
             return []
         if <uint64_t>hi - <uint64_t>lo <= <uint64_t>_FAST_RANGE:
             return list(range(lo, hi))
-    return _slow("_list_range", args)
+    return _slow("list_range", args)
 
 
 def list_concat(args, /):
@@ -135,14 +143,14 @@ def list_concat(args, /):
     b = _item(args, 1)
     if PyList_CheckExact(a) and PyList_CheckExact(b):
         return <list>a + <list>b
-    return _slow("_list_concat", args)
+    return _slow("list_concat", args)
 
 
 def list_reverse(args, /):
     xs = _item(args, 0)
     if PyList_CheckExact(xs):
         return (<list>xs)[::-1]
-    return _slow("_list_reverse", args)
+    return _slow("list_reverse", args)
 
 
 def list_cons(args, /):
@@ -154,14 +162,14 @@ def list_cons(args, /):
             out = PyList_GetSlice(tail, 0, PY_SSIZE_T_MAX)
             PyList_Insert(out, 0, head)
             return out
-    return _slow("_list_cons", args)
+    return _slow("list_cons", args)
 
 
 def list_enumerate(args, /):
     xs = _item(args, 0)
     if PyList_CheckExact(xs):
         return list(enumerate(<list>xs))
-    return _slow("_list_enumerate", args)
+    return _slow("list_enumerate", args)
 
 
 # -- tuple ---------------------------------------------------------------------
@@ -174,22 +182,22 @@ cdef inline object _tuple_at(object args, Py_ssize_t i, str name):
 
 
 def tuple_fst(args, /):
-    return _tuple_at(args, 0, "_tuple_fst")
+    return _tuple_at(args, 0, "tuple_fst")
 
 
 def tuple_snd(args, /):
-    return _tuple_at(args, 1, "_tuple_snd")
+    return _tuple_at(args, 1, "tuple_snd")
 
 
 def tuple_third(args, /):
-    return _tuple_at(args, 2, "_tuple_third")
+    return _tuple_at(args, 2, "tuple_third")
 
 
 def tuple_len(args, /):
     t = _item(args, 0)
     if PyTuple_CheckExact(t):
         return PyTuple_GET_SIZE(t)
-    return _slow("_tuple_len", args)
+    return _slow("tuple_len", args)
 
 
 # -- option, result ------------------------------------------------------------
@@ -217,19 +225,19 @@ cdef inline object _is(object args, str variant, str name):
 
 
 def option_unwrap_or(args, /):
-    return _unwrap(args, _SOME, _NONE_NAME, "_option_unwrap_or")
+    return _unwrap(args, _SOME, _NONE_NAME, "option_unwrap_or")
 
 
 def option_unwrap_or_else(args, /):
-    return _unwrap(args, _SOME, _NONE_NAME, "_option_unwrap_or_else")
+    return _unwrap(args, _SOME, _NONE_NAME, "option_unwrap_or_else")
 
 
 def option_is_some(args, /):
-    return _is(args, _SOME, "_option_is_some")
+    return _is(args, _SOME, "option_is_some")
 
 
 def option_is_none(args, /):
-    return _is(args, _NONE_NAME, "_option_is_none")
+    return _is(args, _NONE_NAME, "option_is_none")
 
 
 def option_ok_or(args, /):
@@ -243,20 +251,20 @@ def option_ok_or(args, /):
                 return _wrap(_OK, payload)
         elif v.name == _NONE_NAME:
             return _wrap(_ERR, _item(args, 1))
-    return _slow("_option_ok_or", args)
+    return _slow("option_ok_or", args)
 
 
 def result_is_ok(args, /):
-    return _is(args, _OK, "_result_is_ok")
+    return _is(args, _OK, "result_is_ok")
 
 
 def result_is_err(args, /):
-    return _is(args, _ERR, "_result_is_err")
+    return _is(args, _ERR, "result_is_err")
 
 
 def result_unwrap_or(args, /):
-    return _unwrap(args, _OK, _ERR, "_result_unwrap_or")
+    return _unwrap(args, _OK, _ERR, "result_unwrap_or")
 
 
 def result_unwrap_or_else(args, /):
-    return _unwrap(args, _OK, _ERR, "_result_unwrap_or_else")
+    return _unwrap(args, _OK, _ERR, "result_unwrap_or_else")

@@ -402,7 +402,7 @@ if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
         if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
             raise
     else:
-        _HOT = {name: getattr(_containers_c, name) for name in _HOT}
+        _HOT = _containers_c.bind(_HOT)
         CONTAINERS_COMPILED = True
 
 

@@ -498,7 +498,7 @@ if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
         if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
             raise
     else:
-        _HOT = {name: getattr(_seq_c, name) for name in _HOT}
+        _HOT = _seq_c.bind(_HOT)
         SEQ_COMPILED = True
 
 
