@@ -1,16 +1,20 @@
-"""The hot text builtins through ``h.dispatch`` against the Python a VM
-author would write inline for them: ``str.len`` (``len(s.encode())``),
-``str.split`` (``s.split(sep)``), ``str.concat`` (``a + b``) and
-``int.to_str`` (``str(n)``).
+"""The hot builtins through ``h.dispatch`` against the Python a VM author
+would write inline for them: ``str.len`` (``len(s.encode())``),
+``str.split`` (``s.split(sep)``), ``str.concat`` (``a + b``),
+``int.to_str`` (``str(n)``), and the ``list``/``tuple``/``option``/
+``result``/``map``/``set``/``deque`` ops (``len(xs)``, ``xs[1:]``,
+``[x, *xs]``, ``o.name == "Some"``, ``m.get(k)``, ``k in s``, ...; the
+``CASES`` table says which).
 
 Each benchmark times a loop of ``INNER`` statements (as ``timeit`` does, the
 names bound as locals), so pytest-benchmark's own per-call overhead does not
 hide the dispatch cost; a median is per ``INNER`` statements. Subjects:
 
 - ``compiled``: ``DefaultHandler.dispatch`` on the compiled kernel with the
-  compiled text ops (lexfast/builtins/_text_c.pyx), as the package serves them;
-- ``twin``: the pure-Python kernel's dispatch with text.py's Python ops
-  (what ``LEXFAST_NO_EXTENSIONS=1`` serves);
+  compiled ops (lexfast/builtins/_text_c.pyx, _seq_c.pyx, _containers_c.pyx),
+  as the package serves them;
+- ``twin``: the pure-Python kernel's dispatch with the Python definitions
+  (text.py, seq.py, containers.py: what ``LEXFAST_NO_EXTENSIONS=1`` serves);
 - ``builtin-call``: the selected builtin function called directly, no dispatch;
 - ``inline``: the statement a VM author writes instead.
 
@@ -27,9 +31,11 @@ import pytest
 
 import lexfast
 from lexfast import DefaultHandler, Policy
-from lexfast.builtins import text
+from lexfast.builtins import TABLE, containers, seq, text
+from lexfast.kernel import NONE, ok, some
 from lexfast.kernel import _py as _twin
 from lexfast.table import default_table
+from lexfast.values import Deque, Map, Set
 
 try:
     _core = importlib.import_module("lexfast.kernel._c")
@@ -52,12 +58,16 @@ RATIO_TARGETS = [
     ("builtin-int-to-str", "test_int_to_str[compiled]", "test_int_to_str[inline]", 3.0),
 ]
 
-SUBJECTS = (["compiled"] if _core is not None and text.TEXT_COMPILED else []) + [
+SUBJECTS = (["compiled"] if _core is not None and text.TEXT_COMPILED
+            and seq.SEQ_COMPILED and containers.CONTAINERS_COMPILED else []) + [
     "twin", "builtin-call", "inline"]
 
-#: the Python definitions of the text ops (what the twin serves)
+#: the Python definitions of the benchmarked ops (what the twin serves)
 _PY_OPS = {("str", "len"): text.str_len, ("str", "split"): text.str_split,
            ("str", "concat"): text.str_concat, ("int", "to_str"): text.int_to_str}
+for _mod in (seq, containers):
+    _PY_OPS.update({(k, o): getattr(_mod, f"_{k}_{o}") for (k, o) in _mod.BUILTINS
+                    if f"{k}_{o}" in _mod._HOT})
 
 
 def _loop(stmt: str, **names):
@@ -98,17 +108,20 @@ def handler():
     h.close()
 
 
-def _run(benchmark, name, handler, kind, op, args, inline_stmt, inline_names, want):
+def _run(benchmark, name, handler, kind, op, args, inline_stmt, inline_names, want,
+         inline_want=None):
     if name == "inline":
         loop = _loop(inline_stmt, **inline_names)
         check = eval(inline_stmt, {}, dict(inline_names))
+        want = want if inline_want is None else inline_want
     elif name == "builtin-call":
-        fn = text.BUILTINS[(kind, op)]
+        fn = TABLE[kind][op]
         loop = _loop("fn(args)", fn=fn, args=args)
         check = fn(args)
     else:
         if name == "compiled":
             assert lexfast.COMPILED and text.TEXT_COMPILED
+            assert seq.SEQ_COMPILED and containers.CONTAINERS_COMPILED
             h = handler
         else:
             h = _twin_handler()
@@ -154,3 +167,55 @@ def test_int_to_str(benchmark, handler, name):
     benchmark.group = "builtin-int-to-str"
     n = 123456789
     _run(benchmark, name, handler, "int", "to_str", [n], "str(n)", {"n": n}, "123456789")
+
+
+# -- list, tuple, option, result, map, set, deque ----------------------------------
+
+_XS = [1, 2, 3, 4, 5, 6, 7, 8]
+_MAP = Map({f"k{i}": i for i in range(16)})
+_SET = Set(range(16))
+_DEQUE = Deque(range(8))
+
+#: (group, kind, op, args, inline expression, its names, the op's answer, the
+#: inline answer when it is not the same value: ``m.get(k)`` has no Some)
+CASES = [
+    ("builtin-list-len", "list", "len", [_XS], "len(xs)", {"xs": _XS}, 8, None),
+    ("builtin-list-head", "list", "head", [_XS], "some(xs[0]) if xs else NONE",
+     {"xs": _XS, "some": some, "NONE": NONE}, some(1), None),
+    ("builtin-list-tail", "list", "tail", [_XS], "xs[1:]", {"xs": _XS}, _XS[1:], None),
+    ("builtin-list-concat", "list", "concat", [_XS, [9]], "a + b", {"a": _XS, "b": [9]},
+     _XS + [9], None),
+    ("builtin-list-cons", "list", "cons", [0, _XS], "[x, *xs]", {"x": 0, "xs": _XS},
+     [0, *_XS], None),
+    ("builtin-list-range", "list", "range", [0, 16], "list(range(lo, hi))",
+     {"lo": 0, "hi": 16}, list(range(16)), None),
+    ("builtin-tuple-fst", "tuple", "fst", [(1, "a")], "t[0]", {"t": (1, "a")}, 1, None),
+    ("builtin-option-is-some", "option", "is_some", [some(1)], 'o.name == "Some"',
+     {"o": some(1)}, True, None),
+    ("builtin-option-unwrap-or", "option", "unwrap_or", [some(1), 0],
+     'o.args[0] if o.name == "Some" else d', {"o": some(1), "d": 0}, 1, None),
+    ("builtin-result-is-ok", "result", "is_ok", [ok(1)], 'r.name == "Ok"', {"r": ok(1)},
+     True, None),
+    ("builtin-map-get", "map", "get", [_MAP, "k3"], "m.get(k)", {"m": _MAP, "k": "k3"},
+     some(3), 3),
+    ("builtin-map-has", "map", "has", [_MAP, "k3"], "k in m", {"m": _MAP, "k": "k3"}, True,
+     None),
+    ("builtin-map-set", "map", "set", [_MAP, "z", 1], "Map({**m, k: v})",
+     {"Map": Map, "m": _MAP, "k": "z", "v": 1}, Map({**_MAP, "z": 1}), None),
+    ("builtin-map-size", "map", "size", [_MAP], "len(m)", {"m": _MAP}, 16, None),
+    ("builtin-map-keys", "map", "keys", [_MAP], "sorted(m)", {"m": _MAP}, sorted(_MAP), None),
+    ("builtin-set-has", "set", "has", [_SET, 3], "k in s", {"s": _SET, "k": 3}, True, None),
+    ("builtin-set-add", "set", "add", [_SET, 99], "Set(s | {k})",
+     {"Set": Set, "s": _SET, "k": 99}, Set([*_SET, 99]), None),
+    ("builtin-deque-push-back", "deque", "push_back", [_DEQUE, 8], "Deque([*q, x])",
+     {"Deque": Deque, "q": _DEQUE, "x": 8}, Deque(range(9)), None),
+    ("builtin-deque-size", "deque", "size", [_DEQUE], "len(q)", {"q": _DEQUE}, 8, None),
+]
+
+
+@pytest.mark.parametrize("name", SUBJECTS)
+@pytest.mark.parametrize("case", CASES, ids=[c[0].removeprefix("builtin-") for c in CASES])
+def test_container_op(benchmark, handler, name, case):
+    group, kind, op, args, stmt, names, want, inline_want = case
+    benchmark.group = group
+    _run(benchmark, name, handler, kind, op, args, stmt, names, want, inline_want)

@@ -49,6 +49,7 @@ cdef tuple _EMPTY = ()
 cdef type _Map = Map
 cdef type _Set = Set
 cdef type _Deque = Deque
+cdef object _extend = _deque_type.extend
 cdef object _append = _deque_type.append
 cdef object _appendleft = _deque_type.appendleft
 cdef object _pop = _deque_type.pop
@@ -122,6 +123,14 @@ cdef inline object _map_copy(object m):
     """A new ``Map`` with ``m``'s entries (dict's own merge, as ``Map(m)``)."""
     out = _new(_Map, _EMPTY)
     PyDict_Update(out, m)
+    return out
+
+
+cdef inline object _deque_of(object items):
+    """A new ``Deque`` of ``items`` (as ``Deque(items)``, without the
+    argument parsing of a type call)."""
+    out = _new(_Deque, _EMPTY)
+    _extend(out, items)
     return out
 
 
@@ -382,7 +391,7 @@ def deque_push_back(args, /):
     d = _item(args, 0)
     if type(d) is _Deque and _nargs(args) >= 2:
         x = <object>PyList_GET_ITEM(args, 1)
-        out = _Deque(d)
+        out = _deque_of(d)
         _append(out, x)
         return out
     return _slow("deque_push_back", args)
@@ -392,7 +401,7 @@ def deque_push_front(args, /):
     d = _item(args, 0)
     if type(d) is _Deque and _nargs(args) >= 2:
         x = <object>PyList_GET_ITEM(args, 1)
-        out = _Deque(d)
+        out = _deque_of(d)
         _appendleft(out, x)
         return out
     return _slow("deque_push_front", args)
@@ -404,7 +413,7 @@ def deque_pop_back(args, /):
     if type(d) is _Deque:
         if Py_SIZE(d) == 0:
             return _NONE
-        out = _Deque(d)
+        out = _deque_of(d)
         return _some((_pop(out), out))
     return _slow("deque_pop_back", args)
 
@@ -414,7 +423,7 @@ def deque_pop_front(args, /):
     if type(d) is _Deque:
         if Py_SIZE(d) == 0:
             return _NONE
-        out = _Deque(d)
+        out = _deque_of(d)
         return _some((_popleft(out), out))
     return _slow("deque_pop_front", args)
 
@@ -440,7 +449,7 @@ def deque_peek_front(args, /):
 def deque_from_list(args, /):
     xs = _item(args, 0)
     if PyList_CheckExact(xs):
-        return _Deque(xs)
+        return _deque_of(xs)
     return _slow("deque_from_list", args)
 
 
