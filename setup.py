@@ -24,40 +24,30 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
     from Cython.Build import cythonize
 
     macros = [("CYTHON_TRACE_NOGIL", "1")] if _flag("LEXFAST_LINETRACE") else []
+
+    def extension(name):
+        return Extension(name, [name.replace(".", "/") + ".pyx"], include_dirs=["include"],
+                         define_macros=macros)
+
+    # Safety checks (boundscheck, wraparound, cdivision) keep their safe
+    # defaults: this is a security boundary.
+    directives = {
+        "language_level": 3,
+        "embedsignature": True,
+        "linetrace": _flag("LEXFAST_LINETRACE"),
+    }
     ext_modules = cythonize(
-        [
-            Extension(
-                "lexfast.kernel._c",
-                ["lexfast/kernel/_c.pyx"],
-                include_dirs=["include"],
-                define_macros=macros,
-            ),
-            Extension(
-                "lexfast.builtins._text_c",
-                ["lexfast/builtins/_text_c.pyx"],
-                include_dirs=["include"],
-                define_macros=macros,
-            ),
-            Extension(
-                "lexfast.builtins._seq_c",
-                ["lexfast/builtins/_seq_c.pyx"],
-                include_dirs=["include"],
-                define_macros=macros,
-            ),
-            Extension(
-                "lexfast.builtins._containers_c",
-                ["lexfast/builtins/_containers_c.pyx"],
-                include_dirs=["include"],
-                define_macros=macros,
-            ),
-        ],
-        # Safety checks (boundscheck, wraparound, cdivision) keep their safe
-        # defaults: this is a security boundary.
-        compiler_directives={
-            "language_level": 3,
-            "embedsignature": True,
-            "linetrace": _flag("LEXFAST_LINETRACE"),
-        },
+        [extension("lexfast.kernel._c"), extension("lexfast.builtins._text_c")],
+        compiler_directives=directives,
+        annotate=_flag("LEXFAST_ANNOTATE"),
+    )
+    # The list/tuple/option/result and map/set/deque ops as plain builtin
+    # functions, not Cython function objects: nothing needs a bound __self__
+    # or their introspection, and a call costs about 6 ns less (of the ~20 ns
+    # the cheapest op takes).
+    ext_modules += cythonize(
+        [extension("lexfast.builtins._seq_c"), extension("lexfast.builtins._containers_c")],
+        compiler_directives={**directives, "binding": False},
         annotate=_flag("LEXFAST_ANNOTATE"),
     )
     for ext in ext_modules:  # cythonize does not carry ``optional`` over

@@ -14,6 +14,8 @@ source for each error text, and the two cannot drift.
 
 Nothing here mutates an argument: a new ``Map``/``Deque`` is a copy made
 before the change, a new ``Set`` is filled while no other code holds it.
+
+Built with ``binding=False`` (setup.py): the ops are plain builtin functions.
 """
 
 from cpython.dict cimport PyDict_Contains, PyDict_DelItem, PyDict_Keys, PyDict_SetItem

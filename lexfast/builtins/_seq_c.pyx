@@ -9,8 +9,10 @@ The fast path reads an exact ``list`` of arguments with borrowed references
 and answers only for exact types (a ``list``, a ``tuple``, the kernel's own
 ``Variant``, an i64 ``int``). Anything else (a missing argument, a wrong
 type, a subclass, a ``Variant`` left half-built) is handed to the Python
-definition (``bind``), which decides and words the reference's error: one source for
-each error text, and the two cannot drift.
+definition (``bind``), which decides and words the reference's error: one
+source for each error text, and the two cannot drift.
+
+Built with ``binding=False`` (setup.py): the ops are plain builtin functions.
 """
 
 from cpython.list cimport PyList_GetSlice, PyList_Insert
