@@ -225,14 +225,14 @@ def test_container_op(benchmark, handler, name, case):
     _run(benchmark, name, handler, kind, op, args, stmt, names, want, inline_want)
 
 
-# Measured on a busy 2-core box (0.3 s per benchmark, two runs). Through
+# Measured on a busy 2-core box (0.3 s per benchmark, three runs). Through
 # dispatch against the inline Python: 0.59-1.37 for the ops that copy
 # (map.set, set.add, deque.push_back, list.tail/range, map.keys), 1.4-2.6 for
-# most others, and up to 3.9 (len/size) and 5.5 (tuple.fst against a bare
-# ``t[0]``) where the op is a few ns and dispatch's own ~30 ns dominates.
-# The compiled function called directly: 0.46-2.21 (map.get the highest: its
+# most others, and up to 4.0 (len/size) and 5.6 (tuple.fst against a bare
+# ``t[0]``) where the op is a few ns and dispatch's own ~40 ns dominates.
+# The compiled function called directly: 0.39-2.5 (map.get the highest: its
 # answer allocates a Some that ``m.get(k)`` does not). Against the pure-Python
-# twin's dispatch: 0.19-0.61.
+# twin's dispatch: 0.17-0.61.
 _DISPATCH_LIMITS = {"list-len": 5.0, "map-size": 5.0, "deque-size": 5.0, "tuple-fst": 7.0,
                     "map-get": 4.5, "list-tail": 2.0, "list-range": 1.6, "map-set": 1.0,
                     "map-keys": 1.5, "set-add": 1.0, "deque-push-back": 1.0}
