@@ -9,8 +9,8 @@ and answers only for exact types: a ``Map``, ``Set`` or ``Deque`` (not a
 subclass, which could override what is read here), keys that are an exact
 ``str`` or an ``int`` within i64, pairs that are exact 2-tuples. Anything
 else (a missing argument, a wrong type, a bad key, a subclass) is handed to
-the Python definition (``bind``), which decides and words the reference's error: one
-source for each error text, and the two cannot drift.
+the Python definition (``bind``), which decides and words the reference's
+error: one source for each error text, and the two cannot drift.
 
 Nothing here mutates an argument: a new ``Map``/``Deque`` is a copy made
 before the change, a new ``Set`` is filled while no other code holds it.
@@ -18,7 +18,7 @@ before the change, a new ``Set`` is filled while no other code holds it.
 Built with ``binding=False`` (setup.py): the ops are plain builtin functions.
 """
 
-from cpython.dict cimport PyDict_Contains, PyDict_DelItem, PyDict_Keys, PyDict_SetItem
+from cpython.dict cimport PyDict_Contains, PyDict_DelItem, PyDict_SetItem
 from cpython.dict cimport PyDict_Update
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.set cimport PySet_Add, PySet_Contains
