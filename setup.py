@@ -49,23 +49,32 @@ if not _flag("LEXFAST_NO_EXTENSIONS"):
     from Cython.Build import cythonize
 
     macros = [("CYTHON_TRACE_NOGIL", "1")] if _flag("LEXFAST_LINETRACE") else []
+
+    def extension(name):
+        return Extension(name, [name.replace(".", "/") + ".pyx"], include_dirs=["include"],
+                         define_macros=macros)
+
+    # Safety checks (boundscheck, wraparound, cdivision) keep their safe
+    # defaults: this is a security boundary.
+    directives = {
+        "language_level": 3,
+        "embedsignature": True,
+        "linetrace": _flag("LEXFAST_LINETRACE"),
+    }
+    sources = [pyx[:-4].replace("/", ".") for pyx in _pyx_sources()]
+    # The list/tuple/option/result and map/set/deque ops as plain builtin
+    # functions, not Cython function objects: nothing needs a bound __self__
+    # or their introspection, and a call costs about 6 ns less (of the ~20 ns
+    # the cheapest op takes).
+    unbound = {"lexfast.builtins._seq_c", "lexfast.builtins._containers_c"}
     ext_modules = cythonize(
-        [
-            Extension(
-                pyx[:-4].replace("/", "."),
-                [pyx],
-                include_dirs=["include"],
-                define_macros=macros,
-            )
-            for pyx in _pyx_sources()
-        ],
-        # Safety checks (boundscheck, wraparound, cdivision) keep their safe
-        # defaults: this is a security boundary.
-        compiler_directives={
-            "language_level": 3,
-            "embedsignature": True,
-            "linetrace": _flag("LEXFAST_LINETRACE"),
-        },
+        [extension(name) for name in sources if name not in unbound],
+        compiler_directives=directives,
+        annotate=_flag("LEXFAST_ANNOTATE"),
+    )
+    ext_modules += cythonize(
+        [extension(name) for name in sources if name in unbound],
+        compiler_directives={**directives, "binding": False},
         annotate=_flag("LEXFAST_ANNOTATE"),
     )
     for ext in ext_modules:  # cythonize does not carry ``optional`` over

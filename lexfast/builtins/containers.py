@@ -13,14 +13,20 @@ Values are never changed: ``map.set``, ``deque.push_back`` ... return a new
 container (the reference clones, then changes the clone). A ``Set`` is
 immutable, so ``set.add`` of an element already there (and ``set.delete`` of
 one that is not) returns the same ``Set``.
+
+When the compiled kernel is in use, every op comes from the compiled
+``lexfast.builtins._containers_c`` (same semantics, same tests; it hands
+every case but the exact-typed one back to the definitions here); otherwise,
+or under ``LEXFAST_NO_EXTENSIONS``, these Python definitions serve.
 """
 
 from __future__ import annotations
 
+import os
 from operator import itemgetter
 
 from ..errors import EffectError
-from ..kernel import NONE, some
+from ..kernel import COMPILED, NONE, some
 from ..values import INT_MAX, INT_MIN, Deque, Map, Set, debug_repr, mapkey_sorted
 from ._args import expect_list, expect_map
 
@@ -342,40 +348,98 @@ def _deque_to_list(args: list) -> list:
     return list(_deque(args))
 
 
+# -- the compiled hot path -------------------------------------------------------
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+_HOT = {
+    "map_new": _map_new,
+    "map_size": _map_size,
+    "map_has": _map_has,
+    "map_get": _map_get,
+    "map_set": _map_set,
+    "map_delete": _map_delete,
+    "map_keys": _map_keys,
+    "map_values": _map_values,
+    "map_entries": _map_entries,
+    "map_from_list": _map_from_list,
+    "map_merge": _map_merge,
+    "map_is_empty": _map_is_empty,
+    "set_new": _set_new,
+    "set_size": _set_size,
+    "set_has": _set_has,
+    "set_add": _set_add,
+    "set_delete": _set_delete,
+    "set_to_list": _set_to_list,
+    "set_from_list": _set_from_list,
+    "set_union": _set_union,
+    "set_intersect": _set_intersect,
+    "set_diff": _set_diff,
+    "set_is_empty": _set_is_empty,
+    "set_is_subset": _set_is_subset,
+    "deque_new": _deque_new,
+    "deque_size": _deque_size,
+    "deque_is_empty": _deque_is_empty,
+    "deque_push_back": _deque_push_back,
+    "deque_push_front": _deque_push_front,
+    "deque_pop_back": _deque_pop_back,
+    "deque_pop_front": _deque_pop_front,
+    "deque_peek_back": _deque_peek_back,
+    "deque_peek_front": _deque_peek_front,
+    "deque_from_list": _deque_from_list,
+    "deque_to_list": _deque_to_list,
+}
+
+#: whether the map/set/deque ops are the compiled ones
+#: (``lexfast.builtins._containers_c``)
+CONTAINERS_COMPILED = False
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _containers_c
+    except ImportError:  # built without it: the Python definitions serve
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _HOT = _containers_c.bind(_HOT)
+        CONTAINERS_COMPILED = True
+
+
 BUILTINS = {
-    ("map", "new"): _map_new,
-    ("map", "size"): _map_size,
-    ("map", "has"): _map_has,
-    ("map", "get"): _map_get,
-    ("map", "set"): _map_set,
-    ("map", "delete"): _map_delete,
-    ("map", "keys"): _map_keys,
-    ("map", "values"): _map_values,
-    ("map", "entries"): _map_entries,
-    ("map", "from_list"): _map_from_list,
-    ("map", "merge"): _map_merge,
-    ("map", "is_empty"): _map_is_empty,
-    ("set", "new"): _set_new,
-    ("set", "size"): _set_size,
-    ("set", "has"): _set_has,
-    ("set", "add"): _set_add,
-    ("set", "delete"): _set_delete,
-    ("set", "to_list"): _set_to_list,
-    ("set", "from_list"): _set_from_list,
-    ("set", "union"): _set_union,
-    ("set", "intersect"): _set_intersect,
-    ("set", "diff"): _set_diff,
-    ("set", "is_empty"): _set_is_empty,
-    ("set", "is_subset"): _set_is_subset,
-    ("deque", "new"): _deque_new,
-    ("deque", "size"): _deque_size,
-    ("deque", "is_empty"): _deque_is_empty,
-    ("deque", "push_back"): _deque_push_back,
-    ("deque", "push_front"): _deque_push_front,
-    ("deque", "pop_back"): _deque_pop_back,
-    ("deque", "pop_front"): _deque_pop_front,
-    ("deque", "peek_back"): _deque_peek_back,
-    ("deque", "peek_front"): _deque_peek_front,
-    ("deque", "from_list"): _deque_from_list,
-    ("deque", "to_list"): _deque_to_list,
+    ("map", "new"): _HOT["map_new"],
+    ("map", "size"): _HOT["map_size"],
+    ("map", "has"): _HOT["map_has"],
+    ("map", "get"): _HOT["map_get"],
+    ("map", "set"): _HOT["map_set"],
+    ("map", "delete"): _HOT["map_delete"],
+    ("map", "keys"): _HOT["map_keys"],
+    ("map", "values"): _HOT["map_values"],
+    ("map", "entries"): _HOT["map_entries"],
+    ("map", "from_list"): _HOT["map_from_list"],
+    ("map", "merge"): _HOT["map_merge"],
+    ("map", "is_empty"): _HOT["map_is_empty"],
+    ("set", "new"): _HOT["set_new"],
+    ("set", "size"): _HOT["set_size"],
+    ("set", "has"): _HOT["set_has"],
+    ("set", "add"): _HOT["set_add"],
+    ("set", "delete"): _HOT["set_delete"],
+    ("set", "to_list"): _HOT["set_to_list"],
+    ("set", "from_list"): _HOT["set_from_list"],
+    ("set", "union"): _HOT["set_union"],
+    ("set", "intersect"): _HOT["set_intersect"],
+    ("set", "diff"): _HOT["set_diff"],
+    ("set", "is_empty"): _HOT["set_is_empty"],
+    ("set", "is_subset"): _HOT["set_is_subset"],
+    ("deque", "new"): _HOT["deque_new"],
+    ("deque", "size"): _HOT["deque_size"],
+    ("deque", "is_empty"): _HOT["deque_is_empty"],
+    ("deque", "push_back"): _HOT["deque_push_back"],
+    ("deque", "push_front"): _HOT["deque_push_front"],
+    ("deque", "pop_back"): _HOT["deque_pop_back"],
+    ("deque", "pop_front"): _HOT["deque_pop_front"],
+    ("deque", "peek_back"): _HOT["deque_peek_back"],
+    ("deque", "peek_front"): _HOT["deque_peek_front"],
+    ("deque", "from_list"): _HOT["deque_from_list"],
+    ("deque", "to_list"): _HOT["deque_to_list"],
 }

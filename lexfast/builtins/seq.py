@@ -3,6 +3,11 @@
 
 Hot: each op checks its argument's exact type first and falls back to the
 shared checks (``_args``) only to accept a subclass or to word the error.
+When the compiled kernel is in use, the ``list``/``tuple``/``option``/
+``result`` ops come from the compiled ``lexfast.builtins._seq_c`` (same
+semantics, same tests; it hands every case but the exact-typed one back to
+the definitions here); otherwise, or under ``LEXFAST_NO_EXTENSIONS``, these
+Python definitions serve.
 Values are immutable to the VM, so an op returns its argument's own object
 where the reference returns a clone (``list.head``'s element, the Some's
 payload) and never mutates an argument list.
@@ -20,12 +25,13 @@ Where lexfast differs from the reference:
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from math import copysign
 
 from .. import values as _values
 from ..errors import EffectError
-from ..kernel import NONE, Variant, err, ok, some
+from ..kernel import COMPILED, NONE, Variant, err, ok, some
 from ..values import Map, debug_repr
 from ._args import expect_int, expect_list
 
@@ -451,29 +457,74 @@ def _test_assert_false(args: list) -> object:
     raise EffectError(f"test.assert_false expects Bool, got {debug_repr(v)}")
 
 
+# -- the compiled hot path -------------------------------------------------------
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+_HOT = {
+    "list_len": _list_len,
+    "list_is_empty": _list_is_empty,
+    "list_head": _list_head,
+    "list_tail": _list_tail,
+    "list_range": _list_range,
+    "list_concat": _list_concat,
+    "list_reverse": _list_reverse,
+    "list_cons": _list_cons,
+    "list_enumerate": _list_enumerate,
+    "tuple_fst": _tuple_fst,
+    "tuple_snd": _tuple_snd,
+    "tuple_third": _tuple_third,
+    "tuple_len": _tuple_len,
+    "option_unwrap_or": _option_unwrap_or,
+    "option_unwrap_or_else": _option_unwrap_or_else,
+    "option_is_some": _option_is_some,
+    "option_is_none": _option_is_none,
+    "option_ok_or": _option_ok_or,
+    "result_is_ok": _result_is_ok,
+    "result_is_err": _result_is_err,
+    "result_unwrap_or": _result_unwrap_or,
+    "result_unwrap_or_else": _result_unwrap_or_else,
+}
+
+#: whether the list/tuple/option/result ops are the compiled ones
+#: (``lexfast.builtins._seq_c``)
+SEQ_COMPILED = False
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+    try:
+        from . import _seq_c
+    except ImportError:  # built without it: the Python definitions serve
+        if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
+            raise
+    else:
+        _HOT = _seq_c.bind(_HOT)
+        SEQ_COMPILED = True
+
+
 BUILTINS = {
-    ("list", "len"): _list_len,
-    ("list", "is_empty"): _list_is_empty,
-    ("list", "head"): _list_head,
-    ("list", "tail"): _list_tail,
-    ("list", "range"): _list_range,
-    ("list", "concat"): _list_concat,
-    ("list", "reverse"): _list_reverse,
-    ("list", "cons"): _list_cons,
-    ("list", "enumerate"): _list_enumerate,
-    ("tuple", "fst"): _tuple_fst,
-    ("tuple", "snd"): _tuple_snd,
-    ("tuple", "third"): _tuple_third,
-    ("tuple", "len"): _tuple_len,
-    ("option", "unwrap_or"): _option_unwrap_or,
-    ("option", "unwrap_or_else"): _option_unwrap_or_else,
-    ("option", "is_some"): _option_is_some,
-    ("option", "is_none"): _option_is_none,
-    ("option", "ok_or"): _option_ok_or,
-    ("result", "is_ok"): _result_is_ok,
-    ("result", "is_err"): _result_is_err,
-    ("result", "unwrap_or"): _result_unwrap_or,
-    ("result", "unwrap_or_else"): _result_unwrap_or_else,
+    ("list", "len"): _HOT["list_len"],
+    ("list", "is_empty"): _HOT["list_is_empty"],
+    ("list", "head"): _HOT["list_head"],
+    ("list", "tail"): _HOT["list_tail"],
+    ("list", "range"): _HOT["list_range"],
+    ("list", "concat"): _HOT["list_concat"],
+    ("list", "reverse"): _HOT["list_reverse"],
+    ("list", "cons"): _HOT["list_cons"],
+    ("list", "enumerate"): _HOT["list_enumerate"],
+    ("tuple", "fst"): _HOT["tuple_fst"],
+    ("tuple", "snd"): _HOT["tuple_snd"],
+    ("tuple", "third"): _HOT["tuple_third"],
+    ("tuple", "len"): _HOT["tuple_len"],
+    ("option", "unwrap_or"): _HOT["option_unwrap_or"],
+    ("option", "unwrap_or_else"): _HOT["option_unwrap_or_else"],
+    ("option", "is_some"): _HOT["option_is_some"],
+    ("option", "is_none"): _HOT["option_is_none"],
+    ("option", "ok_or"): _HOT["option_ok_or"],
+    ("result", "is_ok"): _HOT["result_is_ok"],
+    ("result", "is_err"): _HOT["result_is_err"],
+    ("result", "unwrap_or"): _HOT["result_unwrap_or"],
+    ("result", "unwrap_or_else"): _HOT["result_unwrap_or_else"],
     ("test", "assert_eq"): _test_assert_eq,
     ("test", "assert_ne"): _test_assert_ne,
     ("test", "assert_true"): _test_assert_true,
