@@ -1,7 +1,8 @@
 """MkDocs hooks for the manual (mkdocs.yml): README.md, SECURITY.md and
 bench/RESULTS.md (with its chart) become site pages without a second copy,
-and links that point outside the site are rewritten, so `--strict` checks
-every link that remains."""
+and links to repository files outside the site are rewritten to text, so
+`--strict` checks every link that remains (a link to nothing stays and fails
+the build)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 
 def _rewrite(markdown: str, source: str) -> str:
     """Links in ``source`` (a repository path) to site paths; a link to a
-    repository file that is not on the site becomes its text and path."""
+    repository file that is not on the site becomes its text and path; a link
+    to nothing is left as it is, for ``mkdocs build --strict`` to refuse."""
     base = Path(source).parent
 
     def sub(m: re.Match) -> str:
@@ -37,7 +39,11 @@ def _rewrite(markdown: str, source: str) -> str:
         if repo_path.startswith("../") or ".." in Path(repo_path).parts:
             repo_path = (ROOT / base / path).resolve().relative_to(ROOT).as_posix()
         site = TARGETS.get(repo_path)
+        if site is None and repo_path.startswith("docs/"):
+            site = repo_path[len("docs/"):]  # a page of docs_dir: mkdocs checks it exists
         if site is None:
+            if not (ROOT / repo_path).exists():
+                return m.group(0)  # broken: left for mkdocs --strict to report
             return f"{text} (`{repo_path}` in the source tree)" if not bang else text
         return f"{bang}[{text}]({site}{'#' + anchor if anchor else ''})"
 
