@@ -237,7 +237,8 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "Closes the database; also `Unit` for an unknown handle."),
     ("sql", "exec"): (
         "sql.exec(h: Int, stmt: Str, params: List[SqlParam]) -> Result[Int, SqlError]",
-        "Runs one statement that returns no rows; `Ok` of SQLite's `changes()`. Unknown handle "
+        "Runs one statement that returns no rows; `Ok` of SQLite's `changes()`. A SqlParam is "
+        "`PStr(s) | PInt(n) | PFloat(x) | PBool(b) | PNull`, a plain Str is `PStr`. Unknown handle "
         "HARD `sql.exec: closed or unknown Db handle`; bad params HARD (`sql.exec: expected "
         "SqlParam variant, got {:?}`); SQLite failures `Err(SqlError)` with message "
         "`sql.exec: {e}`. Bounded by `Limits.sql_timeout_s`."),
@@ -265,12 +266,14 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "`sql.query` inside a transaction handle; errors prefixed `sql.query_tx`."),
     ("sql", "query_iter"): (
         "sql.query_iter(db: Int, stmt: Str, params: List[SqlParam]) -> "
-        "Result[__IterCursor, SqlError]",
-        "A cursor: the statement runs to its first row now (a bad statement is this call's "
+        "Result[__IterCursor(Int), SqlError]",
+        "A cursor `__IterCursor(n)`: the statement runs to its first row now (a bad statement is this call's "
         "`Err`), the rest one `sql.cursor_next` at a time, never materialised."),
     ("sql", "cursor_next"): (
         "sql.cursor_next(cursor: Int) -> Option[Record]",
-        "The next row; `None` once exhausted or for a closed, evicted or unknown cursor. A "
+        "The next row of the cursor `__IterCursor(cursor)`; `None` once exhausted or for a "
+        "closed, evicted or unknown cursor (at most 256 per session, least recently used "
+        "evicted). A "
         "non-Int is HARD `sql.cursor_next: expected cursor handle (Int)`; a failing step raises."),
     ("sql", "get_str"): (
         "sql.get_str(row: Record, column: Str) -> Option[Str]",
