@@ -35,9 +35,11 @@ def _rewrite(markdown: str, source: str) -> str:
             return m.group(0)
         path, _, anchor = target.partition("#")
         repo_path = (base / path).as_posix()
-        repo_path = str(Path(repo_path)).replace("\\", "/")
-        if repo_path.startswith("../") or ".." in Path(repo_path).parts:
-            repo_path = (ROOT / base / path).resolve().relative_to(ROOT).as_posix()
+        if ".." in Path(repo_path).parts:
+            try:
+                repo_path = (ROOT / base / path).resolve().relative_to(ROOT).as_posix()
+            except ValueError:  # outside the repository: left for --strict to report
+                return m.group(0)
         site = TARGETS.get(repo_path)
         if site is None and repo_path.startswith("docs/"):
             site = repo_path[len("docs/"):]  # a page of docs_dir: mkdocs checks it exists
