@@ -580,7 +580,7 @@ def _parsers():
         prog="lexfast", description="The Lex effect handler: dispatch JSON-lines effect "
         "calls under a capability policy.")
     top.add_argument("--version", action="version", version=_version_line())
-    sub = top.add_subparsers(dest="command", metavar="{run,host,info}")
+    sub = top.add_subparsers(dest="command", metavar="{run,host,info,help}")
     fmt = argparse.RawDescriptionHelpFormatter
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
@@ -605,7 +605,10 @@ def _parsers():
     _common(host)
     info = sub.add_parser("info", help="which core is loaded, library versions, the effect table and the builtins")
     info.add_argument("--json", action="store_true", help="one JSON object")
-    return top, {"run": run, "host": host, "info": info}
+    helpp = sub.add_parser("help", help="describe an op (KIND.OP) or every op of a kind (KIND): "
+                           "signature, gate, doc (the text of docs/effects.md)")
+    helpp.add_argument("target", nargs="?", metavar="KIND.OP|KIND")
+    return top, {"run": run, "host": host, "info": info, "help": helpp}
 
 
 def _version_line() -> str:
@@ -901,8 +904,13 @@ def _main(argv: list[str]) -> int:
     ns = top.parse_args(argv)
     if ns.command == "info":
         return info(ns.json)
+    if ns.command == "help":
+        from .docs import help_text
+        status, text = help_text(ns.target)
+        print(text, end="", file=sys.stdout if status == 0 else sys.stderr)
+        return status
     top.print_usage(sys.stderr)
-    print("lexfast: error: a command is required: run, host or info", file=sys.stderr)
+    print("lexfast: error: a command is required: run, host, info or help", file=sys.stderr)
     return _EXIT_USAGE
 
 

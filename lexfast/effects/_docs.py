@@ -1,0 +1,386 @@
+"""One description per effect-table row: its signature and a one-line doc.
+
+``EFFECT_DOCS[(kind, op)] = (signature, doc)``. The signature names the
+arguments in positional order with their Lex types and the return shape
+(``Ok``/``Err``/``Some`` placement); the doc says what the op does, the scope
+it consults, the ``Limits`` that bound it and the error wording users match
+on (HARD: raised as ``EffectError``/``PolicyDenied``; SOFT: returned as an
+``Err`` value; see docs/behaviour.md). The gate each row consults is read
+from the row itself when rendered, so it cannot drift.
+
+This mapping sits beside the effect table, never in it: ``dispatch`` does
+not read it. ``docs/effects.md`` and ``lexfast help KIND.OP`` are generated
+from it and from ``lexfast.builtins._docs.DOCS`` (``lexfast.cli.docs``), and a test
+fails when a row has no entry or the committed page is stale.
+"""
+
+from __future__ import annotations
+
+EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
+    # -- io ------------------------------------------------------------------
+    ("io", "print"): (
+        "io.print(line: Str) -> Unit",
+        "Writes the line to the session's sink (stdout unless the handler was given one)."),
+    ("io", "readline"): (
+        "io.readline() -> Option[Str]",
+        "The next line of the session's input without its `\\n`/`\\r\\n`; `None` at end of "
+        "input. A line is bounded by `Limits.readline_bytes` (the rest of a longer one is "
+        "skipped); a line that is not UTF-8 is HARD. Never reads the `lexfast` command's "
+        "request stream."),
+    ("io", "argv"): (
+        "io.argv() -> List[Str]",
+        "The program's arguments as the handler was given them (`program_args`)."),
+    ("io", "read"): (
+        "io.read(path: Str) -> Result[Str, Str]",
+        "Reads a whole UTF-8 file. Scope `--allow-fs-read` (under `read_root` when set; `..` "
+        "cannot leave it): HARD ``read of `{path}` outside --allow-fs-read``. I/O failures are "
+        "SOFT `Err(\"<os error>\")`; invalid UTF-8 is `Err(\"stream did not contain valid "
+        "UTF-8\")`. Bounded by `Limits.read_bytes`."),
+    ("io", "write"): (
+        "io.write(path: Str, contents: Str) -> Result[Unit, Str]",
+        "Creates or truncates the file, atomically (the old file or the whole new one). Scope "
+        "`--allow-fs-write`: HARD ``write to `{path}` outside --allow-fs-write``; I/O failures "
+        "SOFT."),
+    # -- time ----------------------------------------------------------------
+    ("time", "now"): (
+        "time.now() -> Int",
+        "Unix seconds; pinned by `LEX_TEST_NOW` (seconds) when set."),
+    ("time", "now_ms"): (
+        "time.now_ms() -> Int",
+        "Unix milliseconds; pinned by `LEX_TEST_NOW` (seconds, times 1000, saturating)."),
+    ("time", "now_str"): (
+        "time.now_str() -> Str",
+        "The current UTC time in RFC 3339 as chrono writes it (`…+00:00`, a 0/3/6/9-digit "
+        "fraction); pinned by `LEX_TEST_NOW`."),
+    ("time", "mono_ns"): (
+        "time.mono_ns() -> Int",
+        "Nanoseconds on a monotonic clock since the module loaded; never pinned."),
+    ("time", "sleep_ms"): (
+        "time.sleep_ms(ms: Int) -> Unit",
+        "Sleeps; zero or negative returns at once; at most 60 s, silently (the reference's cap)."),
+    ("time", "sleep"): (
+        "time.sleep(d: Duration) -> Unit",
+        "Sleeps for a Duration (Int nanoseconds); zero or negative is a no-op; the same 60 s cap "
+        "as `sleep_ms`."),
+    ("datetime", "now"): (
+        "datetime.now() -> Int",
+        "Nanoseconds since the Unix epoch (UTC); pinned by `LEX_TEST_NOW` (seconds)."),
+    # -- random --------------------------------------------------------------
+    ("rand", "int_in"): (
+        "rand.int_in(lo: Int, hi: Int) -> Int",
+        "A uniform draw from the OS RNG over [lo, hi] (the seed returned the midpoint); an empty "
+        "range is HARD `rand.int_in: empty range [lo, hi]`. Gated on `random`, not `rand`."),
+    ("crypto", "random"): (
+        "crypto.random(n: Int) -> Bytes",
+        "n bytes from the OS RNG; n outside 0..=1048576 is HARD "
+        "`crypto.random: n must be in 0..=1048576`."),
+    ("crypto", "random_str_hex"): (
+        "crypto.random_str_hex(n: Int) -> Str",
+        "n random bytes from the OS RNG as lower-case hex (2n characters); n outside "
+        "0..=1048576 is HARD `crypto.random_str_hex: n must be in 0..=1048576`."),
+    ("crypto", "p256_generate"): (
+        "crypto.p256_generate() -> Result[Bytes, Str]",
+        "A fresh P-256 (ES256) secret key: `Ok` of the 32-byte big-endian scalar."),
+    ("crypto", "secp256k1_generate"): (
+        "crypto.secp256k1_generate() -> Result[Bytes, Str]",
+        "A fresh secp256k1 secret key: `Ok` of the 32-byte big-endian scalar."),
+    # -- env, budget ---------------------------------------------------------
+    ("env", "get"): (
+        "env.get(name: Str) -> Option[Str]",
+        "`Some(value)` of the process environment variable; `None` when unset, not UTF-8, or "
+        "the name is empty or holds `=` or NUL."),
+    ("budget", "*"): (
+        "budget.<any>(...) -> Unit",
+        "Nominal, as in the reference: any op of kind `budget` answers `Unit` once granted. The "
+        "real budget is `note_call_budget`."),
+    # -- log -----------------------------------------------------------------
+    ("log", "debug"): (
+        "log.debug(msg: Str) -> Unit",
+        "Logs at level debug; dropped below the session's level (default info). Text "
+        "`[{ts}] debug: {msg}` or one JSON object per line; control characters escaped."),
+    ("log", "info"): (
+        "log.info(msg: Str) -> Unit",
+        "Logs at level info; dropped below the session's level. Same formats as `log.debug`."),
+    ("log", "warn"): (
+        "log.warn(msg: Str) -> Unit",
+        "Logs at level warn; dropped below the session's level. Same formats as `log.debug`."),
+    ("log", "error"): (
+        "log.error(msg: Str) -> Unit",
+        "Logs at level error. Same formats as `log.debug`."),
+    ("log", "set_level"): (
+        "log.set_level(level: Str) -> Result[Unit, Str]",
+        "Sets the session's level; unknown is SOFT "
+        "``log.set_level: unknown level `{s}`; expected debug|info|warn|error``."),
+    ("log", "set_format"): (
+        "log.set_format(format: Str) -> Result[Unit, Str]",
+        "`text` or `json`; else SOFT ``log.set_format: unknown format `{s}`; expected "
+        "text|json``."),
+    ("log", "set_sink"): (
+        "log.set_sink(path: Str) -> Result[Unit, Str]",
+        "Sends the session's log to a file opened for append (`\"-\"`: stderr). Scope "
+        "`--allow-fs-write`, SOFT ``fs path `{p}` outside --allow-fs-write``; an open failure is "
+        "SOFT ``log.set_sink `{p}`: {e}``; a file with more than one link is refused."),
+    # -- fs ------------------------------------------------------------------
+    ("fs", "exists"): (
+        "fs.exists(path: Str) -> Bool",
+        "Whether the path exists (symlinks followed). Scope `--allow-fs-read`; a denial is the "
+        "SOFT ``Err(\"fs path `{p}` outside --allow-fs-read\")`` (a Result where the type says "
+        "Bool, as in the reference)."),
+    ("fs", "is_file"): (
+        "fs.is_file(path: Str) -> Bool",
+        "Whether the path is a regular file (symlinks followed). Scope and denial as "
+        "`fs.exists`."),
+    ("fs", "is_dir"): (
+        "fs.is_dir(path: Str) -> Bool",
+        "Whether the path is a directory (symlinks followed). Scope and denial as `fs.exists`."),
+    ("fs", "stat"): (
+        "fs.stat(path: Str) -> Result[{size: Int, mtime: Int, is_dir: Bool, is_file: Bool}, Str]",
+        "Scope `--allow-fs-read` (SOFT denial); failure SOFT ``fs.stat `{p}`: {e}``."),
+    ("fs", "list_dir"): (
+        "fs.list_dir(path: Str) -> Result[List[Str], Str]",
+        "The children as full paths, unsorted. Scope `--allow-fs-read` (SOFT denial); failure "
+        "SOFT ``fs.list_dir `{p}`: {e}``; bounded by `Limits.walk_entries` and "
+        "`Limits.listing_bytes`."),
+    ("fs", "walk"): (
+        "fs.walk(root: Str) -> Result[List[Str], Str]",
+        "Every path under root, pre-order, the root first, symlinks not followed, never leaving "
+        "the scope. Scope `--allow-fs-read`; failure SOFT `fs.walk: {e}`; bounded by "
+        "`Limits.walk_entries` and `Limits.listing_bytes`."),
+    ("fs", "glob"): (
+        "fs.glob(pattern: Str) -> Result[List[Str], Str]",
+        "Matching paths, sorted; `*` matches dot files but not `/`. `--allow-fs-read` filters "
+        "the results; failure SOFT `fs.glob: …`; bounded as `fs.walk`."),
+    ("fs", "mkdir_p"): (
+        "fs.mkdir_p(path: Str) -> Result[Unit, Str]",
+        "Creates the directory and its parents. Scope `--allow-fs-write` (SOFT denial); failure "
+        "SOFT ``fs.mkdir_p `{p}`: {e}``."),
+    ("fs", "remove"): (
+        "fs.remove(path: Str) -> Result[Unit, Str]",
+        "Removes a file, a directory recursively, or a symlink itself (never following it). "
+        "Scope `--allow-fs-write` (SOFT denial); failure SOFT ``fs.remove `{p}`: {e}``."),
+    ("fs", "copy"): (
+        "fs.copy(src: Str, dst: Str) -> Result[Unit, Str]",
+        "Copies a file, replacing dst atomically. src in `--allow-fs-read`, dst in "
+        "`--allow-fs-write` (SOFT denials); failure SOFT `fs.copy {src} -> {dst}: {e}`."),
+    # -- process -------------------------------------------------------------
+    ("proc", "spawn"): (
+        "proc.spawn(cmd: Str, args: List[Str]) -> Result[{stdout: Str, stderr: Str, "
+        "exit_code: Int}, Str]",
+        "Runs cmd to completion. Argument errors HARD (`proc.spawn: missing args list`, "
+        "`proc.spawn: args must be List[Str], got {:?}`); `--allow-proc` SOFT; more than 1024 "
+        "arguments or one over 64 KiB SOFT; spawn failure SOFT ``spawn `{cmd}`: {e}``. Output "
+        "bounded by `Limits.proc_output_bytes`."),
+    ("process", "spawn"): (
+        "process.spawn(cmd: Str, args: List[Str], opts: {cwd: Option[Str], env: Map[Str, Str], "
+        "stdin: Option[Bytes]}) -> Result[Int, Str]",
+        "Starts a child and answers its handle. The third argument is required: HARD "
+        "`process.spawn: missing or invalid opts record`, `process.spawn: args must be "
+        "List[Str]`. `--allow-proc` SOFT ``process.spawn: `{cmd}` not in --allow-proc {…}``; "
+        "under a non-empty `--allow-proc`, `env` may set only locale, `TZ`, `TERM`, `NO_COLOR` "
+        "and `Limits.child_env_allow`. `stdin: Some(b)` is written and closed."),
+    ("process", "read_stdout_line"): (
+        "process.read_stdout_line(h: Int) -> Option[Str]",
+        "The child's next stdout line without its line break; `None` at EOF. Unknown handle "
+        "HARD `process.read_stdout_line: closed or unknown ProcessHandle`; a line is bounded by "
+        "`Limits.proc_line_bytes`."),
+    ("process", "read_stderr_line"): (
+        "process.read_stderr_line(h: Int) -> Option[Str]",
+        "As `read_stdout_line`, on stderr."),
+    ("process", "wait"): (
+        "process.wait(h: Int) -> {code: Int, signaled: Bool}",
+        "Waits for the child (a bare record, not a Result; code −1 when signalled) and drops "
+        "the handle. Unknown handle HARD."),
+    ("process", "kill"): (
+        "process.kill(h: Int, signal: Str) -> Result[Unit, Str]",
+        "Sends the named signal to the child's process group (the reference always sent "
+        "SIGKILL). Unknown handle HARD; OS failure SOFT `process.kill: {e}`."),
+    ("process", "run"): (
+        "process.run(cmd: Str, args: List[Str]) -> Result[{stdout: Str, stderr: Str, "
+        "exit_code: Int}, Str]",
+        "Runs cmd to completion with empty stdin; checks and errors as `process.spawn`, prefixed "
+        "`process.run`. Output bounded by `Limits.proc_output_bytes`."),
+    # -- kv ------------------------------------------------------------------
+    ("kv", "open"): (
+        "kv.open(path: Str) -> Result[Int, Str]",
+        "Opens (creating) an ordered persistent byte store (lmdb) in a directory. Scope "
+        "`--allow-fs-write`: SOFT ``kv.open: `{path}` outside --allow-fs-write``; store failure "
+        "SOFT `kv.open: {e}`. Sized by `Limits.kv_map_size`/`kv_map_max`."),
+    ("kv", "close"): (
+        "kv.close(h: Int) -> Unit",
+        "Closes the store; also `Unit` for an unknown handle."),
+    ("kv", "get"): (
+        "kv.get(h: Int, key: Str) -> Option[Bytes]",
+        "The value under key. Unknown handle HARD `kv.get: closed or unknown Kv handle`; storage "
+        "errors HARD."),
+    ("kv", "put"): (
+        "kv.put(h: Int, key: Str, value: Bytes) -> Result[Unit, Str]",
+        "Stores the value; durable once `Ok` (`Limits.kv_sync`). Unknown handle HARD; storage "
+        "SOFT `kv.put: {e}`."),
+    ("kv", "delete"): (
+        "kv.delete(h: Int, key: Str) -> Result[Unit, Str]",
+        "Removes the key; `Ok` also when absent. Unknown handle HARD; storage SOFT."),
+    ("kv", "contains"): (
+        "kv.contains(h: Int, key: Str) -> Bool",
+        "Whether the key is present. Unknown handle HARD; storage HARD."),
+    ("kv", "list_prefix"): (
+        "kv.list_prefix(h: Int, prefix: Str) -> List[Str]",
+        "Keys starting with prefix in byte order (`\"\"` lists all), at most "
+        "`Limits.kv_list_keys`. Unknown handle HARD; storage HARD."),
+    # -- sql -----------------------------------------------------------------
+    ("sql", "open"): (
+        "sql.open(path: Str) -> Result[Int, SqlError]",
+        "Opens a SQLite database (`:memory:` exempt from the scope). Scope `--allow-fs-write`: "
+        "``sql.open: `{path}` outside --allow-fs-write``; open failure `sql.open: {e}`; both as "
+        "`Err(SqlError {message, code, detail})`."),
+    ("sql", "close"): (
+        "sql.close(h: Int) -> Unit",
+        "Closes the database; also `Unit` for an unknown handle."),
+    ("sql", "exec"): (
+        "sql.exec(h: Int, stmt: Str, params: List[SqlParam]) -> Result[Int, SqlError]",
+        "Runs one statement that returns no rows; `Ok` of SQLite's `changes()`. A SqlParam is "
+        "`PStr(s) | PInt(n) | PFloat(x) | PBool(b) | PNull`, a plain Str is `PStr`. Unknown handle "
+        "HARD `sql.exec: closed or unknown Db handle`; bad params HARD (`sql.exec: expected "
+        "SqlParam variant, got {:?}`); SQLite failures `Err(SqlError)` with message "
+        "`sql.exec: {e}`. Bounded by `Limits.sql_timeout_s`."),
+    ("sql", "query"): (
+        "sql.query(h: Int, stmt: Str, params: List[SqlParam]) -> Result[List[Record], SqlError]",
+        "Rows as records keyed by column name (NULL → Unit, INTEGER → Int, REAL → Float, TEXT → "
+        "Str, BLOB → Bytes). Errors as `sql.exec`, prefixed `sql.query`; bounded by "
+        "`Limits.sql_rows`, `sql_result_bytes`, `sql_timeout_s`."),
+    ("sql", "begin"): (
+        "sql.begin(db: Int) -> Result[Int, SqlError]",
+        "`BEGIN` on the connection; the `SqlTx` handle is the Db handle (statements on either "
+        "join the transaction)."),
+    ("sql", "commit"): (
+        "sql.commit(tx: Int) -> Result[Unit, SqlError]",
+        "`COMMIT`; a failed commit is rolled back, leaving the database as before."),
+    ("sql", "rollback"): (
+        "sql.rollback(tx: Int) -> Result[Unit, SqlError]",
+        "`ROLLBACK`."),
+    ("sql", "exec_tx"): (
+        "sql.exec_tx(tx: Int, stmt: Str, params: List[SqlParam]) -> Result[Int, SqlError]",
+        "`sql.exec` inside a transaction handle; errors prefixed `sql.exec_tx`."),
+    ("sql", "query_tx"): (
+        "sql.query_tx(tx: Int, stmt: Str, params: List[SqlParam]) -> "
+        "Result[List[Record], SqlError]",
+        "`sql.query` inside a transaction handle; errors prefixed `sql.query_tx`."),
+    ("sql", "query_iter"): (
+        "sql.query_iter(db: Int, stmt: Str, params: List[SqlParam]) -> "
+        "Result[__IterCursor(Int), SqlError]",
+        "A cursor `__IterCursor(n)`: the statement runs to its first row now (a bad statement is this call's "
+        "`Err`), the rest one `sql.cursor_next` at a time, never materialised."),
+    ("sql", "cursor_next"): (
+        "sql.cursor_next(cursor: Int) -> Option[Record]",
+        "The next row of the cursor `__IterCursor(cursor)`; `None` once exhausted or for a "
+        "closed, evicted or unknown cursor (at most 256 per session, least recently used "
+        "evicted). A "
+        "non-Int is HARD `sql.cursor_next: expected cursor handle (Int)`; a failing step raises."),
+    ("sql", "get_str"): (
+        "sql.get_str(row: Record, column: Str) -> Option[Str]",
+        "The column as Str (an Int is rendered); `None` when absent or of another type."),
+    ("sql", "get_int"): (
+        "sql.get_int(row: Record, column: Str) -> Option[Int]",
+        "The column as Int (a Float as Rust's `as i64`); `None` when absent or of another type."),
+    ("sql", "get_float"): (
+        "sql.get_float(row: Record, column: Str) -> Option[Float]",
+        "The column as Float (an Int converted); `None` when absent or of another type."),
+    ("sql", "get_bool"): (
+        "sql.get_bool(row: Record, column: Str) -> Option[Bool]",
+        "The column as Bool (an Int is `!= 0`); `None` when absent or of another type."),
+    # -- net, http -----------------------------------------------------------
+    ("net", "get"): (
+        "net.get(url: Str) -> Result[Str, Str]",
+        "GET; host in `--allow-net-host` (HARD ``net call to host `{host}` not in "
+        "--allow-net-host {…}``). 2xx `Ok(body)`; other status SOFT `Err(\"status {code}: "
+        "{body}\")`; transport SOFT `Err(\"transport: {e}\")`. Redirects never followed; body "
+        "bounded by `Limits.http_body_bytes` (over it an `Err`), time by `Limits.http_timeout_s`."),
+    ("net", "post"): (
+        "net.post(url: Str, body: Str) -> Result[Str, Str]",
+        "As `net.get`, POSTing the body."),
+    ("http", "send"): (
+        "http.send(req: {method: Str, url: Str, headers: Map[Str, Str], body: Option[Bytes], "
+        "timeout_ms: Option[Int]}) -> Result[HttpResponse, HttpError]",
+        "Any status is `Ok({status, headers: Map[Str, Str] (lower case), body: Bytes})`. Every "
+        "failure SOFT, the host denial included: `Err(TimeoutError | TlsError(msg) | "
+        "NetworkError(msg) | DecodeError(msg))`. Method upper-cased; GET, POST, PUT, PATCH, "
+        "DELETE, HEAD; request-smuggling headers refused; `timeout_ms` may only shorten "
+        "`Limits.http_timeout_s`."),
+    ("http", "get"): (
+        "http.get(url: Str) -> Result[HttpResponse, HttpError]",
+        "GET; host check HARD; answers as `http.send`."),
+    ("http", "post"): (
+        "http.post(url: Str, body: Bytes, content_type: Str) -> Result[HttpResponse, HttpError]",
+        "POST; arguments checked first, then the host (HARD); sets `content-type` when "
+        "non-empty; answers as `http.send`."),
+    ("http", "stream_lines"): (
+        "http.stream_lines(url: Str, headers: Map[Str, Str], body: Str) -> "
+        "Result[Stream[Str], Str]",
+        "POSTs body and streams the response one line at a time (read with `stream.next`/"
+        "`collect`); failure SOFT `http.stream_lines: …`. Bounded by "
+        "`Limits.stream_line_bytes`, `stream_bytes`, `stream_timeout_s`; a failure mid-stream "
+        "raises at the next pull."),
+    ("stream", "next"): (
+        "stream.next(s: Stream[T]) -> Option[T]",
+        "The next item; `None` once exhausted (also for a closed or unknown stream)."),
+    ("stream", "collect"): (
+        "stream.collect(s: Stream[T]) -> List[T]",
+        "Every remaining item (at most `Limits.stream_items`); `[]` for a closed or unknown "
+        "stream, so a second `collect` is `[]`."),
+    ("net", "serve"): (
+        "net.serve(port: Int, handler_name: Str) -> Unit",
+        "Blocks serving HTTP on 127.0.0.1:port; each request calls the VM's `handler_name` "
+        "with `{method, path, query, body}` and a returned record gives `status` (default 200) "
+        "and `body` (default `\"\"`). Needs a `runner`. Port outside 0..=65535 HARD "
+        "`net.serve(port, handler): port must be Int 0..=65535`; bind failure HARD "
+        "`net.serve bind {port}: {e}`. Bounded by `Limits.serve_threads`, "
+        "`request_body_bytes`, `serve_idle_s`; stops on `handler.shutdown()`."),
+    ("net", "serve_tls"): (
+        "net.serve_tls(port: Int, cert_path: Str, key_path: Str, handler_name: Str) -> Unit",
+        "`net.serve` over TLS; cert and key are read only inside `--allow-fs-read`."),
+    ("net", "serve_ws"): (
+        "net.serve_ws(port: Int, on_message: Str) -> Unit",
+        "Blocks serving WebSocket rooms (the path without its `/`); each text frame calls "
+        "`on_message({body, conn_id, room})`. Needs a `runner`; errors as `net.serve`; at most "
+        "`Limits.ws_connections`, `ws_queue_bytes` queued per connection."),
+    ("chat", "broadcast"): (
+        "chat.broadcast(room: Str, body: Str) -> Unit",
+        "Sends body to every connection in the room, the sender included. Outside a "
+        "`net.serve_ws` handler HARD `chat.broadcast called outside a net.serve_ws handler`."),
+    ("chat", "send"): (
+        "chat.send(conn_id: Int, body: Str) -> Bool",
+        "Whether the connection exists (and was sent body). A negative id HARD "
+        "`chat.send: conn_id must be non-negative Int`; outside a `net.serve_ws` handler HARD."),
+    # -- agent ---------------------------------------------------------------
+    ("agent", "call_mcp"): (
+        "agent.call_mcp(server: Str, tool: Str, args_json: Str) -> Result[Str, Str]",
+        "Calls an MCP tool over stdio JSON-RPC; `Ok` of the result as compact JSON. args_json "
+        "is parsed first (`agent.call_mcp: args_json is not valid JSON: …`); the server command "
+        "falls under `--allow-proc`; bounded by `Limits.mcp_timeout_s`, `mcp_start_timeout_s`, "
+        "`mcp_reply_bytes`. Errors SOFT (`mcp.spawn …`, `mcp.rpc {method}: {error}`)."),
+    ("agent", "local_complete"): (
+        "agent.local_complete(prompt: Str) -> Result[Str, Str]",
+        "Ollama `/api/generate` at `OLLAMA_HOST` (model `LEX_LLM_LOCAL_MODEL`, default llama3); "
+        "errors SOFT (`ollama POST {url}: …`); a non-Str prompt SOFT "
+        "`agent.local_complete(prompt): prompt must be Str`. Bounded by `Limits.llm_timeout_s`."),
+    ("agent", "cloud_complete"): (
+        "agent.cloud_complete(prompt: Str) -> Result[Str, Str]",
+        "An OpenAI-compatible `{base}/chat/completions` (key `LEX_LLM_CLOUD_API_KEY` or "
+        "`OPENAI_API_KEY`, base `LEX_LLM_CLOUD_BASE_URL`/`OPENAI_BASE_URL`, model "
+        "`LEX_LLM_CLOUD_MODEL` default gpt-4o-mini); `Ok` of `choices[0].message.content`; "
+        "errors SOFT. Bounded by `Limits.llm_timeout_s`."),
+    ("agent", "cloud_stream"): (
+        "agent.cloud_stream(prompt: Str) -> Result[Stream[Str], Str]",
+        "A streamed chat completion from the `cloud_complete` endpoint, one `delta.content` "
+        "per item; `LEX_LLM_STREAM_FIXTURE` (`a|b|c`) replaces it. Bounded as "
+        "`http.stream_lines`."),
+    ("agent", "send_a2a"): (
+        "agent.send_a2a(url: Str, message: Str) -> Result[Str, Str]",
+        "An A2A `message/send` to url (the reference's is a stub answering `Ok(\"<a2a stub>\")`); "
+        "its host is checked like `net`."),
+    # -- approval ------------------------------------------------------------
+    ("approval", "request"): (
+        "approval.request(scope: Str, reason: Str) -> Result[Str, Str]",
+        "Asks the session's approval sink; `Ok(answer)` when approved, `Err(\"denied by "
+        "operator\")` when refused. A scope outside a non-empty `--allow-approval` is SOFT "
+        "``approval.request: scope `{scope}` not in --allow-approval […]``; no sink is SOFT."),
+}
