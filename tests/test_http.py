@@ -284,7 +284,9 @@ def test_net_needs_the_net_effect(make_handler):  # case 50, 67
     h = make_handler()
     with pytest.raises(PolicyDenied, match="effect `net` not in --allow-effects"):
         h.dispatch("net", "get", ["http://127.0.0.1:1/"])
-    h = make_handler(effects=["http"])
+    with pytest.raises(ValueError, match="unknown effect kind `http`"):
+        make_handler(effects=["http"])  # the family's name grants nothing: refused
+    h = make_handler(effects=["io"])
     for op, args in (("get", ["http://127.0.0.1:1/"]), ("post", ["http://x/", b"", ""]),
                      ("send", [_req("http://x/")])):
         with pytest.raises(PolicyDenied, match="effect `net` not in --allow-effects"):

@@ -372,8 +372,8 @@ def test_allow_proc_permits_the_named_binary(make_handler):
 def test_gate(make_handler):
     with pytest.raises(EffectError, match="effect `mcp` not in --allow-effects"):
         call(make_handler(), f"{TINY} ok", "add")
-    with pytest.raises(EffectError, match="effect `mcp` not in --allow-effects"):
-        call(make_handler(effects=["mcp:ocpp"]), f"{TINY} ok", "add")
+    with pytest.raises(ValueError, match="unknown effect kind `mcp:ocpp`"):
+        make_handler(effects=["mcp:ocpp"])
     with pytest.raises(EffectError, match="unsupported agent.bogus"):
         make_handler(effects=["a2a"]).dispatch("agent", "bogus", [])
 

@@ -127,8 +127,10 @@ def test_114_120_allow_proc_denials(make_handler):
 
 
 def test_115_123_gates(make_handler):
+    with pytest.raises(ValueError, match="unknown effect kind `process`"):
+        make_handler(effects=["process"])  # the family's name grants nothing: refused
     with pytest.raises(PolicyDenied, match="^effect `proc` not in --allow-effects$"):
-        make_handler(effects=["process"]).dispatch("process", "run", ["true", []])
+        make_handler(effects=["io"]).dispatch("process", "run", ["true", []])
     with pytest.raises(PolicyDenied, match="proc"):
         make_handler().dispatch("proc", "spawn", ["echo", ["x"]])
     with pytest.raises(PolicyDenied, match="^effect `proc` not in --allow-effects$"):

@@ -45,16 +45,23 @@ if TYPE_CHECKING:  # type checkers see the stubbed API of the compiled core
         openat2,
         some,
     )
+    #: why the pure-Python twin serves (``None`` when the compiled core does);
+    #: ``lexfast info`` prints it.
+    FALLBACK_REASON: str | None
 else:
+    FALLBACK_REASON = None
     if _flag("LEXFAST_NO_EXTENSIONS"):
         from . import _py as _impl
+        FALLBACK_REASON = "LEXFAST_NO_EXTENSIONS is set"
     else:
         try:
             from . import _c as _impl
-        except ImportError:  # no compiler at install time: the twin serves
+        except ImportError as e:  # no compiler at install time: the twin serves
             if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
                 raise
             from . import _py as _impl
+            FALLBACK_REASON = (f"lexfast.kernel._c did not import ({type(e).__name__}: {e}); "
+                               "was it built? (pip install -v shows the compiler's error)")
 
     COMPILED = _impl.COMPILED
     Variant = _impl.Variant
