@@ -647,3 +647,13 @@ def test_unread_output_is_bounded_for_the_whole_session(make_handler):
         h.dispatch("process", "kill", [hd, "KILL"])
         h.dispatch("process", "wait", [hd])
     assert pool.used == 0  # dropped handles give their bytes back
+
+
+def test_spawn_env_must_be_a_map(make_handler):
+    # The reference reads `env` only as a Map and ignores anything else, which
+    # would silently drop a Record's variables: lexfast says so instead.
+    h = make_handler(effects=["proc"])
+    for env in ({"FOO": "bar"}, "FOO=bar", [("FOO", "bar")]):
+        with pytest.raises(EffectError, match=r"^process\.spawn: opts\.env must be a Map\[Str, Str\], got "):
+            h.dispatch("process", "spawn", ["sh", ["-c", "true"],
+                                            {"cwd": NONE, "env": env, "stdin": NONE}])
