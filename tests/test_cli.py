@@ -421,6 +421,8 @@ def test_info_names_why_the_compiled_core_is_missing():
     text = p.stdout.decode()
     assert "core: pure-Python twin" in text
     assert "compiled core missing: lexfast.kernel._c did not import (ModuleNotFoundError" in text
+    # and said at import, where a user sees it (pip hides a build's warnings)
+    assert b"RuntimeWarning: lexfast: the compiled core is missing" in p.stderr
 
 
 # -- the request handler, in-process ---------------------------------------------------

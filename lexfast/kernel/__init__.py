@@ -62,6 +62,12 @@ else:
             from . import _py as _impl
             FALLBACK_REASON = (f"lexfast.kernel._c did not import ({type(e).__name__}: {e}); "
                                "was it built? (pip install -v shows the compiler's error)")
+            # Said once, where a user sees it: pip hides a successful build's
+            # output, so a missing compiler is otherwise noticed only as slowness.
+            import warnings
+            warnings.warn(f"lexfast: the compiled core is missing, the pure-Python twin serves "
+                          f"(correct, slower): {FALLBACK_REASON}. Set LEXFAST_NO_EXTENSIONS=1 "
+                          "to choose the twin without this warning.", RuntimeWarning)
 
     COMPILED = _impl.COMPILED
     Variant = _impl.Variant
