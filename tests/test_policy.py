@@ -148,3 +148,10 @@ def test_a_vm_declares_the_kinds_its_own_rows_add(declared_kinds):
     for bad in ("", "a b", "x:y", 3):
         with pytest.raises(ValueError, match="declare_kind: kind must be"):
             declared_kinds.declare_kind(bad)
+
+
+def test_a_row_gated_on_an_undeclared_kind_is_refused(declared_kinds):
+    from lexfast.table import default_table
+    with pytest.raises(ValueError, match=r"Row gpu\.run: unknown effect kind `gpu` in its gate "
+                                         r"\(a VM declares its own with lexfast.kinds.declare_kind\)"):
+        default_table().with_rows([("gpu", "run", ("gpu",), lambda h, args: None)])
