@@ -67,7 +67,7 @@ else:
             import warnings
             warnings.warn(f"lexfast: the compiled core is missing, the pure-Python twin serves "
                           f"(correct, slower): {FALLBACK_REASON}. Set LEXFAST_NO_EXTENSIONS=1 "
-                          "to choose the twin without this warning.", RuntimeWarning)
+                          "to choose the twin without this warning.", RuntimeWarning, stacklevel=1)
 
     COMPILED = _impl.COMPILED
     Variant = _impl.Variant
