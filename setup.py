@@ -128,4 +128,22 @@ class build_ext_and_helper(build_ext):
         os.chmod(os.path.join(out_dir, HELPER_NAME), 0o755)
 
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext_and_helper})
+def _say_what_is_missing(dist):
+    """A failed optional compile is otherwise one line among hundreds: name
+    every module the pure-Python twin will serve, in a banner at the end of
+    the build (``pip install -v`` shows it; ``lexfast info`` says it later)."""
+    if not ext_modules or "build_ext" not in dist.command_obj:
+        return
+    build_ext = dist.command_obj["build_ext"]
+    missing = [e.name for e in ext_modules
+               if not os.path.exists(build_ext.get_ext_fullpath(e.name))]
+    if missing:
+        bar = "!" * 72
+        print(f"\n{bar}\nWARNING: lexfast: {len(missing)} compiled module(s) failed to build "
+              f"(no C compiler or Python headers?):\n  " + "\n  ".join(missing)
+              + "\nThe pure-Python twin serves instead: correct, several times slower. "
+              "Install a C compiler and python3-dev, then reinstall; "
+              "LEXFAST_REQUIRE_EXTENSIONS=1 makes this an error.\n" + bar, file=sys.stderr)
+
+
+_say_what_is_missing(setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext_and_helper}))

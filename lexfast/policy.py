@@ -14,7 +14,7 @@ from typing import Any
 
 from .kinds import KIND_BIT as KIND_BIT  # re-exported
 from .kinds import KNOWN_EFFECTS as KNOWN_EFFECTS  # re-exported
-from .kinds import kinds_mask
+from .kinds import kinds_mask, known_kinds, unknown_kinds_message
 from .scope import resolve_root
 from .values import U64_MAX
 
@@ -109,6 +109,10 @@ class Policy:
                  allow_proc: Iterable[str] = (), budget: int | None = None,
                  allow_approval: Iterable[str] = ()) -> None:
         effects = frozenset(_str_tuple("allow_effects", allow_effects))
+        # A typo (`ioo`) would otherwise grant nothing, silently; the CLI refuses it too.
+        message = unknown_kinds_message("Policy: allow_effects", effects)
+        if message is not None:
+            raise ValueError(message)
         if budget is not None:
             if isinstance(budget, bool) or not isinstance(budget, int):
                 raise TypeError(f"Policy: budget must be an int or None, not {type(budget).__name__}")
@@ -148,8 +152,9 @@ class Policy:
 
     @classmethod
     def permissive(cls) -> Policy:
-        """Every kind in ``KNOWN_EFFECTS``, every scope open (empty = any)."""
-        return cls(allow_effects=KNOWN_EFFECTS)
+        """Every kind in ``KNOWN_EFFECTS`` (and those declared with
+        ``lexfast.kinds.declare_kind``), every scope open (empty = any)."""
+        return cls(allow_effects=known_kinds())
 
     def replace(self, **changes: Any) -> Policy:
         fields: dict[str, Any] = dict(allow_effects=self.allow_effects, allow_fs_read=self.allow_fs_read,
@@ -186,7 +191,8 @@ class Policy:
     @classmethod
     def from_flags(cls, argv: Sequence[str]) -> Policy:
         """Build a policy from Lex CLI flags (``--allow-effects io,net``,
-        ``--allow-fs-read P`` …). Raises ``ValueError`` naming the bad flag."""
+        ``--allow-fs-read P`` …). Raises ``ValueError`` naming the bad flag
+        or an unknown effect kind, as the ``lexfast`` command does."""
         policy, rest = parse_flags(argv)
         if rest:
             raise ValueError(f"unknown flag or argument: {rest[0]!r}")
@@ -277,6 +283,9 @@ def parse_flags(argv: Sequence[str]) -> tuple[Policy, list[str]]:
         else:
             rest.append(a)
         i += 1
+    message = unknown_kinds_message("--allow-effects", fields["allow_effects"])
+    if message is not None:
+        raise ValueError(message)
     try:
         policy = Policy(budget=budget, **fields)
     except (TypeError, ValueError) as e:

@@ -142,8 +142,13 @@ def test_local_complete_errors(make_handler, stand, monkeypatch):
         "ollama: response missing `response` field: {\"error\":\"model 'llama3' not found\"}"
     s2 = stand(lambda p, b, hd: (200, b"<html>not json</html>"))
     monkeypatch.setenv("OLLAMA_HOST", s2.url)
-    assert err_text(h.dispatch("agent", "local_complete", ["hi"])).startswith(
-        "ollama: parse response JSON: ")
+    # serde_json's texts, as the reference reports them (the shared formatter)
+    assert err_text(h.dispatch("agent", "local_complete", ["hi"])) == \
+        "ollama: parse response JSON: expected value at line 1 column 1"
+    s4 = stand(lambda p, b, hd: (200, b""))
+    monkeypatch.setenv("OLLAMA_HOST", s4.url)
+    assert err_text(h.dispatch("agent", "local_complete", ["hi"])) == \
+        "ollama: parse response JSON: EOF while parsing a value at line 1 column 0"
     s3 = stand(lambda p, b, hd: (200, j({"resp": "x" * 50, "pad": "y" * 500})))
     monkeypatch.setenv("OLLAMA_HOST", s3.url)
     msg = err_text(h.dispatch("agent", "local_complete", ["hi"]))
@@ -194,6 +199,15 @@ def test_cloud_complete_round_trip(make_handler, stand, monkeypatch):
     assert h.dispatch("agent", "cloud_complete", ["x"]).args[0] == "hi from cloud"
     assert s2.requests[-1]["path"] == "/chat/completions"
     assert s2.requests[-1]["json"]["model"] == "m2"
+    # a trailing `/` on the base URL is trimmed, as the reference trims it
+    monkeypatch.setenv("LEX_LLM_CLOUD_BASE_URL", s2.url + "/v1/")
+    assert h.dispatch("agent", "cloud_complete", ["x"]).args[0] == "hi from cloud"
+    assert s2.requests[-1]["path"] == "/v1/chat/completions"
+    s5 = stand(lambda p, b, hd: (200, b"{\"choices\": ["))
+    monkeypatch.setenv("LEX_LLM_CLOUD_BASE_URL", s5.url)
+    assert err_text(h.dispatch("agent", "cloud_complete", ["x"])) == \
+        "cloud: parse response JSON: EOF while parsing a list at line 1 column 13"
+    monkeypatch.setenv("LEX_LLM_CLOUD_BASE_URL", s2.url)
     monkeypatch.setenv("LEX_LLM_CLOUD_API_KEY", "other-key")
     msg = err_text(h.dispatch("agent", "cloud_complete", ["x"]))
     assert msg.startswith("openai: response missing choices[0].message.content: ")

@@ -401,6 +401,28 @@ def test_info_text_and_json():
     # The child imports the same core this test process does (both honour
     # LEXFAST_NO_EXTENSIONS), so the answer is checkable.
     assert d["compiled"] is lexfast.COMPILED
+    assert (d["fallback_reason"] is None) is lexfast.COMPILED
+    # the kinds by the names --allow-effects takes (issue 24: not `process`, `rand`)
+    assert d["effect_kinds"] == list(lexfast.KNOWN_EFFECTS)
+    assert set(d["gated_ops"]) <= set(lexfast.KNOWN_EFFECTS)
+    assert {"proc", "random", "time"} <= set(d["gated_ops"])
+    assert "effect kinds (--allow-effects): io, net, time, llm, proc," in text
+
+
+def test_info_names_why_the_compiled_core_is_missing():
+    # as an install without a compiler leaves it: the extension does not import
+    code = ("import sys; sys.modules['lexfast.kernel._c'] = None\n"
+            "from lexfast.cli import main; sys.exit(main(['info']))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LEXFAST_NO_EXTENSIONS", "LEXFAST_REQUIRE_EXTENSIONS")}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=NEUTRAL_CWD,
+                       env=env, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    text = p.stdout.decode()
+    assert "core: pure-Python twin" in text
+    assert "compiled core missing: lexfast.kernel._c did not import (ModuleNotFoundError" in text
+    # and said at import, where a user sees it (pip hides a build's warnings)
+    assert b"RuntimeWarning: lexfast: the compiled core is missing" in p.stderr
 
 
 # -- the request handler, in-process ---------------------------------------------------

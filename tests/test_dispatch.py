@@ -58,13 +58,13 @@ def test_policy_change_refuses_a_cached_row(make_handler):
 
 
 def test_fork_with_a_narrower_policy(make_handler):
-    parent = make_handler(effects=["time", "rand"])
+    parent = make_handler(effects=["time", "random"])
     for _ in range(REPEAT):
         assert parent.dispatch("time", "now", []) > 0
     child = parent.fork()
     for _ in range(REPEAT):
         assert child.dispatch("time", "now", []) > 0  # the fork starts from the same policy
-    _repolicy(child, Policy(allow_effects=["rand"]))
+    _repolicy(child, Policy(allow_effects=["random"]))
     for _ in range(REPEAT):  # interleaved: each handler its own gate
         with pytest.raises(PolicyDenied):
             child.dispatch("time", "now", [])

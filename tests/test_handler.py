@@ -74,12 +74,27 @@ def test_unknown_ops_in_the_reference_order(make_handler):
         pure.dispatch("process", "bogus", [])
     with pytest.raises(EffectError, match=r"^unsupported process\.bogus$"):
         make_handler(effects=["proc"]).dispatch("process", "bogus", [])
-    with pytest.raises(PolicyDenied, match="`nosuch`"):
-        pure.dispatch("nosuch", "op", [])
     with pytest.raises(EffectError, match=r"^unsupported effect time\.warp$"):
         make_handler(effects=["time"]).dispatch("time", "warp", [])
-    with pytest.raises(EffectError, match=r"^unsupported effect custom\.op$"):
-        make_handler(effects=["custom"]).dispatch("custom", "op", [])
+
+
+def test_unknown_kind_is_its_own_error_under_every_policy(make_handler):
+    # Deliberately not the reference's "effect `frob` not in --allow-effects":
+    # no grant could make it work, so a denial would send the user to the policy.
+    for effects in ([], ["io"], list(lexfast.KNOWN_EFFECTS)):
+        h = make_handler(effects=effects)
+        for kind, op in (("frob", "x"), ("nosuch", "op"), ("custom", "op")):
+            with pytest.raises(EffectError, match=rf"^unknown effect kind `{kind}`$") as e:
+                h.dispatch(kind, op, [])
+            assert not isinstance(e.value, PolicyDenied)
+        # a kind with rows (gated on another kind) or pure builtins but not this op
+        for kind in ("http", "str"):
+            with pytest.raises(EffectError, match=rf"^unsupported effect {kind}\.frob$") as e:
+                h.dispatch(kind, "frob", [])
+            assert not isinstance(e.value, PolicyDenied)
+    # a known kind still answers the reference's denial first
+    with pytest.raises(PolicyDenied, match="`time`"):
+        make_handler().dispatch("time", "warp", [])
 
 
 def test_budget_wildcard(make_handler):
@@ -89,9 +104,9 @@ def test_budget_wildcard(make_handler):
 
 
 def test_exact_string_gate_parameterised_grants_fail_closed(make_handler):
-    h = make_handler(effects=["time:fast"])
-    with pytest.raises(PolicyDenied, match="`time`"):
-        h.dispatch("time", "now", [])
+    # a parameterised grant is no kind: refused when the policy is built
+    with pytest.raises(ValueError, match="unknown effect kind `time:fast`"):
+        make_handler(effects=["time:fast"])
 
 
 def test_pure_builtins_run_first_and_ungated(make_handler):
@@ -105,7 +120,7 @@ def test_pure_builtins_run_first_and_ungated(make_handler):
     assert h.dispatch("str", "len", ["abc"]) == 3
     assert h.dispatch("time", "now", []) == 42  # pure wins over the table, no gate
     assert calls == [["abc"]]
-    with pytest.raises(PolicyDenied):
+    with pytest.raises(EffectError, match=r"^unsupported effect str\.upper$"):
         h.dispatch("str", "upper", ["x"])
     h.register_pure("str", "upper", lambda a: a[0].upper())
     assert h.dispatch("str", "upper", ["x"]) == "X"

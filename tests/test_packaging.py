@@ -80,3 +80,15 @@ def test_no_build_leftovers_installed(dist):
     stray = [str(f) for f in dist.files or ()
              if str(f).endswith((".c", ".html", ".o")) or str(f).startswith(("build/", "tests/"))]
     assert not stray, stray
+
+
+def test_readme_links_work_from_the_pypi_page():
+    # README.md is the PyPI long description: PyPI resolves no relative link,
+    # and the sdist prunes bench/, so the chart and every link are absolute.
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md not beside tests/")
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme.read_text(encoding="utf-8"))
+    assert any(t.endswith("bench/results.png") for t in targets)
+    relative = [t for t in targets if not t.startswith(("https://", "http://", "#", "mailto:"))]
+    assert relative == []

@@ -104,3 +104,58 @@ def test_from_flags():
 def test_from_flags_errors_name_the_flag(argv, msg):
     with pytest.raises(ValueError, match=msg):
         Policy.from_flags(argv)
+
+
+@pytest.fixture
+def declared_kinds():
+    """Restores the process-wide kind registry after a test declares kinds."""
+    from lexfast import kinds
+    before = dict(kinds.KIND_BIT)
+    yield kinds
+    kinds.KIND_BIT.clear()
+    kinds.KIND_BIT.update(before)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: Policy(allow_effects=["io", "ioo"]),
+    lambda: Policy.from_flags(["--allow-effects", "io,ioo"]),
+    lambda: Policy.from_flags(["--allow-effects=ioo"]),
+    lambda: Policy.permissive().replace(allow_effects=["ioo"]),
+])
+def test_unknown_kinds_are_refused_as_the_cli_refuses_them(build):
+    # a typo would otherwise grant nothing, silently
+    with pytest.raises(ValueError, match=r"unknown effect kind `ioo` \(known: io, net,.*declare_kind"):
+        build()
+
+
+def test_a_vm_declares_the_kinds_its_own_rows_add(declared_kinds):
+    from lexfast import DefaultHandler, EffectError, PolicyDenied
+    from lexfast.table import default_table
+    with pytest.raises(ValueError, match="unknown effect kind `gpu`"):
+        Policy(allow_effects=["gpu"])
+    declared_kinds.declare_kind("gpu")
+    declared_kinds.declare_kind("gpu")  # idempotent
+    assert declared_kinds.known_kinds()[-1] == "gpu"
+    assert "gpu" in Policy.permissive().allow_effects
+    table = default_table().with_rows([("gpu", "run", ("gpu",), lambda h, args: args[0] * 2)])
+    granted = DefaultHandler(policy=Policy.from_flags(["--allow-effects", "gpu"]), table=table)
+    refused = DefaultHandler(policy=Policy(allow_effects=["io"]), table=table)
+    try:
+        assert granted.dispatch("gpu", "run", [21]) == 42
+        with pytest.raises(PolicyDenied, match="effect `gpu` not in --allow-effects"):
+            refused.dispatch("gpu", "run", [21])
+        with pytest.raises(EffectError, match="unsupported effect gpu.walk"):
+            granted.dispatch("gpu", "walk", [])
+    finally:
+        granted.close()
+        refused.close()
+    for bad in ("", "a b", "x:y", 3):
+        with pytest.raises(ValueError, match="declare_kind: kind must be"):
+            declared_kinds.declare_kind(bad)
+
+
+def test_a_row_gated_on_an_undeclared_kind_is_refused(declared_kinds):
+    from lexfast.table import default_table
+    with pytest.raises(ValueError, match=r"Row gpu\.run: unknown effect kind `gpu` in its gate "
+                                         r"\(a VM declares its own with lexfast.kinds.declare_kind\)"):
+        default_table().with_rows([("gpu", "run", ("gpu",), lambda h, args: None)])

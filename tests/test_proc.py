@@ -127,8 +127,10 @@ def test_114_120_allow_proc_denials(make_handler):
 
 
 def test_115_123_gates(make_handler):
+    with pytest.raises(ValueError, match="unknown effect kind `process`"):
+        make_handler(effects=["process"])  # the family's name grants nothing: refused
     with pytest.raises(PolicyDenied, match="^effect `proc` not in --allow-effects$"):
-        make_handler(effects=["process"]).dispatch("process", "run", ["true", []])
+        make_handler(effects=["io"]).dispatch("process", "run", ["true", []])
     with pytest.raises(PolicyDenied, match="proc"):
         make_handler().dispatch("proc", "spawn", ["echo", ["x"]])
     with pytest.raises(PolicyDenied, match="^effect `proc` not in --allow-effects$"):
@@ -645,3 +647,13 @@ def test_unread_output_is_bounded_for_the_whole_session(make_handler):
         h.dispatch("process", "kill", [hd, "KILL"])
         h.dispatch("process", "wait", [hd])
     assert pool.used == 0  # dropped handles give their bytes back
+
+
+def test_spawn_env_must_be_a_map(make_handler):
+    # The reference reads `env` only as a Map and ignores anything else, which
+    # would silently drop a Record's variables: lexfast says so instead.
+    h = make_handler(effects=["proc"])
+    for env in ({"FOO": "bar"}, "FOO=bar", [("FOO", "bar")]):
+        with pytest.raises(EffectError, match=r"^process\.spawn: opts\.env must be a Map\[Str, Str\], got "):
+            h.dispatch("process", "spawn", ["sh", ["-c", "true"],
+                                            {"cwd": NONE, "env": env, "stdin": NONE}])

@@ -231,6 +231,11 @@ def test_response_record_shapes(make_handler):
         "default": {},
         "wrap": {"status": 65536 + 404, "body": "wrapped"},
         "bad-status": {"status": 99, "body": "x"},
+        # deliberately not sent as-is (the reference sends any Int as u16):
+        # a 1xx would break HTTP/1.1 framing, 600+ is no HTTP status
+        "status-100": {"status": 100, "body": "x"},
+        "status-600": {"status": 600, "body": "x"},
+        "status-599": {"status": 599, "body": "x"},
         "bad-status-type": {"status": "201", "body": 7},
         "bytes": {"status": 200, "body": b"\x00\xffraw"},
         "headers": {"status": 202, "body": "{}", "headers": Map({
@@ -258,6 +263,11 @@ def test_response_record_shapes(make_handler):
         assert (r.status_code, r.text) == (404, "wrapped")
         r = get("bad-status")
         assert (r.status_code, r.text) == (500, "internal error: handler returned invalid status Int(99)")
+        for status in (100, 600):
+            r = get(f"status-{status}")
+            assert (r.status_code, r.text) == (
+                500, f"internal error: handler returned invalid status Int({status})")
+        assert get("status-599").status_code == 599
         r = get("bad-status-type")
         assert (r.status_code, r.text) == (200, "")
         assert get("bytes").content == b"\x00\xffraw"

@@ -152,8 +152,10 @@ def test_rand_int_in_is_a_uniform_draw(make_handler):
     assert -(1 << 63) <= big < (1 << 63)
     with pytest.raises(EffectError, match=r"^rand.int_in: empty range \[5, 4\]$"):
         h.dispatch("rand", "int_in", [5, 4])
+    with pytest.raises(ValueError, match="unknown effect kind `rand`"):
+        make_handler(effects=["rand"])  # the family's name grants nothing: refused
     with pytest.raises(PolicyDenied, match="`random`"):
-        make_handler(effects=["rand"]).dispatch("rand", "int_in", [0, 10])
+        make_handler(effects=["io"]).dispatch("rand", "int_in", [0, 10])
 
 
 def test_crypto_random(make_handler):

@@ -488,6 +488,19 @@ def _number_fault(s: str, pos: int) -> str | None:
     return None
 
 
+def json_error_text(e: BaseException) -> str:
+    """serde_json's text for a failure of ``json.loads`` (``expected value at
+    line 1 column 1``, ``EOF while parsing a value at line 1 column 0``): the
+    one formatter every op that reports a JSON parse error uses, so that
+    ``json.parse``, the agent ops and the MCP client say what the reference
+    says."""
+    if isinstance(e, json.JSONDecodeError):
+        return _serde_error(e.doc, e)
+    if isinstance(e, RecursionError):
+        return "recursion limit exceeded"
+    return str(e)
+
+
 def _serde_error(s: str, e: json.JSONDecodeError) -> str:
     msg, pos, n = e.msg, e.pos, len(s)
     at_end = pos >= n

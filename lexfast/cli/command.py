@@ -431,10 +431,6 @@ def _policy_from(argv: list[str], parser: argparse.ArgumentParser):
         policy, rest = parse_flags(argv)
     except ValueError as e:
         parser.error(str(e))
-    unknown = sorted(k for k in policy.allow_effects if k not in KNOWN_EFFECTS)
-    if unknown:
-        parser.error(f"--allow-effects: unknown effect kind `{unknown[0]}` "
-                     f"(known: {', '.join(KNOWN_EFFECTS)})")
     return policy, rest
 
 
@@ -666,21 +662,34 @@ def _lib_versions() -> dict:
 
 def info(as_json: bool) -> int:
     from .. import builtins, kernel
-    from ..table import effect_names
+    from ..table import default_table, effect_names
 
     names = effect_names()
     pure = {kind: len(ops) for kind, ops in sorted(builtins.TABLE.items())}
+    # The kinds as --allow-effects names them (a row's gate), not the
+    # namespaces a VM dispatches on (`process.run` is gated by `proc`).
+    gates: dict[str, int] = dict.fromkeys(KNOWN_EFFECTS, 0)
+    ungated = 0
+    for row in default_table().rows():
+        for kind in row.gate:
+            gates[kind] += 1
+        ungated += not row.gate
+    gates = {k: n for k, n in gates.items() if n}
     data = {
         "lexfast": __version__,
         "core": "compiled" if COMPILED else "pure-Python twin",
         "compiled": COMPILED,
         "core_module": kernel.impl.__name__,
         "core_file": getattr(kernel.impl, "__file__", None),
+        "fallback_reason": kernel.FALLBACK_REASON,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "python_executable": sys.executable,
         "platform": platform.platform(),
         "effects": len(names),
-        "effect_kinds": sorted({n.split(".", 1)[0] for n in names}),
+        "effect_kinds": list(KNOWN_EFFECTS),
+        "gated_ops": gates,
+        "ungated_ops": ungated,
+        "namespaces": sorted({n.split(".", 1)[0] for n in names}),
         "builtins": pure,
         "libraries": _lib_versions(),
         "confinement": _confinement(),
@@ -690,10 +699,15 @@ def info(as_json: bool) -> int:
         return 0
     print(f"lexfast {data['lexfast']}")
     print(f"core: {data['core']} ({data['core_module']}, {data['core_file']})")
+    if data["fallback_reason"]:
+        print(f"compiled core missing: {data['fallback_reason']}")
     print(f"python: {data['python']} ({sys.executable})")
     print(f"platform: {data['platform']}")
-    print(f"effect table: {data['effects']} ops in {len(data['effect_kinds'])} kinds "
-          f"({', '.join(data['effect_kinds'])})")
+    print(f"effect kinds (--allow-effects): {', '.join(data['effect_kinds'])}")
+    print(f"effect table: {data['effects']} ops in {len(data['namespaces'])} namespaces "
+          f"({', '.join(data['namespaces'])})")
+    print("ops gated by each kind: " + ", ".join(f"{k} ({n})" for k, n in gates.items())
+          + (f"; ungated: {ungated}" if ungated else ""))
     print(f"builtins: {sum(pure.values())} ops in {len(pure)} modules"
           + (": " + ", ".join(f"{k} ({n})" for k, n in pure.items()) if pure else ""))
     for name, v in data["libraries"].items():

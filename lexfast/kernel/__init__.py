@@ -45,16 +45,29 @@ if TYPE_CHECKING:  # type checkers see the stubbed API of the compiled core
         openat2,
         some,
     )
+    #: why the pure-Python twin serves (``None`` when the compiled core does);
+    #: ``lexfast info`` prints it.
+    FALLBACK_REASON: str | None
 else:
+    FALLBACK_REASON = None
     if _flag("LEXFAST_NO_EXTENSIONS"):
         from . import _py as _impl
+        FALLBACK_REASON = "LEXFAST_NO_EXTENSIONS is set"
     else:
         try:
             from . import _c as _impl
-        except ImportError:  # no compiler at install time: the twin serves
+        except ImportError as e:  # no compiler at install time: the twin serves
             if _flag("LEXFAST_REQUIRE_EXTENSIONS"):
                 raise
             from . import _py as _impl
+            FALLBACK_REASON = (f"lexfast.kernel._c did not import ({type(e).__name__}: {e}); "
+                               "was it built? (pip install -v shows the compiler's error)")
+            # Said once, where a user sees it: pip hides a successful build's
+            # output, so a missing compiler is otherwise noticed only as slowness.
+            import warnings
+            warnings.warn(f"lexfast: the compiled core is missing, the pure-Python twin serves "
+                          f"(correct, slower): {FALLBACK_REASON}. Set LEXFAST_NO_EXTENSIONS=1 "
+                          "to choose the twin without this warning.", RuntimeWarning, stacklevel=1)
 
     COMPILED = _impl.COMPILED
     Variant = _impl.Variant

@@ -488,7 +488,8 @@ cdef class Row:
         cdef uint64_t mask = 0
         unknown = [g for g in gate if g not in KIND_BIT]
         if unknown:
-            raise ValueError(f"Row {kind}.{op}: gate kind(s) {unknown} not in KNOWN_EFFECTS")
+            raise ValueError(f"Row {kind}.{op}: unknown effect kind `{unknown[0]}` in its gate "
+                             "(a VM declares its own with lexfast.kinds.declare_kind)")
         for g in gate:
             mask |= <uint64_t>KIND_BIT[g]
         self.kind = kind

@@ -378,7 +378,8 @@ class Row:
     def __init__(self, kind: str, op: str, gate: tuple, fn, index: int = -1):
         unknown = [g for g in gate if g not in KIND_BIT]
         if unknown:
-            raise ValueError(f"Row {kind}.{op}: gate kind(s) {unknown} not in KNOWN_EFFECTS")
+            raise ValueError(f"Row {kind}.{op}: unknown effect kind `{unknown[0]}` in its gate "
+                             "(a VM declares its own with lexfast.kinds.declare_kind)")
         self.kind = kind
         self.op = op
         self.gate = tuple(gate)

@@ -6,6 +6,7 @@ than ``EffectError``. Part of the kernel: imports only the leaves."""
 from __future__ import annotations
 
 from ..errors import EffectError, PolicyDenied
+from ..kinds import KIND_BIT
 from ..values import debug_repr
 
 # Families whose unknown ops fail before any gate, and ``process``, whose
@@ -64,6 +65,15 @@ def dispatch_miss(handler, effects, kind, op, args):
         raise EffectError(message.format(op=op))
     if kind in effects.wildcards:  # a str subclass: the core serves the wildcard row
         return handler.dispatch(kind, op, args)
+    if kind not in KIND_BIT and kind not in _UNKNOWN_OP_AFTER_GATE:
+        # No policy can grant this kind, so a denial would mislead (the
+        # reference answers "effect `frob` not in --allow-effects", as if a
+        # grant could help): a kind nothing serves is a typo or a missing row,
+        # said so under every policy; a served kind lacks this op.
+        pure = handler._pure
+        if kind not in effects.ops and (pure is None or kind not in pure):
+            raise EffectError(f"unknown effect kind `{kind}`")
+        raise EffectError(f"unsupported effect {kind}.{op}")
     gate_kind, message = _UNKNOWN_OP_AFTER_GATE.get(kind, (kind, "unsupported effect {kind}.{op}"))
     if gate_kind not in policy.allow_effects:
         raise PolicyDenied(f"effect `{gate_kind}` not in --allow-effects", effect=gate_kind)

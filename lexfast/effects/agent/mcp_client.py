@@ -43,6 +43,7 @@ import time
 import weakref
 
 from ..._version import __version__
+from ...builtins.formats import json_error_text
 from ...values import os_error_text
 from ..proc import children
 
@@ -536,10 +537,8 @@ def _parse(line: bytes):
     except (ValueError, RecursionError) as e:
         if not line.startswith(b"{"):
             return None
-        if isinstance(e, RecursionError):
-            e = "recursion limit exceeded"
         head = line[:120].decode("utf-8", "replace")
-        raise McpError(f"mcp.rpc: parse `{head}`: {e}") from None
+        raise McpError(f"mcp.rpc: parse `{head}`: {json_error_text(e)}") from None
 
 
 def _same_id(got, rid: int) -> bool:

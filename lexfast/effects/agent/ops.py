@@ -39,6 +39,7 @@ import threading
 import uuid
 import weakref
 
+from ...builtins.formats import json_error_text
 from ...errors import EffectError
 from ...kernel import err, ok
 from ...scope import MAX_ARG_BYTES, MAX_ARGS, resolve_command
@@ -222,9 +223,7 @@ def call_mcp(h, args):
     try:
         arguments = json.loads(args_json, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
-        if isinstance(e, RecursionError):
-            e = "recursion limit exceeded"
-        return err(f"agent.call_mcp: args_json is not valid JSON: {e}")
+        return err(f"agent.call_mcp: args_json is not valid JSON: {json_error_text(e)}")
 
     session = h.session
     limits = session.limits
@@ -380,7 +379,7 @@ def local_complete(h, args):
     try:
         reply = json.loads(text)
     except (ValueError, RecursionError) as e:
-        return err(f"ollama: parse response JSON: {e}")
+        return err(f"ollama: parse response JSON: {json_error_text(e)}")
     answer = reply.get("response") if isinstance(reply, dict) else None
     if not isinstance(answer, str):
         return err(f"ollama: response missing `response` field: {_head(reply)}")
@@ -400,7 +399,7 @@ def cloud_complete(h, args):
     model = _env("LEX_LLM_CLOUD_MODEL")
     if model is None:
         model = "gpt-4o-mini"
-    url = f"{base}/chat/completions"
+    url = f"{base.rstrip('/')}/chat/completions"  # `…/v1/` works, as in the reference
     if any(c in key for c in "\r\n\0"):
         # would split the header; say so without echoing the key
         return err("agent.cloud_complete: the API key contains a line break or NUL")
@@ -420,7 +419,7 @@ def cloud_complete(h, args):
     try:
         reply = json.loads(text)
     except (ValueError, RecursionError) as e:
-        return err(_scrub(f"cloud: parse response JSON: {e}", key))
+        return err(_scrub(f"cloud: parse response JSON: {json_error_text(e)}", key))
     try:
         answer = reply["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
@@ -460,7 +459,7 @@ def cloud_stream(h, args):
     model = _env("LEX_LLM_CLOUD_MODEL")
     if model is None:
         model = "gpt-4o-mini"
-    url = f"{base}/chat/completions"
+    url = f"{base.rstrip('/')}/chat/completions"  # `…/v1/` works, as in the reference
     from ..net.http_stream import open_stream
     body = compact_json({"model": model, "stream": True,
                          "messages": [{"role": "user", "content": prompt}]}).encode("utf-8")
@@ -515,7 +514,7 @@ class _SseChunks:
             try:
                 event = json.loads(data.decode("utf-8"))
             except (ValueError, RecursionError) as e:
-                raise EffectError(_scrub(f"agent.cloud_stream: parse event JSON: {e}",
+                raise EffectError(_scrub(f"agent.cloud_stream: parse event JSON: {json_error_text(e)}",
                                          self._key)) from None
             try:
                 chunk = event["choices"][0]["delta"].get("content")
@@ -569,7 +568,7 @@ def send_a2a(h, args):
         if not 200 <= status < 300:
             return err(f"a2a POST {agent_url}: status {status}: "
                        f"{data[:200].decode('utf-8', 'replace')}")
-        return err(f"a2a: parse response JSON: {e}")
+        return err(f"a2a: parse response JSON: {json_error_text(e)}")
     if not isinstance(reply, dict):
         return err(f"a2a: not a JSON-RPC response: {_head(reply)}")
     if "error" in reply:

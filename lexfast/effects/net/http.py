@@ -47,8 +47,9 @@ __all__ = ["HttpFailure", "request", "pool_stats", "ROWS"]
 class HttpFailure(Exception):
     """A request that did not produce a response.
 
-    ``kind`` is ``"timeout"``, ``"tls"``, ``"network"``, ``"decode"`` (a
-    malformed URL or header, a body over the cap) or ``"denied"`` (the host is
+    ``kind`` is ``"timeout"``, ``"tls"``, ``"network"``, ``"url"`` (a URL
+    libcurl refuses, or not http/https), ``"decode"`` (a malformed header, a
+    body over the cap) or ``"denied"`` (the host is
     outside ``--allow-net-host``; ``message`` is the reference's wording).
     """
 
@@ -233,16 +234,16 @@ def _allowed_hosts(net_hosts: frozenset) -> frozenset:
 
 
 def _parse_url(url: str):
-    """The URL as libcurl parses it, or ``HttpFailure("decode")``."""
+    """The URL as libcurl parses it, or ``HttpFailure("url")``."""
     try:
         cu = pycurl.CurlUrl(url)
     except UnicodeEncodeError:
         try:
             cu = pycurl.CurlUrl(url.encode("utf-8"))
         except (pycurl.error, ValueError, UnicodeError) as e:
-            raise HttpFailure("decode", f"invalid URL `{_echo(url)}`: {_curl_message(e)}") from None
+            raise HttpFailure("url", f"invalid URL `{_echo(url)}`: {_curl_message(e)}") from None
     except (pycurl.error, ValueError) as e:
-        raise HttpFailure("decode", f"invalid URL `{_echo(url)}`: {_curl_message(e)}") from None
+        raise HttpFailure("url", f"invalid URL `{_echo(url)}`: {_curl_message(e)}") from None
     return cu
 
 
@@ -270,7 +271,7 @@ def checked_url(h, url: str, check_host: bool = True):
                     f"{debug_str_list(h.policy.allow_net_host)}", host)
     scheme = cu.scheme
     if scheme != "http" and scheme != "https":
-        raise HttpFailure("decode", f"URL scheme `{scheme}` is not allowed (only http and https): "
+        raise HttpFailure("url", f"URL scheme `{scheme}` is not allowed (only http and https): "
                                     f"`{_echo(url)}`")
     return cu
 
@@ -427,7 +428,7 @@ def _perform(h, method: str, cu, header_lines: list, has_content_type: bool,
             if code in _TLS_CODES:
                 raise HttpFailure("tls", msg) from None
             if code in _URL_CODES:
-                raise HttpFailure("decode", f"invalid URL: {msg}") from None
+                raise HttpFailure("url", f"invalid URL: {msg}") from None
             raise HttpFailure("network", msg) from None
         status = c.getinfo(pycurl.RESPONSE_CODE)
     finally:
@@ -500,6 +501,8 @@ def _denied(f: HttpFailure) -> PolicyDenied:
 def _http_error(f: HttpFailure):
     if f.kind == "timeout":
         return err(Variant("TimeoutError", ()))
+    # A URL libcurl refuses ("url") is a NetworkError carrying the reason, as
+    # the reference's ureq answers one.
     name = {"tls": "TlsError", "decode": "DecodeError", "denied": "DecodeError"}.get(
         f.kind, "NetworkError")
     return err(Variant(name, (f.message,)))
@@ -592,8 +595,6 @@ def http_send(h, args):
     try:
         cu = checked_url(h, url)
     except HttpFailure as f:
-        if f.kind == "decode":
-            return _decode_error(f"HttpRequest.url: {f.message}")
         return _http_error(f)
     try:
         present, body = _option_field(req, "body")

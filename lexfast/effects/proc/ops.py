@@ -436,7 +436,11 @@ def process_spawn(h, args):
     cwd = str(cwd) if isinstance(cwd, str) else None
     env_in = opts.get("env")
     extra = {}
-    if isinstance(env_in, dict):
+    if env_in is not None and not isinstance(env_in, Map):
+        # The reference reads `env` only as a Map and ignores anything else,
+        # so a Record's variables would silently not be set: said instead.
+        raise EffectError(f"process.spawn: opts.env must be a Map[Str, Str], got {debug_repr(env_in)}")
+    if env_in is not None:
         for k, v in env_in.items():
             if isinstance(k, str) and isinstance(v, str):
                 if allow:  # an allowlist: anything else may re-route the binary
