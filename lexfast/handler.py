@@ -137,6 +137,7 @@ class Limits:
     serve_idle_s: float = 10.0            # net.serve* idle keep-alive / slow-read timeout
     serve_keepalive_conns: int = 1024     # net.serve* idle keep-alive connections kept open
     ws_queue_bytes: int = 4 << 20         # net.serve_ws outbound queue per connection (chars)
+    record_bytes: int = 256 << 20         # a trace (record=): past it, one marker line and no more
 
 
 # -- the session ---------------------------------------------------------------
@@ -165,6 +166,9 @@ class Session:
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._close_hooks: list[Callable[[], None]] = []
         self.closed = False
+        #: ``record=``/``replay=``: what installs the recording or replaying
+        #: dispatch on the handler and each fork (``lexfast.record``); None: neither
+        self.tracer: Any = None
 
     def registry(self, name: str, on_evict: Callable[[Any, Any], Any] | None = None,
                  cap: int = REGISTRY_CAP) -> LRURegistry:
@@ -306,7 +310,10 @@ class DefaultHandler(HandlerCore):
                  runner: Runner | None = None,
                  pure: Mapping[tuple[str, str], PureFn] | None = None,
                  table: EffectTable | None = None, limits: Limits | None = None,
-                 stats: bool = True, timing: bool = False) -> None:
+                 stats: bool = True, timing: bool = False, record: Any = None,
+                 replay: Any = None, record_pure: bool = False,
+                 secret_env: Sequence[str] = (),
+                 overrides: Mapping[int, LexValue] | None = None) -> None:
         if policy is None:
             policy = Policy.pure()
         elif not isinstance(policy, Policy):
@@ -319,6 +326,31 @@ class DefaultHandler(HandlerCore):
                                _resolve_root(read_root), program, runner, limits)
         counters = Stats(len(table.names), timing) if stats else None
         self._setup(policy, table, BudgetPool(policy.budget), _pure_table(pure), counters)
+        if record is not None or replay is not None:
+            self._trace(record, replay, record_pure, secret_env, overrides)
+
+    def _trace(self, record: Any, replay: Any, record_pure: bool, secret_env: Sequence[str],
+               overrides: Mapping[int, LexValue] | None) -> None:
+        from .record import Recorder, Replayer
+        if record is not None and replay is not None:
+            raise ValueError("record and replay cannot be given together")
+        if isinstance(secret_env, str):
+            raise TypeError("secret_env must be a sequence of env names, not a str")
+        tracer: Recorder | Replayer
+        if record is not None:
+            tracer = Recorder(record, self.session.limits.record_bytes,
+                              record_pure=record_pure, secret_env=secret_env)
+            self.session.on_close(tracer.close)
+        else:
+            tracer = Replayer(replay, overrides)
+        self.session.tracer = tracer
+        tracer.attach(self)
+
+    def flush_record(self) -> None:
+        """Wait until every call recorded so far is in the trace (``record=``)."""
+        tracer = self.session.tracer
+        if tracer is not None and hasattr(tracer, "flush"):
+            tracer.flush()
 
     # -- configuration (builders return the handler) ----------------------
     def with_sink(self, sink: Sink) -> DefaultHandler:
@@ -451,6 +483,8 @@ class DefaultHandler(HandlerCore):
         child = cls.__new__(cls)
         child.session = self.session
         child._setup(self._policy, self._effects, self._pool, self._pure, self._stats)
+        if self.session.tracer is not None:
+            self.session.tracer.attach(child)
         return child
 
     def shutdown(self) -> None:

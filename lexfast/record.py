@@ -1,0 +1,484 @@
+"""Record and replay (docs/design.md §9): every effect of a run as a trace, and
+a run answered from it.
+
+``DefaultHandler(..., record=FILE)`` installs a *recording* ``dispatch`` and
+``note_call_budget`` on the handler instance (and on every fork of it); the
+class's own ``dispatch`` is left untouched, so a handler that does not record
+pays nothing. Each dispatched effect becomes one JSON line in the CLI's value
+codec, written by a writer thread (the dispatch thread only appends a tuple to
+a queue). ``DefaultHandler(..., replay=FILE)`` installs a *replaying* pair that
+answers each call from the trace, in order, per fork, and performs nothing.
+
+Trace format, one JSON object per line:
+
+- the header ``{"lexfast_trace": 1, "session": S, "pure": false,
+  "started": T}``;
+- a call ``{"step": N, "fork": F, "kind": K, "op": O, "args": [..], "value": V,
+  "t": WALL, "us": DURATION}``, or ``"raised": {"type": .., "message": ..}``
+  in place of ``value`` when the call raised (denials and refusals too), or
+  ``"unrecorded": "<type>"`` when the value has no JSON form;
+- a budget note ``{"step": N, "fork": F, "budget": COST}`` (with ``raised``
+  when it was refused);
+- the end marker ``{"truncated": true, "step": N, "limit": BYTES}`` when the
+  file reached ``Limits.record_bytes``: nothing is written after it.
+
+Secrets are scrubbed by rule before anything is written: the value under any
+Record key or Map/pair key named ``Authorization``, ``Proxy-Authorization``,
+``Cookie``, ``Set-Cookie``, ``X-Api-Key`` or ``Api-Key`` (any case), and the
+value ``env.get`` returns for a name that looks secret (containing ``KEY``,
+``TOKEN``, ``SECRET``, ``PASSWORD``, ``PASSWD``, ``CREDENTIAL`` or ``AUTH``)
+or that the caller lists in ``secret_env``. The scrubbed text is
+``"[scrubbed]"``; replay answers with it.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .cli.codec import CodecError, decode, dumps_json, parse_json, to_json
+from .errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
+
+TRACE_VERSION = 1
+SCRUBBED = "[scrubbed]"
+
+_SECRET_KEYS = frozenset(("authorization", "proxy-authorization", "cookie", "set-cookie",
+                          "x-api-key", "api-key", "api_key"))
+_SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
+
+_CALL, _BUDGET = 0, 1
+_VALUE, _RAISED = 0, 1
+
+
+# -- scrubbing -----------------------------------------------------------------
+
+def _scrub(tree: Any, depth: int = 0) -> Any:
+    """The JSON tree with every secret-named field's value replaced."""
+    if depth > 300:
+        return tree
+    if isinstance(tree, list):
+        if (len(tree) == 2 and isinstance(tree[0], str)
+                and tree[0].lower() in _SECRET_KEYS):  # a [name, value] pair
+            return [tree[0], SCRUBBED]
+        return [_scrub(x, depth + 1) for x in tree]
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            if isinstance(k, str) and k.lower() in _SECRET_KEYS:
+                out[k] = SCRUBBED
+            else:
+                out[k] = _scrub(v, depth + 1)
+        return out
+    return tree
+
+
+def _secret_env_name(name: Any, extra: frozenset[str]) -> bool:
+    return isinstance(name, str) and (name in extra or bool(_SECRET_ENV.search(name)))
+
+
+def _scrub_value(value: Any) -> Any:
+    """A secret env value as the trace keeps it (the shape ``env.get`` returns)."""
+    if isinstance(value, dict) and "$variant" in value:
+        args = value.get("args") or []
+        return {"$variant": value["$variant"], "args": [SCRUBBED for _ in args]}
+    return SCRUBBED if value is not None else None
+
+
+def _args_tree(args: Any) -> Any:
+    return _scrub(to_json(list(args)))
+
+
+# -- errors <-> JSON -------------------------------------------------------------
+
+def _error_tree(e: BaseException) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type(e).__name__, "message": str(e)}
+    if isinstance(e, PolicyDenied):
+        out.update(effect=e.effect, path=e.path, host=e.host, cmd=e.cmd)
+    elif isinstance(e, BudgetExceeded):
+        out.update(requested=e.requested, used=e.used, ceiling=e.ceiling)
+    return out
+
+
+def _error_from(tree: Any, where: str) -> EffectError:
+    if not isinstance(tree, dict) or not isinstance(tree.get("message"), str):
+        raise EffectError(f"{where}: `raised` must be an object with a message")
+    kind = tree.get("type")
+    if kind == "PolicyDenied":
+        return PolicyDenied(tree["message"], effect=tree.get("effect"), path=tree.get("path"),
+                            host=tree.get("host"), cmd=tree.get("cmd"))
+    if kind == "BudgetExceeded":
+        try:
+            return BudgetExceeded(int(tree["requested"]), int(tree["used"]),
+                                  int(tree["ceiling"]))
+        except (KeyError, TypeError, ValueError):
+            raise EffectError(f"{where}: BudgetExceeded needs requested, used, ceiling") from None
+    return EffectError(tree["message"])
+
+
+def _call_text(kind: Any, op: Any, args: Any) -> str:
+    text = f"{kind}.{op}({json.dumps(args, ensure_ascii=False)[1:-1]})" \
+        if isinstance(args, list) else f"{kind}.{op}({args!r})"
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+# -- recording -------------------------------------------------------------------
+
+class Recorder:
+    """The trace writer of one session: forks append to one queue, a writer
+    thread encodes and writes. ``close()`` drains the queue and ends the
+    thread (the session closes it)."""
+
+    def __init__(self, target: Any, limit_bytes: int, *, record_pure: bool = False,
+                 secret_env: Iterable[str] = ()) -> None:
+        if isinstance(target, (str, bytes, os.PathLike)):
+            try:
+                self._out: Any = open(target, "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as e:
+                raise EffectError(f"record: cannot open `{os.fsdecode(target)}`: "
+                                  f"{e.strerror or e}") from None
+            self._owned = True
+        elif callable(getattr(target, "write", None)):
+            self._out = target
+            self._owned = False
+        else:
+            raise TypeError("record must be a path or a text stream with write(str)")
+        if not isinstance(limit_bytes, int) or limit_bytes < 1:
+            raise ValueError(f"Limits.record_bytes must be a positive Int, got {limit_bytes!r}")
+        self.record_pure = bool(record_pure)
+        self._secret_env = frozenset(secret_env)
+        self._limit = limit_bytes
+        self._written = 0
+        self._step = 0
+        self.full = False
+        self.session_id = uuid.uuid4().hex
+        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._wake = threading.Event()
+        self._io_lock = threading.Lock()
+        self._stop = False
+        self._forks = 0
+        self._fork_lock = threading.Lock()
+        self._write_line(dumps_json({"lexfast_trace": TRACE_VERSION, "session": self.session_id,
+                                     "pure": self.record_pure, "started": time.time()}))
+        self._thread = threading.Thread(target=self._loop, name="lexfast-record", daemon=True)
+        self._thread.start()
+
+    # -- the dispatch side ---------------------------------------------------
+    def attach(self, handler: Any) -> None:
+        """Install the recording ``dispatch``/``note_call_budget`` on ``handler``
+        (the session's root, or a fork: each gets the next fork id)."""
+        with self._fork_lock:
+            fork = self._forks
+            self._forks += 1
+        core = type(handler)
+        core_dispatch = core.dispatch.__get__(handler)
+        core_budget = core.note_call_budget.__get__(handler)
+        queue = self._queue
+        append = queue.append
+        record_pure = self.record_pure
+        now = time.time
+        mono = time.monotonic_ns
+        rec = self
+
+        def dispatch(kind: Any, op: Any, args: Any) -> Any:
+            if not record_pure:
+                pure = handler._pure
+                if pure is not None:
+                    ops = pure.get(kind) if type(kind) is str else None
+                    if ops is not None and type(op) is str and op in ops:
+                        return core_dispatch(kind, op, args)
+            if rec.full:
+                return core_dispatch(kind, op, args)
+            snap = list(args) if type(args) is list else args
+            t = now()
+            t0 = mono()
+            try:
+                value = core_dispatch(kind, op, args)
+            except EffectError as e:
+                append((_CALL, fork, kind, op, snap, _RAISED, e, t, mono() - t0))
+                raise
+            append((_CALL, fork, kind, op, snap, _VALUE, value, t, mono() - t0))
+            return value
+
+        def note_call_budget(cost: Any) -> None:
+            if rec.full:
+                return core_budget(cost)
+            try:
+                core_budget(cost)
+            except EffectError as e:
+                append((_BUDGET, fork, cost, _RAISED, e))
+                raise
+            append((_BUDGET, fork, cost, _VALUE, None))
+
+        handler.__dict__["dispatch"] = dispatch
+        handler.__dict__["note_call_budget"] = note_call_budget
+
+    # -- the writer side --------------------------------------------------------
+    def _write_line(self, line: str) -> bool:
+        size = len(line.encode("utf-8", "surrogatepass")) + 1
+        if self._written + size > self._limit:
+            self.full = True
+            marker = dumps_json({"truncated": True, "step": self._step, "limit": self._limit})
+            self._out.write(marker + "\n")
+            return False
+        self._out.write(line + "\n")
+        self._written += size
+        return True
+
+    def _entry(self, item: tuple[Any, ...]) -> str:
+        step = self._step
+        if item[0] == _BUDGET:
+            _, fork, cost, tag, payload = item
+            out: dict[str, Any] = {"step": step, "fork": fork,
+                                   "budget": cost if type(cost) is int else repr(cost)}
+            if tag == _RAISED:
+                out["raised"] = _error_tree(payload)
+            return dumps_json(out)
+        _, fork, kind, op, args, tag, payload, t, dt = item
+        out = {"step": step, "fork": fork, "kind": kind, "op": op}
+        try:
+            out["args"] = _args_tree(args)
+        except (CodecError, TypeError):
+            out["args"] = repr(args)[:400]
+        if tag == _RAISED:
+            out["raised"] = _error_tree(payload)
+        else:
+            try:
+                value = to_json(payload)
+                if kind == "env" and args and _secret_env_name(args[0], self._secret_env):
+                    value = _scrub_value(value)
+                out["value"] = _scrub(value)
+            except (CodecError, TypeError):
+                out["unrecorded"] = type(payload).__name__
+        out["t"] = round(t, 6)
+        out["us"] = dt // 1000
+        return dumps_json(out)
+
+    def _drain(self) -> None:
+        with self._io_lock:
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        queue = self._queue
+        while queue:
+            item = queue.popleft()
+            if self.full:
+                continue
+            self._write_line(self._entry(item))
+            self._step += 1
+        try:
+            self._out.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(0.05)
+            self._wake.clear()
+            try:
+                self._drain()
+            except (OSError, ValueError):  # the disk is full, the stream closed
+                self.full = True
+                self._queue.clear()
+            if self._stop:
+                return
+
+    def flush(self) -> None:
+        """Wait until everything recorded so far is written."""
+        deadline = time.monotonic() + 60
+        while self._queue and self._thread.is_alive() and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.001)
+        with self._io_lock:  # the last batch taken is written
+            pass
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=60)
+        if self._owned:
+            try:
+                self._out.close()
+            except OSError:
+                pass
+        else:
+            try:
+                self._out.flush()
+            except (OSError, ValueError):
+                pass
+
+
+# -- replay ------------------------------------------------------------------------
+
+def _lines(trace: Any) -> Iterable[str]:
+    if isinstance(trace, (str, bytes, os.PathLike)):
+        try:
+            with open(trace, encoding="utf-8") as f:
+                return f.read().split("\n")
+        except (OSError, UnicodeDecodeError) as e:
+            raise EffectError(f"replay: cannot read `{os.fsdecode(trace)}`: "
+                              f"{getattr(e, 'strerror', None) or e}") from None
+    if isinstance(trace, io.IOBase) or callable(getattr(trace, "read", None)):
+        text = trace.read()
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return str(text).split("\n")
+    raise TypeError("replay must be a path or a readable stream")
+
+
+class Replayer:
+    """A parsed trace: each fork's steps in order, answered without performing
+    anything. ``overrides`` maps a step number to the value answered instead."""
+
+    def __init__(self, trace: Any, overrides: Mapping[int, Any] | None = None) -> None:
+        self.by_fork: dict[int, collections.deque[dict[str, Any]]] = {}
+        self.steps: dict[int, dict[str, Any]] = {}
+        self.pure = False
+        self.truncated = False
+        seen_header = False
+        for lineno, line in enumerate(_lines(trace), 1):
+            if not line.strip():
+                continue
+            where = f"replay: trace line {lineno}"
+            try:
+                obj = parse_json(line)
+            except (CodecError, ValueError) as e:
+                raise EffectError(f"{where}: not JSON ({e})") from None
+            if not isinstance(obj, dict):
+                raise EffectError(f"{where}: expected an object")
+            if not seen_header:
+                if obj.get("lexfast_trace") != TRACE_VERSION:
+                    raise EffectError(f"{where}: not a lexfast trace (expected the header "
+                                      f'{{"lexfast_trace": {TRACE_VERSION}, ...}})')
+                self.pure = obj.get("pure") is True
+                seen_header = True
+                continue
+            if self.truncated:
+                raise EffectError(f"{where}: entry after the truncation marker")
+            if obj.get("truncated") is True:
+                self.truncated = True
+                continue
+            self._check(obj, where)
+            obj["_line"] = lineno
+            self.steps[obj["step"]] = obj
+            self.by_fork.setdefault(obj["fork"], collections.deque()).append(obj)
+        if not seen_header:
+            raise EffectError("replay: the trace is empty (no header line)")
+        self.overrides: dict[int, Any] = {}
+        for step, value in (overrides or {}).items():
+            if step not in self.steps:
+                raise EffectError(f"replay: --override {step}: the trace has no step {step}")
+            self.overrides[step] = value
+        self._lock = threading.Lock()
+        self._forks = 0
+
+    def _check(self, obj: dict[str, Any], where: str) -> None:
+        step, fork = obj.get("step"), obj.get("fork")
+        if type(step) is not int or type(fork) is not int or step < 0 or fork < 0:
+            raise EffectError(f"{where}: `step` and `fork` must be non-negative Ints")
+        if step in self.steps:
+            raise EffectError(f"{where}: step {step} appears twice")
+        if "budget" in obj:
+            if "raised" in obj:
+                _error_from(obj["raised"], where)
+            return
+        if not isinstance(obj.get("kind"), str) or not isinstance(obj.get("op"), str):
+            raise EffectError(f"{where}: `kind` and `op` must be Str")
+        if not isinstance(obj.get("args"), list):
+            raise EffectError(f"{where}: `args` must be a list")
+        outcomes = [k for k in ("value", "raised", "unrecorded") if k in obj]
+        if len(outcomes) != 1:
+            raise EffectError(f"{where}: a call needs exactly one of value, raised, unrecorded")
+        if "raised" in obj:
+            _error_from(obj["raised"], where)
+        elif "value" in obj:
+            try:
+                decode(obj["value"])
+            except CodecError as e:
+                raise EffectError(f"{where}: `value`: {e}") from None
+
+    def _next(self, fork: int, call: str) -> dict[str, Any]:
+        with self._lock:
+            steps = self.by_fork.get(fork)
+            if not steps:
+                end = "the truncation marker" if self.truncated else "its end"
+                raise ReplayDivergence(
+                    f"replay: fork {fork} made a call past {end} of the trace: {call}",
+                    step=None, recorded=None, actual=call)
+            return steps.popleft()
+
+    def attach(self, handler: Any) -> None:
+        with self._lock:
+            fork = self._forks
+            self._forks += 1
+        core_dispatch = type(handler).dispatch.__get__(handler)
+        rep = self
+
+        def dispatch(kind: Any, op: Any, args: Any) -> Any:
+            if not rep.pure:
+                pure = handler._pure
+                if pure is not None:
+                    ops = pure.get(kind) if type(kind) is str else None
+                    if ops is not None and type(op) is str and op in ops:
+                        return core_dispatch(kind, op, args)
+            try:
+                live = _args_tree(args)
+            except (CodecError, TypeError):
+                live = repr(args)
+            call = _call_text(kind, op, live)
+            entry = rep._next(fork, call)
+            step = entry["step"]
+            if "budget" in entry:
+                rep._diverge(step, f"note_call_budget({entry['budget']})", call)
+            if entry["kind"] != kind or entry["op"] != op or entry["args"] != live:
+                rep._diverge(step, _call_text(entry["kind"], entry["op"], entry["args"]), call)
+            if step in rep.overrides:
+                return rep.overrides[step]
+            if "raised" in entry:
+                raise _error_from(entry["raised"], f"replay: step {step}")
+            if "unrecorded" in entry:
+                raise EffectError(f"replay: step {step} ({kind}.{op}) returned a "
+                                  f"{entry['unrecorded']}, which a trace cannot hold")
+            return decode(entry["value"])
+
+        def note_call_budget(cost: Any) -> None:
+            call = f"note_call_budget({cost!r})"
+            entry = rep._next(fork, call)
+            step = entry["step"]
+            if "budget" not in entry:
+                rep._diverge(step, _call_text(entry["kind"], entry["op"], entry["args"]), call)
+            if entry["budget"] != cost:
+                rep._diverge(step, f"note_call_budget({entry['budget']!r})", call)
+            if "raised" in entry:
+                raise _error_from(entry["raised"], f"replay: step {step}")
+
+        handler.__dict__["dispatch"] = dispatch
+        handler.__dict__["note_call_budget"] = note_call_budget
+
+    @staticmethod
+    def _diverge(step: int, recorded: str, actual: str) -> None:
+        raise ReplayDivergence(f"replay diverged at step {step}: recorded {recorded}, "
+                               f"got {actual}", step=step, recorded=recorded, actual=actual)
+
+
+def parse_override(text: str) -> tuple[int, Any]:
+    """``N=JSON`` (the CLI's ``--override``) as ``(N, value)``."""
+    step, sep, value = text.partition("=")
+    if not sep or not step.strip().isdigit():
+        raise ValueError(f"--override must be N=JSON (a step number, `=`, a value), got {text!r}")
+    try:
+        return int(step), decode(value)
+    except CodecError as e:
+        raise ValueError(f"--override {step}: {e}") from None
+
+
+Attach = Callable[[Any], None]
+
+__all__ = ["Recorder", "Replayer", "parse_override", "SCRUBBED", "TRACE_VERSION"]
