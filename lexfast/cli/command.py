@@ -68,7 +68,7 @@ import threading
 import time
 
 from .._version import __version__
-from ..errors import BudgetExceeded, EffectError, PolicyDenied
+from ..errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
 from ..handler import DefaultHandler
 from ..kernel import COMPILED, err, ok
 from ..policy import KNOWN_EFFECTS, Policy, parse_flags
@@ -104,6 +104,8 @@ def _error(message: str, type_: str, **extra) -> dict:
 
 
 def _effect_error(e: EffectError) -> dict:
+    if isinstance(e, ReplayDivergence):
+        return _error(str(e), "ReplayDivergence", step=e.step)
     if isinstance(e, PolicyDenied):
         return _error(str(e), "PolicyDenied", effect=e.effect, path=e.path, host=e.host,
                       cmd=e.cmd)
@@ -452,6 +454,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--approval", choices=("refuse", "prompt", "peer"), default="refuse",
                    help="who answers approval.request: nobody (refuse, the default), "
                    "the terminal (prompt: run FILE only) or the peer (peer: host only)")
+    p.add_argument("--record", metavar="TRACE",
+                   help="write every effect of the run to TRACE (JSON lines; secrets scrubbed)")
+    p.add_argument("--replay", metavar="TRACE",
+                   help="answer every effect from TRACE, performing none")
+    p.add_argument("--override", metavar="N=JSON", action="append", default=[],
+                   help="with --replay: answer step N with this value instead (repeatable)")
 
 
 _PROTOCOL_HELP = """\
@@ -728,10 +736,30 @@ def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
             print(f"lexfast {mode}: stdin is not available", file=sys.stderr)
             return _EXIT_USAGE
 
+    if ns.record is not None and ns.replay is not None:
+        parser.error("--record and --replay cannot be given together")
+    if ns.override and ns.replay is None:
+        parser.error("--override needs --replay")
+    from ..record import parse_override  # loaded only when asked (lexfast.record)
+    overrides = {}
+    for text in ns.override:
+        try:
+            step, value = parse_override(text)
+        except ValueError as e:
+            parser.error(str(e))
+        overrides[step] = value
+
     out = _Out()
     sink = FramedPrintSink(_Out("stderr") if mode == "host" else out)
-    handler = DefaultHandler(policy, sink=sink, read_root=read_root,
-                             timing=bool(ns.stats and ns.timing))
+    try:
+        handler = DefaultHandler(policy, sink=sink, read_root=read_root,
+                                 timing=bool(ns.stats and ns.timing), record=ns.record,
+                                 replay=ns.replay, overrides=overrides or None)
+    except EffectError as e:
+        print(f"lexfast {mode}: {e}", file=sys.stderr)
+        if owned:
+            stream.close()
+        return _EXIT_USAGE
     handler.with_program_args(program_args)
     if stdin_is_requests:  # io.readline must never read (or swallow) a request
         handler.with_input(io.BytesIO())
