@@ -92,8 +92,45 @@ def _scrub_value(value: Any) -> Any:
     return SCRUBBED if value is not None else None
 
 
-def _args_tree(args: Any) -> Any:
-    return _scrub(to_json(list(args)))
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _tree(v: Any) -> Any:
+    """``to_json(v)``, with the common flat cases (ASCII Strs, Ints, Bools,
+    Unit, and lists of them) answered without the codec's walk."""
+    t = type(v)
+    if t is str:
+        if v.isascii():
+            return v
+    elif t is int:
+        if _INT_MIN <= v <= _INT_MAX:
+            return v
+    elif v is None or t is bool:
+        return v
+    elif t is list:
+        for x in v:
+            tx = type(x)
+            if not ((tx is str and x.isascii()) or (tx is int and _INT_MIN <= x <= _INT_MAX)
+                    or x is None or tx is bool):
+                return to_json(v)
+        return v
+    return to_json(v)
+
+
+def _line(out: dict[str, Any]) -> str:
+    """``dumps_json(out)``; an all-ASCII line (no lone surrogate, no line
+    separator) without the codec's checks."""
+    try:
+        line = _ENCODER.encode(out)
+    except (TypeError, ValueError, RecursionError):
+        return dumps_json(out)  # words the error as the codec does
+    return line if line.isascii() else dumps_json(out)
+
+
+def _may_hold_secret(text: str) -> bool:
+    low = text.lower()
+    return "authorization" in low or "cookie" in low or "api-key" in low or "api_key" in low
 
 
 # -- errors <-> JSON -------------------------------------------------------------
@@ -159,6 +196,7 @@ class Recorder:
         self._step = 0
         self.full = False
         self.session_id = uuid.uuid4().hex
+        self._wall0, self._mono0 = time.time(), time.monotonic_ns()
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._wake = threading.Event()
         self._io_lock = threading.Lock()
@@ -183,7 +221,6 @@ class Recorder:
         queue = self._queue
         append = queue.append
         record_pure = self.record_pure
-        now = time.time
         mono = time.monotonic_ns
         rec = self
 
@@ -197,14 +234,13 @@ class Recorder:
             if rec.full:
                 return core_dispatch(kind, op, args)
             snap = list(args) if type(args) is list else args
-            t = now()
             t0 = mono()
             try:
                 value = core_dispatch(kind, op, args)
             except EffectError as e:
-                append((_CALL, fork, kind, op, snap, _RAISED, e, t, mono() - t0))
+                append((_CALL, fork, kind, op, snap, _RAISED, e, t0, mono()))
                 raise
-            append((_CALL, fork, kind, op, snap, _VALUE, value, t, mono() - t0))
+            append((_CALL, fork, kind, op, snap, _VALUE, value, t0, mono()))
             return value
 
         def note_call_budget(cost: Any) -> None:
@@ -241,25 +277,32 @@ class Recorder:
             if tag == _RAISED:
                 out["raised"] = _error_tree(payload)
             return dumps_json(out)
-        _, fork, kind, op, args, tag, payload, t, dt = item
+        _, fork, kind, op, args, tag, payload, t0, t1 = item
         out = {"step": step, "fork": fork, "kind": kind, "op": op}
         try:
-            out["args"] = _args_tree(args)
+            out["args"] = _tree(list(args))
         except (CodecError, TypeError):
             out["args"] = repr(args)[:400]
         if tag == _RAISED:
             out["raised"] = _error_tree(payload)
         else:
             try:
-                value = to_json(payload)
+                value = _tree(payload)
                 if kind == "env" and args and _secret_env_name(args[0], self._secret_env):
                     value = _scrub_value(value)
-                out["value"] = _scrub(value)
+                out["value"] = value
             except (CodecError, TypeError):
                 out["unrecorded"] = type(payload).__name__
-        out["t"] = round(t, 6)
-        out["us"] = dt // 1000
-        return dumps_json(out)
+        # wall time from the monotonic clock: one clock read fewer per call
+        out["t"] = round(self._wall0 + (t0 - self._mono0) / 1e9, 6)
+        out["us"] = (t1 - t0) // 1000
+        line = _line(out)
+        if _may_hold_secret(line):  # rare: walk the trees only then
+            out["args"] = _scrub(out["args"])
+            if "value" in out:
+                out["value"] = _scrub(out["value"])
+            line = _line(out)
+        return line
 
     def _drain(self) -> None:
         with self._io_lock:
@@ -400,15 +443,17 @@ class Replayer:
             _error_from(obj["raised"], where)
         elif "value" in obj:
             try:
-                decode(obj["value"])
+                obj["_v"] = decode(obj["value"])
             except CodecError as e:
                 raise EffectError(f"{where}: `value`: {e}") from None
 
-    def _next(self, fork: int, call: str) -> dict[str, Any]:
+    def _next(self, fork: int, kind: Any, op: Any, args: Any) -> dict[str, Any]:
         with self._lock:
             steps = self.by_fork.get(fork)
             if not steps:
                 end = "the truncation marker" if self.truncated else "its end"
+                call = (f"note_call_budget({args!r})" if op is None
+                        else _call_text(kind, op, _scrub(args)))
                 raise ReplayDivergence(
                     f"replay: fork {fork} made a call past {end} of the trace: {call}",
                     step=None, recorded=None, actual=call)
@@ -429,16 +474,18 @@ class Replayer:
                     if ops is not None and type(op) is str and op in ops:
                         return core_dispatch(kind, op, args)
             try:
-                live = _args_tree(args)
+                live = to_json(list(args))
             except (CodecError, TypeError):
                 live = repr(args)
-            call = _call_text(kind, op, live)
-            entry = rep._next(fork, call)
+            entry = rep._next(fork, kind, op, live)
             step = entry["step"]
             if "budget" in entry:
-                rep._diverge(step, f"note_call_budget({entry['budget']})", call)
-            if entry["kind"] != kind or entry["op"] != op or entry["args"] != live:
-                rep._diverge(step, _call_text(entry["kind"], entry["op"], entry["args"]), call)
+                rep._diverge(step, f"note_call_budget({entry['budget']})",
+                             _call_text(kind, op, live))
+            if entry["kind"] != kind or entry["op"] != op or (
+                    entry["args"] != live and entry["args"] != _scrub(live)):
+                rep._diverge(step, _call_text(entry["kind"], entry["op"], entry["args"]),
+                             _call_text(kind, op, _scrub(live)))
             if step in rep.overrides:
                 return rep.overrides[step]
             if "raised" in entry:
@@ -446,12 +493,12 @@ class Replayer:
             if "unrecorded" in entry:
                 raise EffectError(f"replay: step {step} ({kind}.{op}) returned a "
                                   f"{entry['unrecorded']}, which a trace cannot hold")
-            return decode(entry["value"])
+            return entry["_v"]
 
         def note_call_budget(cost: Any) -> None:
-            call = f"note_call_budget({cost!r})"
-            entry = rep._next(fork, call)
+            entry = rep._next(fork, "note_call_budget", None, cost)
             step = entry["step"]
+            call = f"note_call_budget({cost!r})"
             if "budget" not in entry:
                 rep._diverge(step, _call_text(entry["kind"], entry["op"], entry["args"]), call)
             if entry["budget"] != cost:
