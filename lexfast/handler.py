@@ -313,7 +313,8 @@ class DefaultHandler(HandlerCore):
                  stats: bool = True, timing: bool = False, record: Any = None,
                  replay: Any = None, record_pure: bool = False,
                  secret_env: Sequence[str] = (),
-                 overrides: Mapping[int, LexValue] | None = None) -> None:
+                 overrides: Mapping[int, LexValue] | None = None,
+                 replay_then_live: bool = False) -> None:
         if policy is None:
             policy = Policy.pure()
         elif not isinstance(policy, Policy):
@@ -327,10 +328,12 @@ class DefaultHandler(HandlerCore):
         counters = Stats(len(table.names), timing) if stats else None
         self._setup(policy, table, BudgetPool(policy.budget), _pure_table(pure), counters)
         if record is not None or replay is not None:
-            self._trace(record, replay, record_pure, secret_env, overrides)
+            self._trace(record, replay, record_pure, secret_env, overrides, replay_then_live)
+        elif overrides or replay_then_live:
+            raise ValueError("overrides and replay_then_live need replay")
 
     def _trace(self, record: Any, replay: Any, record_pure: bool, secret_env: Sequence[str],
-               overrides: Mapping[int, LexValue] | None) -> None:
+               overrides: Mapping[int, LexValue] | None, then_live: bool) -> None:
         from .record import Recorder, Replayer
         if record is not None and replay is not None:
             raise ValueError("record and replay cannot be given together")
@@ -342,7 +345,7 @@ class DefaultHandler(HandlerCore):
                               record_pure=record_pure, secret_env=secret_env)
             self.session.on_close(tracer.close)
         else:
-            tracer = Replayer(replay, overrides)
+            tracer = Replayer(replay, overrides, then_live=then_live)
         self.session.tracer = tracer
         tracer.attach(self)
 

@@ -176,8 +176,9 @@ class Recorder:
     def __init__(self, target: Any, limit_bytes: int, *, record_pure: bool = False,
                  secret_env: Iterable[str] = ()) -> None:
         if isinstance(target, (str, bytes, os.PathLike)):
-            try:
-                self._out: Any = open(target, "w", encoding="utf-8")  # noqa: SIM115
+            try:  # owner-only: a trace holds what the run read
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                self._out: Any = open(fd, "w", encoding="utf-8")  # noqa: SIM115
             except OSError as e:
                 raise EffectError(f"record: cannot open `{os.fsdecode(target)}`: "
                                   f"{e.strerror or e}") from None
@@ -380,7 +381,9 @@ class Replayer:
     """A parsed trace: each fork's steps in order, answered without performing
     anything. ``overrides`` maps a step number to the value answered instead."""
 
-    def __init__(self, trace: Any, overrides: Mapping[int, Any] | None = None) -> None:
+    def __init__(self, trace: Any, overrides: Mapping[int, Any] | None = None, *,
+                 then_live: bool = False) -> None:
+        self.then_live = bool(then_live)
         self.by_fork: dict[int, collections.deque[dict[str, Any]]] = {}
         self.steps: dict[int, dict[str, Any]] = {}
         self.pure = False
@@ -447,10 +450,12 @@ class Replayer:
             except CodecError as e:
                 raise EffectError(f"{where}: `value`: {e}") from None
 
-    def _next(self, fork: int, kind: Any, op: Any, args: Any) -> dict[str, Any]:
+    def _next(self, fork: int, kind: Any, op: Any, args: Any) -> dict[str, Any] | None:
         with self._lock:
             steps = self.by_fork.get(fork)
             if not steps:
+                if self.then_live:
+                    return None
                 end = "the truncation marker" if self.truncated else "its end"
                 call = (f"note_call_budget({args!r})" if op is None
                         else _call_text(kind, op, _scrub(args)))
@@ -464,6 +469,7 @@ class Replayer:
             fork = self._forks
             self._forks += 1
         core_dispatch = type(handler).dispatch.__get__(handler)
+        core_budget = type(handler).note_call_budget.__get__(handler)
         rep = self
 
         def dispatch(kind: Any, op: Any, args: Any) -> Any:
@@ -478,6 +484,8 @@ class Replayer:
             except (CodecError, TypeError):
                 live = repr(args)
             entry = rep._next(fork, kind, op, live)
+            if entry is None:  # then_live: the trace is over for this fork
+                return core_dispatch(kind, op, args)
             step = entry["step"]
             if "budget" in entry:
                 rep._diverge(step, f"note_call_budget({entry['budget']})",
@@ -497,6 +505,8 @@ class Replayer:
 
         def note_call_budget(cost: Any) -> None:
             entry = rep._next(fork, "note_call_budget", None, cost)
+            if entry is None:
+                return core_budget(cost)
             step = entry["step"]
             call = f"note_call_budget({cost!r})"
             if "budget" not in entry:
@@ -515,6 +525,73 @@ class Replayer:
                                f"got {actual}", step=step, recorded=recorded, actual=actual)
 
 
+# -- inspecting -----------------------------------------------------------------
+
+def _outcome(e: dict[str, Any]) -> str:
+    if "raised" in e:
+        return f"raised {e['raised'].get('type')}: {e['raised'].get('message')}"
+    if "unrecorded" in e:
+        return f"unrecorded {e['unrecorded']}"
+    if "budget" in e:
+        return "ok"
+    text = json.dumps(e.get("value"), ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _what(e: dict[str, Any]) -> str:
+    return f"budget({e['budget']})" if "budget" in e else f"{e['kind']}.{e['op']}"
+
+
+def show(trace: Any, stats: bool = False) -> list[str]:
+    """``lexfast trace show``: one line per step (step, fork, call, outcome,
+    duration), or with ``stats`` one per op (calls, raised, total and mean µs)."""
+    rep = Replayer(trace)
+    entries = [rep.steps[k] for k in sorted(rep.steps)]
+    if stats:
+        per: dict[str, list[int]] = {}
+        for e in entries:
+            row = per.setdefault(_what(e) if "kind" in e else "budget", [0, 0, 0])
+            row[0] += 1
+            row[1] += "raised" in e
+            row[2] += int(e.get("us", 0)) if type(e.get("us", 0)) is int else 0
+        lines = [f"{'op':<28} {'calls':>8} {'raised':>7} {'total_us':>10} {'mean_us':>9}"]
+        for name, (calls, raised, us) in sorted(per.items(), key=lambda kv: -kv[1][2]):
+            lines.append(f"{name:<28} {calls:>8} {raised:>7} {us:>10} {us / calls:>9.1f}")
+        return lines
+    lines = [f"{'step':>6} {'fork':>4}  {'call':<28} {'us':>8}  outcome"]
+    for e in entries:
+        us = e.get("us", "")
+        lines.append(f"{e['step']:>6} {e['fork']:>4}  {_what(e):<28} {us!s:>8}  {_outcome(e)}")
+    if rep.truncated:
+        lines.append("(truncated: the trace reached Limits.record_bytes here)")
+    return lines
+
+
+_COMPARED = ("fork", "kind", "op", "args", "budget", "value", "raised", "unrecorded")
+
+
+def diff(a: Any, b: Any) -> str | None:
+    """``lexfast trace diff``: the first step where two traces differ (call or
+    outcome; times are not compared), or ``None`` when they agree."""
+    ra, rb = Replayer(a), Replayer(b)
+    for step in range(max(len(ra.steps), len(rb.steps))):
+        ea, eb = ra.steps.get(step), rb.steps.get(step)
+        if ea is None or eb is None:
+            which = "A" if ea is None else "B"
+            other = eb if ea is None else ea
+            assert other is not None
+            return (f"step {step}: {which} ends here; the other has "
+                    f"{_call_text(other.get('kind'), other.get('op'), other.get('args', []))}"
+                    if "kind" in other else f"step {step}: {which} ends here")
+        if any(ea.get(k) != eb.get(k) for k in _COMPARED):
+            def text(e: dict[str, Any]) -> str:
+                call = (f"note_call_budget({e['budget']})" if "budget" in e
+                        else _call_text(e["kind"], e["op"], e["args"]))
+                return f"fork {e['fork']} {call} -> {_outcome(e)}"
+            return f"step {step}: the runs diverge\n  A: {text(ea)}\n  B: {text(eb)}"
+    return None
+
+
 def parse_override(text: str) -> tuple[int, Any]:
     """``N=JSON`` (the CLI's ``--override``) as ``(N, value)``."""
     step, sep, value = text.partition("=")
@@ -528,4 +605,4 @@ def parse_override(text: str) -> tuple[int, Any]:
 
 Attach = Callable[[Any], None]
 
-__all__ = ["Recorder", "Replayer", "parse_override", "SCRUBBED", "TRACE_VERSION"]
+__all__ = ["Recorder", "Replayer", "parse_override", "show", "diff", "SCRUBBED", "TRACE_VERSION"]

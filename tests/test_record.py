@@ -362,3 +362,46 @@ def test_cli_bad_flags(tmp_path, argv, message):
     (tmp_path / "p.jsonl").write_text("")
     r = _cli(tmp_path, "run", *argv, "p.jsonl")
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_replay_then_live_performs_past_the_end(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    (tmp_path / "a").write_text("x")
+    with DefaultHandler(PERMISSIVE, record=trace) as h:
+        h.dispatch("fs", "exists", [str(tmp_path / "a")])
+    assert os.stat(trace).st_mode & 0o777 == 0o600  # a trace holds what the run read
+    (tmp_path / "a").unlink()
+    with DefaultHandler(PERMISSIVE, replay=trace, replay_then_live=True) as r:
+        assert r.dispatch("fs", "exists", [str(tmp_path / "a")]) is True  # from the trace
+        assert r.dispatch("fs", "exists", [str(tmp_path / "a")]) is False  # performed
+        r.note_call_budget(1)
+    with pytest.raises(ValueError, match="need replay"):
+        DefaultHandler(PERMISSIVE, overrides={0: 1})
+    with pytest.raises(ValueError, match="need replay"):
+        DefaultHandler(PERMISSIVE, replay_then_live=True)
+
+
+def test_cli_trace_show_and_diff(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path, name in ((a, "x"), (b, "y")):
+        with DefaultHandler(PERMISSIVE, record=path) as h:
+            h.dispatch("time", "now", [])
+            h.note_call_budget(2)
+            h.dispatch("fs", "exists", [str(tmp_path / name)])
+            with pytest.raises(EffectError):
+                h.dispatch("fs", "exists", [1])
+    shown = _cli(tmp_path, "trace", "show", "a.jsonl")
+    assert shown.returncode == 0, shown.stderr
+    rows = shown.stdout.splitlines()
+    assert len(rows) == 5 and "time.now" in rows[1] and "budget(2)" in rows[2]
+    assert "raised EffectError" in rows[4]
+    stats = _cli(tmp_path, "trace", "show", "--stats", "a.jsonl").stdout
+    assert any(line.split()[:3] == ["fs.exists", "2", "1"] for line in stats.splitlines())
+    same = _cli(tmp_path, "trace", "diff", "a.jsonl", "a.jsonl")
+    assert same.returncode == 0 and "agree" in same.stdout
+    d = _cli(tmp_path, "trace", "diff", "a.jsonl", "b.jsonl")
+    assert d.returncode == 1 and d.stdout.startswith("step 2:") and "/x" in d.stdout
+    assert "/y" in d.stdout
+    (tmp_path / "bad.jsonl").write_text('{"lexfast_trace": 1}\n{"step": 0}\n')
+    bad = _cli(tmp_path, "trace", "show", "bad.jsonl")
+    assert bad.returncode == 2 and "trace line 2" in bad.stderr

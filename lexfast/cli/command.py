@@ -460,6 +460,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="answer every effect from TRACE, performing none")
     p.add_argument("--override", metavar="N=JSON", action="append", default=[],
                    help="with --replay: answer step N with this value instead (repeatable)")
+    p.add_argument("--replay-then-live", action="store_true",
+                   help="with --replay: perform the calls past the trace's end")
 
 
 _PROTOCOL_HELP = """\
@@ -585,7 +587,7 @@ def _parsers():
         prog="lexfast", description="The Lex effect handler: dispatch JSON-lines effect "
         "calls under a capability policy.")
     top.add_argument("--version", action="version", version=_version_line())
-    sub = top.add_subparsers(dest="command", metavar="{run,host,info}")
+    sub = top.add_subparsers(dest="command", metavar="{run,host,info,trace}")
     fmt = argparse.RawDescriptionHelpFormatter
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
@@ -610,7 +612,36 @@ def _parsers():
     _common(host)
     info = sub.add_parser("info", help="which core is loaded, library versions, the effect table and the builtins")
     info.add_argument("--json", action="store_true", help="one JSON object")
-    return top, {"run": run, "host": host, "info": info}
+    trace = sub.add_parser("trace", help="inspect traces written by --record")
+    tsub = trace.add_subparsers(dest="trace_command", metavar="{show,diff}")
+    show = tsub.add_parser("show", help="a table of a trace's steps (--stats: per op)")
+    show.add_argument("file", metavar="TRACE")
+    show.add_argument("--stats", action="store_true", help="calls, raised and time per op")
+    tdiff = tsub.add_parser("diff", help="the first step where two traces differ")
+    tdiff.add_argument("a", metavar="A")
+    tdiff.add_argument("b", metavar="B")
+    return top, {"run": run, "host": host, "info": info, "trace": trace}
+
+
+def _trace(ns, parser) -> int:
+    """``lexfast trace show|diff``: 0, or 1 when ``diff`` finds a difference."""
+    from ..record import diff, show
+    if ns.trace_command is None:
+        parser.error("a subcommand is required: show or diff")
+    try:
+        if ns.trace_command == "show":
+            for line in show(ns.file, ns.stats):
+                print(line)
+            return 0
+        first = diff(ns.a, ns.b)
+    except EffectError as e:
+        print(f"lexfast trace: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 1
+    print(first if first is not None else "the traces agree")
+    return 0 if first is None else 1
 
 
 def _version_line() -> str:
@@ -740,6 +771,8 @@ def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
         parser.error("--record and --replay cannot be given together")
     if ns.override and ns.replay is None:
         parser.error("--override needs --replay")
+    if ns.replay_then_live and ns.replay is None:
+        parser.error("--replay-then-live needs --replay")
     from ..record import parse_override  # loaded only when asked (lexfast.record)
     overrides = {}
     for text in ns.override:
@@ -754,7 +787,8 @@ def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
     try:
         handler = DefaultHandler(policy, sink=sink, read_root=read_root,
                                  timing=bool(ns.stats and ns.timing), record=ns.record,
-                                 replay=ns.replay, overrides=overrides or None)
+                                 replay=ns.replay, overrides=overrides or None,
+                                 replay_then_live=ns.replay_then_live)
     except EffectError as e:
         print(f"lexfast {mode}: {e}", file=sys.stderr)
         if owned:
@@ -893,8 +927,10 @@ def _main(argv: list[str]) -> int:
     ns = top.parse_args(argv)
     if ns.command == "info":
         return info(ns.json)
+    if ns.command == "trace":
+        return _trace(ns, subs["trace"])
     top.print_usage(sys.stderr)
-    print("lexfast: error: a command is required: run, host or info", file=sys.stderr)
+    print("lexfast: error: a command is required: run, host, info or trace", file=sys.stderr)
     return _EXIT_USAGE
 
 
