@@ -1,4 +1,4 @@
-"""Record and replay (docs/design.md §9): every effect of a run as a trace, and
+"""Record and replay (docs/design.md §8): every effect of a run as a trace, and
 a run answered from it.
 
 ``DefaultHandler(..., record=FILE)`` installs a *recording* ``dispatch`` and
@@ -33,9 +33,11 @@ or that the caller lists in ``secret_env``. The scrubbed text is
 
 from __future__ import annotations
 
+import base64
 import collections
 import io
 import json
+import math
 import os
 import re
 import threading
@@ -46,6 +48,7 @@ from typing import Any
 
 from .cli.codec import CodecError, decode, dumps_json, parse_json, to_json
 from .errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
+from .kernel import Variant
 
 TRACE_VERSION = 1
 SCRUBBED = "[scrubbed]"
@@ -96,25 +99,43 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def _tree(v: Any) -> Any:
-    """``to_json(v)``, with the common flat cases (ASCII Strs, Ints, Bools,
-    Unit, and lists of them) answered without the codec's walk."""
-    t = type(v)
+_NO = object()
+
+
+def _flat(x: Any) -> Any:
+    """The JSON form of a flat value (ASCII Str, Int, Bool, Unit, finite
+    Float, Bytes), or ``_NO``: the codec's answer without its walk."""
+    t = type(x)
     if t is str:
-        if v.isascii():
-            return v
-    elif t is int:
-        if _INT_MIN <= v <= _INT_MAX:
-            return v
-    elif v is None or t is bool:
-        return v
-    elif t is list:
-        for x in v:
-            tx = type(x)
-            if not ((tx is str and x.isascii()) or (tx is int and _INT_MIN <= x <= _INT_MAX)
-                    or x is None or tx is bool):
-                return to_json(v)
-        return v
+        return x if x.isascii() else _NO
+    if t is int:
+        return x if _INT_MIN <= x <= _INT_MAX else _NO
+    if x is None or t is bool:
+        return x
+    if t is bytes:
+        return {"$bytes": base64.b64encode(x).decode("ascii")}
+    if t is float:
+        return x if math.isfinite(x) else _NO
+    return _NO
+
+
+def _tree(v: Any) -> Any:
+    """``to_json(v)``, with the common shapes (a flat value, a list of them, a
+    Variant of them) answered without the codec's walk."""
+    f = _flat(v)
+    if f is not _NO:
+        return f
+    t = type(v)
+    if t is list:
+        out = [_flat(x) for x in v]
+        if _NO not in out:
+            return out
+    elif t is Variant:
+        name = v.name
+        if type(name) is str and name and name.isascii():
+            args = [_flat(x) for x in v.args]
+            if _NO not in args:
+                return {"$variant": name, "args": args}
     return to_json(v)
 
 
@@ -451,18 +472,18 @@ class Replayer:
                 raise EffectError(f"{where}: `value`: {e}") from None
 
     def _next(self, fork: int, kind: Any, op: Any, args: Any) -> dict[str, Any] | None:
-        with self._lock:
-            steps = self.by_fork.get(fork)
-            if not steps:
-                if self.then_live:
-                    return None
-                end = "the truncation marker" if self.truncated else "its end"
-                call = (f"note_call_budget({args!r})" if op is None
-                        else _call_text(kind, op, _scrub(args)))
-                raise ReplayDivergence(
-                    f"replay: fork {fork} made a call past {end} of the trace: {call}",
-                    step=None, recorded=None, actual=call)
-            return steps.popleft()
+        steps = self.by_fork.get(fork)
+        try:  # deque.popleft is atomic: forks on other threads need no lock
+            return steps.popleft()  # type: ignore[union-attr]
+        except (AttributeError, IndexError):
+            pass
+        if self.then_live:
+            return None
+        end = "the truncation marker" if self.truncated else "its end"
+        call = (f"note_call_budget({args!r})" if op is None
+                else _call_text(kind, op, _scrub(args)))
+        raise ReplayDivergence(f"replay: fork {fork} made a call past {end} of the trace: {call}",
+                               step=None, recorded=None, actual=call)
 
     def attach(self, handler: Any) -> None:
         with self._lock:
@@ -480,7 +501,7 @@ class Replayer:
                     if ops is not None and type(op) is str and op in ops:
                         return core_dispatch(kind, op, args)
             try:
-                live = to_json(list(args))
+                live = _tree(list(args))
             except (CodecError, TypeError):
                 live = repr(args)
             entry = rep._next(fork, kind, op, live)
