@@ -25,6 +25,7 @@ from lexfast import (
     Policy,
     PolicyDenied,
     ReplayDivergence,
+    Variant,
     some,
 )
 from lexfast.handler import CapturedSink
@@ -89,6 +90,13 @@ def _program(h: DefaultHandler, data: Path, url: str, store: Path) -> list:
     out.append(h.dispatch("kv", "put", [handle, "k", b"v1"]))
     out.append(h.dispatch("kv", "get", [handle, "k"]))
     out.append(h.dispatch("kv", "close", [handle]))
+    db = h.dispatch("sql", "open", [str(store) + ".db"])
+    out.append(db)
+    k = db.args[0]
+    out.append(h.dispatch("sql", "exec", [k, "CREATE TABLE t(id INTEGER, name TEXT)", []]))
+    out.append(h.dispatch("sql", "exec", [k, "INSERT INTO t VALUES (?1, ?2)", ["1", "ann"]]))
+    out.append(h.dispatch("sql", "query", [k, "SELECT id, name FROM t", []]))
+    out.append(h.dispatch("io", "print", ["printed"]))
     h.note_call_budget(5)
     try:
         h.dispatch("fs", "exists", [42])
@@ -103,8 +111,10 @@ def test_record_then_replay_with_the_world_changed(tmp_path, server):
     data.write_text("contents")
     url = f"http://127.0.0.1:{server['srv'].server_address[1]}"
     trace = tmp_path / "t.jsonl"
-    with DefaultHandler(PERMISSIVE, record=trace, sink=CapturedSink()) as h:
+    sink = CapturedSink()
+    with DefaultHandler(PERMISSIVE, record=trace, sink=sink) as h:
         live = _program(h, data, url, tmp_path / "kv")
+    assert sink.lines == ["printed"]
     entries = _lines(trace)
     assert entries[0]["lexfast_trace"] == 1 and entries[0]["pure"] is False
     ops = [(e.get("kind"), e.get("op")) for e in entries[1:] if "kind" in e]
@@ -119,10 +129,15 @@ def test_record_then_replay_with_the_world_changed(tmp_path, server):
     for p in sorted((tmp_path / "kv").rglob("*"), reverse=True):
         p.unlink() if p.is_file() else p.rmdir()
     (tmp_path / "kv").rmdir()
-    with DefaultHandler(PERMISSIVE, replay=trace, sink=CapturedSink()) as r:
+    (tmp_path / "kv.db").unlink()
+    sink = CapturedSink()
+    with DefaultHandler(PERMISSIVE, replay=trace, sink=sink) as r:
         again = _program(r, data, url, tmp_path / "kv")
     assert again == live
-    assert not (tmp_path / "kv").exists()  # kv.open was answered, not performed
+    assert Variant("Ok", ([{"id": 1, "name": "ann"}],)) in live
+    # kv.open and sql.open were answered, not performed; io.print printed nothing
+    assert not (tmp_path / "kv").exists() and not (tmp_path / "kv.db").exists()
+    assert sink.lines == []
 
 
 def test_replay_raises_what_was_raised(tmp_path):
