@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     import numpy
@@ -281,6 +281,13 @@ class DefaultHandler(HandlerCore):
     args)`` is how the servers call back into the VM. ``table`` replaces the
     default effect table (see ``EffectTable.with_rows``); ``limits`` bounds
     what is read from outside.
+
+    ``record`` (a path or a text stream) writes every effect of the session
+    to a trace; ``replay`` (a path or a readable stream) answers every effect
+    from one, performing none: ``overrides`` answers step N with another
+    value, ``replay_then_live`` performs the calls past the trace's end.
+    ``record_pure`` records pure builtins too; ``secret_env`` names env
+    values to scrub besides the secret-looking ones (docs/design.md §8).
     """
 
     if TYPE_CHECKING:
@@ -310,8 +317,9 @@ class DefaultHandler(HandlerCore):
                  runner: Runner | None = None,
                  pure: Mapping[tuple[str, str], PureFn] | None = None,
                  table: EffectTable | None = None, limits: Limits | None = None,
-                 stats: bool = True, timing: bool = False, record: Any = None,
-                 replay: Any = None, record_pure: bool = False,
+                 stats: bool = True, timing: bool = False,
+                 record: PathArg | TextIO | None = None,
+                 replay: PathArg | IO[str] | IO[bytes] | None = None, record_pure: bool = False,
                  secret_env: Sequence[str] = (),
                  overrides: Mapping[int, LexValue] | None = None,
                  replay_then_live: bool = False) -> None:
@@ -332,7 +340,8 @@ class DefaultHandler(HandlerCore):
         elif overrides or replay_then_live:
             raise ValueError("overrides and replay_then_live need replay")
 
-    def _trace(self, record: Any, replay: Any, record_pure: bool, secret_env: Sequence[str],
+    def _trace(self, record: PathArg | TextIO | None,
+               replay: PathArg | IO[str] | IO[bytes] | None, record_pure: bool, secret_env: Sequence[str],
                overrides: Mapping[int, LexValue] | None, then_live: bool) -> None:
         from .record import Recorder, Replayer
         if record is not None and replay is not None:
