@@ -20,7 +20,8 @@ Trace format, one JSON object per line:
 - a budget note ``{"step": N, "fork": F, "budget": COST}`` (with ``raised``
   when it was refused);
 - the end marker ``{"truncated": true, "step": N, "limit": BYTES}`` when the
-  file reached ``Limits.record_bytes``: nothing is written after it.
+  file reached ``Limits.record_bytes`` (with a ``reason`` when a step could
+  not be written at all): nothing is written after it.
 
 Secrets are scrubbed by rule before anything is written: the value under any
 Record key or Map/pair key named ``Authorization``, ``Proxy-Authorization``,
@@ -282,13 +283,22 @@ class Recorder:
     def _write_line(self, line: str) -> bool:
         size = len(line.encode("utf-8", "surrogatepass")) + 1
         if self._written + size > self._limit:
-            self.full = True
-            marker = dumps_json({"truncated": True, "step": self._step, "limit": self._limit})
-            self._out.write(marker + "\n")
+            self._stop_with(None)
             return False
         self._out.write(line + "\n")
         self._written += size
         return True
+
+    def _stop_with(self, reason: str | None) -> None:
+        """The end marker (the bound reached, or ``reason``); nothing after it."""
+        self.full = True
+        marker: dict[str, Any] = {"truncated": True, "step": self._step, "limit": self._limit}
+        if reason is not None:
+            marker["reason"] = reason
+        try:
+            self._out.write(dumps_json(marker) + "\n")
+        except (OSError, ValueError):
+            pass
 
     def _entry(self, item: tuple[Any, ...]) -> str:
         step = self._step
@@ -336,7 +346,13 @@ class Recorder:
             item = queue.popleft()
             if self.full:
                 continue
-            self._write_line(self._entry(item))
+            try:
+                line = self._entry(item)
+            except Exception as e:  # noqa: BLE001 - a value no JSON line can hold
+                self._stop_with(f"step {self._step} could not be written: "
+                                f"{type(e).__name__}: {str(e)[:200]}")
+                continue
+            self._write_line(line)
             self._step += 1
         try:
             self._out.flush()
@@ -349,8 +365,8 @@ class Recorder:
             self._wake.clear()
             try:
                 self._drain()
-            except (OSError, ValueError):  # the disk is full, the stream closed
-                self.full = True
+            except (OSError, ValueError) as e:  # the disk is full, the stream closed
+                self._stop_with(f"the trace could not be written: {e}")
                 self._queue.clear()
             if self._stop:
                 return

@@ -420,3 +420,15 @@ def test_cli_trace_show_and_diff(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"lexfast_trace": 1}\n{"step": 0}\n')
     bad = _cli(tmp_path, "trace", "show", "bad.jsonl")
     assert bad.returncode == 2 and "trace line 2" in bad.stderr
+
+
+def test_an_unwritable_step_ends_the_trace_with_a_marker(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with DefaultHandler(PERMISSIVE, record=trace) as h:
+        h.dispatch("time", "now", [])
+        with pytest.raises(EffectError):
+            h.dispatch("time", "now\ud800", [])  # a lone surrogate: no JSON line holds it
+        h.dispatch("time", "now", [])
+    entries = _lines(trace)
+    assert len(entries) == 3 and entries[-1]["truncated"] is True
+    assert "step 1 could not be written" in entries[-1]["reason"]
