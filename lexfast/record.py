@@ -19,6 +19,9 @@ Trace format, one JSON object per line:
   ``"unrecorded": "<type>"`` when the value has no JSON form;
 - a budget note ``{"step": N, "fork": F, "budget": COST}`` (with ``raised``
   when it was refused);
+- a request a server (``net.serve*`` on fork S) ran the program for
+  ``{"step": N, "fork": F, "request": FN, "server": S, "args": [..]}``: the
+  program's call ran on fork F; replaying the serve call feeds it again;
 - the end marker ``{"truncated": true, "step": N, "limit": BYTES}`` when the
   file reached ``Limits.record_bytes`` (with a ``reason`` when a step could
   not be written at all): nothing is written after it.
@@ -58,7 +61,9 @@ _SECRET_KEYS = frozenset(("authorization", "proxy-authorization", "cookie", "set
                           "x-api-key", "api-key", "api_key"))
 _SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
 
-_CALL, _BUDGET = 0, 1
+_CALL, _BUDGET, _REQUEST = 0, 1, 2
+#: the servers: each request they run the program for is recorded, and replayed
+_SERVE_OPS = frozenset(("serve", "serve_tls", "serve_ws"))
 _VALUE, _RAISED = 0, 1
 
 
@@ -241,6 +246,7 @@ class Recorder:
         core = type(handler)
         core_dispatch = core.dispatch.__get__(handler)
         core_budget = core.note_call_budget.__get__(handler)
+        handler.__dict__["_trace_fork"] = fork
         queue = self._queue
         append = queue.append
         record_pure = self.record_pure
@@ -257,6 +263,8 @@ class Recorder:
             if rec.full:
                 return core_dispatch(kind, op, args)
             snap = list(args) if type(args) is list else args
+            if kind == "net" and op in _SERVE_OPS:
+                return rec._serve(handler, fork, core_dispatch, kind, op, args, snap)
             t0 = mono()
             try:
                 value = core_dispatch(kind, op, args)
@@ -278,6 +286,32 @@ class Recorder:
 
         handler.__dict__["dispatch"] = dispatch
         handler.__dict__["note_call_budget"] = note_call_budget
+
+    def _serve(self, handler: Any, fork: int, core_dispatch: Callable[..., Any], kind: str,
+               op: str, args: Any, snap: Any) -> Any:
+        """A server call: each request's program call is recorded (which
+        fork runs it, the function, its args) before it runs."""
+        session = handler.session
+        runner = session.runner
+        append = self._queue.append
+
+        def recording_runner(program: Any, child: Any, name: str, call_args: Any) -> Any:
+            append((_REQUEST, child.__dict__.get("_trace_fork"), fork, name, list(call_args)))
+            return runner(program, child, name, call_args)
+
+        if callable(runner):
+            session.runner = recording_runner
+        t0 = time.monotonic_ns()
+        try:
+            value = core_dispatch(kind, op, args)
+        except EffectError as e:
+            append((_CALL, fork, kind, op, snap, _RAISED, e, t0, time.monotonic_ns()))
+            raise
+        finally:
+            if session.runner is recording_runner:
+                session.runner = runner
+        append((_CALL, fork, kind, op, snap, _VALUE, value, t0, time.monotonic_ns()))
+        return value
 
     # -- the writer side --------------------------------------------------------
     def _write_line(self, line: str) -> bool:
@@ -302,6 +336,15 @@ class Recorder:
 
     def _entry(self, item: tuple[Any, ...]) -> str:
         step = self._step
+        if item[0] == _REQUEST:
+            _, fork, server, name, args = item
+            req = {"step": step, "fork": fork, "request": name, "server": server,
+                   "args": _tree(args)}
+            line = _line(req)
+            if _may_hold_secret(line):
+                req["args"] = _scrub(req["args"])
+                line = _line(req)
+            return line
         if item[0] == _BUDGET:
             _, fork, cost, tag, payload = item
             out: dict[str, Any] = {"step": step, "fork": fork,
@@ -423,6 +466,8 @@ class Replayer:
         self.then_live = bool(then_live)
         self.by_fork: dict[int, collections.deque[dict[str, Any]]] = {}
         self.steps: dict[int, dict[str, Any]] = {}
+        #: the requests each server fork ran, in order (fed to the runner again)
+        self.requests: dict[int, collections.deque[dict[str, Any]]] = {}
         self.pure = False
         self.truncated = False
         seen_header = False
@@ -451,7 +496,10 @@ class Replayer:
             self._check(obj, where)
             obj["_line"] = lineno
             self.steps[obj["step"]] = obj
-            self.by_fork.setdefault(obj["fork"], collections.deque()).append(obj)
+            if "request" in obj:
+                self.requests.setdefault(obj["server"], collections.deque()).append(obj)
+            else:
+                self.by_fork.setdefault(obj["fork"], collections.deque()).append(obj)
         if not seen_header:
             raise EffectError("replay: the trace is empty (no header line)")
         self.overrides: dict[int, Any] = {}
@@ -471,6 +519,16 @@ class Replayer:
         if "budget" in obj:
             if "raised" in obj:
                 _error_from(obj["raised"], where)
+            return
+        if "request" in obj:
+            if not isinstance(obj["request"], str) or type(obj.get("server")) is not int \
+                    or not isinstance(obj.get("args"), list):
+                raise EffectError(f"{where}: a request needs `request` (Str), `server` (Int) "
+                                  f"and `args` (a list)")
+            try:
+                obj["_a"] = decode(obj["args"])
+            except CodecError as e:
+                raise EffectError(f"{where}: `args`: {e}") from None
             return
         if not isinstance(obj.get("kind"), str) or not isinstance(obj.get("op"), str):
             raise EffectError(f"{where}: `kind` and `op` must be Str")
@@ -501,9 +559,10 @@ class Replayer:
         raise ReplayDivergence(f"replay: fork {fork} made a call past {end} of the trace: {call}",
                                step=None, recorded=None, actual=call)
 
-    def attach(self, handler: Any) -> None:
+    def attach(self, handler: Any, fork: int | None = None) -> None:
         with self._lock:
-            fork = self._forks
+            if fork is None:
+                fork = self._forks
             self._forks += 1
         core_dispatch = type(handler).dispatch.__get__(handler)
         core_budget = type(handler).note_call_budget.__get__(handler)
@@ -531,6 +590,8 @@ class Replayer:
                     entry["args"] != live and entry["args"] != _scrub(live)):
                 rep._diverge(step, _call_text(entry["kind"], entry["op"], entry["args"]),
                              _call_text(kind, op, _scrub(live)))
+            if kind == "net" and op in _SERVE_OPS:
+                rep._serve(handler, fork, step)
             if step in rep.overrides:
                 return rep.overrides[step]
             if "raised" in entry:
@@ -556,6 +617,31 @@ class Replayer:
         handler.__dict__["dispatch"] = dispatch
         handler.__dict__["note_call_budget"] = note_call_budget
 
+    def _serve(self, handler: Any, fork: int, step: int) -> None:
+        """Feed the requests this server ran to the runner again, in the
+        order they started, one after another, each on a fork with its
+        recorded fork id. What the program's call raises is what the live
+        server turned into a 500, except a divergence, which is raised."""
+        pending = self.requests.get(fork)
+        if not pending:
+            return
+        session = handler.session
+        runner = session.runner
+        if not callable(runner):
+            raise EffectError(f"replay: step {step} served requests, but the handler has no "
+                              "runner (DefaultHandler.with_program)")
+        while pending and pending[0]["step"] < step:
+            req = pending.popleft()
+            child = handler.fork()
+            self.attach(child, req["fork"])
+            self._forks -= 1  # attach counted this fork twice
+            try:
+                runner(session.program, child, req["request"], list(req["_a"]))
+            except ReplayDivergence:
+                raise
+            except Exception:  # noqa: BLE001, S110 - the live server's 500
+                pass
+
     @staticmethod
     def _diverge(step: int, recorded: str, actual: str) -> None:
         raise ReplayDivergence(f"replay diverged at step {step}: recorded {recorded}, "
@@ -571,11 +657,16 @@ def _outcome(e: dict[str, Any]) -> str:
         return f"unrecorded {e['unrecorded']}"
     if "budget" in e:
         return "ok"
+    if "request" in e:
+        text = json.dumps(e.get("args"), ensure_ascii=False)
+        return text if len(text) <= 60 else text[:57] + "..."
     text = json.dumps(e.get("value"), ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _what(e: dict[str, Any]) -> str:
+    if "request" in e:
+        return f"request {e['request']} (server fork {e['server']})"
     return f"budget({e['budget']})" if "budget" in e else f"{e['kind']}.{e['op']}"
 
 
@@ -587,7 +678,8 @@ def show(trace: Any, stats: bool = False) -> list[str]:
     if stats:
         per: dict[str, list[int]] = {}
         for e in entries:
-            row = per.setdefault(_what(e) if "kind" in e else "budget", [0, 0, 0])
+            row = per.setdefault(_what(e) if "kind" in e else
+                                 ("request" if "request" in e else "budget"), [0, 0, 0])
             row[0] += 1
             row[1] += "raised" in e
             row[2] += int(e.get("us", 0)) if type(e.get("us", 0)) is int else 0
@@ -604,7 +696,8 @@ def show(trace: Any, stats: bool = False) -> list[str]:
     return lines
 
 
-_COMPARED = ("fork", "kind", "op", "args", "budget", "value", "raised", "unrecorded")
+_COMPARED = ("fork", "kind", "op", "args", "budget", "value", "raised", "unrecorded",
+             "request", "server")
 
 
 def diff(a: Any, b: Any) -> str | None:
@@ -623,6 +716,7 @@ def diff(a: Any, b: Any) -> str | None:
         if any(ea.get(k) != eb.get(k) for k in _COMPARED):
             def text(e: dict[str, Any]) -> str:
                 call = (f"note_call_budget({e['budget']})" if "budget" in e
+                        else f"request {e['request']}" if "request" in e
                         else _call_text(e["kind"], e["op"], e["args"]))
                 return f"fork {e['fork']} {call} -> {_outcome(e)}"
             return f"step {step}: the runs diverge\n  A: {text(ea)}\n  B: {text(eb)}"

@@ -432,3 +432,66 @@ def test_an_unwritable_step_ends_the_trace_with_a_marker(tmp_path):
     entries = _lines(trace)
     assert len(entries) == 3 and entries[-1]["truncated"] is True
     assert "step 1 could not be written" in entries[-1]["reason"]
+
+
+def test_a_server_replays_each_recorded_request(tmp_path):
+    import urllib.request
+
+    from lexfast.effects.net.serve import wait_listening
+
+    data = tmp_path / "page.txt"
+    data.write_text("page one")
+    seen: list = []
+
+    def handle(h, req):
+        body = h.dispatch("io", "read", [str(data)])
+        stamp = h.dispatch("time", "now", [])
+        seen.append((req["path"], body, stamp))
+        return {"status": 200, "body": f"{req['path']} {body.args[0]}"}
+
+    def runner(program, h, name, args):
+        return program[name](h, *args)
+
+    def serve_and_ask(h: DefaultHandler) -> list[str]:
+        out: dict = {}
+        t = threading.Thread(target=lambda: out.setdefault(
+            "v", h.dispatch("net", "serve", [0, "handle"])), daemon=True)
+        t.start()
+        try:
+            port = wait_listening(h, "http", 10)
+            bodies = []
+            for path in ("/a", "/b"):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                    bodies.append(r.read().decode())
+            return bodies
+        finally:
+            h.shutdown()
+            t.join(10)
+            assert not t.is_alive()
+
+    trace = tmp_path / "t.jsonl"
+    with DefaultHandler(PERMISSIVE, record=trace, program={"handle": handle},
+                        runner=runner) as h:
+        bodies = serve_and_ask(h)
+        h.dispatch("time", "now", [])
+    assert bodies == ["/a page one", "/b page one"]
+    live, seen[:] = list(seen), []
+    requests = [e for e in _lines(trace) if "request" in e]
+    assert [e["args"][0]["path"] for e in requests] == ["/a", "/b"]
+
+    data.unlink()  # and no server listens: the replay opens no socket
+    with DefaultHandler(PERMISSIVE, replay=trace, program={"handle": handle},
+                        runner=runner) as r:
+        assert r.dispatch("net", "serve", [0, "handle"]) is None  # returns at once
+        r.dispatch("time", "now", [])
+    assert seen == live
+
+    def other(h, req):  # the program changed: it reads another file
+        return {"body": h.dispatch("io", "read", [str(tmp_path / "other.txt")]).args[0]}
+
+    with DefaultHandler(PERMISSIVE, replay=trace, program={"handle": other},
+                        runner=runner) as r:
+        with pytest.raises(ReplayDivergence, match="other.txt"):
+            r.dispatch("net", "serve", [0, "handle"])
+    shown = _cli(tmp_path, "trace", "show", "t.jsonl")
+    assert "request handle" in shown.stdout
