@@ -495,3 +495,23 @@ def test_a_server_replays_each_recorded_request(tmp_path):
             r.dispatch("net", "serve", [0, "handle"])
     shown = _cli(tmp_path, "trace", "show", "t.jsonl")
     assert "request handle" in shown.stdout
+
+
+def test_mcp_calls_replay_without_a_server(tmp_path):
+    import shlex
+
+    server = (f"{shlex.quote(sys.executable)} "
+              f"{shlex.quote(str(Path(__file__).resolve().parent / 'mcp_tiny_server.py'))} ok")
+    trace = tmp_path / "t.jsonl"
+    pol = Policy(allow_effects=["mcp"])
+    with DefaultHandler(pol, record=trace, limits=Limits(mcp_timeout_s=20.0)) as h:
+        live = [h.dispatch("agent", "call_mcp", [server, "add", '{"a": 2, "b": 40}']),
+                h.dispatch("agent", "call_mcp", [server, "pid", "{}"])]
+    assert live[0].name == "Ok" and '"42"' in live[0].args[0]
+    before = threading.active_count()
+    with DefaultHandler(pol, replay=trace) as r:
+        again = [r.dispatch("agent", "call_mcp", [server, "add", '{"a": 2, "b": 40}']),
+                 r.dispatch("agent", "call_mcp", [server, "pid", "{}"])]
+        from lexfast.effects.agent.ops import mcp_pids
+        assert mcp_pids(r) == {}  # no server process was started
+    assert again == live and threading.active_count() == before
