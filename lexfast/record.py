@@ -202,6 +202,8 @@ class Recorder:
 
     def __init__(self, target: Any, limit_bytes: int, *, record_pure: bool = False,
                  secret_env: Iterable[str] = ()) -> None:
+        if type(limit_bytes) is not int or limit_bytes < 1:  # before anything is opened
+            raise ValueError(f"Limits.record_bytes must be a positive Int, got {limit_bytes!r}")
         if isinstance(target, (str, bytes, os.PathLike)):
             try:  # owner-only: a trace holds what the run read
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -215,8 +217,6 @@ class Recorder:
             self._owned = False
         else:
             raise TypeError("record must be a path or a text stream with write(str)")
-        if not isinstance(limit_bytes, int) or limit_bytes < 1:
-            raise ValueError(f"Limits.record_bytes must be a positive Int, got {limit_bytes!r}")
         self.record_pure = bool(record_pure)
         self._secret_env = frozenset(secret_env)
         self._limit = limit_bytes

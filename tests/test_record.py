@@ -328,6 +328,7 @@ def test_bad_arguments(tmp_path):
         DefaultHandler(PERMISSIVE, record=42)
     with pytest.raises(ValueError, match="record_bytes"):
         DefaultHandler(PERMISSIVE, record=tmp_path / "t", limits=Limits(record_bytes=0))
+    assert not (tmp_path / "t").exists()  # refused before the file was made
 
 
 # -- the CLI -----------------------------------------------------------------------
