@@ -6,7 +6,7 @@ handler checks the run's capability policy and performs the effect.
 """
 
 from ._version import __version__
-from .errors import BudgetExceeded, EffectError, PolicyDenied
+from .errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
 from .handler import CapturedSink, DefaultHandler, Limits, StderrSink, StdoutSink
 from .kernel import COMPILED, NONE, LRURegistry, Variant, err, ok, some
 from .policy import KNOWN_EFFECTS, Policy
@@ -16,6 +16,6 @@ from .values import Deque, LexValue, Map, Set, Table
 __all__ = [
     "COMPILED", "KNOWN_EFFECTS", "NONE", "BudgetExceeded", "CapturedSink", "DefaultHandler",
     "Deque", "EffectError", "EffectTable", "LRURegistry", "LexValue", "Limits", "Map", "Policy",
-    "PolicyDenied", "Set", "StderrSink", "StdoutSink", "Table", "Variant", "__version__", "err",
+    "PolicyDenied", "ReplayDivergence", "Set", "StderrSink", "StdoutSink", "Table", "Variant", "__version__", "err",
     "ok", "some",
 ]

@@ -62,3 +62,17 @@ class BudgetExceeded(EffectError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (BudgetExceeded, (self.requested, self.used, self.ceiling))
+
+
+class ReplayDivergence(EffectError):
+    """A replayed run made a call the trace did not record at that point
+    (another kind, op or args, or a call past the trace's end). ``step`` is
+    the trace's step number (``None`` past the end); ``recorded`` and
+    ``actual`` are the two calls as text."""
+
+    def __init__(self, message: str, *, step: int | None = None, recorded: str | None = None,
+                 actual: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.recorded = recorded
+        self.actual = actual

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     import numpy
@@ -150,6 +150,7 @@ class Limits:
     serve_idle_s: float = 10.0            # net.serve* idle keep-alive / slow-read timeout
     serve_keepalive_conns: int = 1024     # net.serve* idle keep-alive connections kept open
     ws_queue_bytes: int = 4 << 20         # net.serve_ws outbound queue per connection (chars)
+    record_bytes: int = 256 << 20         # a trace (record=): past it, one marker line and no more
 
 
 # -- the session ---------------------------------------------------------------
@@ -178,6 +179,9 @@ class Session:
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._close_hooks: list[Callable[[], None]] = []
         self.closed = False
+        #: ``record=``/``replay=``: what installs the recording or replaying
+        #: dispatch on the handler and each fork (``lexfast.record``); None: neither
+        self.tracer: Any = None
 
     def registry(self, name: str, on_evict: Callable[[Any, Any], Any] | None = None,
                  cap: int = REGISTRY_CAP) -> LRURegistry:
@@ -290,6 +294,13 @@ class DefaultHandler(HandlerCore):
     args)`` is how the servers call back into the VM. ``table`` replaces the
     default effect table (see ``EffectTable.with_rows``); ``limits`` bounds
     what is read from outside.
+
+    ``record`` (a path or a text stream) writes every effect of the session
+    to a trace; ``replay`` (a path or a readable stream) answers every effect
+    from one, performing none: ``overrides`` answers step N with another
+    value, ``replay_then_live`` performs the calls past the trace's end.
+    ``record_pure`` records pure builtins too; ``secret_env`` names env
+    values to scrub besides the secret-looking ones (docs/design.md §8).
     """
 
     if TYPE_CHECKING:
@@ -319,7 +330,12 @@ class DefaultHandler(HandlerCore):
                  runner: Runner | None = None,
                  pure: Mapping[tuple[str, str], PureFn] | None = None,
                  table: EffectTable | None = None, limits: Limits | None = None,
-                 stats: bool = True, timing: bool = False) -> None:
+                 stats: bool = True, timing: bool = False,
+                 record: PathArg | TextIO | None = None,
+                 replay: PathArg | IO[str] | IO[bytes] | None = None, record_pure: bool = False,
+                 secret_env: Sequence[str] = (),
+                 overrides: Mapping[int, LexValue] | None = None,
+                 replay_then_live: bool = False) -> None:
         if policy is None:
             policy = Policy.pure()
         elif not isinstance(policy, Policy):
@@ -332,6 +348,34 @@ class DefaultHandler(HandlerCore):
                                _resolve_root(read_root), program, runner, limits)
         counters = Stats(len(table.names), timing) if stats else None
         self._setup(policy, table, BudgetPool(policy.budget), _pure_table(pure), counters)
+        if record is not None or replay is not None:
+            self._trace(record, replay, record_pure, secret_env, overrides, replay_then_live)
+        elif overrides or replay_then_live:
+            raise ValueError("overrides and replay_then_live need replay")
+
+    def _trace(self, record: PathArg | TextIO | None,
+               replay: PathArg | IO[str] | IO[bytes] | None, record_pure: bool, secret_env: Sequence[str],
+               overrides: Mapping[int, LexValue] | None, then_live: bool) -> None:
+        from .record import Recorder, Replayer
+        if record is not None and replay is not None:
+            raise ValueError("record and replay cannot be given together")
+        if isinstance(secret_env, str):
+            raise TypeError("secret_env must be a sequence of env names, not a str")
+        tracer: Recorder | Replayer
+        if record is not None:
+            tracer = Recorder(record, self.session.limits.record_bytes,
+                              record_pure=record_pure, secret_env=secret_env)
+            self.session.on_close(tracer.close)
+        else:
+            tracer = Replayer(replay, overrides, then_live=then_live)
+        self.session.tracer = tracer
+        tracer.attach(self)
+
+    def flush_record(self) -> None:
+        """Wait until every call recorded so far is in the trace (``record=``)."""
+        tracer = self.session.tracer
+        if tracer is not None and hasattr(tracer, "flush"):
+            tracer.flush()
 
     # -- configuration (builders return the handler) ----------------------
     def with_sink(self, sink: Sink) -> DefaultHandler:
@@ -464,6 +508,8 @@ class DefaultHandler(HandlerCore):
         child = cls.__new__(cls)
         child.session = self.session
         child._setup(self._policy, self._effects, self._pool, self._pure, self._stats)
+        if self.session.tracer is not None:
+            self.session.tracer.attach(child)
         return child
 
     def shutdown(self) -> None:

@@ -36,7 +36,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("kernel", ("lexfast.kernel",)),
     ("boundary", ("lexfast.policy", "lexfast.scope")),
     ("effects", ("lexfast.effects", "lexfast.builtins")),
-    ("assembly", ("lexfast.table", "lexfast.handler", "lexfast.stats")),
+    # the codec imports only the kernel and values; the recorder (record/replay) writes
+    # traces in it and the handler loads the recorder when asked to record or replay
+    ("assembly", ("lexfast.table", "lexfast.handler", "lexfast.stats", "lexfast.record",
+                  "lexfast.cli.codec")),
     ("top", ("lexfast.cli", "lexfast.__main__", "lexfast")),
 ]
 

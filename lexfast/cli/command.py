@@ -68,7 +68,7 @@ import threading
 import time
 
 from .._version import __version__
-from ..errors import BudgetExceeded, EffectError, PolicyDenied
+from ..errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
 from ..handler import DefaultHandler, Limits
 from ..kernel import COMPILED, err, ok
 from ..policy import KNOWN_EFFECTS, Policy, parse_flags
@@ -104,6 +104,8 @@ def _error(message: str, type_: str, **extra) -> dict:
 
 
 def _effect_error(e: EffectError) -> dict:
+    if isinstance(e, ReplayDivergence):
+        return _error(str(e), "ReplayDivergence", step=e.step)
     if isinstance(e, PolicyDenied):
         return _error(str(e), "PolicyDenied", effect=e.effect, path=e.path, host=e.host,
                       cmd=e.cmd)
@@ -451,6 +453,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-confine", action="store_true",
                    help="run children (proc, process, MCP servers) without the kernel "
                    "confinement (Landlock, seccomp) derived from the policy")
+    p.add_argument("--record", metavar="TRACE",
+                   help="write every effect of the run to TRACE (JSON lines; secrets scrubbed)")
+    p.add_argument("--replay", metavar="TRACE",
+                   help="answer every effect from TRACE, performing none")
+    p.add_argument("--override", metavar="N=JSON", action="append", default=[],
+                   help="with --replay: answer step N with this value instead (repeatable)")
+    p.add_argument("--replay-then-live", action="store_true",
+                   help="with --replay: perform the calls past the trace's end")
 
 
 _PROTOCOL_HELP = """\
@@ -576,7 +586,7 @@ def _parsers():
         prog="lexfast", description="The Lex effect handler: dispatch JSON-lines effect "
         "calls under a capability policy.")
     top.add_argument("--version", action="version", version=_version_line())
-    sub = top.add_subparsers(dest="command", metavar="{run,host,info,help}")
+    sub = top.add_subparsers(dest="command", metavar="{run,host,info,help,trace}")
     fmt = argparse.RawDescriptionHelpFormatter
     run = sub.add_parser("run", help="dispatch the JSON-lines calls in FILE (- for stdin)",
                          usage="lexfast run [POLICY FLAGS] [--permissive] [--read-root DIR] "
@@ -604,7 +614,36 @@ def _parsers():
     helpp = sub.add_parser("help", help="describe an op (KIND.OP) or every op of a kind (KIND): "
                            "signature, gate, doc (the text of docs/effects.md)")
     helpp.add_argument("target", nargs="?", metavar="KIND.OP|KIND")
-    return top, {"run": run, "host": host, "info": info, "help": helpp}
+    trace = sub.add_parser("trace", help="inspect traces written by --record")
+    tsub = trace.add_subparsers(dest="trace_command", metavar="{show,diff}")
+    show = tsub.add_parser("show", help="a table of a trace's steps (--stats: per op)")
+    show.add_argument("file", metavar="TRACE")
+    show.add_argument("--stats", action="store_true", help="calls, raised and time per op")
+    tdiff = tsub.add_parser("diff", help="the first step where two traces differ")
+    tdiff.add_argument("a", metavar="A")
+    tdiff.add_argument("b", metavar="B")
+    return top, {"run": run, "host": host, "info": info, "help": helpp, "trace": trace}
+
+
+def _trace(ns, parser) -> int:
+    """``lexfast trace show|diff``: 0, or 1 when ``diff`` finds a difference."""
+    from ..record import diff, show
+    if ns.trace_command is None:
+        parser.error("a subcommand is required: show or diff")
+    try:
+        if ns.trace_command == "show":
+            for line in show(ns.file, ns.stats):
+                print(line)
+            return 0
+        first = diff(ns.a, ns.b)
+    except EffectError as e:
+        print(f"lexfast trace: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 1
+    print(first if first is not None else "the traces agree")
+    return 0 if first is None else 1
 
 
 def _version_line() -> str:
@@ -766,11 +805,34 @@ def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
             print(f"lexfast {mode}: stdin is not available", file=sys.stderr)
             return _EXIT_USAGE
 
+    if ns.record is not None and ns.replay is not None:
+        parser.error("--record and --replay cannot be given together")
+    if ns.override and ns.replay is None:
+        parser.error("--override needs --replay")
+    if ns.replay_then_live and ns.replay is None:
+        parser.error("--replay-then-live needs --replay")
+    from ..record import parse_override  # loaded only when asked (lexfast.record)
+    overrides = {}
+    for text in ns.override:
+        try:
+            step, value = parse_override(text)
+        except ValueError as e:
+            parser.error(str(e))
+        overrides[step] = value
+
     out = _Out()
     sink = FramedPrintSink(_Out("stderr") if mode == "host" else out)
     limits = Limits(confine_children=False) if ns.no_confine else None
-    handler = DefaultHandler(policy, sink=sink, read_root=read_root, limits=limits,
-                             timing=bool(ns.stats and ns.timing))
+    try:
+        handler = DefaultHandler(policy, sink=sink, read_root=read_root, limits=limits,
+                                 timing=bool(ns.stats and ns.timing), record=ns.record,
+                                 replay=ns.replay, overrides=overrides or None,
+                                 replay_then_live=ns.replay_then_live)
+    except EffectError as e:
+        print(f"lexfast {mode}: {e}", file=sys.stderr)
+        if owned:
+            stream.close()
+        return _EXIT_USAGE
     handler.with_program_args(program_args)
     if stdin_is_requests:  # io.readline must never read (or swallow) a request
         handler.with_input(io.BytesIO())
@@ -923,8 +985,10 @@ def _main(argv: list[str]) -> int:
         status, text = help_text(ns.target)
         print(text, end="", file=sys.stdout if status == 0 else sys.stderr)
         return status
+    if ns.command == "trace":
+        return _trace(ns, subs["trace"])
     top.print_usage(sys.stderr)
-    print("lexfast: error: a command is required: run, host, info or help", file=sys.stderr)
+    print("lexfast: error: a command is required: run, host, info, help or trace", file=sys.stderr)
     return _EXIT_USAGE
 
 

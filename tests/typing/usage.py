@@ -27,6 +27,7 @@ from lexfast import (
     Map,
     Policy,
     PolicyDenied,
+    ReplayDivergence,
     Set,
     StderrSink,
     StdoutSink,
@@ -182,3 +183,19 @@ def registries() -> None:
     size: int = len(reg)
     present: bool = 1 in reg
     del size, present
+
+
+def record_and_replay(path: str) -> None:
+    with DefaultHandler(Policy.pure(), record=path, secret_env=["MY_TOKEN"]) as rec:
+        rec.flush_record()
+    replayed = DefaultHandler(Policy.pure(), replay=path, overrides={0: ok(1)},
+                              replay_then_live=False)
+    try:
+        replayed.dispatch("time", "now", [])
+    except ReplayDivergence as d:
+        step: int | None = d.step
+        recorded: str | None = d.recorded
+        del step, recorded
+    limit: int = Limits().record_bytes
+    del limit
+

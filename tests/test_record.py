@@ -1,0 +1,518 @@
+"""Record and replay (issue 25, docs/design.md §9): a run recorded with real
+effects (files, a local HTTP server, processes, kv, the clock) and replayed
+with the world changed gives the same answers; divergence, override,
+scrubbing, the bound, forks, bad traces, and the CLI's --record/--replay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import lexfast
+from lexfast import (
+    NONE,
+    DefaultHandler,
+    EffectError,
+    Limits,
+    Map,
+    Policy,
+    PolicyDenied,
+    ReplayDivergence,
+    Variant,
+    some,
+)
+from lexfast.handler import CapturedSink
+from lexfast.kernel import HandlerCore
+from lexfast.record import SCRUBBED
+
+PERMISSIVE = Policy.permissive()
+
+
+class _Echo(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = json.dumps({"path": self.path,
+                           "auth": self.headers.get("Authorization")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if self.path == "/x":  # the scrubbing test's response
+            self.send_header("Set-Cookie", "session=topsecret")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    state = {"srv": srv, "thread": t, "running": True}
+
+    def stop() -> None:
+        if state["running"]:
+            srv.shutdown()
+            srv.server_close()
+            t.join(timeout=10)
+            state["running"] = False
+
+    state["stop"] = stop
+    yield state
+    stop()
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def _program(h: DefaultHandler, data: Path, url: str, store: Path) -> list:
+    """A run touching files, HTTP, processes, kv, the clock, a denial, a
+    budget note and an error: every answer it got."""
+    out: list = []
+    out.append(h.dispatch("fs", "exists", [str(data)]))
+    out.append(h.dispatch("io", "read", [str(data)]))
+    out.append(h.dispatch("time", "now", []))
+    out.append(h.dispatch("http", "get", [url + "/hello"]))
+    out.append(h.dispatch("process", "run", ["printf", ["hi %s", "there"]]))
+    kv = h.dispatch("kv", "open", [str(store)])
+    out.append(kv)
+    handle = kv.args[0]
+    out.append(h.dispatch("kv", "put", [handle, "k", b"v1"]))
+    out.append(h.dispatch("kv", "get", [handle, "k"]))
+    out.append(h.dispatch("kv", "close", [handle]))
+    db = h.dispatch("sql", "open", [str(store) + ".db"])
+    out.append(db)
+    k = db.args[0]
+    out.append(h.dispatch("sql", "exec", [k, "CREATE TABLE t(id INTEGER, name TEXT)", []]))
+    out.append(h.dispatch("sql", "exec", [k, "INSERT INTO t VALUES (?1, ?2)", ["1", "ann"]]))
+    out.append(h.dispatch("sql", "query", [k, "SELECT id, name FROM t", []]))
+    out.append(h.dispatch("io", "print", ["printed"]))
+    h.note_call_budget(5)
+    try:
+        h.dispatch("fs", "exists", [42])
+    except EffectError as e:
+        out.append(("raised", type(e).__name__, str(e)))
+    out.append(h.dispatch("str", "len", ["four"]))  # a pure builtin: not recorded
+    return out
+
+
+def test_record_then_replay_with_the_world_changed(tmp_path, server):
+    data = tmp_path / "data.txt"
+    data.write_text("contents")
+    url = f"http://127.0.0.1:{server['srv'].server_address[1]}"
+    trace = tmp_path / "t.jsonl"
+    sink = CapturedSink()
+    with DefaultHandler(PERMISSIVE, record=trace, sink=sink) as h:
+        live = _program(h, data, url, tmp_path / "kv")
+    assert sink.lines == ["printed"]
+    entries = _lines(trace)
+    assert entries[0]["lexfast_trace"] == 1 and entries[0]["pure"] is False
+    ops = [(e.get("kind"), e.get("op")) for e in entries[1:] if "kind" in e]
+    assert ("str", "len") not in ops
+    assert ("http", "get") in ops and ("process", "run") in ops
+    assert any(e.get("budget") == 5 for e in entries[1:])
+    assert [e["step"] for e in entries[1:]] == list(range(len(entries) - 1))
+
+    # the world changes: the file is gone, the server stopped, the store deleted
+    data.unlink()
+    server["stop"]()
+    for p in sorted((tmp_path / "kv").rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    (tmp_path / "kv").rmdir()
+    (tmp_path / "kv.db").unlink()
+    sink = CapturedSink()
+    with DefaultHandler(PERMISSIVE, replay=trace, sink=sink) as r:
+        again = _program(r, data, url, tmp_path / "kv")
+    assert again == live
+    assert Variant("Ok", ([{"id": 1, "name": "ann"}],)) in live
+    # kv.open and sql.open were answered, not performed; io.print printed nothing
+    assert not (tmp_path / "kv").exists() and not (tmp_path / "kv.db").exists()
+    assert sink.lines == []
+
+
+def test_replay_raises_what_was_raised(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    pol = Policy(allow_effects=("time",), budget=10)
+    with DefaultHandler(pol, record=trace) as h:
+        with pytest.raises(PolicyDenied) as denied:
+            h.dispatch("fs", "exists", ["/"])
+        h.note_call_budget(8)
+        with pytest.raises(lexfast.BudgetExceeded) as over:
+            h.note_call_budget(8)
+    with DefaultHandler(pol, replay=trace) as r:
+        with pytest.raises(PolicyDenied) as d2:
+            r.dispatch("fs", "exists", ["/"])
+        r.note_call_budget(8)
+        with pytest.raises(lexfast.BudgetExceeded) as o2:
+            r.note_call_budget(8)
+    assert str(d2.value) == str(denied.value) and d2.value.effect == denied.value.effect
+    assert str(o2.value) == str(over.value) and o2.value.ceiling == 10
+
+
+def test_divergence_names_the_step_and_both_calls(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    (tmp_path / "a").write_text("x")
+    with DefaultHandler(PERMISSIVE, record=trace) as h:
+        h.dispatch("fs", "exists", [str(tmp_path / "a")])
+        h.dispatch("time", "now", [])
+    with DefaultHandler(PERMISSIVE, replay=trace) as r:
+        with pytest.raises(ReplayDivergence) as e:
+            r.dispatch("fs", "exists", [str(tmp_path / "b")])
+        assert e.value.step == 0
+        assert "step 0" in str(e.value) and "/a" in e.value.recorded and "/b" in e.value.actual
+        with pytest.raises(ReplayDivergence) as e2:
+            r.note_call_budget(1)  # step 1 recorded time.now()
+        assert e2.value.step == 1 and e2.value.recorded == "time.now()"
+        with pytest.raises(ReplayDivergence, match="past its end"):
+            r.dispatch("time", "now", [])
+    assert isinstance(e.value, EffectError)
+
+
+def test_override_answers_a_step_with_another_value(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with DefaultHandler(PERMISSIVE, record=trace) as h:
+        h.dispatch("time", "now", [])
+        first = h.dispatch("fs", "exists", [str(tmp_path)])
+    assert first is True
+    with DefaultHandler(PERMISSIVE, replay=trace, overrides={1: False}) as r:
+        r.dispatch("time", "now", [])
+        assert r.dispatch("fs", "exists", [str(tmp_path)]) is False
+    with pytest.raises(EffectError, match="no step 7"):
+        DefaultHandler(PERMISSIVE, replay=trace, overrides={7: 1})
+
+
+def test_secrets_are_scrubbed(tmp_path, server, monkeypatch):
+    monkeypatch.setenv("LEXFAST_TEST_API_TOKEN", "hunter2")
+    monkeypatch.setenv("LEXFAST_TEST_PLAIN", "visible")
+    monkeypatch.setenv("LEXFAST_TEST_LISTED", "listed-secret")
+    url = f"http://127.0.0.1:{server['srv'].server_address[1]}/x"
+    req = {"method": "GET", "url": url, "body": NONE, "timeout_ms": NONE,
+           "headers": Map({"Authorization": "Bearer sk-live-123", "Accept": "*/*"})}
+    trace = tmp_path / "t.jsonl"
+    with DefaultHandler(PERMISSIVE, record=trace, secret_env=["LEXFAST_TEST_LISTED"]) as h:
+        resp = h.dispatch("http", "send", [req])
+        assert h.dispatch("env", "get", ["LEXFAST_TEST_API_TOKEN"]) == some("hunter2")
+        h.dispatch("env", "get", ["LEXFAST_TEST_PLAIN"])
+        h.dispatch("env", "get", ["LEXFAST_TEST_LISTED"])
+    assert b"sk-live-123" in resp.args[0]["body"]  # the server did get it
+    text = trace.read_text()
+    for secret in ("sk-live-123", "hunter2", "topsecret", "listed-secret"):
+        assert secret not in text  # (the echoed body is Bytes: base64, not plain text)
+    assert "Authorization" in text and SCRUBBED in text
+    assert "visible" in text
+    with DefaultHandler(PERMISSIVE, replay=trace) as r:
+        again = r.dispatch("http", "send", [req])  # scrubbed alike: no divergence
+        assert again.args[0]["headers"]["set-cookie"] == SCRUBBED
+        assert r.dispatch("env", "get", ["LEXFAST_TEST_API_TOKEN"]) == some(SCRUBBED)
+
+
+def test_the_trace_is_bounded_with_a_marker(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    limit = 2000
+    with DefaultHandler(PERMISSIVE, record=trace, limits=Limits(record_bytes=limit)) as h:
+        for _ in range(200):
+            h.dispatch("time", "now", [])
+    entries = _lines(trace)
+    assert entries[-1]["truncated"] is True and entries[-1]["limit"] == limit
+    assert sum(len(x) + 1 for x in trace.read_text().splitlines()[:-1]) <= limit
+    recorded = len(entries) - 2
+    assert 0 < recorded < 200
+    with DefaultHandler(PERMISSIVE, replay=trace) as r:
+        for _ in range(recorded):
+            r.dispatch("time", "now", [])
+        with pytest.raises(ReplayDivergence, match="truncation marker"):
+            r.dispatch("time", "now", [])
+
+
+def test_pure_builtins_recorded_only_when_asked(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with DefaultHandler(PERMISSIVE, record=trace, record_pure=True) as h:
+        assert h.dispatch("str", "len", ["abc"]) == 3
+    assert [(e["kind"], e["op"]) for e in _lines(trace)[1:]] == [("str", "len")]
+    with DefaultHandler(PERMISSIVE, replay=trace) as r:
+        assert r.dispatch("str", "len", ["abc"]) == 3
+        with pytest.raises(ReplayDivergence):
+            r.dispatch("str", "len", ["abcd"])
+
+
+def test_forks_replay_each_their_own_steps_concurrently(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    files = []
+    for i in range(4):
+        f = tmp_path / f"f{i}"
+        f.write_text("x" * (i + 1))
+        files.append(f)
+
+    def work(h: DefaultHandler, f: Path, out: list) -> None:
+        for _ in range(20):
+            out.append(h.dispatch("io", "read", [str(f)]))
+
+    def run(h: DefaultHandler) -> list[list]:
+        forks = [h.fork() for _ in files]
+        outs: list[list] = [[] for _ in files]
+        threads = [threading.Thread(target=work, args=(k, f, o))
+                   for k, f, o in zip(forks, files, outs, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        return outs
+
+    with DefaultHandler(PERMISSIVE, record=trace) as h:
+        live = run(h)
+    assert {e["fork"] for e in _lines(trace)[1:]} == {1, 2, 3, 4}
+    for f in files:
+        f.unlink()
+    with DefaultHandler(PERMISSIVE, replay=trace) as r:
+        assert run(r) == live
+
+
+def test_recording_off_leaves_the_class_dispatch(tmp_path):
+    h = DefaultHandler(PERMISSIVE)
+    assert "dispatch" not in vars(h) and type(h).dispatch is HandlerCore.dispatch
+    assert "dispatch" not in vars(h.fork())
+    before = threading.active_count()
+    r = DefaultHandler(PERMISSIVE, record=tmp_path / "t.jsonl")
+    assert "dispatch" in vars(r) and "dispatch" in vars(r.fork())
+    r.close()
+    assert threading.active_count() == before  # the writer thread ended
+
+
+def test_a_stream_target_and_flush(tmp_path):
+    import io as _io
+    buf = _io.StringIO()
+    h = DefaultHandler(PERMISSIVE, record=buf)
+    h.dispatch("time", "now", [])
+    h.flush_record()
+    assert '"op":"now"' in buf.getvalue()
+    h.close()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda lines: lines[:1] + [lines[1][:-7]], "trace line 2: not JSON"),
+    (lambda lines: ['{"hello": 1}'] + lines[1:], "trace line 1: not a lexfast trace"),
+    (lambda lines: lines + [lines[1]], "step 0 appears twice"),
+    (lambda lines: lines[:1] + [lines[1].replace('"args":[]', '"args":3')],
+     "trace line 2: `args` must be a list"),
+    (lambda lines: lines[:1] + [lines[1].replace('"value":', '"value":{"$nope":1},"x":')],
+     "trace line 2: `value`"),
+    (lambda lines: [], "the trace is empty"),
+])
+def test_a_bad_trace_is_a_clear_error_naming_the_line(tmp_path, edit, message):
+    trace = tmp_path / "t.jsonl"
+    with DefaultHandler(PERMISSIVE, record=trace) as h:
+        h.dispatch("time", "now", [])
+    trace.write_text("\n".join(edit(trace.read_text().splitlines())) + "\n")
+    with pytest.raises(EffectError, match=message.replace("$", r"\$")):
+        DefaultHandler(PERMISSIVE, replay=trace)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="together"):
+        DefaultHandler(PERMISSIVE, record=tmp_path / "a", replay=tmp_path / "b")
+    with pytest.raises(EffectError, match="record: cannot open"):
+        DefaultHandler(PERMISSIVE, record=tmp_path / "no" / "such" / "t.jsonl")
+    with pytest.raises(EffectError, match="replay: cannot read"):
+        DefaultHandler(PERMISSIVE, replay=tmp_path / "missing.jsonl")
+    with pytest.raises(TypeError):
+        DefaultHandler(PERMISSIVE, record=42)
+    with pytest.raises(ValueError, match="record_bytes"):
+        DefaultHandler(PERMISSIVE, record=tmp_path / "t", limits=Limits(record_bytes=0))
+    assert not (tmp_path / "t").exists()  # refused before the file was made
+
+
+# -- the CLI -----------------------------------------------------------------------
+
+def _cli(tmp_path: Path, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    root = str(Path(lexfast.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    return subprocess.run([sys.executable, "-m", "lexfast", *argv], cwd=tmp_path, env=env,
+                          input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_record_replay_override(tmp_path):
+    (tmp_path / "f.txt").write_text("hello")
+    prog = tmp_path / "prog.jsonl"
+    prog.write_text("\n".join(json.dumps(r) for r in [
+        {"kind": "io", "op": "read", "args": ["f.txt"]},
+        {"kind": "time", "op": "now"},
+        {"budget": 2},
+        {"kind": "fs", "op": "exists", "args": ["f.txt"]},
+    ]) + "\n")
+    flags = ["--allow-effects", "io,time,fs_read", "--allow-fs-read", str(tmp_path)]
+    rec = _cli(tmp_path, "run", *flags, "--record", "t.jsonl", "prog.jsonl")
+    assert rec.returncode == 0, rec.stderr
+    (tmp_path / "f.txt").unlink()
+    rep = _cli(tmp_path, "run", *flags, "--replay", "t.jsonl", "prog.jsonl")
+    assert rep.returncode == 0, rep.stderr
+    assert rep.stdout == rec.stdout
+    over = _cli(tmp_path, "run", *flags, "--replay", "t.jsonl", "--override", "3=false",
+                "prog.jsonl")
+    assert over.stdout.splitlines()[:3] == rec.stdout.splitlines()[:3]
+    assert json.loads(over.stdout.splitlines()[3]) == {"ok": False}
+    prog.write_text(json.dumps({"kind": "io", "op": "read", "args": ["g.txt"]}) + "\n")
+    div = _cli(tmp_path, "run", *flags, "--replay", "t.jsonl", "prog.jsonl")
+    reply = json.loads(div.stdout.splitlines()[0])
+    assert reply["type"] == "ReplayDivergence" and reply["step"] == 0
+    assert "f.txt" in reply["error"] and "g.txt" in reply["error"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--override", "1=2"], "--override needs --replay"),
+    (["--replay", "t", "--override", "x=2"], "--override must be N=JSON"),
+    (["--replay", "t", "--override", "1={"], "--override 1"),
+    (["--record", "a", "--replay", "b"], "cannot be given together"),
+    (["--replay", "missing.jsonl"], "replay: cannot read"),
+])
+def test_cli_bad_flags(tmp_path, argv, message):
+    (tmp_path / "p.jsonl").write_text("")
+    r = _cli(tmp_path, "run", *argv, "p.jsonl")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_replay_then_live_performs_past_the_end(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    (tmp_path / "a").write_text("x")
+    with DefaultHandler(PERMISSIVE, record=trace) as h:
+        h.dispatch("fs", "exists", [str(tmp_path / "a")])
+    assert os.stat(trace).st_mode & 0o777 == 0o600  # a trace holds what the run read
+    (tmp_path / "a").unlink()
+    with DefaultHandler(PERMISSIVE, replay=trace, replay_then_live=True) as r:
+        assert r.dispatch("fs", "exists", [str(tmp_path / "a")]) is True  # from the trace
+        assert r.dispatch("fs", "exists", [str(tmp_path / "a")]) is False  # performed
+        r.note_call_budget(1)
+    with pytest.raises(ValueError, match="need replay"):
+        DefaultHandler(PERMISSIVE, overrides={0: 1})
+    with pytest.raises(ValueError, match="need replay"):
+        DefaultHandler(PERMISSIVE, replay_then_live=True)
+
+
+def test_cli_trace_show_and_diff(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path, name in ((a, "x"), (b, "y")):
+        with DefaultHandler(PERMISSIVE, record=path) as h:
+            h.dispatch("time", "now", [])
+            h.note_call_budget(2)
+            h.dispatch("fs", "exists", [str(tmp_path / name)])
+            with pytest.raises(EffectError):
+                h.dispatch("fs", "exists", [1])
+    shown = _cli(tmp_path, "trace", "show", "a.jsonl")
+    assert shown.returncode == 0, shown.stderr
+    rows = shown.stdout.splitlines()
+    assert len(rows) == 5 and "time.now" in rows[1] and "budget(2)" in rows[2]
+    assert "raised EffectError" in rows[4]
+    stats = _cli(tmp_path, "trace", "show", "--stats", "a.jsonl").stdout
+    assert any(line.split()[:3] == ["fs.exists", "2", "1"] for line in stats.splitlines())
+    same = _cli(tmp_path, "trace", "diff", "a.jsonl", "a.jsonl")
+    assert same.returncode == 0 and "agree" in same.stdout
+    d = _cli(tmp_path, "trace", "diff", "a.jsonl", "b.jsonl")
+    assert d.returncode == 1 and d.stdout.startswith("step 2:") and "/x" in d.stdout
+    assert "/y" in d.stdout
+    (tmp_path / "bad.jsonl").write_text('{"lexfast_trace": 1}\n{"step": 0}\n')
+    bad = _cli(tmp_path, "trace", "show", "bad.jsonl")
+    assert bad.returncode == 2 and "trace line 2" in bad.stderr
+
+
+def test_an_unwritable_step_ends_the_trace_with_a_marker(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with DefaultHandler(PERMISSIVE, record=trace) as h:
+        h.dispatch("time", "now", [])
+        with pytest.raises(EffectError):
+            h.dispatch("time", "now\ud800", [])  # a lone surrogate: no JSON line holds it
+        h.dispatch("time", "now", [])
+    entries = _lines(trace)
+    assert len(entries) == 3 and entries[-1]["truncated"] is True
+    assert "step 1 could not be written" in entries[-1]["reason"]
+
+
+def test_a_server_replays_each_recorded_request(tmp_path):
+    import urllib.request
+
+    from lexfast.effects.net.serve import wait_listening
+
+    data = tmp_path / "page.txt"
+    data.write_text("page one")
+    seen: list = []
+
+    def handle(h, req):
+        body = h.dispatch("io", "read", [str(data)])
+        stamp = h.dispatch("time", "now", [])
+        seen.append((req["path"], body, stamp))
+        return {"status": 200, "body": f"{req['path']} {body.args[0]}"}
+
+    def runner(program, h, name, args):
+        return program[name](h, *args)
+
+    def serve_and_ask(h: DefaultHandler) -> list[str]:
+        out: dict = {}
+        t = threading.Thread(target=lambda: out.setdefault(
+            "v", h.dispatch("net", "serve", [0, "handle"])), daemon=True)
+        t.start()
+        try:
+            port = wait_listening(h, "http", 10)
+            bodies = []
+            for path in ("/a", "/b"):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                    bodies.append(r.read().decode())
+            return bodies
+        finally:
+            h.shutdown()
+            t.join(10)
+            assert not t.is_alive()
+
+    trace = tmp_path / "t.jsonl"
+    with DefaultHandler(PERMISSIVE, record=trace, program={"handle": handle},
+                        runner=runner) as h:
+        bodies = serve_and_ask(h)
+        h.dispatch("time", "now", [])
+    assert bodies == ["/a page one", "/b page one"]
+    live, seen[:] = list(seen), []
+    requests = [e for e in _lines(trace) if "request" in e]
+    assert [e["args"][0]["path"] for e in requests] == ["/a", "/b"]
+
+    data.unlink()  # and no server listens: the replay opens no socket
+    with DefaultHandler(PERMISSIVE, replay=trace, program={"handle": handle},
+                        runner=runner) as r:
+        assert r.dispatch("net", "serve", [0, "handle"]) is None  # returns at once
+        r.dispatch("time", "now", [])
+    assert seen == live
+
+    def other(h, req):  # the program changed: it reads another file
+        return {"body": h.dispatch("io", "read", [str(tmp_path / "other.txt")]).args[0]}
+
+    with DefaultHandler(PERMISSIVE, replay=trace, program={"handle": other},
+                        runner=runner) as r:
+        with pytest.raises(ReplayDivergence, match="other.txt"):
+            r.dispatch("net", "serve", [0, "handle"])
+    shown = _cli(tmp_path, "trace", "show", "t.jsonl")
+    assert "request handle" in shown.stdout
+
+
+def test_mcp_calls_replay_without_a_server(tmp_path):
+    import shlex
+
+    server = (f"{shlex.quote(sys.executable)} "
+              f"{shlex.quote(str(Path(__file__).resolve().parent / 'mcp_tiny_server.py'))} ok")
+    trace = tmp_path / "t.jsonl"
+    pol = Policy(allow_effects=["mcp"])
+    with DefaultHandler(pol, record=trace, limits=Limits(mcp_timeout_s=20.0)) as h:
+        live = [h.dispatch("agent", "call_mcp", [server, "add", '{"a": 2, "b": 40}']),
+                h.dispatch("agent", "call_mcp", [server, "pid", "{}"])]
+    assert live[0].name == "Ok" and '"42"' in live[0].args[0]
+    before = threading.active_count()
+    with DefaultHandler(pol, replay=trace) as r:
+        again = [r.dispatch("agent", "call_mcp", [server, "add", '{"a": 2, "b": 40}']),
+                 r.dispatch("agent", "call_mcp", [server, "pid", "{}"])]
+        from lexfast.effects.agent.ops import mcp_pids
+        assert mcp_pids(r) == {}  # no server process was started
+    assert again == live and threading.active_count() == before
