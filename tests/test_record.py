@@ -516,3 +516,27 @@ def test_mcp_calls_replay_without_a_server(tmp_path):
         from lexfast.effects.agent.ops import mcp_pids
         assert mcp_pids(r) == {}  # no server process was started
     assert again == live and threading.active_count() == before
+
+
+def test_cli_the_tour_recorded_then_replayed_with_the_world_changed(tmp_path):
+    """Issue 25: the bundled tour (examples/tour.jsonl, the README's main
+    command) recorded, its file deleted and its environment changed, then
+    replayed: the same reply lines, the clock, dice and key included."""
+    tour = Path(__file__).resolve().parent.parent / "examples" / "tour.jsonl"
+    work = tmp_path / "w"
+    work.mkdir()
+    prog = tmp_path / "tour.jsonl"
+    prog.write_text(tour.read_text().replace("/tmp/lexfast-tour.txt", str(work / "tour.txt")))
+    flags = ["--allow-effects", "io,time,random,env,log,budget", "--allow-fs-read", str(work),
+             "--allow-fs-write", str(work), "--budget", "100"]
+    trace = tmp_path / "tour.trace"
+    live = _cli(tmp_path, "run", *flags, "--record", str(trace), str(prog))
+    assert live.returncode == 0, live.stderr
+    assert '"id":"bye","ok":null' in live.stdout
+    (work / "tour.txt").unlink()
+    again = _cli(tmp_path, "run", *flags, "--replay", str(trace), str(prog))
+    assert again.returncode == 0, again.stderr
+    assert not (work / "tour.txt").exists()  # replay performed nothing
+    replies = [ln for ln in live.stdout.splitlines() if ln.startswith("{")]
+    assert len(replies) >= 15
+    assert [ln for ln in again.stdout.splitlines() if ln.startswith("{")] == replies
