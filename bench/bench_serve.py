@@ -147,14 +147,28 @@ class ServerProcess:
     """``python bench/bench_serve.py serve <kind>`` with its port and RSS."""
 
     def __init__(self, kind: str) -> None:
+        import tempfile
+
+        import lexfast
+
         env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # the lexfast this run imports (the installed one in CI), never an
+        # unbuilt source tree beside this file
+        root = os.path.dirname(os.path.dirname(os.path.abspath(lexfast.__file__)))
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         self.kind = kind
+        self._stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "serve", kind],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=env)
-        self.port = int(self.proc.stdout.readline())
+                                     stderr=self._stderr, text=True, env=env,
+                                     cwd=tempfile.gettempdir())
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.proc.kill()
+            self.proc.wait(10)
+            self._stderr.seek(0)
+            raise RuntimeError(f"the {kind} server did not start: {self._stderr.read()[-2000:]}")
+        self.port = int(line)
         self.rss_start = None
 
     def rss_kib(self) -> int:
@@ -175,6 +189,7 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait(10)
         self.proc.stdout.close()
+        self._stderr.close()
 
 
 # -- wrk -------------------------------------------------------------------------------
