@@ -19,6 +19,7 @@ import struct
 
 from ..errors import EffectError
 from ..kernel import openat2
+from .walk import walk_open
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -140,9 +141,21 @@ def scoped_unchecked(path: str, roots: tuple[str, ...]):
     return None
 
 
+def force_portable() -> bool:
+    """``LEXFAST_FORCE_PORTABLE=1``: every portable fallback on Linux too
+    (the component walk for ``openat2``, a pipe for ``eventfd``, ``selectors``
+    for ``epoll``), so the code macOS and the BSDs run is tested here."""
+    return os.environ.get("LEXFAST_FORCE_PORTABLE", "").strip() not in ("", "0")
+
+
 def openat2_works() -> bool:
+    """Whether opens use the kernel's ``openat2`` (else :func:`open_at`
+    walks: :mod:`.walk`). Decided once per process."""
     global _have_openat2
     if _have_openat2 is None:
+        if force_portable():
+            _have_openat2 = False
+            return False
         try:
             fd = openat2(-100, "/", os.O_PATH | os.O_CLOEXEC, 0, 0)  # AT_FDCWD
         except OSError as e:
@@ -157,6 +170,16 @@ def openat2_works() -> bool:
             os.close(fd)
             _have_openat2 = True
     return _have_openat2
+
+
+def open_at(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    """``openat2(dirfd, path, flags, mode, resolve)``: the kernel's where it
+    has one, else the component walk (:func:`.walk.walk_open`) with the same
+    guarantees for ``RESOLVE_BENEATH``, ``RESOLVE_NO_SYMLINKS`` and
+    ``RESOLVE_NO_MAGICLINKS``."""
+    if openat2_works():
+        return openat2(dirfd, path, flags, mode, resolve)
+    return walk_open(dirfd, path, flags, mode, resolve)
 
 
 def _proc_dev() -> int | None:

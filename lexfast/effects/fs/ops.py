@@ -59,11 +59,11 @@ from ...scope import (
     within,
 )
 from ...scope import roots as scope_roots
-from ...scope.paths import fs_kind, is_proc_magic
+from ...scope.paths import fs_kind, is_proc_magic, openat2_works
 from ...values import os_error_text
 
 _BENEATH_NOLINKS = BENEATH | RESOLVE_NO_SYMLINKS
-_O_PATH = os.O_PATH | os.O_CLOEXEC
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY) | os.O_CLOEXEC
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 #: glob may examine this many directory entries per allowed result.
@@ -594,7 +594,9 @@ def _flag(name: str) -> bool:
 FS_COMPILED = False
 #: the Python ops, whichever serve (tests compare the two)
 PY_OPS = {"stat": fs_stat, "exists": fs_exists, "is_file": fs_is_file, "is_dir": fs_is_dir}
-if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+# (not under LEXFAST_FORCE_PORTABLE, or where the kernel has no openat2: the
+# C fast path is a native openat2, and the Python ops walk instead)
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS") and openat2_works():
     try:
         from . import _fs_c
     except ImportError:  # built without it: the Python definitions serve
