@@ -84,6 +84,31 @@ def _is_magic(dfd: int, text: str) -> bool:
     return text.startswith("/") or ":[" in text or text.startswith("anon_inode:")
 
 
+def _swapped_back(name: str, dfd: int, code: int, want_dir: bool) -> bool:
+    """After an ``O_NOFOLLOW`` open failed as if ``name`` were a link
+    (``code``) but it no longer reads as one: whether it changed meanwhile
+    (then the step is taken again) rather than being what the error said."""
+    try:
+        mode = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode
+    except OSError as e:
+        return e.errno == _errno.ENOENT  # gone meanwhile: the step again says so
+    if _stat.S_ISLNK(mode):
+        return True
+    if code == _errno.ENOTDIR:
+        return want_dir and _stat.S_ISDIR(mode)  # it was not a directory; now it is
+    return True  # ELOOP / EMLINK: it was a link when opened
+
+
+def _retry(links: int, name: str, parts: list[str], path: str) -> int:
+    """Take the step ``name`` again, counted as a link (a component
+    swapped back and forth forever ends in ``ELOOP``, not a spin)."""
+    links += 1
+    if links > MAX_LINKS:
+        raise _err(_errno.ELOOP, path)
+    parts.append(name)
+    return links
+
+
 def _split(path: str) -> tuple[list[str], bool]:
     """Components of ``path`` (empty and ``.`` dropped) and whether it ends
     with a slash (the last must then be a directory)."""
@@ -98,6 +123,8 @@ def walk_open(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0
     ``ELOOP``: a link refused, or too many)."""
     if "\0" in path:
         raise ValueError("embedded null byte")
+    if not path:
+        raise _err(_errno.ENOENT, path)
     beneath = bool(resolve & RESOLVE_BENEATH)
     no_links = bool(resolve & RESOLVE_NO_SYMLINKS)
     no_magic = bool(resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS))
@@ -125,11 +152,12 @@ def walk_open(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0
         while parts:
             name = parts.pop()
             if name == "..":
-                if stack and not (len(stack) == 1 and start == _AT_FDCWD):
+                if not beneath:  # the kernel's ``..`` (at "/" it stays there)
+                    stack.append(os.open("..", _DIR_FLAGS, dir_fd=cur()))
+                elif stack:  # back to the directory the walk came from
                     os.close(stack.pop())
-                elif beneath:
+                else:
                     raise _err(_errno.EXDEV, path)
-                # else: ``..`` at the top of an open walk stays there (as at "/")
                 continue
             last = not parts
             if not last:
@@ -141,14 +169,18 @@ def walk_open(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0
                         raise
                     text = _readlink(name, cur())
                     if text is None:
-                        raise
+                        if not _swapped_back(name, cur(), e.errno, True):
+                            raise
+                        links = _retry(links, name, parts, path)
+                        continue
             else:
                 final = flags | os.O_NOFOLLOW | os.O_CLOEXEC
                 if want_dir and not flags & os.O_CREAT:
                     final |= os.O_DIRECTORY
                 elif want_dir:
                     raise _err(_errno.EISDIR, path)
-                follow = not flags & os.O_NOFOLLOW and not (
+                # a trailing slash follows a link even under O_NOFOLLOW (as the kernel does)
+                follow = (want_dir or not flags & os.O_NOFOLLOW) and not (
                     flags & os.O_CREAT and flags & os.O_EXCL)
                 try:
                     fd = os.open(name, final, mode, dir_fd=cur())
@@ -157,7 +189,10 @@ def walk_open(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0
                         raise
                     text = _readlink(name, cur())
                     if text is None:
-                        raise
+                        if not _swapped_back(name, cur(), e.errno, want_dir):
+                            raise
+                        links = _retry(links, name, parts, path)
+                        continue
                 else:
                     if not follow or not _O_PATH or not flags & _O_PATH:
                         return fd
@@ -171,10 +206,7 @@ def walk_open(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0
                     os.close(fd)
                     text = _readlink(name, cur())
                     if text is None:  # swapped back meanwhile: walk it again
-                        links += 1
-                        if links > MAX_LINKS:
-                            raise _err(_errno.ELOOP, path) from None
-                        parts.append(name)
+                        links = _retry(links, name, parts, path)
                         continue
             # ``name`` is a symlink whose text is ``text``: resolve it here
             if no_links:
