@@ -199,3 +199,25 @@ def test_a_directory_swapped_for_a_symlink_mid_walk_never_leaves(tree):
         os.close(dfd)
     assert not t.is_alive()
     assert landed_inside >= 0  # the guarantee is the loop's asserts; any count is fine
+
+
+def test_force_portable_selects_every_fallback(tmp_path):
+    """LEXFAST_FORCE_PORTABLE=1: the walk, a selectors poller with a pipe,
+    no pidfds (and fs's C fast path stands aside); a real child is run
+    through the pump under it."""
+    import subprocess
+    import sys
+
+    import lexfast
+    code = (
+        "import lexfast.effects.fs.ops as f, lexfast.effects.proc.children as c, "
+        "lexfast.effects.proc.poller as p, lexfast.scope.paths as s\n"
+        "assert p.PORTABLE and not s.openat2_works() and not c._PIDFDS and not f.FS_COMPILED\n"
+        "pm = c.Pump()\nassert type(pm.ep).__name__ == '_SelectorPoller'\npm.quit()\n"
+        "print('portable')\n"
+    )
+    env = dict(os.environ, LEXFAST_FORCE_PORTABLE="1",
+               PYTHONPATH=os.path.dirname(os.path.dirname(lexfast.__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "portable", out.stderr
