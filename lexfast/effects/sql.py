@@ -63,6 +63,7 @@ from urllib.parse import quote, unquote
 from ..errors import EffectError
 from ..kernel import COMPILED, err, expect_handle, expect_str, next_handle, ok
 from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
+from ..scope.paths import O_PATH_LIKE
 from ..values import os_error_text
 
 _BUSY_TIMEOUT_S = 5.0           # rusqlite's default
@@ -297,7 +298,7 @@ def _open_regular(dfd: int, name: str, what: str):
     without blocking and without following a symlink; ``FileNotFoundError``
     when missing; ``_OpenRefused`` when it is anything but a regular file with
     one link. Looked at with ``O_PATH`` first: a device is never opened."""
-    pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    pfd = os.open(name, O_PATH_LIKE | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
     try:
         st = os.fstat(pfd)
     finally:
@@ -396,7 +397,7 @@ class _Guard:
     def verify(self) -> None:
         """The path still names the checked file (see above)."""
         try:
-            fd = open_in_scope(self.resolved, self.root, os.O_PATH | os.O_NOFOLLOW)
+            fd = open_in_scope(self.resolved, self.root, O_PATH_LIKE | os.O_NOFOLLOW)
         except FileNotFoundError:
             if self.ident is None:
                 return  # still missing: SQLite could not open it either

@@ -19,7 +19,7 @@ import struct
 
 from ..errors import EffectError
 from ..kernel import openat2
-from .walk import walk_open
+from .walk import HAVE_O_PATH, O_PATH_LIKE, force_portable, walk_open  # noqa: F401 -- re-exported
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -141,13 +141,6 @@ def scoped_unchecked(path: str, roots: tuple[str, ...]):
     return None
 
 
-def force_portable() -> bool:
-    """``LEXFAST_FORCE_PORTABLE=1``: every portable fallback on Linux too
-    (the component walk for ``openat2``, a pipe for ``eventfd``, ``selectors``
-    for ``epoll``), so the code macOS and the BSDs run is tested here."""
-    return os.environ.get("LEXFAST_FORCE_PORTABLE", "").strip() not in ("", "0")
-
-
 def openat2_works() -> bool:
     """Whether opens use the kernel's ``openat2`` (else :func:`open_at`
     walks: :mod:`.walk`). Decided once per process."""
@@ -157,7 +150,7 @@ def openat2_works() -> bool:
             _have_openat2 = False
             return False
         try:
-            fd = openat2(-100, "/", os.O_PATH | os.O_CLOEXEC, 0, 0)  # AT_FDCWD
+            fd = openat2(-100, "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0, 0)  # AT_FDCWD
         except OSError as e:
             # only "no such syscall" (or a seccomp filter refusing it) means
             # no openat2: EMFILE/ENOMEM at the first probe must not switch

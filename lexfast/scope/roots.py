@@ -31,6 +31,8 @@ from ..kernel import openat2
 from .paths import (
     _PROC_DEV,
     BENEATH,
+    HAVE_O_PATH,
+    O_PATH_LIKE,
     RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
     ScopeEscape,
@@ -44,7 +46,7 @@ from .paths import (
 
 _AT_FDCWD = -100
 _CLOEXEC = os.O_CLOEXEC
-_ROOT_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+_ROOT_FLAGS = O_PATH_LIKE | os.O_DIRECTORY | os.O_CLOEXEC
 _HAVE_OPENAT2 = openat2_works()  # once: open_scoped is the fs family's hot path
 
 
@@ -237,11 +239,12 @@ def open_in_scope(resolved: str, root: str, flags: int, mode: int = 0o666) -> in
 def open_resolved(session, resolved: str, root: str, flags: int, resolve: int = BENEATH) -> int:
     """:func:`open_beneath` from the session's cached root descriptor, for
     the fs family: raises :class:`Denied` (not an ``OSError``) when the path
-    left the scope; an ``O_PATH`` open is not judged; ``ELOOP`` stays the
+    left the scope; a real ``O_PATH`` open is not judged (its stand-in where
+    there is none is a readable descriptor, judged like any other); ``ELOOP`` stays the
     filesystem's error."""
     try:
         return open_beneath(resolved, root, flags, 0, resolve=resolve, cache=roots_of(session),
-                            judge=not flags & os.O_PATH, loop_escapes=False)
+                            judge=not flags & HAVE_O_PATH, loop_escapes=False)
     except ScopeEscape:
         raise Denied from None
 
@@ -287,7 +290,7 @@ def open_scoped(session, path: str, roots, flags: int) -> int:
                     raise
                 break
             if cache.epoch != epoch or (
-                    (has_proc and os.fstat(fd).st_dev == _PROC_DEV) if flags & os.O_PATH
+                    (has_proc and os.fstat(fd).st_dev == _PROC_DEV) if flags & HAVE_O_PATH
                     else fs_kind(fd) is not None):
                 # a dropped root descriptor, procfs, or (for a read) any kernel
                 # pseudo-filesystem: the slow path decides on the resolved path
@@ -306,7 +309,7 @@ def open_parent_in_scope(resolved: str, root: str) -> tuple[int, str]:
     parent, name = os.path.split(resolved)
     if not name:
         raise IsADirectoryError(_errno.EISDIR, os.strerror(_errno.EISDIR))
-    fd = open_in_scope(parent or "/", root, os.O_PATH | os.O_DIRECTORY)
+    fd = open_in_scope(parent or "/", root, O_PATH_LIKE | os.O_DIRECTORY)
     try:
         check_dir_writable(fd)
     except BaseException:

@@ -32,6 +32,25 @@ import errno as _errno
 import os
 import stat as _stat
 
+
+def force_portable() -> bool:
+    """``LEXFAST_FORCE_PORTABLE=1``: every portable fallback on Linux too
+    (this walk for ``openat2``, no ``O_PATH``, a pipe for ``eventfd``,
+    ``selectors`` for ``epoll``, no pidfds), so the code macOS and the BSDs
+    run is tested here."""
+    return os.environ.get("LEXFAST_FORCE_PORTABLE", "").strip() not in ("", "0")
+
+
+#: How a path is opened only to be looked at (``fstat``, a directory for
+#: ``*at`` calls): ``O_PATH`` on Linux; elsewhere (or forced) a non-blocking
+#: read-only open, which needs read permission, opens a device or FIFO
+#: without blocking and refuses a socket (``ENXIO``).
+#: ``O_PATH`` itself, or 0 where :data:`O_PATH_LIKE` is a real open: only a
+#: real ``O_PATH`` descriptor may skip judging what it landed on (it cannot
+#: be read), so callers test ``flags & HAVE_O_PATH``, never the stand-in.
+HAVE_O_PATH = os.O_PATH if hasattr(os, "O_PATH") and not force_portable() else 0
+O_PATH_LIKE = HAVE_O_PATH or os.O_RDONLY | os.O_NONBLOCK
+
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08

@@ -15,7 +15,7 @@ import os
 import select
 import selectors
 
-from ...scope.paths import force_portable
+from ...scope.walk import force_portable
 
 #: the portable fallbacks serve (no epoll or eventfd, or forced)
 PORTABLE = force_portable() or not hasattr(select, "epoll") or not hasattr(os, "eventfd")
