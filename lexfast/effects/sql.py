@@ -516,6 +516,40 @@ def _sidecar_trouble(path: str):
     return None
 
 
+# sqlite3.h's limit numbers (the sqlite3 module names them from Python 3.11)
+_LIMIT_LENGTH, _LIMIT_ATTACHED, _LIMIT_WORKER_THREADS = 0, 7, 11
+
+
+def _setlimit_310(conn):
+    """``Connection.setlimit`` for Python 3.10, which lacks it: SQLite's own
+    ``sqlite3_limit`` on the connection's handle (the first field after the
+    object header in 3.10's ``pysqlite_Connection``; a release build only).
+    Without it the limits above would silently not apply, so an interpreter
+    where the handle cannot be found refuses sql.open instead."""
+    import ctypes
+    import sys
+    if sys.version_info[:2] != (3, 10) or hasattr(sys, "gettotalrefcount"):
+        raise EffectError("sql.open: this Python's sqlite3 module cannot set SQLite's limits")
+    global _sqlite3_limit
+    if _sqlite3_limit is None:
+        lib = ctypes.CDLL(sqlite3.dbapi2._sqlite.__file__ if hasattr(sqlite3.dbapi2, "_sqlite")
+                          else __import__("_sqlite3").__file__)
+        fn = lib.sqlite3_limit
+        fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_int
+        _sqlite3_limit = fn
+    db = ctypes.c_void_p.from_address(id(conn) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    if not db:
+        raise EffectError("sql.open: the connection has no SQLite handle")
+    fn = _sqlite3_limit
+
+    def setlimit(category: int, value: int) -> int:
+        return fn(db, category, value)
+    return setlimit
+
+
+_sqlite3_limit = None
+
+
 def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
     conn = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False, uri=uri,
@@ -523,12 +557,11 @@ def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
     try:
         if guard is not None:
             guard.verify()  # before the first statement, which replays a hot journal
-        if hasattr(conn, "setlimit"):  # Python >= 3.11
-            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM's temporary copy
-            conn.setlimit(sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0)  # no sorter threads
-            # one value (text, blob, zeroblob(), a row record) at most this
-            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH,
-                          max(1, min(int(limits.sql_result_bytes), 0x7FFFFFFF)))
+        setlimit = getattr(conn, "setlimit", None) or _setlimit_310(conn)
+        setlimit(_LIMIT_ATTACHED, 1)  # VACUUM's temporary copy
+        setlimit(_LIMIT_WORKER_THREADS, 0)  # no sorter threads
+        # one value (text, blob, zeroblob(), a row record) at most this
+        setlimit(_LIMIT_LENGTH, max(1, min(int(limits.sql_result_bytes), 0x7FFFFFFF)))
         # every allocation of SQLite in the process counts against one ceiling
         _cap_heap(conn, max(1 << 20, int(limits.sql_memory_bytes)))
         # temporary tables and VACUUM's copy in memory, not in $TMPDIR
