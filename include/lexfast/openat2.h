@@ -5,7 +5,25 @@
 #define LEXFAST_OPENAT2_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/stat.h>
+
+/* O_PATH and stat's st_mtim are Linux's: where they are missing (macOS, the
+ * BSDs) lexfast_openat2 is -ENOSYS anyway, so the callers' fast paths are
+ * never taken there; these only let the same source compile. */
+#ifdef O_PATH
+#define LEXFAST_O_PATH O_PATH
+#else
+#define LEXFAST_O_PATH 0
+#endif
+#if defined(__APPLE__)
+#define LEXFAST_MTIME_SEC(st) ((st)->st_mtimespec.tv_sec)
+#define LEXFAST_MTIME_NSEC(st) ((st)->st_mtimespec.tv_nsec)
+#else
+#define LEXFAST_MTIME_SEC(st) ((st)->st_mtim.tv_sec)
+#define LEXFAST_MTIME_NSEC(st) ((st)->st_mtim.tv_nsec)
+#endif
 
 #if defined(__linux__)
 #include <sys/syscall.h>

@@ -63,6 +63,7 @@ from urllib.parse import quote, unquote
 from ..errors import EffectError
 from ..kernel import COMPILED, err, expect_handle, expect_str, next_handle, ok
 from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
+from ..scope.paths import O_PATH_LIKE
 from ..values import os_error_text
 
 _BUSY_TIMEOUT_S = 5.0           # rusqlite's default
@@ -297,7 +298,7 @@ def _open_regular(dfd: int, name: str, what: str):
     without blocking and without following a symlink; ``FileNotFoundError``
     when missing; ``_OpenRefused`` when it is anything but a regular file with
     one link. Looked at with ``O_PATH`` first: a device is never opened."""
-    pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    pfd = os.open(name, O_PATH_LIKE | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
     try:
         st = os.fstat(pfd)
     finally:
@@ -396,7 +397,7 @@ class _Guard:
     def verify(self) -> None:
         """The path still names the checked file (see above)."""
         try:
-            fd = open_in_scope(self.resolved, self.root, os.O_PATH | os.O_NOFOLLOW)
+            fd = open_in_scope(self.resolved, self.root, O_PATH_LIKE | os.O_NOFOLLOW)
         except FileNotFoundError:
             if self.ident is None:
                 return  # still missing: SQLite could not open it either
@@ -515,6 +516,40 @@ def _sidecar_trouble(path: str):
     return None
 
 
+# sqlite3.h's limit numbers (the sqlite3 module names them from Python 3.11)
+_LIMIT_LENGTH, _LIMIT_ATTACHED, _LIMIT_WORKER_THREADS = 0, 7, 11
+
+
+def _setlimit_310(conn):
+    """``Connection.setlimit`` for Python 3.10, which lacks it: SQLite's own
+    ``sqlite3_limit`` on the connection's handle (the first field after the
+    object header in 3.10's ``pysqlite_Connection``; a release build only).
+    Without it the limits above would silently not apply, so an interpreter
+    where the handle cannot be found refuses sql.open instead."""
+    import ctypes
+    import sys
+    if sys.version_info[:2] != (3, 10) or hasattr(sys, "gettotalrefcount"):
+        raise EffectError("sql.open: this Python's sqlite3 module cannot set SQLite's limits")
+    global _sqlite3_limit
+    if _sqlite3_limit is None:
+        lib = ctypes.CDLL(sqlite3.dbapi2._sqlite.__file__ if hasattr(sqlite3.dbapi2, "_sqlite")
+                          else __import__("_sqlite3").__file__)
+        fn = lib.sqlite3_limit
+        fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_int
+        _sqlite3_limit = fn
+    db = ctypes.c_void_p.from_address(id(conn) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    if not db:
+        raise EffectError("sql.open: the connection has no SQLite handle")
+    fn = _sqlite3_limit
+
+    def setlimit(category: int, value: int) -> int:
+        return fn(db, category, value)
+    return setlimit
+
+
+_sqlite3_limit = None
+
+
 def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
     conn = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False, uri=uri,
@@ -522,12 +557,11 @@ def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
     try:
         if guard is not None:
             guard.verify()  # before the first statement, which replays a hot journal
-        if hasattr(conn, "setlimit"):  # Python >= 3.11
-            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM's temporary copy
-            conn.setlimit(sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0)  # no sorter threads
-            # one value (text, blob, zeroblob(), a row record) at most this
-            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH,
-                          max(1, min(int(limits.sql_result_bytes), 0x7FFFFFFF)))
+        setlimit = getattr(conn, "setlimit", None) or _setlimit_310(conn)
+        setlimit(_LIMIT_ATTACHED, 1)  # VACUUM's temporary copy
+        setlimit(_LIMIT_WORKER_THREADS, 0)  # no sorter threads
+        # one value (text, blob, zeroblob(), a row record) at most this
+        setlimit(_LIMIT_LENGTH, max(1, min(int(limits.sql_result_bytes), 0x7FFFFFFF)))
         # every allocation of SQLite in the process counts against one ceiling
         _cap_heap(conn, max(1 << 20, int(limits.sql_memory_bytes)))
         # temporary tables and VACUUM's copy in memory, not in $TMPDIR

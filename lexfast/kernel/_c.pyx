@@ -53,8 +53,6 @@ cdef extern from "Python.h":
     # PyDict_GetItem: it saves and restores the error state around every
     # lookup, a third of a dispatch's instructions under callgrind.)
     PyObject* _dict_get "PyDict_GetItemWithError"(PyObject* d, PyObject* key)
-    # Any key: a failing hash or == counts as absent (the error is dropped).
-    PyObject* _dict_get_any "PyDict_GetItem"(object d, object key)
     PyObject* PyList_GET_ITEM(PyObject* l, Py_ssize_t i)
     PyObject* PyTuple_GET_ITEM(PyObject* t, Py_ssize_t i)
 
@@ -280,9 +278,15 @@ cdef inline PyObject* _registry_find(dict d, object key):
     """The registry's node for ``key``, borrowed, or NULL. Handles are exact
     int or str (``insert`` takes no other), whose hash and == cannot fail or
     run Python code; any other key may only equal one."""
+    cdef PyObject* found
     if PyLong_CheckExact(key) or PyUnicode_CheckExact(key):
         return _dict_get(<PyObject*>d, <PyObject*>key)
-    return _dict_get_any(d, key)
+    # Any other key: a failing hash or == counts as absent, the error dropped
+    # here (not PyDict_GetItem, which 3.13 reports as an unraisable error).
+    found = _dict_get(<PyObject*>d, <PyObject*>key)
+    if found == NULL:
+        _PyErr_Clear()
+    return found
 
 
 cdef class _Node:

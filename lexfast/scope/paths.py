@@ -19,6 +19,7 @@ import struct
 
 from ..errors import EffectError
 from ..kernel import openat2
+from .walk import HAVE_O_PATH, O_PATH_LIKE, force_portable, walk_open  # noqa: F401 -- re-exported
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -141,10 +142,15 @@ def scoped_unchecked(path: str, roots: tuple[str, ...]):
 
 
 def openat2_works() -> bool:
+    """Whether opens use the kernel's ``openat2`` (else :func:`open_at`
+    walks: :mod:`.walk`). Decided once per process."""
     global _have_openat2
     if _have_openat2 is None:
+        if force_portable():
+            _have_openat2 = False
+            return False
         try:
-            fd = openat2(-100, "/", os.O_PATH | os.O_CLOEXEC, 0, 0)  # AT_FDCWD
+            fd = openat2(-100, "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0, 0)  # AT_FDCWD
         except OSError as e:
             # only "no such syscall" (or a seccomp filter refusing it) means
             # no openat2: EMFILE/ENOMEM at the first probe must not switch
@@ -157,6 +163,16 @@ def openat2_works() -> bool:
             os.close(fd)
             _have_openat2 = True
     return _have_openat2
+
+
+def open_at(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    """``openat2(dirfd, path, flags, mode, resolve)``: the kernel's where it
+    has one, else the component walk (:func:`.walk.walk_open`) with the same
+    guarantees for ``RESOLVE_BENEATH``, ``RESOLVE_NO_SYMLINKS`` and
+    ``RESOLVE_NO_MAGICLINKS``."""
+    if openat2_works():
+        return openat2(dirfd, path, flags, mode, resolve)
+    return walk_open(dirfd, path, flags, mode, resolve)
 
 
 def _proc_dev() -> int | None:

@@ -6,7 +6,10 @@ keeps the walk beneath the root (``RESOLVE_BENEATH``) and off magic links,
 so a component swapped for a symlink between the check and the open cannot
 leave the scope, and what the open landed on is judged afterwards
 (``paths.check_opened``: procfs secrets, kernel pseudo-filesystems). Where
-the kernel has no ``openat2`` the resolved path is opened and judged.
+the kernel has no ``openat2`` (or ``LEXFAST_FORCE_PORTABLE=1``) the same
+open is a walk from the root one component at a time with ``O_NOFOLLOW``,
+symlinks resolved by lexfast and refused when they leave the root
+(:mod:`.walk`): the same guarantees.
 
 The root's descriptor comes from a session's :class:`RootCache` (opened once
 per session, ``O_PATH``, closed with it: what the fs family's hot path
@@ -28,19 +31,22 @@ from ..kernel import openat2
 from .paths import (
     _PROC_DEV,
     BENEATH,
+    HAVE_O_PATH,
+    O_PATH_LIKE,
     RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
     ScopeEscape,
     check_dir_writable,
     check_opened,
     fs_kind,
+    open_at,
     openat2_works,
     scoped,
 )
 
 _AT_FDCWD = -100
 _CLOEXEC = os.O_CLOEXEC
-_ROOT_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+_ROOT_FLAGS = O_PATH_LIKE | os.O_DIRECTORY | os.O_CLOEXEC
 _HAVE_OPENAT2 = openat2_works()  # once: open_scoped is the fs family's hot path
 
 
@@ -169,16 +175,13 @@ def open_beneath(resolved: str, root: str, flags: int, mode: int = 0, *,
     this call.
     """
     flags |= _CLOEXEC
-    if not openat2_works():
-        fd = os.open(resolved, flags, mode)
-        return check_opened(fd, flags, resolved) if judge else fd
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if not flags & os.O_CREAT and not (tmpfile and flags & tmpfile == tmpfile):
         mode = 0  # openat2 refuses a mode without O_CREAT / O_TMPFILE
     escapes = (_errno.EXDEV, _errno.ELOOP) if loop_escapes else (_errno.EXDEV,)
     if not root:
         try:
-            fd = openat2(_AT_FDCWD, resolved, flags, mode, RESOLVE_NO_MAGICLINKS)
+            fd = open_at(_AT_FDCWD, resolved, flags, mode, RESOLVE_NO_MAGICLINKS)
         except OSError as e:
             if e.errno == _errno.ELOOP and loop_escapes:
                 raise ScopeEscape(e.errno, f"`{resolved}` goes through a magic link") from None
@@ -191,7 +194,7 @@ def open_beneath(resolved: str, root: str, flags: int, mode: int = 0, *,
     if cache is None:
         dfd = os.open(root, _ROOT_FLAGS)
         try:
-            fd = openat2(dfd, rel, flags, mode, resolve)
+            fd = open_at(dfd, rel, flags, mode, resolve)
         except OSError as e:
             if e.errno in escapes:
                 raise ScopeEscape(e.errno, f"`{resolved}` leaves the scope root `{root}`") from None
@@ -202,7 +205,7 @@ def open_beneath(resolved: str, root: str, flags: int, mode: int = 0, *,
     for attempt in (0, 1, 2):
         epoch = cache.epoch
         try:
-            fd = openat2(cache.fd(root), rel, flags, mode, resolve)
+            fd = open_at(cache.fd(root), rel, flags, mode, resolve)
         except OSError as e:
             if cache.epoch != epoch and attempt < 2:
                 continue
@@ -223,9 +226,7 @@ def open_dir_below(top_fd: int, rel: str) -> int:
     at any step: how a tree is taken apart (``fs.remove``) without leaving
     it. Not judged: the caller checks the directory before writing in it."""
     flags = os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC
-    if openat2_works():
-        return openat2(top_fd, rel or ".", flags, 0, BENEATH | RESOLVE_NO_SYMLINKS)
-    return os.open(rel or ".", flags | os.O_NOFOLLOW, dir_fd=top_fd)
+    return open_at(top_fd, rel or ".", flags, 0, BENEATH | RESOLVE_NO_SYMLINKS)
 
 
 def open_in_scope(resolved: str, root: str, flags: int, mode: int = 0o666) -> int:
@@ -238,11 +239,12 @@ def open_in_scope(resolved: str, root: str, flags: int, mode: int = 0o666) -> in
 def open_resolved(session, resolved: str, root: str, flags: int, resolve: int = BENEATH) -> int:
     """:func:`open_beneath` from the session's cached root descriptor, for
     the fs family: raises :class:`Denied` (not an ``OSError``) when the path
-    left the scope; an ``O_PATH`` open is not judged; ``ELOOP`` stays the
+    left the scope; a real ``O_PATH`` open is not judged (its stand-in where
+    there is none is a readable descriptor, judged like any other); ``ELOOP`` stays the
     filesystem's error."""
     try:
         return open_beneath(resolved, root, flags, 0, resolve=resolve, cache=roots_of(session),
-                            judge=not flags & os.O_PATH, loop_escapes=False)
+                            judge=not flags & HAVE_O_PATH, loop_escapes=False)
     except ScopeEscape:
         raise Denied from None
 
@@ -288,7 +290,7 @@ def open_scoped(session, path: str, roots, flags: int) -> int:
                     raise
                 break
             if cache.epoch != epoch or (
-                    (has_proc and os.fstat(fd).st_dev == _PROC_DEV) if flags & os.O_PATH
+                    (has_proc and os.fstat(fd).st_dev == _PROC_DEV) if flags & HAVE_O_PATH
                     else fs_kind(fd) is not None):
                 # a dropped root descriptor, procfs, or (for a read) any kernel
                 # pseudo-filesystem: the slow path decides on the resolved path
@@ -307,7 +309,7 @@ def open_parent_in_scope(resolved: str, root: str) -> tuple[int, str]:
     parent, name = os.path.split(resolved)
     if not name:
         raise IsADirectoryError(_errno.EISDIR, os.strerror(_errno.EISDIR))
-    fd = open_in_scope(parent or "/", root, os.O_PATH | os.O_DIRECTORY)
+    fd = open_in_scope(parent or "/", root, O_PATH_LIKE | os.O_DIRECTORY)
     try:
         check_dir_writable(fd)
     except BaseException:

@@ -32,6 +32,9 @@ from ...scope.roots import ROOTS_STATE, roots_of
 cdef extern from "lexfast/openat2.h":
     int lexfast_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
                         uint64_t resolve) nogil
+    int LEXFAST_O_PATH  # O_PATH, or 0 where there is none (never used there)
+    long long LEXFAST_MTIME_SEC(struct_stat* st)
+    long long LEXFAST_MTIME_NSEC(struct_stat* st)
 
 cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
@@ -48,10 +51,9 @@ cdef extern from "string.h":
     void *memchr(const void *s, int c, size_t n)
 
 cdef extern from "fcntl.h":
-    int O_PATH
     int O_CLOEXEC
 
-cdef uint64_t _FLAGS = <uint64_t>(O_PATH | O_CLOEXEC)
+cdef uint64_t _FLAGS = <uint64_t>(LEXFAST_O_PATH | O_CLOEXEC)
 cdef uint64_t _RESOLVE = <uint64_t>BENEATH
 
 
@@ -144,7 +146,7 @@ cdef int _fast(object h, str path, struct_stat* st) except -1:
 
 cdef long long _mtime(struct_stat* st):
     # what ``int(os.fstat(fd).st_mtime)`` gives: the same double, truncated
-    cdef double t = <double>st.st_mtim.tv_sec + <double>st.st_mtim.tv_nsec * 1e-9
+    cdef double t = <double>LEXFAST_MTIME_SEC(st) + <double>LEXFAST_MTIME_NSEC(st) * 1e-9
     cdef long long s = <long long>t
     return s if s > 0 else 0
 

@@ -59,11 +59,11 @@ from ...scope import (
     within,
 )
 from ...scope import roots as scope_roots
-from ...scope.paths import fs_kind, is_proc_magic
+from ...scope.paths import O_PATH_LIKE, fs_kind, is_proc_magic, openat2_works
 from ...values import os_error_text
 
 _BENEATH_NOLINKS = BENEATH | RESOLVE_NO_SYMLINKS
-_O_PATH = os.O_PATH | os.O_CLOEXEC
+_O_PATH = O_PATH_LIKE | os.O_CLOEXEC
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 #: glob may examine this many directory entries per allowed result.
@@ -369,7 +369,7 @@ def fs_mkdir_p(h, args):
             os.makedirs(root, exist_ok=True)  # the operator's root, as create_dir_all would
         # Create each missing component with mkdirat from its parent's
         # descriptor and step into it without following a symlink.
-        dfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        dfd = os.open(root, O_PATH_LIKE | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         return fail(e)
     try:
@@ -389,7 +389,7 @@ def fs_mkdir_p(h, args):
             except OSError as e:
                 return fail(e)
             try:
-                nfd = os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                nfd = os.open(comp, O_PATH_LIKE | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                               dir_fd=dfd)
             except OSError as e:
                 if e.errno == _errno.ELOOP:
@@ -468,9 +468,9 @@ def fs_remove(h, args):
     try:
         if target == root:
             # Removing the scope root itself: its parent is the operator's.
-            pfd = os.open(os.path.dirname(root) or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            pfd = os.open(os.path.dirname(root) or "/", O_PATH_LIKE | os.O_DIRECTORY | os.O_CLOEXEC)
         else:
-            pfd = scope_roots.open_resolved(h.session, real_parent, root, os.O_PATH | os.O_DIRECTORY)
+            pfd = scope_roots.open_resolved(h.session, real_parent, root, O_PATH_LIKE | os.O_DIRECTORY)
     except Denied:
         return _write_denied(path)
     except OSError as e:
@@ -533,7 +533,7 @@ def fs_copy(h, args):
         os.set_blocking(sfd, True)
         parent, name = os.path.split(dreal)
         try:
-            dfd = scope_roots.open_resolved(h.session, parent or "/", droot, os.O_PATH | os.O_DIRECTORY)
+            dfd = scope_roots.open_resolved(h.session, parent or "/", droot, O_PATH_LIKE | os.O_DIRECTORY)
         except Denied:
             return _write_denied(dst)
         except OSError as e:
@@ -594,7 +594,9 @@ def _flag(name: str) -> bool:
 FS_COMPILED = False
 #: the Python ops, whichever serve (tests compare the two)
 PY_OPS = {"stat": fs_stat, "exists": fs_exists, "is_file": fs_is_file, "is_dir": fs_is_dir}
-if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS"):
+# (not under LEXFAST_FORCE_PORTABLE, or where the kernel has no openat2: the
+# C fast path is a native openat2, and the Python ops walk instead)
+if COMPILED and not _flag("LEXFAST_NO_EXTENSIONS") and openat2_works():
     try:
         from . import _fs_c
     except ImportError:  # built without it: the Python definitions serve

@@ -50,17 +50,19 @@ import os
 import select
 import shutil
 import signal as _signal
+import sys
 import threading
 import time
 
 from ...errors import EffectError
+from . import poller as _poller
 from ...scope.confine import ChildRules, child_rules, support
 
 # posix_spawnattr flags: the same values in glibc and musl.
 _SETPGROUP = 0x02
 _SETSIGDEF = 0x04
 _SETSIGMASK = 0x08
-_SETSID = 0x80
+_SETSID = 0x400 if sys.platform == "darwin" else 0x80  # macOS numbers it apart
 #: pidfd_send_signal flag (Linux 6.9): signal the pidfd's process group.
 _PIDFD_SIGNAL_PROCESS_GROUP = 4
 
@@ -84,7 +86,10 @@ _addclosefrom = getattr(_libc, "posix_spawn_file_actions_addclosefrom_np", None)
 if _addclosefrom is not None:
     _addclosefrom.argtypes = [ctypes.c_void_p, ctypes.c_int]
 
-_group_pidfd_ok = hasattr(_signal, "pidfd_send_signal")
+#: pidfds (Linux): not under LEXFAST_FORCE_PORTABLE, so waits and group
+#: signals take the paths macOS and the BSDs have (polling, killpg)
+_PIDFDS = hasattr(os, "pidfd_open") and not _poller.force_portable()
+_group_pidfd_ok = _PIDFDS and hasattr(_signal, "pidfd_send_signal")
 
 
 class Cancelled(Exception):
@@ -323,7 +328,7 @@ class Child:
         self._report_fd: int | None = None
         self._report_path = None
         try:
-            self._pidfd: int | None = os.pidfd_open(pid)
+            self._pidfd: int | None = os.pidfd_open(pid) if _PIDFDS else None
         except (OSError, AttributeError):
             self._pidfd = None  # old kernel, or out of descriptors: waits poll
 
@@ -724,12 +729,18 @@ class LiveChild:
 class Pump:
     """One thread per session: epoll over every live child's pipes. All of
     those descriptors are closed on this thread (commands come through an
-    eventfd), so no descriptor is closed under a poll that watches it."""
+    eventfd), so no descriptor is closed under a poll that watches it.
+    Where there is no epoll or eventfd (or ``LEXFAST_FORCE_PORTABLE=1``): a
+    ``selectors`` poller and a pipe (:mod:`.poller`)."""
 
     def __init__(self) -> None:
-        self.ep = select.epoll()
-        self.wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.ep.register(self.wake, select.EPOLLIN)
+        self.waker = _poller.Waker()
+        try:
+            self.ep = _poller.new_poller(self.waker)
+        except BaseException:
+            self.waker.close()
+            raise
+        self.wake = self.waker.fd
         self.lock = threading.Lock()
         self.fds: dict = {}
         self.procs: set = set()
@@ -748,11 +759,11 @@ class Pump:
             for fd, which in ((proc.out_fd, "out"), (proc.err_fd, "err")):
                 os.set_blocking(fd, False)
                 self.fds[fd] = (proc, which)
-                self.ep.register(fd, select.EPOLLIN)
+                self.ep.register(fd, _poller.IN)
             if proc.payload is not None:
                 os.set_blocking(proc.in_fd, False)
                 self.fds[proc.in_fd] = (proc, "in")
-                self.ep.register(proc.in_fd, select.EPOLLOUT)
+                self.ep.register(proc.in_fd, _poller.OUT)
 
     def _command(self, proc, cmd, timeout: float = 5.0) -> None:
         done = threading.Event()
@@ -760,7 +771,7 @@ class Pump:
             if self.quitting:
                 return  # the pump has released everything already
             self.cmds.append((proc, cmd, done))
-            os.eventfd_write(self.wake, 1)  # under the lock: the pump closes it under the lock
+            self.waker.wake()  # under the lock: the pump closes it under the lock
         if threading.current_thread() is not self.thread:
             done.wait(timeout)
 
@@ -805,7 +816,7 @@ class Pump:
         proc.close_fds()
 
     def _write_stdin(self, proc: LiveChild, events: int) -> None:
-        if events & (select.EPOLLERR | select.EPOLLHUP):
+        if events & (_poller.ERR | _poller.HUP):
             self._close(proc, "in")  # the child closed its stdin
             return
         try:
@@ -837,7 +848,7 @@ class Pump:
             with self.lock:
                 try:
                     self.ep.close()
-                    os.close(self.wake)
+                    self.waker.close()
                 except OSError:
                     pass
             for _p, _c, done in cmds:
@@ -851,10 +862,7 @@ class Pump:
                 continue
             for fd, ev in events:
                 if fd == self.wake:
-                    try:
-                        os.eventfd_read(self.wake)
-                    except BlockingIOError:
-                        pass
+                    self.waker.drain()
                     continue
                 with self.lock:
                     entry = self.fds.get(fd)
