@@ -55,8 +55,8 @@ import threading
 import time
 
 from ...errors import EffectError
-from . import poller as _poller
 from ...scope.confine import ChildRules, child_rules, support
+from . import poller as _poller
 
 # posix_spawnattr flags: the same values in glibc and musl.
 _SETPGROUP = 0x02
