@@ -16,7 +16,6 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 
@@ -49,12 +48,16 @@ signal.alarm(%d)  # a hang in the child ends it (SIGALRM), never the test run
 """
 
 
-def run_child(tmp_path, body: str, *args: str):
-    """Run BODY in a fresh interpreter; returns (returncode, [json lines])."""
+def run_child(tmp_path, body: str, *args: str, tmpdir=None):
+    """Run BODY in a fresh interpreter; returns (returncode, [json lines]).
+    ``tmpdir``: the child's TMPDIR (its own, so what it leaves there is not
+    confused with other processes' files in the shared /tmp)."""
     script = tmp_path / "kvwrite_child.py"
     script.write_text(CHILD_HEAD % (T // 2) + textwrap.dedent(body))
     env = dict(os.environ)
     env["PYTHONPATH"] = SRC_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     try:
         p = subprocess.run([sys.executable, str(script), *args], capture_output=True,
                            env=env, timeout=T, text=True)
@@ -176,8 +179,10 @@ def test_escape_kv_store_file_swapped_after_the_check(tmp_path):
     outside = tmp_path / "victim"
     outside.write_bytes(b"precious" * 100)
     before = digest(outside)
-    links_before = set(os.listdir(tempfile.gettempdir()))
-    rc, lines, errs = run_child(tmp_path, SWAP_AFTER_CHECK, str(scope), str(outside))
+    private_tmp = tmp_path / "tmp"  # the child's TMPDIR: its link directories land here
+    private_tmp.mkdir()
+    rc, lines, errs = run_child(tmp_path, SWAP_AFTER_CHECK, str(scope), str(outside),
+                                tmpdir=private_tmp)
     assert rc == 0 and lines and lines[-1] == {"done": True}, (rc, lines, errs)
     for row in lines[:-1]:
         assert row["r"][0] == "Ok" and row["put"], row
@@ -187,8 +192,7 @@ def test_escape_kv_store_file_swapped_after_the_check(tmp_path):
     assert digest(outside) == before
     assert os.stat(outside).st_nlink == 1 + 2  # the two planted links, nothing else
     # the private link directories are gone
-    assert not [n for n in os.listdir(tempfile.gettempdir()) if n.startswith("lexfast-kv-")
-                and n not in links_before]
+    assert os.listdir(private_tmp) == []
 
 
 # -- K2: truncated or forged data.mdb ---------------------------------------------
