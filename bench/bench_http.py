@@ -35,6 +35,7 @@ Run: PYTHONPATH=. pytest bench/bench_http.py --benchmark-enable
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -42,6 +43,10 @@ import textwrap
 import pytest
 
 from lexfast import DefaultHandler, Policy
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from statement_loops import interleaved_members as interleaved  # noqa: E402
+from statement_loops import pedantic_loop as stmt_loop  # noqa: E402
 
 RATIO_TARGETS = [
     # (group, subject, baseline, max subject/baseline median)
@@ -103,54 +108,6 @@ def url():
 
 def _check(body):
     assert body == b"x" * BODY_SIZE, body
-
-
-def stmt_loop(benchmark, stmt: str, ns: dict, number: int, rounds: int = 41):
-    """Time ``stmt`` the way a VM pays for it: compiled once into a function
-    that runs it ``number`` times in a loop, so neither side pays a call per
-    statement; ``rounds`` rounds (pedantic, one warm-up). The stats are per
-    loop; ``extra_info["statements"]`` says how many it ran."""
-    body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
-    env = dict(ns)
-    env["_range"] = range(number)
-    exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
-    benchmark.extra_info["statements"] = number
-    benchmark.pedantic(env["_loop"], rounds=rounds, iterations=1, warmup_rounds=1)
-
-def interleaved(benchmark, members: dict, number: int, rounds: int = 41) -> dict:
-    """Time each member statement (``{name: (stmt, namespace)}``) as
-    ``stmt_loop`` does, but round-robin in one test, so that every member
-    sees the same load: per-statement medians (ns) and, for the first
-    member, its ratio to each other one, in ``extra_info``. (The group's
-    other tests time one member each, back to back.)"""
-    import statistics
-    import time
-
-    loops = {}
-    for name, (stmt, ns) in members.items():
-        body = "\n".join("        " + line for line in stmt.strip("\n").split("\n"))
-        env = dict(ns)
-        env["_range"] = range(number)
-        exec(compile(f"def _loop():\n    for _ in _range:\n{body}\n", "<bench>", "exec"), env)
-        loops[name] = env["_loop"]
-    times: dict = {name: [] for name in loops}
-
-    def run():
-        for fn in loops.values():  # one warm-up each
-            fn()
-        for _ in range(rounds):
-            for name, fn in loops.items():
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-
-    benchmark.pedantic(run, rounds=1, iterations=1)
-    med = {name: statistics.median(ts) / number * 1e9 for name, ts in times.items()}
-    first = next(iter(med))
-    benchmark.extra_info["interleaved_median_ns"] = {k: round(v, 1) for k, v in med.items()}
-    benchmark.extra_info["interleaved_ratio"] = {
-        k: round(med[first] / v, 3) for k, v in med.items() if k != first}
-    return med
 
 
 N_GET = 10
