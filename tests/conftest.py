@@ -164,13 +164,15 @@ def _children() -> dict[int, str]:
 
 #: leaks already reported by a test, not reported again by its module
 _REPORTED: set = set()
+#: the session's own servers (redis_server, postgres_server): not leaks
+_SESSION_KIDS: set = set()
 
 
 def _leaked(before_fds, before_kids):
     fds = {fd: t for fd, t in _open_fds().items()
            if before_fds.get(fd) != t and (fd, t) not in _REPORTED}
     kids = {pid: c for pid, c in _children().items()
-            if pid not in before_kids and pid not in _REPORTED}
+            if pid not in before_kids and pid not in _REPORTED and pid not in _SESSION_KIDS}
     return fds, kids
 
 
@@ -254,3 +256,60 @@ def _libuv_global_pipe():
         return
     uvloop.new_event_loop().close()
     yield
+
+
+# -- real servers (tests/servers.py) -----------------------------------------
+
+def _servers_module():
+    import importlib.util
+    import sys
+    mod = sys.modules.get("lexfast_test_servers")
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(
+            "lexfast_test_servers", os.path.join(os.path.dirname(__file__), "servers.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["lexfast_test_servers"] = mod
+        spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def servers():
+    """tests/servers.py itself: ``servers.start_redis(dir)``,
+    ``servers.start_postgres(dir)`` for a test that needs its own server
+    (to kill it mid-call, say); skips/fails as the fixtures below do."""
+    return _servers_module()
+
+
+def _server_missing(what: str) -> None:
+    message = (f"{what} is not installed: .ci/run installs it (Debian's package); "
+               "outside CI the tests that need it skip")
+    if os.environ.get("LEXFAST_REQUIRE_SERVERS", "").strip() not in ("", "0"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on 127.0.0.1 (``.url``, ``.port``, ``.stop()``)
+    for the whole session; tests must not leave keys others depend on."""
+    try:
+        server = _servers_module().start_redis(str(tmp_path_factory.mktemp("redis")))
+    except FileNotFoundError:
+        _server_missing("redis-server")
+    _SESSION_KIDS.add(server.proc.pid)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL server on 127.0.0.1 (``.url``: a ``postgres://``
+    URL with the test user's password) for the whole session."""
+    try:
+        server = _servers_module().start_postgres(str(tmp_path_factory.mktemp("postgres")))
+    except FileNotFoundError:
+        _server_missing("PostgreSQL (initdb/postgres)")
+    _SESSION_KIDS.add(server.proc.pid)
+    yield server
+    server.stop()
