@@ -32,6 +32,10 @@ from .values import LexValue, one_line
 PureFn = Callable[[list[LexValue]], LexValue]
 #: ``runner(program, handler, fn_name, args)``: how the servers call back into the VM.
 Runner = Callable[[Any, "DefaultHandler", str, list[LexValue]], LexValue]
+#: ``invoke(closure, handler, args)``: how the handler calls a Lex closure
+#: value the program passed it (``net.serve_fn``'s handler, a WebSocket
+#: ``on_message``): the VM's ``invoke_closure_value``. ``handler`` is a fork.
+Invoker = Callable[[Any, "DefaultHandler", list[LexValue]], LexValue]
 #: What ``read_root`` accepts (resolved to an absolute ``str``).
 PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -159,11 +163,13 @@ class Session:
     """What a handler shares with its forks."""
 
     def __init__(self, sink: Sink, read_root: str | None, program: Any,
-                 runner: Runner | None, limits: Limits) -> None:
+                 runner: Runner | None, limits: Limits, invoke: Invoker | None = None) -> None:
         self.sink = sink
         self.read_root = read_root
         self.program = program
         self.runner = runner
+        #: the VM's closure hook (``DefaultHandler(invoke=...)``); None: none given
+        self.invoke = invoke
         self.limits = limits
         #: io.readline's binary (or text) stream; None: sys.stdin at each call
         self.input: Any = None
@@ -291,7 +297,9 @@ class DefaultHandler(HandlerCore):
 
     ``pure`` maps ``(kind, op)`` to the VM's own pure builtins (called with
     the args list, no policy check). ``runner(program, handler, fn_name,
-    args)`` is how the servers call back into the VM. ``table`` replaces the
+    args)`` is how the servers call back into the VM by function name;
+    ``invoke(closure, handler, args)`` is how the handler calls a closure
+    value the program passed it (``invoke_closure``). ``table`` replaces the
     default effect table (see ``EffectTable.with_rows``); ``limits`` bounds
     what is read from outside.
 
@@ -327,7 +335,7 @@ class DefaultHandler(HandlerCore):
 
     def __init__(self, policy: Policy | None = None, *, sink: Sink | None = None,
                  read_root: PathArg | None = None, program: Any = None,
-                 runner: Runner | None = None,
+                 runner: Runner | None = None, invoke: Invoker | None = None,
                  pure: Mapping[tuple[str, str], PureFn] | None = None,
                  table: EffectTable | None = None, limits: Limits | None = None,
                  stats: bool = True, timing: bool = False,
@@ -344,8 +352,10 @@ class DefaultHandler(HandlerCore):
             limits = Limits()
         if table is None:
             table = default_table()
+        if invoke is not None and not callable(invoke):
+            raise TypeError("invoke must be callable as invoke(closure, handler, args)")
         self.session = Session(sink if sink is not None else StdoutSink(),
-                               _resolve_root(read_root), program, runner, limits)
+                               _resolve_root(read_root), program, runner, limits, invoke)
         counters = Stats(len(table.names), timing) if stats else None
         self._setup(policy, table, BudgetPool(policy.budget), _pure_table(pure), counters)
         if record is not None or replay is not None:
@@ -420,6 +430,32 @@ class DefaultHandler(HandlerCore):
             self.session.runner = runner
         return self
 
+    def with_invoke(self, invoke: Invoker | None) -> DefaultHandler:
+        """How closures are called: ``invoke(closure, handler, args)`` runs
+        the Lex closure value ``closure`` with ``args`` on ``handler`` (a
+        fork of this one) and returns its result, as the reference's
+        ``Vm::invoke_closure_value``. ``None`` removes it (ops that take a
+        closure then answer an error naming the hook)."""
+        if invoke is not None and not callable(invoke):
+            raise TypeError("invoke must be callable as invoke(closure, handler, args)")
+        self.session.invoke = invoke
+        return self
+
+    def invoke_closure(self, closure: Any, args: Sequence[LexValue], *,
+                       op: str = "invoke", fork: bool = True) -> LexValue:
+        """Call the program's closure value ``closure`` with ``args`` through
+        the session's ``invoke`` hook, on a fork of this handler (same
+        policy, budget and registries) unless ``fork=False``. What the hook
+        raises propagates (a server turns it into a 500). Without a hook:
+        ``EffectError`` naming ``op`` and the missing hook."""
+        hook = self.session.invoke
+        if hook is None:
+            raise EffectError(f"{op}: this handler cannot call closures: the VM must give "
+                              "DefaultHandler(invoke=...) (or with_invoke)")
+        if self.session.closed:
+            raise EffectError(f"{op}: the handler is closed")
+        return hook(closure, self.fork() if fork else self, list(args))
+
     def register_pure(self, kind: str, op: str, fn: PureFn) -> DefaultHandler:
         """Add a pure builtin to this handler (forks made later share it)."""
         merged = {(k, o): f for k, ops in (self._pure or {}).items() for o, f in ops.items()}
@@ -491,6 +527,11 @@ class DefaultHandler(HandlerCore):
     @property
     def runner(self) -> Runner | None:
         return self.session.runner
+
+    @property
+    def invoke(self) -> Invoker | None:
+        """The closure hook (``DefaultHandler(invoke=...)``), or None."""
+        return self.session.invoke
 
     @property
     def limits(self) -> Limits:
