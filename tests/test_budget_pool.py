@@ -360,7 +360,7 @@ def test_uneven_costs_across_processes_never_overspend(pool_url, tmp_path):
     costs = (1, 2, 3, 5, 7, 11)
     procs = [_spawn(_DEDUCT, pool_url, budget, 20_000, cost, cwd=tmp_path) for cost in costs]
     results = _finish(procs)
-    spent = sum(r["ok"] * c for r, c in zip(results, costs))
+    spent = sum(r["ok"] * c for r, c in zip(results, costs, strict=True))
     left = pool_status(pool_url)["remaining"]
     assert spent + left == budget  # nothing over, nothing lost: every lease came back
     assert any(r["refused"] for r in results)
