@@ -222,6 +222,30 @@ def test_a_wrong_password_fails_construction_without_echoing_it(servers, tmp_pat
         server.stop()
 
 
+def test_a_pool_runs_under_the_acl_user_security_md_recommends(servers, tmp_path):
+    import redis
+    server = servers.start_redis(str(tmp_path / "r"))
+    admin = redis.Redis(host="127.0.0.1", port=server.port)
+    try:
+        admin.execute_command("ACL", "SETUSER", "budget", "on", ">pool-pw", "~fleet-*",
+                              "+evalsha", "+script|load", "+hget", "+hgetall", "+hset",
+                              "+hincrby", "+del")
+        url = _url(server, "fleet-a", auth="budget:pool-pw@")
+        with DefaultHandler(Policy(budget=1000, budget_pool=url)) as h:
+            for _ in range(300):
+                h.note_call_budget(1)
+            assert h.budget_remaining == 700
+        assert pool_status(url) == {"ceiling": 1000, "remaining": 700}
+        assert reset_pool(url)
+        with pytest.raises(EffectError, match="NoPermission") as e:
+            DefaultHandler(Policy(budget=5, budget_pool=_url(server, "other",
+                                                             auth="budget:pool-pw@")))
+        assert "pool-pw" not in str(e.value)
+    finally:
+        admin.close()
+        server.stop()
+
+
 def test_a_pool_without_the_redis_client_names_the_extra(monkeypatch, redis_server):
     monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` does without it
     with pytest.raises(EffectError, match=r"lexfast\[redis\]"):
