@@ -21,8 +21,10 @@ a lease loses at most one block), never overspend.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from .errors import BudgetExceeded, BudgetPoolUnavailable, EffectError
@@ -73,6 +75,19 @@ _SLOW_REFILL_S = 5.0
 _FIRST_BLOCK = 64
 
 
+#: every live lease, so that a forked child drops the leases it copied
+_LEASES: weakref.WeakSet[RedisLease] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lease in list(_LEASES):
+        lease._forget_copied_lease()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _client(url: BudgetPoolURL, timeout: float) -> Any:
     try:
         import redis
@@ -111,6 +126,7 @@ class RedisLease:
         self._last_refill = time.monotonic()
         self._lock = threading.Lock()
         self._closed = False
+        self._pool: Any = None
         self._client = _client(self._url, limits.budget_pool_timeout_s)
         try:
             self._take = self._client.register_script(_TAKE)
@@ -122,6 +138,20 @@ class RedisLease:
                 raise
             raise EffectError(f"{self.where}: cannot use it: {self._describe(e)}") from None
         assert taken == 0
+        _LEASES.add(self)
+
+    def bind(self, pool: Any) -> None:
+        """The pool this lease fills (for ``os.fork``: see below)."""
+        self._pool = pool
+
+    def _forget_copied_lease(self) -> None:
+        # A forked child holds a copy of the parent's lease: spending it too
+        # would spend those units twice. The child starts with none (the
+        # parent still owns them) and refills from the server; a lock some
+        # other thread held at the fork would never be released here.
+        self._lock = threading.Lock()
+        if self._pool is not None:
+            self._pool._drain()
 
     def _describe(self, e: BaseException) -> str:
         text = f"{type(e).__name__}: {e}"
@@ -149,6 +179,8 @@ class RedisLease:
         pool cannot cover it, ``BudgetPoolUnavailable`` when the server
         cannot be asked."""
         with self._lock:
+            if self._pool is None:
+                self._pool = pool
             while True:
                 if pool._try_take(cost):
                     return

@@ -368,6 +368,7 @@ class DefaultHandler(HandlerCore):
         assert policy.budget is not None and policy.budget_pool is not None
         lease = RedisLease(policy.budget_pool, policy.budget, limits)
         pool = BudgetPool(policy.budget, lease)
+        lease.bind(pool)
         self.session.on_close(lambda: lease.close(pool))
         return pool
 

@@ -407,6 +407,37 @@ def test_a_process_killed_holding_its_lease_loses_at_most_one_block(pool_url, tm
     assert lost == result["lease"] <= 500
 
 
+def test_a_forked_child_does_not_spend_the_parents_lease(pool_url, tmp_path):
+    code = """
+    import json, os, sys
+    from lexfast import DefaultHandler, Policy
+    h = DefaultHandler(Policy(budget=100_000, budget_pool=sys.argv[1]))
+    for _ in range(200):
+        h.note_call_budget(1)
+    lease = h._pool.local
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no copy of the lease; it refills on its own
+        os.close(r)
+        copied = h._pool.local
+        for _ in range(300):
+            h.note_call_budget(1)
+        h.close()
+        os.write(w, json.dumps({"copied": copied}).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        child = json.loads(f.read() or "{}")
+    _, status = os.waitpid(pid, 0)
+    h.close()
+    print(json.dumps({"lease": lease, "child": child, "status": status}))
+    """
+    (result,) = _finish([_spawn(code, pool_url, cwd=tmp_path)])
+    assert result["lease"] > 0 and result["status"] == 0
+    assert result["child"] == {"copied": 0}
+    assert pool_status(pool_url)["remaining"] == 100_000 - 500
+
+
 # -- the command line -----------------------------------------------------------
 
 def _lexfast(*args, cwd, input=None):
