@@ -154,7 +154,7 @@ class Limits:
     # Policy(budget_pool=): the largest block of units one lease takes from
     # the shared pool (also at most 1/64 of the ceiling); a process killed
     # holding a lease loses at most this much of the ceiling
-    budget_lease: int = 1 << 16
+    budget_lease: int = 1 << 20
     budget_pool_timeout_s: float = 5.0    # one round trip to the budget pool's Redis
 
 
