@@ -88,7 +88,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _client(url: BudgetPoolURL, timeout: float) -> Any:
+def _client(url: BudgetPoolURL, timeout: float, ca_bundle: str | None = None) -> Any:
     try:
         import redis
         from redis.backoff import NoBackoff
@@ -104,9 +104,13 @@ def _client(url: BudgetPoolURL, timeout: float) -> Any:
         socket_timeout=timeout, socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0), single_connection_client=False,
         health_check_interval=0)
-    if url.tls:
-        kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_check_hostname=True)
-    return redis.Redis(**kwargs)
+    if url.tls:  # verified: the system store, or the operator's CA file
+        kwargs.update(ssl=True, ssl_cert_reqs="required", ssl_check_hostname=True,
+                      ssl_ca_certs=ca_bundle)
+    try:
+        return redis.Redis(**kwargs)
+    except Exception as e:
+        raise EffectError(f"budget pool {url.redacted}: {type(e).__name__}: {e}") from None
 
 
 class RedisLease:
@@ -127,7 +131,8 @@ class RedisLease:
         self._lock = threading.Lock()
         self._closed = False
         self._pool: Any = None
-        self._client = _client(self._url, limits.budget_pool_timeout_s)
+        self._client = _client(self._url, limits.budget_pool_timeout_s,
+                               limits.budget_pool_ca_bundle)
         try:
             self._take = self._client.register_script(_TAKE)
             self._give_back = self._client.register_script(_GIVE_BACK)

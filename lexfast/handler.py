@@ -156,6 +156,7 @@ class Limits:
     # holding a lease loses at most this much of the ceiling
     budget_lease: int = 1 << 20
     budget_pool_timeout_s: float = 5.0    # one round trip to the budget pool's Redis
+    budget_pool_ca_bundle: str | None = None  # rediss:// pools: PEM CA file replacing the system store
 
 
 # -- the session ---------------------------------------------------------------

@@ -246,6 +246,37 @@ def test_a_pool_runs_under_the_acl_user_security_md_recommends(servers, tmp_path
         server.stop()
 
 
+def test_a_rediss_pool_verifies_the_server_certificate(servers, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    for name, blob in (("ca.pem", ca.cert_pem), ("key.pem", cert.private_key_pem),
+                       ("cert.pem", cert.cert_chain_pems[0])):
+        blob.write_to_path(str(tmp_path / name))
+    binary = servers.find_binary("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = servers.free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(tmp_path / "cert.pem"), "--tls-key-file", str(tmp_path / "key.pem"),
+         "--tls-ca-cert-file", str(tmp_path / "ca.pem"), "--tls-auth-clients", "no",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        servers._wait_port(port, proc, "redis-server (TLS)")
+        url = f"rediss://127.0.0.1:{port}/pool"
+        with pytest.raises(EffectError, match="budget pool rediss://127.0.0.1"):
+            DefaultHandler(Policy(budget=9, budget_pool=url))  # the system store: refused
+        limits = Limits(budget_pool_ca_bundle=str(tmp_path / "ca.pem"))
+        with DefaultHandler(Policy(budget=9, budget_pool=url), limits=limits) as h:
+            h.note_call_budget(4)
+            assert h.budget_remaining == 5
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_a_pool_without_the_redis_client_names_the_extra(monkeypatch, redis_server):
     monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` does without it
     with pytest.raises(EffectError, match=r"lexfast\[redis\]"):
