@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -33,33 +34,36 @@ from .policy import BudgetPoolURL, parse_budget_pool
 if TYPE_CHECKING:
     from .handler import Limits
 
-#: KEYS[1] the pool; ARGV ceiling, need, want. Creates the pool at its first
-#: use; {-1, ceiling} if it was created with another ceiling; {0, remaining}
-#: when fewer than `need` units remain (nothing taken); else takes
-#: min(want, remaining) units: {taken, remaining after}.
+#: KEYS[1] the pool; ARGV ceiling, need, want, a fresh token. Creates the
+#: pool at its first use (the token names that incarnation: `epoch`);
+#: {-1, ceiling} if it was created with another ceiling; {0, remaining,
+#: epoch} when fewer than `need` units remain (nothing taken); else takes
+#: min(want, remaining) units: {taken, remaining after, epoch}.
 _TAKE = """
 local c = redis.call('HGET', KEYS[1], 'ceiling')
 if not c then
-  redis.call('HSET', KEYS[1], 'ceiling', ARGV[1], 'remaining', ARGV[1])
+  redis.call('HSET', KEYS[1], 'ceiling', ARGV[1], 'remaining', ARGV[1], 'epoch', ARGV[4])
   c = ARGV[1]
 end
 if c ~= ARGV[1] then return {-1, c} end
 local r = tonumber(redis.call('HGET', KEYS[1], 'remaining'))
-if not r then return {-2, 0} end
+local e = redis.call('HGET', KEYS[1], 'epoch')
+if not r or not e then return {-2, 0} end
 local need = tonumber(ARGV[2])
-if r < need then return {0, r} end
+if r < need then return {0, r, e} end
 local w = tonumber(ARGV[3])
 if w > r then w = r end
 if w > 0 then redis.call('HINCRBY', KEYS[1], 'remaining', -w) end
-return {w, r - w}
+return {w, r - w, e}
 """
 
-#: KEYS[1] the pool; ARGV ceiling, units. Gives back a lease's unspent units
-#: (never past the ceiling, never into a pool reset or made with another
-#: ceiling meanwhile): the remainder after, or -1.
+#: KEYS[1] the pool; ARGV ceiling, units, epoch. Gives back a lease's
+#: unspent units, only to the incarnation that granted them (a pool reset
+#: and recreated meanwhile starts full) and never past the ceiling: the
+#: remainder after, or -1.
 _GIVE_BACK = """
 local c = redis.call('HGET', KEYS[1], 'ceiling')
-if c ~= ARGV[1] then return -1 end
+if c ~= ARGV[1] or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[3] then return -1 end
 local r = redis.call('HINCRBY', KEYS[1], 'remaining', ARGV[2])
 if r > tonumber(c) then
   redis.call('HSET', KEYS[1], 'remaining', c)
@@ -131,6 +135,7 @@ class RedisLease:
         self._lock = threading.Lock()
         self._closed = False
         self._pool: Any = None
+        self._epoch: bytes | None = None  # the incarnation of the pool the lease came from
         self._client = _client(self._url, limits.budget_pool_timeout_s,
                                limits.budget_pool_ca_bundle)
         try:
@@ -166,7 +171,8 @@ class RedisLease:
         return text
 
     def _run_take(self, need: int, want: int) -> tuple[int, int]:
-        reply = self._take(keys=[self._url.key], args=[self._ceiling_arg, need, want])
+        reply = self._take(keys=[self._url.key],
+                           args=[self._ceiling_arg, need, want, uuid.uuid4().hex])
         taken, other = int(reply[0]), reply[1]
         if taken == -1:
             other = other.decode() if isinstance(other, bytes) else other
@@ -176,6 +182,7 @@ class RedisLease:
                 "reset the pool with `lexfast budget-pool reset URL`)")
         if taken == -2:
             raise EffectError(f"{self.where}: the key holds a hash that is not a budget pool")
+        self._epoch = reply[2]
         return taken, int(other)
 
     def refill(self, pool: Any, cost: int) -> None:
@@ -244,8 +251,9 @@ class RedisLease:
             self._closed = True
             units = pool._drain()
         try:
-            if units:
-                self._give_back(keys=[self._url.key], args=[self._ceiling_arg, units])
+            if units and self._epoch is not None:
+                self._give_back(keys=[self._url.key],
+                                args=[self._ceiling_arg, units, self._epoch])
         except Exception:
             pass
         finally:

@@ -162,6 +162,20 @@ def test_close_gives_back_exactly_the_unspent_lease(pool_url):
     assert pool_status(pool_url)["remaining"] == 1_000_000 - 1234
 
 
+def test_a_lease_is_not_given_back_into_a_pool_reset_meanwhile(pool_url):
+    h = DefaultHandler(Policy(budget=100_000, budget_pool=pool_url))
+    try:
+        for _ in range(10):
+            h.note_call_budget(1)
+        assert h._pool.local > 0
+        assert reset_pool(pool_url)
+        with DefaultHandler(Policy(budget=100_000, budget_pool=pool_url)) as h2:
+            assert h2.budget_remaining == 100_000  # a fresh pool, full
+    finally:
+        h.close()  # its lease came from the pool that was reset: not added to the new one
+    assert pool_status(pool_url) == {"ceiling": 100_000, "remaining": 100_000}
+
+
 def test_bad_costs_are_refused_before_the_pool(pool_url):
     with DefaultHandler(Policy(budget=10, budget_pool=pool_url)) as h:
         with pytest.raises(EffectError, match="non-negative"):
