@@ -316,6 +316,9 @@ def test_a_server_lost_mid_run_refuses_fail_closed_then_recovers(servers, tmp_pa
         assert pickle.loads(pickle.dumps(e.value)).args == e.value.args
         assert h.budget_remaining == 0  # the lease alone while the server is away
         h.close()  # nothing to give back, and no hang
+        from lexfast.record import _error_from, _error_tree
+        back = _error_from(_error_tree(e.value), "trace")  # recorded and replayed as itself
+        assert type(back) is BudgetPoolUnavailable and back.args == e.value.args
     finally:
         server.stop()
 
