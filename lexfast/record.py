@@ -51,8 +51,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .cli.codec import CodecError, decode, dumps_json, parse_json, to_json
-from .errors import (BudgetExceeded, BudgetPoolUnavailable, EffectError, PolicyDenied,
-                     ReplayDivergence)
+from .errors import (
+    BudgetExceeded,
+    BudgetPoolUnavailable,
+    EffectError,
+    PolicyDenied,
+    ReplayDivergence,
+)
 from .kernel import Variant
 
 TRACE_VERSION = 1
