@@ -104,6 +104,10 @@ def _parser_class(cap: int, deadline_s: float):
             got = 0
             started = 0.0
 
+            def on_connect(self, connection, **kwargs):
+                self.got = 0  # the handshake's replies count from zero, together
+                super().on_connect(connection, **kwargs)
+
             def read_from_socket(self, timeout=SENTINEL, raise_on_timeout=True):
                 sock = self._sock
                 reader = self._reader
@@ -349,7 +353,7 @@ def redis_connect(h, args):
         retry=Retry(NoBackoff(), 0),
         parser_class=_parser_class(int(limits.redis_reply_bytes), timeout),
         max_connections=int(limits.redis_connections), health_check_interval=0,
-        protocol=2, driver_info=None,
+        protocol=2,
     )
     if tls:
         kwargs.update(connection_class=redis.SSLConnection, ssl_cert_reqs="required",
