@@ -280,6 +280,18 @@ def test_huge_reply_is_refused_and_the_handle_survives(make_handler, redis_serve
     raw.delete(big, many)
 
 
+def test_without_the_extra_connect_names_it(make_handler, monkeypatch):
+    import sys
+
+    import lexfast.effects.redis as family
+    monkeypatch.setattr(family, "_lib", None)
+    monkeypatch.setitem(sys.modules, "hiredis", None)  # import hiredis -> ImportError
+    h = make_handler(effects=["net"])
+    msg = err_text(h.dispatch("redis", "connect", ["redis://127.0.0.1:6379"]))
+    assert msg.startswith("redis.connect: redis-py and hiredis are not installed"), msg
+    assert "pip install lexfast[redis]" in msg
+
+
 def test_handles_close_with_the_handler(redis_server, raw):
     def clients():
         return len(raw.client_list())

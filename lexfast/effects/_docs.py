@@ -358,8 +358,8 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "PING. Host outside `--allow-net-host` HARD ``net call to host `{host}` not in "
         "--allow-net-host [..]``; a bad URL (other schemes, query parameters, control "
         "characters, a db that is not a number), refused connection, wrong password or timeout "
-        "SOFT `redis.connect: {e}` (the password never echoed). Without redis-py/hiredis HARD "
-        "naming `pip install lexfast[redis]`. The handle pools up to `Limits.redis_connections` "
+        "SOFT `redis.connect: {e}` (the password never echoed), and so is a missing redis-py/hiredis "
+        "(naming `pip install lexfast[redis]`). The handle pools up to `Limits.redis_connections` "
         "connections."),
     ("redis", "close"): (
         "redis.close(conn: Int) -> Unit",

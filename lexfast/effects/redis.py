@@ -341,7 +341,10 @@ def redis_connect(h, args):
     denied = host_denied(h, host)
     if denied is not None:
         raise PolicyDenied(denied, effect="net", host=host)
-    redis, _ = _load()
+    try:
+        redis, _ = _load()
+    except EffectError as e:  # the extra is missing: an answer the program can see
+        return err(f"redis.connect: {str(e).removeprefix('redis: ')}")
     from redis.backoff import NoBackoff
     from redis.retry import Retry
     session = h.session
