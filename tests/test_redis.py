@@ -570,3 +570,192 @@ def test_rediss_verifies_the_certificate(make_handler, tmp_path, servers):
         assert "certificate" in msg or "match" in msg, msg
     finally:
         server.stop()
+
+
+# -- a hostile server, eviction, threads -------------------------------------------
+
+class FakeServer:
+    """A loopback server speaking just enough RESP: PING and the handshake's
+    CLIENT commands get +OK/+PONG, every other command ``replies[name]``."""
+
+    def __init__(self, replies: dict):
+        self.replies = replies
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.start()
+
+    def _serve(self):
+        conns = []
+        try:
+            while not self.stop.is_set():
+                try:
+                    c, _ = self.sock.accept()
+                except OSError:
+                    continue
+                conns.append(c)
+                threading.Thread(target=self._client, args=(c,), daemon=True).start()
+        finally:
+            for c in conns:
+                c.close()
+
+    def _client(self, c):
+        buf = b""
+        c.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                data = c.recv(65536)
+            except OSError:
+                if self.stop.is_set():
+                    return
+                continue
+            if not data:
+                return
+            buf += data
+            while True:
+                cmd, buf = _parse_command(buf)
+                if cmd is None:
+                    break
+                name = cmd[0].upper().decode()
+                if name == "PING":
+                    c.sendall(b"+PONG\r\n")
+                elif name in self.replies:
+                    reply = self.replies[name]
+                    if callable(reply):
+                        reply(c, self.stop)
+                    else:
+                        c.sendall(reply)
+                else:
+                    c.sendall(b"+OK\r\n")
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        self.sock.close()
+
+
+def _parse_command(buf: bytes):
+    if not buf.startswith(b"*") or b"\r\n" not in buf:
+        return None, buf
+    head, rest = buf.split(b"\r\n", 1)
+    out = []
+    for _ in range(int(head[1:])):
+        if b"\r\n" not in rest:
+            return None, buf
+        ln, rest = rest.split(b"\r\n", 1)
+        n = int(ln[1:])
+        if len(rest) < n + 2:
+            return None, buf
+        out.append(rest[:n])
+        rest = rest[n + 2:]
+    return out, rest
+
+
+@pytest.fixture
+def fake():
+    made = []
+
+    def make(replies):
+        s = FakeServer(replies)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def test_odd_replies_are_clear_errors(make_handler, fake):
+    s = fake({"GET": b":5\r\n", "PUBLISH": b"$3\r\nabc\r\n", "LLEN": b":99999999999999999999999\r\n",
+              "HGETALL": b"*1\r\n$1\r\na\r\n", "BRPOP": b"$1\r\nx\r\n",
+              "SET": b"-ERR " + b"x" * 100_000 + b"\r\n", "EXISTS": b"*0\r\n",
+              "HGET": b"*9\r\n" + b"*1\r\n" * 9 + b":1\r\n"})
+    h = make_handler(effects=["net"])
+    c = connect(h, f"redis://127.0.0.1:{s.port}")
+    cases = [("get", [c, "k"], "unexpected reply int"),
+             ("publish", [c, "ch", "m"], "unexpected reply bytes"),
+             ("llen", [c, "k"], "Bad integer value"),  # hiredis refuses past i64
+             ("hgetall", [c, "k"], "expected field/value pairs"),
+             ("brpop", [c, "k", 1], "expected a key and a value"),
+             ("exists", [c, "k"], "unexpected reply list"),
+             ("hget", [c, "k", "f"], "redis.hget: ")]
+    for op, args, why in cases:
+        with pytest.raises(EffectError) as e:
+            h.dispatch("redis", op, args)
+        assert str(e.value).startswith(f"redis.{op}: ") and why in str(e.value), (op, e.value)
+    with pytest.raises(EffectError) as e:
+        h.dispatch("redis", "set", [c, "k", "v"])
+    assert str(e.value).startswith("redis.set: xxx") and len(str(e.value)) < 1100
+
+
+def test_a_slow_drip_reply_is_cut_off(make_handler, fake):
+    def drip(c, stop):
+        c.sendall(b"$1000\r\n")
+        while not stop.wait(0.1):
+            c.sendall(b"x")
+
+    s = fake({"GET": drip})
+    h = make_handler(effects=["net"], limits=Limits(redis_timeout_s=0.5))
+    c = connect(h, f"redis://127.0.0.1:{s.port}")
+    t0 = time.monotonic()
+    with pytest.raises(EffectError, match=r"redis\.get: reply took longer than "
+                                          r"Limits\.redis_timeout_s"):
+        h.dispatch("redis", "get", [c, "k"])
+    assert time.monotonic() - t0 < 10
+
+
+def test_evicted_handles_are_closed(make_handler, redis_server, raw):
+    before = len(raw.client_list())
+    h = make_handler(effects=["net"])
+    first = connect(h, redis_server.url)
+    for _ in range(256):
+        connect(h, redis_server.url)
+    with pytest.raises(EffectError, match="closed or unknown ConnRedis handle"):
+        h.dispatch("redis", "get", [first, "k"])
+    deadline = time.monotonic() + 10
+    while len(raw.client_list()) > before + 256 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(raw.client_list()) == before + 256
+
+
+def test_forks_on_threads_share_a_handle(rh, conn, raw):
+    k = key("threads")
+    errors: list = []
+
+    def work(fork):
+        try:
+            for i in range(100):
+                fork.dispatch("redis", "rpush", [conn, k, str(i)])
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(rh.fork(),)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert rh.dispatch("redis", "llen", [conn, k]) == 800
+    raw.delete(k)
+
+
+def test_close_during_a_call(rh, conn):
+    out: list = []
+
+    def blocked():
+        try:
+            out.append(rh.dispatch("redis", "brpop", [conn, key("never"), 60]))
+        except BaseException as e:  # noqa: BLE001
+            out.append(e)
+
+    t = threading.Thread(target=blocked)
+    t.start()
+    time.sleep(0.2)  # usually in flight by now; either way the call ends promptly
+    rh.dispatch("redis", "close", [conn])
+    t.join(20)
+    assert not t.is_alive()
+    assert isinstance(out[0], EffectError) and "closed or unknown ConnRedis handle" in str(out[0])

@@ -215,12 +215,29 @@ def _arg(args, i: int, op: str, what: str) -> bytes:
 
 
 def _text(v, op: str, what: str = "value") -> str:
+    if type(v) is not bytes:
+        raise EffectError(f"redis.{op}: unexpected reply {_shape(v)} (expected a string)")
     try:
         return v.decode("utf-8")
     except UnicodeDecodeError:
         raise EffectError(f"redis.{op}: stored {what} is not valid UTF-8") from None
-    except AttributeError:
-        raise EffectError(f"redis.{op}: unexpected reply {type(v).__name__}") from None
+
+
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+_SERVER_TEXT = 1000  # characters of a server's error reply echoed
+
+
+def _int(v, op: str) -> int:
+    """An integer reply as an Int; anything else (a hostile or odd server) HARD."""
+    if type(v) is int and _INT_MIN <= v <= _INT_MAX:
+        return v
+    raise EffectError(f"redis.{op}: unexpected reply {_shape(v)} (expected an integer)")
+
+
+def _shape(v) -> str:
+    if isinstance(v, int):
+        return "integer out of the Int range" if not isinstance(v, bool) else "bool"
+    return type(v).__name__
 
 
 def _failure(c: _Conn, op: str, e: BaseException) -> EffectError:
@@ -236,7 +253,10 @@ def _failure(c: _Conn, op: str, e: BaseException) -> EffectError:
         return EffectError(f"redis.{op}: timed out after {limits.redis_timeout_s:g} s "
                            f"(Limits.redis_timeout_s) on {c.where}")
     if isinstance(e, redis.exceptions.ResponseError):
-        return EffectError(c.scrub(f"redis.{op}: {e}"))
+        text = str(e)  # the server's words: bounded
+        if len(text) > _SERVER_TEXT:
+            text = text[:_SERVER_TEXT] + "…"
+        return EffectError(c.scrub(f"redis.{op}: {text}"))
     if isinstance(e, redis.exceptions.RedisError):
         if c.closed:
             return EffectError(f"redis.{op}: closed or unknown ConnRedis handle")
@@ -423,7 +443,7 @@ def redis_del(h, args):
 
 def redis_exists(h, args):
     c = _conn(h, args, "exists")
-    return bool(_call(c, "exists", "EXISTS", _arg(args, 1, "exists", "key")))
+    return _int(_call(c, "exists", "EXISTS", _arg(args, 1, "exists", "key")), "exists") > 0
 
 
 def redis_expire(h, args):
@@ -436,20 +456,20 @@ def redis_expire(h, args):
 
 def redis_publish(h, args):
     c = _conn(h, args, "publish")
-    return int(_call(c, "publish", "PUBLISH", _arg(args, 1, "publish", "channel"),
-                     _arg(args, 2, "publish", "message")))
+    return _int(_call(c, "publish", "PUBLISH", _arg(args, 1, "publish", "channel"),
+                      _arg(args, 2, "publish", "message")), "publish")
 
 
 def redis_lpush(h, args):
     c = _conn(h, args, "lpush")
-    return int(_call(c, "lpush", "LPUSH", _arg(args, 1, "lpush", "key"),
-                     _arg(args, 2, "lpush", "value")))
+    return _int(_call(c, "lpush", "LPUSH", _arg(args, 1, "lpush", "key"),
+                      _arg(args, 2, "lpush", "value")), "lpush")
 
 
 def redis_rpush(h, args):
     c = _conn(h, args, "rpush")
-    return int(_call(c, "rpush", "RPUSH", _arg(args, 1, "rpush", "key"),
-                     _arg(args, 2, "rpush", "value")))
+    return _int(_call(c, "rpush", "RPUSH", _arg(args, 1, "rpush", "key"),
+                      _arg(args, 2, "rpush", "value")), "rpush")
 
 
 def redis_brpop(h, args):
@@ -467,12 +487,14 @@ def redis_brpop(h, args):
                 timeout=wait_s + float(c.limits.redis_timeout_s))
     if got is None:
         return NONE
+    if type(got) is not list or len(got) != 2:
+        raise EffectError(f"redis.brpop: unexpected reply {_shape(got)} (expected a key and a value)")
     return some(_text(got[1], "brpop"))
 
 
 def redis_llen(h, args):
     c = _conn(h, args, "llen")
-    return int(_call(c, "llen", "LLEN", _arg(args, 1, "llen", "key")))
+    return _int(_call(c, "llen", "LLEN", _arg(args, 1, "llen", "key")), "llen")
 
 
 def redis_hset(h, args):
@@ -497,6 +519,8 @@ def redis_hdel(h, args):
 def redis_hgetall(h, args):
     c = _conn(h, args, "hgetall")
     flat = _call(c, "hgetall", "HGETALL", _arg(args, 1, "hgetall", "key"))
+    if type(flat) is not list or len(flat) % 2:
+        raise EffectError(f"redis.hgetall: unexpected reply {_shape(flat)} (expected field/value pairs)")
     return [(_text(flat[i], "hgetall", "field"), _text(flat[i + 1], "hgetall"))
             for i in range(0, len(flat) - 1, 2)]
 
