@@ -287,6 +287,8 @@ def _call(c: _Conn, op: str, *cmd, timeout=None):
         raise
     finally:
         pool.release(conn)
+        if c.closed:  # closed by another thread meanwhile: keep no socket open
+            _quiet_disconnect(conn)
 
 
 # -- URL ---------------------------------------------------------------------------
