@@ -156,8 +156,17 @@ def test_allowed_host_connects(make_handler, redis_server):
     c = connect(h, redis_server.url)
     assert h.dispatch("redis", "exists", [c, key("x")]) is False
     # the host checked is the host parsed, whatever the userinfo says
-    with pytest.raises(PolicyDenied, match="localhost"):
-        h.dispatch("redis", "connect", [f"redis://127.0.0.1@localhost:{redis_server.port}"])
+    for tricky in (f"redis://127.0.0.1@localhost:{redis_server.port}",
+                   f"redis://127.0.0.1:{redis_server.port}@localhost:{redis_server.port}",
+                   f"redis://127.0.0.1\\@localhost:{redis_server.port}",
+                   f"redis://0x7f.1:{redis_server.port}",
+                   f"redis://127.1:{redis_server.port}"):
+        with pytest.raises(PolicyDenied, match="not in --allow-net-host"):
+            h.dispatch("redis", "connect", [tricky])
+    # case and a trailing dot normalise as for http.* (the check passes; this
+    # spelling then fails to resolve, a SOFT error)
+    msg = err_text(h.dispatch("redis", "connect", [f"redis://127.0.0.1.:{redis_server.port}"]))
+    assert msg.startswith("redis.connect: connection to 127.0.0.1.:"), msg
 
 
 def test_hgetall_pairs_and_unicode(rh, conn):
@@ -222,6 +231,9 @@ def test_bad_arguments_are_clear(rh, conn, raw):
     ("rediss://127.0.0.1:6379/?ssl_cert_reqs=none", "query parameters"),
     ("redis://127.0.0.1:6379/x", "database number"),
     ("redis://127.0.0.1:99999", "invalid URL"),
+    ("redis://127.0.0.1:0", "port must be 1..=65535"),
+    ("redis://127.0.0.1:6379#x", "fragments"),
+    ("redis://exämple.com:1", "no valid host"),
     ("redis://", "no valid host"),
     ("redis://ho st:1", "whitespace or control"),
     ("redis://host\n:1", "whitespace or control"),

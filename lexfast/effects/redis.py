@@ -350,7 +350,9 @@ def _parse(url: str):
     if password is None and username is not None:
         # redis://secret@host: the lone userinfo is the password (redis-py, redis-rs)
         username, password = None, username
-    return scheme == "rediss", host.lower(), port or 6379, db, username, password
+    if port == 0:
+        raise _BadUrl("URL port must be 1..=65535")
+    return scheme == "rediss", host.lower(), 6379 if port is None else port, db, username, password
 
 
 def redis_connect(h, args):
