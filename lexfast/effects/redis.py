@@ -55,7 +55,9 @@ _POLL_S = 0.25  # how often a subscription looks at its stop conditions
 
 def _load():
     """redis-py and hiredis, imported on first use (``import lexfast`` stays
-    light); a clear HARD error when the extra is not installed."""
+    light); an ``EffectError`` naming the extra when it is not installed
+    (``redis.connect`` answers it as an ``Err``; no other op can get that far
+    without a handle)."""
     global _lib
     if _lib is None:
         try:
