@@ -771,3 +771,22 @@ def test_close_during_a_call(rh, conn):
     t.join(20)
     assert not t.is_alive()
     assert isinstance(out[0], EffectError) and "closed or unknown ConnRedis handle" in str(out[0])
+
+
+def test_pool_size_is_bounded(make_handler, redis_server, raw):
+    h = make_handler(effects=["net"], limits=Limits(redis_connections=1))
+    c = connect(h, redis_server.url)
+    k = key("pool")
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(h.dispatch("redis", "brpop", [c, k, 20])))
+    blocked = raw.info("clients")["blocked_clients"]
+    t.start()
+    deadline = time.monotonic() + 10
+    while raw.info("clients")["blocked_clients"] == blocked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(EffectError, match=r"redis\.get: all 1 connections of the handle are in "
+                                          r"use \(Limits\.redis_connections\)"):
+        h.dispatch("redis", "get", [c, k])
+    raw.rpush(k, "done")
+    t.join(20)
+    assert out == [some("done")]

@@ -254,6 +254,9 @@ def _failure(c: _Conn, op: str, e: BaseException) -> EffectError:
     if isinstance(e, redis.exceptions.TimeoutError):
         return EffectError(f"redis.{op}: timed out after {limits.redis_timeout_s:g} s "
                            f"(Limits.redis_timeout_s) on {c.where}")
+    if isinstance(e, redis.exceptions.MaxConnectionsError):
+        return EffectError(f"redis.{op}: all {int(limits.redis_connections)} connections of the "
+                           "handle are in use (Limits.redis_connections)")
     if isinstance(e, redis.exceptions.ResponseError):
         text = str(e)  # the server's words: bounded
         if len(text) > _SERVER_TEXT:
