@@ -790,3 +790,21 @@ def test_pool_size_is_bounded(make_handler, redis_server, raw):
     raw.rpush(k, "done")
     t.join(20)
     assert out == [some("done")]
+
+
+def test_subscribe_stops_when_the_shared_budget_is_spent(make_handler, redis_server, raw):
+    from lexfast.errors import BudgetExceeded
+
+    def runner(program, fork, name, args):
+        fork.note_call_budget(1)
+
+    h = make_handler(effects=["net"], program={}, runner=runner, budget=2)
+    c = connect(h, redis_server.url)
+    ch = key("ch-budget")
+    out: list = []
+    t = _subscriber(h, ["subscribe", c, ch, "f"], out)
+    _publish_until(raw, ch, lambda: bool(out))
+    t.join(20)
+    kind, e = out[0]
+    assert kind == "error" and isinstance(e, BudgetExceeded), out
+    assert h.budget_remaining == 0
