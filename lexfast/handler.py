@@ -148,6 +148,11 @@ class Limits:
     sql_result_bytes: int = 64 << 20      # sql.query result (Str/Bytes cells), and one value
     sql_memory_bytes: int = 512 << 20     # SQLite's heap, process-wide (its hard heap limit;
                                           # the smallest of any session that opened a database)
+    redis_timeout_s: float = 10.0         # redis.*: connect, each read, and one whole reply
+    redis_reply_bytes: int = 64 << 20     # redis.*: one reply (a value, an hgetall), as it arrives
+    redis_block_s: float = 300.0          # redis.brpop: longest wait (its 0, "forever", means this)
+    redis_connections: int = 64           # redis.*: pooled connections per ConnRedis handle
+    redis_ca_bundle: str | None = None    # rediss://: PEM CA file replacing the system store
     serve_threads: int = 16               # net.serve worker pool
     serve_grace_s: float = 5.0            # in-flight requests at shutdown
     ws_connections: int = 1024            # net.serve_ws connection cap

@@ -742,6 +742,17 @@ def _lib_versions() -> dict:
     attempt("uvloop", uvloop_v)
     attempt("websockets", ws_v)
     attempt("sqlite", sqlite_v)
+
+    def redis_v():  # the redis extra (redis.*)
+        import redis
+        return redis.__version__
+
+    def hiredis_v():
+        import hiredis
+        return hiredis.__version__
+
+    attempt("redis-py", redis_v)
+    attempt("hiredis", hiredis_v)
     return out
 
 
