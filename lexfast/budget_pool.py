@@ -136,6 +136,7 @@ class RedisLease:
         self._closed = False
         self._pool: Any = None
         self._epoch: bytes | None = None  # the incarnation of the pool the lease came from
+        self._server_id: str | None = None
         self._client = _client(self._url, limits.budget_pool_timeout_s,
                                limits.budget_pool_ca_bundle)
         try:
@@ -149,6 +150,22 @@ class RedisLease:
             raise EffectError(f"{self.where}: cannot use it: {self._describe(e)}") from None
         assert taken == 0
         _LEASES.add(self)
+
+    @property
+    def pool_url(self) -> BudgetPoolURL:
+        return self._url
+
+    def server_id(self) -> str | None:
+        """The pool server's ``run_id`` (``INFO server``), read once; None
+        when this user may not run INFO. ``redis.connect`` refuses a
+        program's connection to the same server (SECURITY.md)."""
+        if self._server_id is None:
+            try:
+                run_id = self._client.info("server").get("run_id")
+            except Exception:
+                return None
+            self._server_id = run_id if isinstance(run_id, str) and run_id else None
+        return self._server_id
 
     def bind(self, pool: Any) -> None:
         """The pool this lease fills (for ``os.fork``: see below)."""

@@ -181,6 +181,8 @@ class Session:
         self.runner = runner
         #: the VM's closure hook (``DefaultHandler(invoke=...)``); None: none given
         self.invoke = invoke
+        #: ``Policy(budget_pool=)``'s lease (``lexfast.budget_pool.RedisLease``), or None
+        self.budget_lease: Any = None
         self.limits = limits
         #: io.readline's binary (or text) stream; None: sys.stdin at each call
         self.input: Any = None
@@ -385,6 +387,7 @@ class DefaultHandler(HandlerCore):
         lease = RedisLease(policy.budget_pool, policy.budget, limits)
         pool = BudgetPool(policy.budget, lease)
         lease.bind(pool)
+        self.session.budget_lease = lease  # redis.connect keeps programs off its server
         self.session.on_close(lambda: lease.close(pool))
         return pool
 

@@ -527,3 +527,45 @@ def test_budget_pool_show_and_reset(pool_url, tmp_path):
     assert pool_status(pool_url) is None
     p = _lexfast("budget-pool", "show", "http://h/k", cwd=tmp_path)
     assert p.returncode == 2 and "redis://" in p.stderr
+
+
+# -- the program's redis.* ops cannot reach the pool's server -----------------
+
+def _program_handler(url):
+    return DefaultHandler(Policy(allow_effects=["net"], allow_net_host=["127.0.0.1", "localhost"],
+                                 budget=1000, budget_pool=url))
+
+
+def test_redis_connect_refuses_the_pool_server_by_any_name(redis_server, pool_url, servers, tmp_path):
+    from lexfast import PolicyDenied
+    other = servers.start_redis(str(tmp_path / "other"))
+    try:
+        with _program_handler(pool_url) as h:
+            for host in ("127.0.0.1", "localhost"):
+                with pytest.raises(PolicyDenied, match="budget pool"):
+                    h.dispatch("redis", "connect", [f"redis://{host}:{redis_server.port}/3"])
+            r = h.dispatch("redis", "connect", [f"redis://127.0.0.1:{other.port}/0"])
+            assert r.name == "Ok", r
+            h.dispatch("redis", "close", [r.args[0]])
+    finally:
+        other.stop()
+
+
+def test_without_info_rights_the_pool_address_is_refused(servers, tmp_path):
+    import redis
+
+    from lexfast import PolicyDenied
+    server = servers.start_redis(str(tmp_path / "r"))
+    admin = redis.Redis(host="127.0.0.1", port=server.port)
+    try:
+        admin.execute_command("ACL", "SETUSER", "budget", "on", ">pool-pw", "~fleet-*",
+                              "+evalsha", "+script|load", "+hget", "+hgetall", "+hset",
+                              "+hincrby", "+del")
+        url = _url(server, "fleet-b", auth="budget:pool-pw@")
+        with _program_handler(url) as h:
+            with pytest.raises(PolicyDenied, match="budget pool"):
+                h.dispatch("redis", "connect", [f"redis://localhost:{server.port}/0"])
+        reset_pool(url)
+    finally:
+        admin.close()
+        server.stop()

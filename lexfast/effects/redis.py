@@ -395,12 +395,18 @@ def redis_connect(h, args):
     c = _Conn(pool, where, password, limits)
     try:
         _call(c, "connect", "PING")
+        lease = session.budget_lease
+        pool_server = _pool_server(c, lease, host, port) if lease is not None else None
     except EffectError as e:
         c.close()
         msg = str(e)
         if msg.startswith("redis.connect: "):
             msg = msg[len("redis.connect: "):]
         return err(f"redis.connect: {msg}")
+    if pool_server:
+        c.close()
+        raise PolicyDenied(f"redis.connect: {where} is the server holding this run's budget "
+                           "pool; a program may not connect to it", effect="net", host=host)
     reg = session.registry("redis", _release)
     handle = next_handle()
     reg.insert(handle, c)
@@ -409,6 +415,48 @@ def redis_connect(h, args):
             c.close()
         raise EffectError("redis.connect: the handler is closed")
     return ok(handle)
+
+
+def _run_id(c: _Conn) -> str | None:
+    reply = _call(c, "connect", "INFO", "server")
+    if isinstance(reply, bytes):
+        for line in reply.split(b"\r\n"):
+            if line.startswith(b"run_id:"):
+                return line[len(b"run_id:"):].decode("ascii", "replace").strip() or None
+    return None
+
+
+def _addresses(host: str, port: int) -> set:
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return set()
+    out = set()
+    for info in infos:
+        addr = info[4][0]
+        # every loopback (and the unspecified address) reaches a server bound there
+        if addr.startswith("127.") or addr in ("::1", "0.0.0.0", "::") \
+                or addr.startswith("::ffff:127."):
+            addr = "loopback"
+        out.add(addr)
+    return out
+
+
+def _pool_server(c: _Conn, lease, host: str, port: int) -> bool:
+    """Whether ``c`` reached the server of the run's budget pool
+    (``Policy(budget_pool=)``), whatever name or address led there: the two
+    servers' ``run_id``s are compared; where the pool's user may not run
+    INFO, the addresses (any loopback counts as one) and ports are. A
+    server that will not tell its run_id counts as the pool's (fails closed)."""
+    pool_id = lease.server_id()
+    if pool_id is None:
+        url = lease.pool_url
+        return port == url.port and bool(_addresses(host, port) & _addresses(url.host, url.port))
+    try:
+        return _run_id(c) in (None, pool_id)
+    except EffectError:
+        return True
 
 
 def redis_close(h, args):
