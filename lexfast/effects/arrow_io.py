@@ -49,10 +49,10 @@ Where lexfast is stricter than the reference (docs/design.md §5):
 
 from __future__ import annotations
 
-import csv as _csv
 import io
 import math
 import os
+import re
 import stat as _stat
 
 from ..errors import EffectError, PolicyDenied
@@ -258,16 +258,20 @@ def _convert(pa, op: str, name: str, field_type, column):
                 f"hold without loss ({'/'.join(_TABLE_TYPES)})")
 
 
+def _holdable(pa, ty) -> bool:
+    """Whether a column of pyarrow type ``ty`` converts to a Table column
+    without loss (what :func:`_convert` accepts)."""
+    t = pa.types
+    if t.is_dictionary(ty):
+        ty = ty.value_type
+    return (t.is_integer(ty) or t.is_floating(ty) or t.is_string(ty) or t.is_large_string(ty)
+            or t.is_string_view(ty) or t.is_boolean(ty) or t.is_null(ty))
+
+
 def _check_types(pa, op: str, schema) -> None:
     """Refuse an unconvertible column before anything is decoded."""
-    t = pa.types
     for field in schema:
-        ty = field.type
-        if t.is_dictionary(ty):
-            ty = ty.value_type
-        if not (t.is_integer(ty) or t.is_floating(ty) or t.is_string(ty)
-                or t.is_large_string(ty) or t.is_string_view(ty) or t.is_boolean(ty)
-                or t.is_null(ty)):
+        if not _holdable(pa, field.type):
             raise _Fail(f"arrow.{op}: column `{field.name}` has type {field.type}, which a "
                         f"Table cannot hold without loss ({'/'.join(_TABLE_TYPES)})")
 
@@ -287,16 +291,37 @@ def _to_table(pa, op: str, table) -> Table:
 
 # -- reads -----------------------------------------------------------------------
 
+_HEADER_STOPS = re.compile(rb'[",\r\n]')
+
+
 def _csv_header_columns(data: bytes) -> int:
-    """How many fields the CSV's first record has (quoted newlines honoured)."""
-    head = data[:_HEADER_SNIFF].decode("utf-8", "replace")
-    try:
-        reader = _csv.reader(io.StringIO(head, newline=""))
-        _csv.field_size_limit(max(_csv.field_size_limit(), _HEADER_SNIFF))
-        first = next(reader, None)
-    except _csv.Error:
-        return 0  # pyarrow reports the malformed header
-    return 0 if first is None else len(first)
+    """How many fields the CSV's first record has (quoted commas and newlines
+    honoured), looking at most ``_HEADER_SNIFF`` bytes: a bound, not a parse."""
+    if not data:
+        return 0
+    n, i, limit = 1, 0, min(len(data), _HEADER_SNIFF)
+    while i < limit:
+        m = _HEADER_STOPS.search(data, i, limit)
+        if m is None:
+            break
+        c = data[m.start()]
+        if c == 0x2C:  # ,
+            n += 1
+            i = m.end()
+        elif c == 0x22:  # " : to the closing quote ("" is an escaped one)
+            j = m.end()
+            while True:
+                k = data.find(b'"', j, limit)
+                if k < 0:
+                    return n
+                if data[k + 1:k + 2] == b'"':
+                    j = k + 2
+                    continue
+                i = k + 1
+                break
+        else:  # the end of the record
+            break
+    return n
 
 
 def _csv_options(pc, ncols: int, strings=()):
@@ -309,12 +334,6 @@ def _csv_options(pc, ncols: int, strings=()):
     # reading and how write_csv writes such a null; wider files skip empty lines
     parse = pc.ParseOptions(ignore_empty_lines=ncols != 1)
     return read, convert, parse
-
-
-def _is_table_type(pa, ty) -> bool:
-    t = pa.types
-    return (t.is_integer(ty) or t.is_floating(ty) or t.is_string(ty) or t.is_boolean(ty)
-            or t.is_null(ty))
 
 
 def read_csv(h, args):
@@ -351,7 +370,7 @@ def read_csv(h, args):
 
         table = parse()
         # dates, times and timestamps: read again, those columns as the text they are
-        text = {f.name for f in table.schema if not _is_table_type(pa, f.type)}
+        text = {f.name for f in table.schema if not _holdable(pa, f.type)}
         if text:
             table = parse(text)
         if table.num_rows > max_rows:
@@ -393,8 +412,9 @@ def _read_parquet(h, op: str, path: str, wanted: list[str] | None):
         import pyarrow.parquet as pq
         max_rows, max_bytes, max_cols = _limits(h)
         try:
+            # the footer's lists and strings bounded as the columns and bytes are
             pf = pq.ParquetFile(f, thrift_container_size_limit=max(max_cols, 1 << 12) * 4,
-                                thrift_string_size_limit=max_bytes)
+                                thrift_string_size_limit=min(max_bytes, 100_000_000))
             meta = pf.metadata
             schema = pf.schema_arrow
         except MemoryError:
