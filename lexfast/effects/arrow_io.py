@@ -289,6 +289,13 @@ def _to_table(pa, op: str, table) -> Table:
     return Table._make(tuple(names), tuple(types), tuple(nullable), tuple(cols), table.num_rows)
 
 
+def _table_or_fail(pa, op: str, path: str, table) -> Table:
+    try:
+        return _to_table(pa, op, table)
+    except MemoryError:
+        raise _Fail(f"arrow.{op}: `{path}`: out of memory converting the table") from None
+
+
 # -- reads -----------------------------------------------------------------------
 
 _HEADER_STOPS = re.compile(rb'[",\r\n]')
@@ -379,7 +386,7 @@ def read_csv(h, args):
         if table.nbytes > max_bytes:
             raise _Fail(f"arrow.{op}: `{path}` decodes to more than Limits.arrow_max_bytes "
                         f"({max_bytes}) bytes")
-        return ok(_to_table(pa, op, table))
+        return ok(_table_or_fail(pa, op, path, table))
     except _Fail as e:
         return err(str(e))
 
@@ -466,7 +473,7 @@ def _read_parquet(h, op: str, path: str, wanted: list[str] | None):
         # a name pyarrow also took as a nested path ("a.b"): keep the top-level ones
         parts = [p.select([p.schema.names.index(n) for n in names]) for p in parts]
     table = pa.concat_tables(parts) if parts else chosen.empty_table()
-    return ok(_to_table(pa, op, table))
+    return ok(_table_or_fail(pa, op, path, table))
 
 
 def _leaf_count(pa, ty) -> int:
