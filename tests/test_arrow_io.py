@@ -312,10 +312,27 @@ def test_bytes_cap_on_reads(make_handler, d):
         f"arrow.read_csv: `{p}` is 1202 bytes, more than Limits.arrow_max_bytes (1000)"
     # a small file that decodes big (the footer's uncompressed sizes, before decoding)
     q = d / "bomb.parquet"
-    pq.write_table(pa.table({"x": [0] * 100_000}), q, compression="zstd")
+    pq.write_table(pa.table({"s": ["x" * 10_000] * 20}), q, compression="zstd",
+                   use_dictionary=False)
     assert q.stat().st_size < 1000
     m = message(h.dispatch("arrow", "read_parquet", [str(q)]))
     assert m == f"arrow.read_parquet: `{q}` decodes to more than Limits.arrow_max_bytes (1000) bytes"
+
+
+def test_cells_cap(make_handler, d):
+    # a cell costs Python a pointer at least: at most arrow_max_bytes / 8 of them
+    h = make_handler(effects=RW, fs_read=[d], limits=Limits(arrow_max_bytes=8000))
+    q = d / "bools.parquet"
+    pq.write_table(pa.table({f"b{i}": [True] * 200 for i in range(6)}), q)
+    assert q.stat().st_size < 8000
+    assert message(h.dispatch("arrow", "read_parquet", [str(q)])) == \
+        f"arrow.read_parquet: `{q}` has 200 rows x 6 columns, more than " \
+        "Limits.arrow_max_bytes / 8 (1000) cells"
+    assert value(h.dispatch("arrow", "read_parquet_cols", [str(q), ["b0", "b1"]])).nrows == 200
+    p = d / "bools.csv"
+    p.write_text("a,b,c,d,e,f\n" + "1,,,,,\n" * 200)
+    assert "has 200 rows x 6 columns, more than" in message(
+        h.dispatch("arrow", "read_csv", [str(p)]))
 
 
 def test_bytes_cap_on_writes_leaves_the_old_file(make_handler, d):
@@ -477,6 +494,17 @@ def test_duplicate_and_odd_column_names_round_trip(h, d):
         assert h.dispatch("arrow", op, [t, p]) == ok(None)
         back = value(h.dispatch("arrow", rd, [p]))
         assert back.names == t.names and back.types == t.types, (op, back)
+
+
+def test_read_parquet_cols_picks_top_level_columns_past_nested_ones(h, d):
+    p = d / "nested.parquet"
+    src = pa.Table.from_arrays(
+        [pa.array([{"a": 1, "b": {"c": 2}}]), pa.array([[1, 2]]), pa.array([7]),
+         pa.array(["first"]), pa.array(["second"]), pa.array([{"x": 1}])],
+        names=["s", "xs", "s.a", "dup", "dup", "m"])
+    pq.write_table(src, p)
+    t = value(h.dispatch("arrow", "read_parquet_cols", [str(p), ["dup", "s.a"]]))
+    assert (t.names, t.columns) == (("s.a", "dup"), ((7,), ("first",)))
 
 
 # -- without pyarrow ---------------------------------------------------------------------

@@ -170,7 +170,8 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "empty cell is null (`\"\"` is the empty string). Scope `--allow-fs-read` (under "
         "`read_root` when set), opened beneath the root: HARD ``arrow.read_csv: `{path}` outside "
         "--allow-fs-read``. SOFT ``arrow.read_csv: open `{path}`: {e}`` / ``parse `{path}`: "
-        "{e}``. Bounded by `Limits.arrow_max_bytes`, `arrow_max_rows`, `arrow_max_columns`; "
+        "{e}``. Bounded by `Limits.arrow_max_bytes` (file, decoded data, and `/ 8` cells), "
+        "`arrow_max_rows`, `arrow_max_columns`; "
         "without pyarrow SOFT `arrow.read_csv: needs pyarrow (pip install 'lexfast[arrow]')`."),
     ("arrow", "read_parquet"): (
         "arrow.read_parquet(path: Str) -> Result[Table, Str]",

@@ -29,7 +29,9 @@ Where lexfast is stricter than the reference (docs/design.md §5):
   bytes (a Parquet footer's uncompressed sizes, then each row group as read)
   by ``Limits.arrow_max_bytes``, rows by ``Limits.arrow_max_rows``, columns by
   ``Limits.arrow_max_columns`` (a CSV header of many empty names costs
-  pyarrow kilobytes per column); a write larger than ``arrow_max_bytes`` is
+  pyarrow kilobytes per column), cells (rows x columns) by
+  ``arrow_max_bytes / 8`` (each costs the Table at least a pointer, where
+  Arrow spent a bit on a Boolean); a write larger than ``arrow_max_bytes`` is
   refused with nothing written;
 - columns outside the Table's four types are converted where that loses
   nothing (narrower and unsigned ints → Int64, float16/32 → Float64, large
@@ -289,6 +291,15 @@ def _to_table(pa, op: str, table) -> Table:
     return Table._make(tuple(names), tuple(types), tuple(nullable), tuple(cols), table.num_rows)
 
 
+def _check_cells(op: str, path: str, rows: int, cols: int, max_bytes: int) -> None:
+    # A Table cell costs Python at least a pointer, whatever Arrow spent on it
+    # (a bit, for a Boolean): at most arrow_max_bytes / 8 cells.
+    cap = max_bytes // 8
+    if rows * cols > cap:
+        raise _Fail(f"arrow.{op}: `{path}` has {rows} rows x {cols} columns, more than "
+                    f"Limits.arrow_max_bytes / 8 ({cap}) cells")
+
+
 def _table_or_fail(pa, op: str, path: str, table) -> Table:
     try:
         return _to_table(pa, op, table)
@@ -386,6 +397,7 @@ def read_csv(h, args):
         if table.nbytes > max_bytes:
             raise _Fail(f"arrow.{op}: `{path}` decodes to more than Limits.arrow_max_bytes "
                         f"({max_bytes}) bytes")
+        _check_cells(op, path, table.num_rows, table.num_columns, max_bytes)
         return ok(_table_or_fail(pa, op, path, table))
     except _Fail as e:
         return err(str(e))
@@ -437,6 +449,7 @@ def _read_parquet(h, op: str, path: str, wanted: list[str] | None):
         if meta.num_rows > max_rows:
             raise _Fail(f"arrow.{op}: `{path}` has {meta.num_rows} rows, more than "
                         f"Limits.arrow_max_rows ({max_rows})")
+        _check_cells(op, path, meta.num_rows, len(chosen), max_bytes)
         # What the footer says decoding will cost, before any page is read; the
         # row groups are checked again as they are decoded (a footer can lie).
         leaf_roots = _leaf_roots(pa, schema, meta.num_columns)
@@ -450,14 +463,22 @@ def _read_parquet(h, op: str, path: str, wanted: list[str] | None):
         if declared > max_bytes:
             raise _Fail(f"arrow.{op}: `{path}` decodes to more than Limits.arrow_max_bytes "
                         f"({max_bytes}) bytes")
-        names = None if indices is None else [schema.names[i] for i in indices]
+        if indices is None:
+            leaves = None
+        elif leaf_roots is not None:
+            # the leaf columns of exactly the chosen top-level fields (a name
+            # pyarrow would also take as a nested path or a repeat is no matter)
+            leaves = [c for c, r in enumerate(leaf_roots) if r in keep]  # type: ignore[operator]
+        else:
+            raise _Fail(f"arrow.{op}: `{path}`: the file's columns do not match its schema")
         parts = []
         rows = nbytes = 0
         try:
             for g in range(meta.num_row_groups):
-                part = pf.read_row_group(g, columns=names, use_threads=False)
+                part = pf.reader.read_row_group(g, column_indices=leaves, use_threads=False)
                 rows += part.num_rows
                 nbytes += part.nbytes
+                _check_cells(op, path, rows, len(chosen), max_bytes)
                 if rows > max_rows:
                     raise _Fail(f"arrow.{op}: `{path}` has more than Limits.arrow_max_rows "
                                 f"({max_rows}) rows")
@@ -469,9 +490,6 @@ def _read_parquet(h, op: str, path: str, wanted: list[str] | None):
             raise _Fail(f"arrow.{op}: row-group decode `{path}`: out of memory") from None
         except (pa.ArrowException, ValueError, OSError) as e:
             raise _Fail(f"arrow.{op}: row-group decode `{path}`: {_first_line(e)}") from None
-    if names is not None:
-        # a name pyarrow also took as a nested path ("a.b"): keep the top-level ones
-        parts = [p.select([p.schema.names.index(n) for n in names]) for p in parts]
     table = pa.concat_tables(parts) if parts else chosen.empty_table()
     return ok(_table_or_fail(pa, op, path, table))
 
