@@ -195,7 +195,8 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "arrow.write_csv(t: Table, path: Str) -> Result[Unit, Str]",
         "Writes a header row and the rows, atomically: null → empty cell, `\"\"` for the empty "
         "string, Bool → `true`/`false`, Float64 always with a `.` or exponent, quotes where "
-        "needed, so `arrow.read_csv` reads back the same table (every column nullable). Scope "
+        "needed, so `arrow.read_csv` reads back the same table (every column nullable; a Utf8 "
+        "column of numbers comes back as numbers: CSV has no types). Scope "
         "and errors as `arrow.write_parquet`; needs no pyarrow."),
     # -- process -------------------------------------------------------------
     ("proc", "spawn"): (

@@ -46,7 +46,9 @@ Where lexfast is stricter than the reference (docs/design.md §5):
   skips it), only ``true``/``false``
   (any case pyarrow knows) are Boolean; ``write_csv`` writes nulls as empty
   cells and empty strings as ``""``, and Float64 values always with a ``.``
-  or exponent, so what it writes reads back as the same table.
+  or exponent, so what it writes reads back as the same table (every column
+  nullable; and, CSV having no types, a Utf8 column whose every value reads
+  as a number or a Boolean comes back as one).
 """
 
 from __future__ import annotations
@@ -581,31 +583,35 @@ def write_parquet(h, args):
         return err(str(e))
 
 
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+#: rows formatted and written per step (bounds the memory of the text)
+_CSV_CHUNK = 8192
+
+
 def _csv_text(s: str) -> str:
     # the csv crate's "necessary" quoting, plus: an empty string is quoted so
     # that it reads back as "" (an empty cell is a null)
-    if s == "" or any(c in s for c in ',"\r\n') or s[:1].isspace() or s[-1:].isspace():
+    if not s or _NEEDS_QUOTES.search(s):
         return '"' + s.replace('"', '""') + '"'
     return s
 
 
 def _csv_float(v: float) -> str:
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    s = repr(v)
-    return s if ("." in s or "e" in s or "n" in s) else s + ".0"
+    # repr always has a "." or an exponent, so the column reads back as Float64
+    if math.isfinite(v):
+        return repr(v)
+    return "NaN" if v != v else ("inf" if v > 0 else "-inf")
 
 
-def _csv_cell(dtype: str):
+def _csv_column(dtype: str, values) -> list[str]:
     if dtype == "Utf8":
-        return _csv_text
+        return ["" if v is None else _csv_text(v) for v in values]
     if dtype == "Float64":
-        return _csv_float
+        return ["" if v is None else _csv_float(v) for v in values]
     if dtype == "Boolean":
-        return lambda v: "true" if v else "false"
-    return str
+        return ["" if v is None else ("true" if v else "false") for v in values]
+    return ["" if v is None else str(v) for v in values]
 
 
 def write_csv(h, args):
@@ -614,31 +620,28 @@ def write_csv(h, args):
     path = expect_str(args, 1)
     try:
         _write_target(h, op, path)
-        fmt = [_csv_cell(ty) for ty in t.types]
-        cols = t.columns
 
         def fill(out: _CappedWriter) -> None:
-            lines: list[str] = [",".join(map(_csv_text, t.names))]
-            for r in range(t.nrows):
-                lines.append(",".join("" if c[r] is None else f(c[r])
-                                      for c, f in zip(cols, fmt, strict=True)))
-                if len(lines) >= 4096:
-                    _flush(out, lines)
-            _flush(out, lines)
+            _write_text(out, ",".join(map(_csv_text, t.names)) + "\n")
+            if not t.ncols:
+                return
+            for start in range(0, t.nrows, _CSV_CHUNK):
+                stop = start + _CSV_CHUNK
+                cols = [_csv_column(ty, c[start:stop])
+                        for ty, c in zip(t.types, t.columns, strict=True)]
+                lines = cols[0] if len(cols) == 1 else map(",".join, zip(*cols, strict=True))
+                _write_text(out, "\n".join(lines) + "\n")
 
         return _write_atomic(h, op, path, fill)
     except _Fail as e:
         return err(str(e))
 
 
-def _flush(out: _CappedWriter, lines: list[str]) -> None:
-    if not lines:
-        return
+def _write_text(out: _CappedWriter, text: str) -> None:
     try:
-        data = ("\n".join(lines) + "\n").encode("utf-8")
+        data = text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise _Fail(f"arrow.write_csv: write: a cell is not valid UTF-8 ({e.reason})") from None
-    lines.clear()
     out.write(data)
 
 
