@@ -107,28 +107,28 @@ def _csv_writer(path):
 def test_read_parquet_handler(benchmark, files):
     h, root = files
     stmt_loop(benchmark, "dispatch('arrow', 'read_parquet', args)",
-              {"dispatch": h.dispatch, "args": [str(root / "t.parquet")]}, 1, rounds=15)
+              {"dispatch": h.dispatch, "args": [str(root / "t.parquet")]}, 1, rounds=9)
 
 
 @pytest.mark.benchmark(group="arrow-io-read-parquet")
 def test_read_parquet_pyarrow_to_pylist(benchmark, files):
     _, root = files
     stmt_loop(benchmark, "f(path)", {"f": _parquet_to_pylist, "path": str(root / "t.parquet")},
-              1, rounds=15)
+              1, rounds=9)
 
 
 @pytest.mark.benchmark(group="arrow-io-read-csv")
 def test_read_csv_handler(benchmark, files):
     h, root = files
     stmt_loop(benchmark, "dispatch('arrow', 'read_csv', args)",
-              {"dispatch": h.dispatch, "args": [str(root / "t.csv")]}, 1, rounds=15)
+              {"dispatch": h.dispatch, "args": [str(root / "t.csv")]}, 1, rounds=9)
 
 
 @pytest.mark.benchmark(group="arrow-io-read-csv")
 def test_read_csv_pyarrow_to_pylist(benchmark, files):
     _, root = files
     stmt_loop(benchmark, "f(path)", {"f": _csv_to_pylist, "path": str(root / "t.csv")},
-              1, rounds=15)
+              1, rounds=9)
 
 
 @pytest.mark.benchmark(group="arrow-io-read-parquet")
@@ -141,7 +141,7 @@ def test_read_parquet_interleaved(benchmark, files):
         "lexfast": ("dispatch('arrow', 'read_parquet', args)", ns),
         "pyarrow_to_pylist": ("pq_list(path)", ns),
         "pyarrow_read_table_only": ("read_table(path)", ns),
-    }, number=1, rounds=15)
+    }, number=1, rounds=9)
     assert _check(h.dispatch("arrow", "read_parquet", [path])).args[0].columns[0] == tuple(X)
 
 
@@ -155,7 +155,7 @@ def test_read_csv_interleaved(benchmark, files):
         "lexfast": ("dispatch('arrow', 'read_csv', args)", ns),
         "pyarrow_to_pylist": ("pc_list(path)", ns),
         "csv_module": ("csv_module(path)", ns),
-    }, number=1, rounds=15)
+    }, number=1, rounds=9)
     assert _check(h.dispatch("arrow", "read_csv", [path])).args[0].columns[0] == tuple(X)
 
 
@@ -168,7 +168,7 @@ def test_write_parquet_interleaved(benchmark, files):
     interleaved(benchmark, {
         "lexfast": ("dispatch('arrow', 'write_parquet', args)", ns),
         "pyarrow": ("pa_write(path)", ns),
-    }, number=1, rounds=15)
+    }, number=1, rounds=9)
     assert pq.read_table(path).column("x").to_pylist() == X
 
 
@@ -181,5 +181,5 @@ def test_write_csv_interleaved(benchmark, files):
     interleaved(benchmark, {
         "lexfast": ("dispatch('arrow', 'write_csv', args)", ns),
         "csv_writer": ("csv_writer(path)", ns),
-    }, number=1, rounds=15)
+    }, number=1, rounds=9)
     assert pcsv.read_csv(path).column("x").to_pylist() == X
