@@ -401,12 +401,60 @@ def test_writes_cannot_leave_the_scope(h, d, outside, op):
     assert (outside / "s.csv").read_text() == "secret\n1\n"
 
 
-def test_symlink_swapped_in_after_the_check_is_not_written_through(h, d, outside):
-    # the last component becomes a symlink out: the write is refused, never followed
+def test_a_target_symlinked_out_is_refused_not_written_through(h, d, outside):
+    # the last component is a symlink out: refused by the resolved path, never followed
     link = d / "late.csv"
     link.symlink_to(outside / "s.csv")
     r = h.dispatch("arrow", "write_csv", [small(), str(link)])
     assert message(r).endswith("outside --allow-fs-write")
+    assert (outside / "s.csv").read_text() == "secret\n1\n"
+
+
+def _swap(victim, outside):
+    os.rename(victim, str(victim) + ".moved")
+    os.symlink(outside, victim)
+
+
+@pytest.mark.parametrize("op,ext", [("read_csv", "csv"), ("read_parquet", "parquet")])
+def test_directory_swapped_for_a_symlink_after_the_check(h, d, outside, monkeypatch, op, ext):
+    from lexfast.effects import arrow_io
+    (d / "sub").mkdir()
+    real = arrow_io.open_in_scope
+
+    def racing(*a, **kw):  # after every path check passed, before the open
+        _swap(d / "sub", outside)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(arrow_io, "open_in_scope", racing)
+    p = f"{d}/sub/s.{ext}"
+    with pytest.raises(PolicyDenied, match="outside --allow-fs-read"):
+        h.dispatch("arrow", op, [p])
+    assert (d / "sub").is_symlink()  # the swap did happen
+
+
+@pytest.mark.parametrize("op", ["write_csv", "write_parquet"])
+def test_writes_swapped_for_a_symlink_after_the_check(h, d, outside, monkeypatch, op):
+    from lexfast.effects import arrow_io
+    (d / "sub").mkdir()
+    real = arrow_io.open_parent_in_scope
+
+    def racing_dir(*a, **kw):  # the directory, after the path check
+        _swap(d / "sub", outside)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(arrow_io, "open_parent_in_scope", racing_dir)
+    assert message(h.dispatch("arrow", op, [small(), f"{d}/sub/new"])).endswith(
+        "outside --allow-fs-write")
+    assert not (outside / "new").exists()
+
+    def racing_name(*a, **kw):  # the final name, after the directory was opened
+        out = real(*a, **kw)
+        os.symlink(outside / "s.csv", d / "late")
+        return out
+
+    monkeypatch.setattr(arrow_io, "open_parent_in_scope", racing_name)
+    assert message(h.dispatch("arrow", op, [small(), f"{d}/late"])).endswith(
+        "outside --allow-fs-write")
     assert (outside / "s.csv").read_text() == "secret\n1\n"
 
 
