@@ -185,9 +185,6 @@ class _CappedWriter(io.RawIOBase):
     def tell(self) -> int:
         return self.written
 
-    def close(self) -> None:  # the descriptor belongs to replace_in_dir
-        super().close()
-
 
 class _TooBig(Exception):
     def __init__(self, cap: int) -> None:
@@ -196,8 +193,10 @@ class _TooBig(Exception):
 
 
 def _write_atomic(h, op: str, path: str, fill) -> object:
-    """Replace ``path`` (inside --allow-fs-write) with what ``fill(fd)``
-    writes, atomically; ``ok(None)`` or an ``err``."""
+    """Replace ``path`` (inside --allow-fs-write) with what ``fill(out)``
+    writes to the temp file (``out``: a ``_CappedWriter`` on it; closing it
+    leaves the descriptor to ``replace_in_dir``), atomically; ``ok(None)``,
+    or ``_Fail``."""
     resolved, root = _write_target(h, op, path)
     _, max_bytes, _ = _limits(h)
     try:
