@@ -426,6 +426,11 @@ def test_argument_errors_are_hard(h, d):
         h.dispatch("arrow", "read_parquet_cols", [p, "x"])
     with pytest.raises(EffectError, match="arrow.read_parquet_cols: column name not Str: Int"):
         h.dispatch("arrow", "read_parquet_cols", [p, ["x", 1]])
+    # as the reference: the scope is checked before cols, cols before the file is opened
+    with pytest.raises(PolicyDenied, match="outside --allow-fs-read"):
+        h.dispatch("arrow", "read_parquet_cols", ["/etc/passwd", 5])
+    with pytest.raises(EffectError, match="expected List"):
+        h.dispatch("arrow", "read_parquet_cols", [str(d / "missing.parquet"), 5])
 
 
 def test_write_replaces_atomically_and_keeps_permissions(h, d):

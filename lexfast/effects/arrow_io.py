@@ -107,25 +107,32 @@ def _limits(h):
 
 # -- opening beneath the scope ---------------------------------------------------
 
-def _open_read(h, op: str, path: str) -> tuple[int, int]:
-    """A blocking descriptor on the regular file ``path`` (opened beneath its
-    read-scope root) and its size; raises ``PolicyDenied`` (HARD, as the
-    reference) or ``_Fail``."""
+def _read_denied(op: str, path: str, why: str = "--allow-fs-read") -> PolicyDenied:
+    return PolicyDenied(f"arrow.{op}: `{path}` outside {why}", effect="fs_read", path=path)
+
+
+def _read_scope(h, op: str, path: str) -> tuple[str, str]:
+    """``(resolved, root)`` of a read of ``path`` (``read_root`` joined when
+    set); raises ``PolicyDenied`` (HARD, as the reference) or ``_Fail``."""
     if len(path) > 1024 and path_too_long(path):
         raise _Fail(f"arrow.{op}: {path_too_long(path)}")
-
-    def denied(p: str, why: str = "--allow-fs-read") -> PolicyDenied:
-        return PolicyDenied(f"arrow.{op}: `{p}` outside {why}", effect="fs_read", path=p)
-
     try:
-        resolved, root, _ = read_target(h, path, denied)
+        resolved, root, _ = read_target(h, path, lambda p, why: _read_denied(op, p, why))
     except PathTooLong as e:  # read_root joined with the path
         raise _Fail(f"arrow.{op}: {e}") from None
+    return resolved, root
+
+
+def _open_read(h, op: str, path: str, scope: tuple[str, str] | None = None) -> tuple[int, int]:
+    """A blocking descriptor on the regular file ``path`` (opened beneath its
+    read-scope root, ``scope`` when the caller checked it already) and its
+    size; raises ``PolicyDenied`` or ``_Fail``."""
+    resolved, root = scope if scope is not None else _read_scope(h, op, path)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (refused below)
         fd = open_in_scope(resolved, root, os.O_RDONLY | os.O_NONBLOCK)
     except ScopeEscape:
-        raise denied(path) from None
+        raise _read_denied(op, path) from None
     except (OSError, ValueError) as e:
         raise _Fail(f"arrow.{op}: open `{path}`: {_os_text(e)}") from None
     try:
@@ -420,8 +427,8 @@ def _parquet_columns(op: str, schema, wanted: list[str] | None) -> list[int] | N
     return sorted(picked)
 
 
-def _read_parquet(h, op: str, path: str, wanted: list[str] | None):
-    fd, _ = _open_read(h, op, path)
+def _read_parquet(h, op: str, path: str, wanted: list[str] | None, scope=None):
+    fd, _ = _open_read(h, op, path, scope)
     try:
         f = os.fdopen(fd, "rb", buffering=1 << 16)
     except BaseException:
@@ -524,6 +531,10 @@ def read_parquet(h, args):
 def read_parquet_cols(h, args):
     path = expect_str(args, 0)
     op = "read_parquet_cols"
+    try:
+        scope = _read_scope(h, op, path)  # the scope first, then cols (the reference's order)
+    except _Fail as e:
+        return err(str(e))
     if len(args) < 2 or not isinstance(args[1], list):
         got = debug_repr(args[1]) if len(args) > 1 else "nothing"
         raise EffectError(f"arrow.{op}: expected List[Str], got {got}")
@@ -533,7 +544,7 @@ def read_parquet_cols(h, args):
             raise EffectError(f"arrow.{op}: column name not Str: {debug_repr(v)}")
         cols.append(str.__str__(v))
     try:
-        return _read_parquet(h, op, path, cols)
+        return _read_parquet(h, op, path, cols, scope)
     except _Fail as e:
         return err(str(e))
 
