@@ -12,7 +12,7 @@ op so that every member sees the same load:
 - ``write_csv``: the standard ``csv.writer``.
 
 lexfast pays on top for the scope (an ``openat2`` beneath the root), the
-bounds, reading single-threaded (``use_threads=False``), and an atomic write
+bounds, and an atomic write
 (a temp file, ``fsync``, ``rename``). 100 000 rows: Int64, Float64, Utf8.
 Run: pytest bench/bench_arrow_io.py --benchmark-enable
 """
