@@ -258,7 +258,7 @@ def _convert(pa, op: str, name: str, field_type, column):
         if not t.is_float64(ty):
             column = column.cast(pa.float64())
         return "Float64", column.to_pylist()
-    if t.is_string(ty) or t.is_large_string(ty) or t.is_string_view(ty):
+    if _is_text(t, ty):
         return "Utf8", column.to_pylist()
     if t.is_boolean(ty):
         return "Boolean", column.to_pylist()
@@ -274,8 +274,14 @@ def _holdable(pa, ty) -> bool:
     t = pa.types
     if t.is_dictionary(ty):
         ty = ty.value_type
-    return (t.is_integer(ty) or t.is_floating(ty) or t.is_string(ty) or t.is_large_string(ty)
-            or t.is_string_view(ty) or t.is_boolean(ty) or t.is_null(ty))
+    return (t.is_integer(ty) or t.is_floating(ty) or _is_text(t, ty) or t.is_boolean(ty)
+            or t.is_null(ty))
+
+
+def _is_text(t, ty) -> bool:
+    # string_view came after the pyarrow this supports (>= 15)
+    is_view = getattr(t, "is_string_view", None)
+    return t.is_string(ty) or t.is_large_string(ty) or (is_view is not None and is_view(ty))
 
 
 def _check_types(pa, op: str, schema) -> None:
