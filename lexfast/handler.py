@@ -125,6 +125,9 @@ class Limits:
     walk_entries: int = 100_000           # fs.walk, fs.glob results
     listing_bytes: int = 64 << 20         # fs.walk, fs.glob, fs.list_dir: bytes of all paths returned
     sql_rows: int = 100_000               # sql.query rows
+    arrow_max_rows: int = 1_000_000       # arrow.read_csv/read_parquet*: rows of one table
+    arrow_max_bytes: int = 256 << 20      # arrow reads: file size and decoded bytes; arrow writes: file size
+    arrow_max_columns: int = 10_000       # arrow reads: columns (pyarrow spends kilobytes on each)
     stream_line_bytes: int = 1 << 20      # http.stream_lines / agent.cloud_stream, one line
     stream_bytes: int = 64 << 20          # one such stream, all it reads
     stream_timeout_s: float = 600.0       # one such stream, start to end (the reference's 10 min)

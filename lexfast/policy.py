@@ -31,9 +31,11 @@ SCOPES_BY_KIND: dict[str, tuple[str, ...]] = {
     # proc.spawn, process.*; their children are confined to the fs scopes
     # (issue 26, lexfast.scope.confine: an empty list is any there too)
     "proc": ("allow_proc", "allow_fs_read", "allow_fs_write"),
-    # the kind the read scope is named for (the Lex type checker's fs_read)
+    # the kind the read scope is named for (the Lex type checker's fs_read);
+    # arrow.read_csv/read_parquet/read_parquet_cols
     "fs_read": ("allow_fs_read",),
-    # fs.mkdir_p, fs.remove, fs.copy's destination, log.set_sink
+    # fs.mkdir_p, fs.remove, fs.copy's destination, log.set_sink,
+    # arrow.write_parquet/write_csv
     "fs_write": ("allow_fs_write",),
     # agent.send_a2a
     "a2a": ("allow_net_host",),

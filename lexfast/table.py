@@ -74,11 +74,13 @@ def family_rows() -> list:
 
     The families are imported here, when the first table is built, not when
     ``lexfast`` is: they bring lmdb, sqlite3 and pycurl (websockets and uvloop
-    load when a server starts, redis-py at the first ``redis.connect``).
+    load when a server starts, redis-py at the first ``redis.connect``, pyarrow at the
+    first arrow file op).
     """
     from .effects import (
         agent,
         approval,
+        arrow_io,
         budget,
         clock,
         env,
@@ -102,6 +104,7 @@ def family_rows() -> list:
         budget,  # budget.*
         log,     # log.*
         fs,      # fs.*
+        arrow_io,  # arrow.read_csv/read_parquet*/write_* (pyarrow, imported at first call)
         proc,    # proc.spawn, process.*
         kv,      # kv.* on lmdb
         sql,     # sql.* on sqlite3

@@ -313,3 +313,19 @@ def postgres_server(tmp_path_factory):
     _SESSION_KIDS.add(server.proc.pid)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pyarrow_global_pipe():
+    """pyarrow (arrow.read_csv's parser, when installed) opens one pipe pair
+    per process at its first CSV read, for its thread pools, and keeps it for
+    the process's life: open it before any descriptor snapshot, as above."""
+    try:
+        import pyarrow
+        import pyarrow.csv
+    except ImportError:
+        yield
+        return
+    pyarrow.csv.read_csv(pyarrow.BufferReader(b"x\n1\n"),
+                         read_options=pyarrow.csv.ReadOptions(use_threads=False))
+    yield

@@ -27,6 +27,7 @@ from lexfast import (
     Limits,
     Map,
     Policy,
+    Table,
     Variant,
     ok,
 )
@@ -257,6 +258,10 @@ def _samples(d: str) -> dict:
         ("fs", "is_dir"): [d], ("fs", "stat"): [f"{d}/file.txt"], ("fs", "list_dir"): [d],
         ("fs", "walk"): [d], ("fs", "glob"): [f"{d}/*.txt"], ("fs", "mkdir_p"): [f"{d}/m/n"],
         ("fs", "remove"): [f"{d}/gone.txt"], ("fs", "copy"): [f"{d}/file.txt", f"{d}/copy.txt"],
+        ("arrow", "read_csv"): [f"{d}/file.txt"], ("arrow", "read_parquet"): [f"{d}/file.txt"],
+        ("arrow", "read_parquet_cols"): [f"{d}/file.txt", ["x"]],
+        ("arrow", "write_parquet"): [Table([("x", "Int64", [1])]), f"{d}/t.parquet"],
+        ("arrow", "write_csv"): [Table([("x", "Int64", [1])]), f"{d}/t.csv"],
         ("proc", "spawn"): ["true", []], ("process", "spawn"): ["true", [], dict(OPTS0)],
         ("process", "read_stdout_line"): [1], ("process", "read_stderr_line"): [1],
         ("process", "wait"): [1], ("process", "kill"): [1, "SIGTERM"], ("process", "run"): ["true", []],

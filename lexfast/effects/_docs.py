@@ -162,6 +162,42 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "fs.copy(src: Str, dst: Str) -> Result[Unit, Str]",
         "Copies a file, replacing dst atomically. src in `--allow-fs-read`, dst in "
         "`--allow-fs-write` (SOFT denials); failure SOFT `fs.copy {src} -> {dst}: {e}`."),
+    # -- arrow file I/O (pyarrow: `pip install 'lexfast[arrow]'`) --------------
+    ("arrow", "read_csv"): (
+        "arrow.read_csv(path: Str) -> Result[Table, Str]",
+        "Reads a CSV with a header row; types inferred over the whole file: Int64, Float64, "
+        "Boolean (`true`/`false`), else Utf8 (dates and times stay the text they are). Only an "
+        "empty cell is null (`\"\"` is the empty string). Scope `--allow-fs-read` (under "
+        "`read_root` when set), opened beneath the root: HARD ``arrow.read_csv: `{path}` outside "
+        "--allow-fs-read``. SOFT ``arrow.read_csv: open `{path}`: {e}`` / ``parse `{path}`: "
+        "{e}``. Bounded by `Limits.arrow_max_bytes` (file, decoded data, and `/ 8` cells), "
+        "`arrow_max_rows`, `arrow_max_columns`; "
+        "without pyarrow SOFT `arrow.read_csv: needs pyarrow (pip install 'lexfast[arrow]')`."),
+    ("arrow", "read_parquet"): (
+        "arrow.read_parquet(path: Str) -> Result[Table, Str]",
+        "Reads a Parquet file, every row group. Narrower ints, float16/32, large strings and "
+        "dictionary-encoded columns are converted losslessly; any other type (dates, decimals, "
+        "lists, structs) is SOFT ``arrow.read_parquet: column `{name}` has type {type}, …``. "
+        "Scope, bounds and the missing-pyarrow err as `arrow.read_csv`; a corrupt file SOFT "
+        "``arrow.read_parquet: open `{path}`: {e}`` / ``row-group decode `{path}`: {e}``."),
+    ("arrow", "read_parquet_cols"): (
+        "arrow.read_parquet_cols(path: Str, cols: List[Str]) -> Result[Table, Str]",
+        "`arrow.read_parquet` decoding only the named top-level columns (file order, each "
+        "once); a name not in the file SOFT ``arrow.read_parquet_cols: column `{name}` not in "
+        "file``; cols not a List[Str] HARD."),
+    ("arrow", "write_parquet"): (
+        "arrow.write_parquet(t: Table, path: Str) -> Result[Unit, Str]",
+        "Writes t as Parquet (snappy), atomically (the old file or the whole new one). Scope "
+        "`--allow-fs-write`: SOFT ``arrow.write_parquet: fs path `{path}` outside "
+        "--allow-fs-write``; a file over `Limits.arrow_max_bytes` SOFT, nothing written; t not a "
+        "Table HARD `arrow.write_parquet: first arg must be arrow.Table, got …`."),
+    ("arrow", "write_csv"): (
+        "arrow.write_csv(t: Table, path: Str) -> Result[Unit, Str]",
+        "Writes a header row and the rows, atomically: null → empty cell, `\"\"` for the empty "
+        "string, Bool → `true`/`false`, Float64 always with a `.` or exponent, quotes where "
+        "needed, so `arrow.read_csv` reads back the same table (every column nullable; a Utf8 "
+        "column of numbers comes back as numbers: CSV has no types). Scope "
+        "and errors as `arrow.write_parquet`; needs no pyarrow."),
     # -- process -------------------------------------------------------------
     ("proc", "spawn"): (
         "proc.spawn(cmd: Str, args: List[Str]) -> Result[{stdout: Str, stderr: Str, "

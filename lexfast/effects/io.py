@@ -38,8 +38,14 @@ def io_print(h, args):
     return None
 
 
-def _read_target(h, path: str):
-    """(resolved, root) for an ``io.read`` of ``path``, or a ``PolicyDenied``."""
+def _io_read_denied(path: str, why: str = "--allow-fs-read") -> PolicyDenied:
+    return PolicyDenied(f"read of `{path}` outside {why}", effect="io", path=path)
+
+
+def read_target(h, path: str, denied=_io_read_denied):
+    """(resolved, root, target) for a read of ``path`` (``read_root`` joined
+    first, when set), or the ``PolicyDenied`` that ``denied(path, why)``
+    builds. Shared by io.read and the arrow reads."""
     read_root = h.session.read_root
     target = path
     roots = h.policy.read_roots
@@ -48,10 +54,10 @@ def _read_target(h, path: str):
         # escaped it. Here the joined path must stay beneath the root.
         target = os.path.join(read_root, path.lstrip("/"))
         if scoped(target, (read_root,)) is None:
-            raise PolicyDenied(f"read of `{path}` outside the read root", effect="io", path=path)
+            raise denied(path, "the read root")
     found = scoped(target, roots)
     if found is None:
-        raise PolicyDenied(f"read of `{path}` outside --allow-fs-read", effect="io", path=path)
+        raise denied(path, "--allow-fs-read")
     resolved, root = found
     if read_root is not None and len(read_root) > len(root):
         root = read_root  # the deeper of the two roots is the stricter
@@ -68,7 +74,7 @@ def io_read(h, args):
     if len(path) > 1024 and path_too_long(path):
         return _too_long("read", path)
     try:
-        resolved, root, _ = _read_target(h, path)
+        resolved, root, _ = read_target(h, path)
     except PathTooLong as e:  # read_root joined with the path
         return err(f"io.read: {e}")
     try:
@@ -76,8 +82,7 @@ def io_read(h, args):
         # files are read, below).
         fd = open_in_scope(resolved, root, os.O_RDONLY | os.O_NONBLOCK)
     except ScopeEscape:
-        raise PolicyDenied(f"read of `{path}` outside --allow-fs-read", effect="io",
-                           path=path) from None
+        raise _io_read_denied(path) from None
     except OSError as e:
         return err(os_error_text(e))
     try:
