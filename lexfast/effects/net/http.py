@@ -233,6 +233,17 @@ def _allowed_hosts(net_hosts: frozenset) -> frozenset:
     return allowed
 
 
+def host_allowed(policy, host: str) -> bool:
+    """Whether ``--allow-net-host`` lets a connection reach ``host`` (a URL's
+    host as parsed; an empty list is any host). One check for every family
+    that opens a connection (net.*, http.*, sql.open of a PostgreSQL URL)."""
+    hosts = policy.net_hosts
+    if not hosts:
+        return True
+    # U+FFFD: libcurl's text for bytes that are not UTF-8; never a real match.
+    return "\ufffd" not in host and _normalize(host) in _allowed_hosts(hosts)
+
+
 def _parse_url(url: str):
     """The URL as libcurl parses it, or ``HttpFailure("url")``."""
     try:
@@ -260,15 +271,12 @@ def checked_url(h, url: str, check_host: bool = True):
     ``CurlUrl`` the transfer must use; raises ``HttpFailure``."""
     cu = _parse_url(url)
     if check_host:
-        hosts = h.policy.net_hosts
-        if hosts:
-            host = cu.host or ""
-            # U+FFFD: libcurl's text for bytes that are not UTF-8; never a real match.
-            if "\ufffd" in host or _normalize(host) not in _allowed_hosts(hosts):
-                raise HttpFailure(
-                    "denied",
-                    f"net call to host `{host}` not in --allow-net-host "
-                    f"{debug_str_list(h.policy.allow_net_host)}", host)
+        host = cu.host or ""
+        if not host_allowed(h.policy, host):
+            raise HttpFailure(
+                "denied",
+                f"net call to host `{host}` not in --allow-net-host "
+                f"{debug_str_list(h.policy.allow_net_host)}", host)
     scheme = cu.scheme
     if scheme != "http" and scheme != "https":
         raise HttpFailure("url", f"URL scheme `{scheme}` is not allowed (only http and https): "
