@@ -43,6 +43,7 @@ import ipaddress
 import socket
 import threading
 import time
+from urllib.parse import unquote
 
 from ..errors import EffectError, PolicyDenied
 from ..kernel import NONE, Variant, err, ok, some
@@ -56,6 +57,7 @@ _CHUNK = 256                    # rows per chunk read from the server
 _CONNECT_TIMEOUT_S = 10
 _URL_PARAMS = frozenset({"host", "port", "user", "password", "dbname", "sslmode",
                          "connect_timeout", "application_name"})
+_QUERY_PARAMS = frozenset({"sslmode", "connect_timeout", "application_name"})
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _REMOTE_SSLMODES = ("require", "verify-ca", "verify-full")
 # never read: libpq looks for a password file unless one is named
@@ -92,6 +94,10 @@ class _Psycopg:
         from psycopg.generators import fetch, send
         from psycopg.types.string import TextLoader
 
+        if pq.version() < 170000:
+            raise EffectError(f"sql.open: PostgreSQL URLs need libpq 17 or newer (psycopg uses "
+                              f"{pq.version()}); the binary wheel bundles one: "
+                              "pip install lexfast[postgres]")
         self.psycopg = psycopg
         self.pq = pq
         self.conninfo_to_dict = conninfo_to_dict
@@ -150,9 +156,25 @@ def _is_loopback(addr: str) -> bool:
         return False
 
 
+def _query_keys(url: str) -> list:
+    """The names in the URL's query string, split where libpq splits it
+    (the user info runs to an ``@`` before the first ``/``; the query starts
+    at the first ``?`` after it)."""
+    rest = url.split("://", 1)[1]
+    slash = rest.find("/")
+    at = rest.rfind("@", 0, slash if slash >= 0 else len(rest))
+    query = rest[at + 1:].partition("?")[2]
+    return [unquote(item.partition("=")[0]) for item in query.split("&") if item]
+
+
 def _parse(pg: _Psycopg, url: str) -> dict:
     """The URL as libpq reads it, checked: the connection's keyword
     arguments except ``hostaddr``. Raises ``_Refused``."""
+    for key in _query_keys(url):
+        if key not in _QUERY_PARAMS:
+            raise _Refused(f"URL parameter `{key}` is not allowed (only sslmode, "
+                           "connect_timeout and application_name: the rest reach files, "
+                           "sockets or hosts the URL does not name)")
     try:
         fields = pg.conninfo_to_dict(url)
     except pg.psycopg.Error as e:
@@ -382,7 +404,7 @@ class PgDb:
                     first_error = pg.errors.error_from_result(
                         res, encoding=self.conn.info.encoding)
             if first_error is not None:
-                return _error(op, first_error)
+                return _error(op, first_error, self)
             if too_much is not None:
                 return _fail(f"{op}: {too_much}")
             return ok(out) if rows else ok(max(count, 0))
@@ -604,14 +626,14 @@ class PgCursor:
             self.done = True
             return r
         rows = r.args[0]
-        if len(rows) < _FETCH:
-            self.done = True
         self.buffer.extend(reversed(rows))
+        if len(rows) < _FETCH:  # exhausted: free the server's cursor now
+            self.done = True
+            name, self.name = self.name, None
+            db.run(op, f"CLOSE {name}".encode(), [], False)
         return None
 
     def close(self) -> None:
-        if self.done and not self.buffer and self.name is None:
-            return
         name, self.name = self.name, None
         self.done, self.buffer = True, []
         db = self.db
