@@ -332,6 +332,12 @@ def test_query_iter_errors(db):
     assert sql(h, "cursor_next", it.args[0]) == NONE
 
 
+def test_cursor_batches_respect_the_row_cap(pg):
+    h, k = pg(sql_rows=3)
+    it = sql(h, "query_iter", k, "SELECT g AS x FROM generate_series(1, 10) g", []).args[0]
+    assert [r["x"] for r in drain(h, it)] == list(range(1, 11))
+
+
 def test_cursor_eviction_frees_server_cursors(db):
     h, k = db
     first = sql(h, "query_iter", k, "SELECT 1 AS x", []).args[0].args[0]
@@ -545,6 +551,8 @@ def test_wrong_password_and_refused_connection(make_handler, postgres_server, se
     r = sql(h, "open", bad)
     assert message(r).startswith(f"sql.open: cannot connect to 127.0.0.1:{postgres_server.port}")
     assert "password authentication failed" in message(r) and "not-the-password" not in message(r)
+    r = sql(h, "open", postgres_server.url + "?sslmode=require&connect_timeout=5")
+    assert message(r).startswith("sql.open: cannot connect") and "SSL" in message(r)
     port = servers.free_port()
     t0 = time.monotonic()
     r = sql(h, "open", f"postgres://u:secret@127.0.0.1:{port}/db?connect_timeout=3")
@@ -561,7 +569,6 @@ def test_repr_hides_credentials(db, postgres_server):
 
 # -- a private server to kill ------------------------------------------------------------
 
-@pytest.mark.leaks_allowed  # the private server's own processes are checked at the end
 def test_server_killed_mid_query_then_reopen(make_handler, servers, tmp_path):
     try:
         server = servers.start_postgres(str(tmp_path / "pg"))
@@ -588,7 +595,7 @@ def test_server_killed_mid_query_then_reopen(make_handler, servers, tmp_path):
         assert server.password not in message(r)
         # the handle answers, without hanging, that its connection is gone
         r = sql(h, "query", k, "SELECT 1", [])
-        assert r.name == "Err" and "closed" in message(r) or "lost" in message(r), r
+        assert r.name == "Err" and ("closed" in message(r) or "lost" in message(r)), r
         # a new open works once the server has recovered
         deadline = time.monotonic() + 30
         while True:

@@ -156,14 +156,23 @@ def _is_loopback(addr: str) -> bool:
         return False
 
 
-def _query_keys(url: str) -> list:
-    """The names in the URL's query string, split where libpq splits it
-    (the user info runs to an ``@`` before the first ``/``; the query starts
-    at the first ``?`` after it)."""
+def _split_at(url: str):
+    """(user info, the rest) split where libpq splits them: the user info
+    runs to the last ``@`` before the first ``/``."""
     rest = url.split("://", 1)[1]
     slash = rest.find("/")
     at = rest.rfind("@", 0, slash if slash >= 0 else len(rest))
-    query = rest[at + 1:].partition("?")[2]
+    return (rest[:at], rest[at + 1:]) if at >= 0 else ("", rest)
+
+
+def _userinfo(url: str) -> str:
+    return _split_at(url)[0]
+
+
+def _query_keys(url: str) -> list:
+    """The names in the URL's query string (it starts at the first ``?``
+    after the user info), %-decoded as libpq decodes them."""
+    query = _split_at(url)[1].partition("?")[2]
     return [unquote(item.partition("=")[0]) for item in query.split("&") if item]
 
 
@@ -179,13 +188,10 @@ def _parse(pg: _Psycopg, url: str) -> dict:
         fields = pg.conninfo_to_dict(url)
     except pg.psycopg.Error as e:
         # libpq's words name the part at fault, never the whole URL; still,
-        # any password-looking part of it is blanked
-        password = None
-        at = url.find("@")
-        if at > 0:
-            userinfo = url.split("://", 1)[-1][:url.find("@") - url.find("://") - 3]
-            password = userinfo.partition(":")[2] or None
-        raise _Refused(f"invalid PostgreSQL URL: {_redact(str(e).strip(), password)}") from None
+        # the password (and its %-decoded form) is blanked
+        password = _userinfo(url).partition(":")[2]
+        text = _redact(_redact(str(e).strip(), password), unquote(password))
+        raise _Refused(f"invalid PostgreSQL URL: {text}") from None
     extra = sorted(k for k in fields if k not in _URL_PARAMS)
     if extra:
         raise _Refused(f"URL parameter `{extra[0]}` is not allowed (only sslmode, "
@@ -263,7 +269,9 @@ def _kwargs(parsed: dict, addr: str, limits) -> dict:
           "connect_timeout": str(parsed["connect_timeout"]),
           "application_name": parsed["application_name"],
           "client_encoding": "UTF8",
-          "options": f"-c statement_timeout={timeout_ms} -c datestyle=ISO,MDY",
+          # the placeholder scan reads literals as standard SQL
+          "options": f"-c statement_timeout={timeout_ms} -c datestyle=ISO,MDY "
+                     "-c standard_conforming_strings=on",
           "passfile": _NO_PASSFILE, "sslcertmode": "disable", "gssencmode": "disable",
           "require_auth": "none"}
     if parsed["password"] is not None:
@@ -621,13 +629,14 @@ class PgCursor:
     def fill(self, op: str):
         """Fetch the next batch (the db lock held): None or an ``err``."""
         db = self.db
-        r = db.run(op, f"FETCH FORWARD {_FETCH} FROM {self.name}".encode(), [], True)
+        batch = max(1, min(_FETCH, db.rows_cap))
+        r = db.run(op, f"FETCH FORWARD {batch} FROM {self.name}".encode(), [], True)
         if r.name == "Err":
             self.done = True
             return r
         rows = r.args[0]
         self.buffer.extend(reversed(rows))
-        if len(rows) < _FETCH:  # exhausted: free the server's cursor now
+        if len(rows) < batch:  # exhausted: free the server's cursor now
             self.done = True
             name, self.name = self.name, None
             db.run(op, f"CLOSE {name}".encode(), [], False)
