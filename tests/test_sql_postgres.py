@@ -635,3 +635,27 @@ def test_missing_psycopg_names_the_extra(monkeypatch, make_handler):
     h = make_handler(effects=["sql", "net"])
     with pytest.raises(EffectError, match=r"pip install lexfast\[postgres\]"):
         sql(h, "open", "postgres://u:p@127.0.0.1:1/db")
+
+
+def test_prepared_statements_survive_deallocate_and_schema_changes(db):
+    """A statement is prepared on the server at its second use; a program's
+    DEALLOCATE ALL / DISCARD ALL or a schema change that alters the result
+    is recovered from (outside a transaction)."""
+    h, k = db
+    t = table()
+    sql(h, "exec", k, f"CREATE TEMP TABLE {t}(a int)", [])
+    sql(h, "exec", k, f"INSERT INTO {t} VALUES (1)", [])
+    q = f"SELECT * FROM {t} WHERE a = ?"
+    for _ in range(3):
+        assert sql(h, "query", k, q, [P("PInt", 1)]) == ok([{"a": 1}])
+    assert sql(h, "query", k, "SELECT count(*) AS n FROM pg_prepared_statements", []).args[0][0]["n"] >= 1
+    sql(h, "exec", k, "DEALLOCATE ALL", [])
+    assert sql(h, "query", k, q, [P("PInt", 1)]) == ok([{"a": 1}])
+    for _ in range(3):
+        assert sql(h, "query", k, q, [P("PInt", 1)]) == ok([{"a": 1}])
+    sql(h, "exec", k, f"ALTER TABLE {t} ADD COLUMN b text DEFAULT 'x'", [])
+    assert sql(h, "query", k, q, [P("PInt", 1)]) == ok([{"a": 1, "b": "x"}])
+    # the same text with parameters of another type is another statement
+    assert sql(h, "query", k, q, [P("PInt", 2**40)]) == ok([])
+    assert sql(h, "query", k, q, ["1"]) == ok([{"a": 1, "b": "x"}])
+    assert sql(h, "query", k, q, ["1"]) == ok([{"a": 1, "b": "x"}])

@@ -43,6 +43,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections import OrderedDict
 from urllib.parse import unquote
 
 from ..errors import EffectError, PolicyDenied
@@ -53,6 +54,10 @@ from ..values import debug_repr
 SCHEMES = ("postgres://", "postgresql://")
 _MISSING = ("sql.open: PostgreSQL URLs need psycopg 3: pip install lexfast[postgres]")
 _GRACE_S = 2.0                  # past the server's statement_timeout: cancel, then drop
+_PREPARED = 128                 # prepared statements kept per connection
+# SQLSTATEs of a prepared statement gone (DEALLOCATE, DISCARD ALL) or whose
+# result shape a schema change altered
+_STALE_PREPARED = frozenset({"26000", "0A000"})
 _CHUNK = 256                    # rows per chunk read from the server
 _CONNECT_TIMEOUT_S = 10
 _URL_PARAMS = frozenset({"host", "port", "user", "password", "dbname", "sslmode",
@@ -290,7 +295,8 @@ class PgDb:
     ``deadline``) mean what they mean for a SQLite ``_Db``."""
 
     __slots__ = ("conn", "pgconn", "lock", "deadline", "closed", "timeout", "rows_cap",
-                 "bytes_cap", "watch", "path", "where", "cursors", "__weakref__")
+                 "bytes_cap", "watch", "path", "where", "cursors", "statements", "uses",
+                 "prepares", "__weakref__")
 
     def __init__(self, conn, limits, where: str) -> None:
         self.conn = conn
@@ -305,6 +311,9 @@ class PgDb:
         self.rows_cap = int(limits.sql_rows)
         self.bytes_cap = int(limits.sql_result_bytes)
         self.cursors = 0
+        self.statements: OrderedDict = OrderedDict()  # (query, types) -> prepared name
+        self.uses: dict = {}  # (query, types) -> uses before it is prepared
+        self.prepares = 0
 
     def __repr__(self) -> str:
         return f"<PgDb {self.where}{' closed' if self.closed else ''}>"
@@ -360,9 +369,14 @@ class PgDb:
             tx = pg.Transformer(self.conn)
             if params:
                 values = tx.dump_sequence(params, [pg.AUTO] * len(params))
-                pgconn.send_query_params(query, values, tx.types, tx.formats, pg.TEXT)
+                types, formats = tx.types, tx.formats
             else:
-                pgconn.send_query_params(query, None, None, None, pg.TEXT)
+                values = types = formats = None
+            name = self._prepared(query, types, deadline)
+            if name is not None:
+                pgconn.send_query_prepared(name, values, formats, pg.TEXT)
+            else:
+                pgconn.send_query_params(query, values, types, formats, pg.TEXT)
             pgconn.set_chunked_rows_mode(_CHUNK)
             self._wait(pg.send(pgconn), deadline)
             out: list = []
@@ -412,6 +426,15 @@ class PgDb:
                     first_error = pg.errors.error_from_result(
                         res, encoding=self.conn.info.encoding)
             if first_error is not None:
+                if name is not None and first_error.sqlstate in _STALE_PREPARED:
+                    # DEALLOCATE/DISCARD by the program, or a schema change
+                    # that alters the result: forget, and (outside a
+                    # transaction, where nothing was done) run it unprepared
+                    self.statements.clear()
+                    self.uses.clear()
+                    if pgconn.transaction_status == pg.IDLE:
+                        self.uses[(query, types)] = -(1 << 30)  # never prepared again
+                        return self.run(op, query, params, rows)
                 return _error(op, first_error, self)
             if too_much is not None:
                 return _fail(f"{op}: {too_much}")
@@ -420,6 +443,45 @@ class PgDb:
             return _error(op, e, self)
         except (ValueError, OverflowError, TypeError) as e:  # a value psycopg cannot send
             return _fail(f"{op}: {e}")
+
+    def _prepared(self, query: bytes, types, deadline: float):
+        """The name of the server-side prepared statement for ``query`` with
+        these parameter types, prepared at its second use (as psycopg
+        prepares at its fifth), or None. At most ``_PREPARED`` per
+        connection, least recently used deallocated."""
+        key = (query, types)
+        statements = self.statements
+        name = statements.get(key)
+        if name is not None:
+            statements.move_to_end(key)
+            return name
+        uses = self.uses
+        n = uses.get(key, 0) + 1
+        if n < 2:
+            if len(uses) >= 4 * _PREPARED:
+                uses.clear()
+            uses[key] = n
+            return None
+        uses.pop(key, None)
+        pg = _pg
+        pgconn = self.pgconn
+        if len(statements) >= _PREPARED:
+            _, old = statements.popitem(last=False)
+            pgconn.send_query_params(b"DEALLOCATE " + old, None, None, None, pg.TEXT)
+            self._wait(pg.send(pgconn), deadline)
+            while self._wait(pg.fetch(pgconn), deadline) is not None:
+                pass
+        self.prepares += 1
+        name = b"lexfast_%d" % self.prepares
+        pgconn.send_prepare(name, query, types)
+        self._wait(pg.send(pgconn), deadline)
+        ok_ = False
+        while (res := self._wait(pg.fetch(pgconn), deadline)) is not None:
+            ok_ = res.status == pg.COMMAND_OK
+        if not ok_:
+            return None  # the statement's own run reports why
+        statements[key] = name
+        return name
 
     def _cancel(self) -> None:
         try:
