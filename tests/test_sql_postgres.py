@@ -659,3 +659,18 @@ def test_prepared_statements_survive_deallocate_and_schema_changes(db):
     assert sql(h, "query", k, q, [P("PInt", 2**40)]) == ok([])
     assert sql(h, "query", k, q, ["1"]) == ok([{"a": 1, "b": "x"}])
     assert sql(h, "query", k, q, ["1"]) == ok([{"a": 1, "b": "x"}])
+
+
+def test_text_that_is_not_utf8_is_an_err_and_the_connection_stays_usable(db, postgres_server):
+    h, k = db
+    name = table()
+    assert sql(h, "exec", k, f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 "
+                             "LC_COLLATE 'C' LC_CTYPE 'C'", []) == ok(0)
+    try:
+        k2 = sql(h, "open", postgres_server.url.rsplit("/", 1)[0] + "/" + name).args[0]
+        r = sql(h, "query", k2, "SELECT convert_from('\\xff41'::bytea, 'SQL_ASCII') AS s", [])
+        assert code(r) == "22021", r
+        assert sql(h, "query", k2, "SELECT 1 AS one", []) == ok([{"one": 1}])
+        sql(h, "close", k2)
+    finally:
+        sql(h, "exec", k, f"DROP DATABASE {name} WITH (FORCE)", [])

@@ -396,13 +396,20 @@ class PgDb:
                         too_much = "Execute returned results - did you mean to call query?"
                         self._cancel()
                         continue
-                    if names is None:
-                        names = [res.fname(i).decode("utf-8", "replace")
-                                 for i in range(res.nfields)]
-                        tx.set_pgresult(res, set_loaders=True)
-                    else:
-                        tx.set_pgresult(res, set_loaders=False)
-                    got = tx.load_rows(0, res.ntuples, list)
+                    try:
+                        if names is None:
+                            names = [(res.fname(i) or b"").decode("utf-8", "replace")
+                                     for i in range(res.nfields)]
+                            tx.set_pgresult(res, set_loaders=True)
+                        else:
+                            tx.set_pgresult(res, set_loaders=False)
+                        got = tx.load_rows(0, res.ntuples, list)
+                    except (ValueError, TypeError, pg.psycopg.Error) as e:
+                        # a value psycopg cannot load (text not in the client
+                        # encoding): this call's err, the rest drained
+                        too_much = f"cannot read a value: {e}"
+                        self._cancel()
+                        continue
                     for r in got:
                         for v in r:
                             if v.__class__ is str or v.__class__ is bytes:
