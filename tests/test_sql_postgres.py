@@ -539,6 +539,13 @@ def test_environment_does_not_widen_the_url(make_handler, postgres_server, monke
     no_password = postgres_server.url.replace(f":{postgres_server.password}@", "@")
     r = sql(h, "open", no_password)
     assert r.name == "Err" and postgres_server.password not in message(r), r
+    empty_password = postgres_server.url.replace(f":{postgres_server.password}@", ":@")
+    r = sql(h, "open", empty_password)
+    assert r.name == "Err" and postgres_server.password not in message(r), r
+    assert "require_auth" in message(r) or "authentication" in message(r), r
+    r = sql(h, "open", "POSTGRES" + postgres_server.url[len("postgres"):])
+    assert r.name == "Ok", r
+    sql(h, "close", r.args[0])
     r = sql(h, "open", postgres_server.url)  # PGHOSTADDR would send it elsewhere
     assert r.name == "Ok", r
     assert sql(h, "query", r.args[0], "SHOW statement_timeout", []) == \

@@ -227,7 +227,8 @@ def _parse(pg: _Psycopg, url: str) -> dict:
             raise _Refused("connect_timeout must be a whole number of seconds, at least 1")
         connect_timeout = min(int(timeout_text), 60)
     return {"host": host, "port": int(port_text), "user": user,
-            "password": fields.get("password"), "dbname": fields.get("dbname") or user,
+            # an empty password is none: libpq would look for one elsewhere
+            "password": fields.get("password") or None, "dbname": fields.get("dbname") or user,
             "sslmode": sslmode, "connect_timeout": connect_timeout,
             "application_name": fields.get("application_name") or "lexfast"}
 
@@ -648,6 +649,8 @@ def open_url(h, url: str):
         raise PolicyDenied("sql.open: a PostgreSQL URL needs effect `net` in --allow-effects "
                            "(besides `sql`)", effect="net")
     pg = _psycopg()
+    scheme, sep, rest = url.partition("://")
+    url = scheme.lower() + sep + rest  # libpq knows the schemes in lower case only
     try:
         parsed = _parse(pg, url)
     except _Refused as e:
