@@ -38,8 +38,9 @@ SCOPES_BY_KIND: dict[str, tuple[str, ...]] = {
     "a2a": ("allow_net_host",),
     # agent.call_mcp runs its server command, confined like proc's children
     "mcp": ("allow_proc", "allow_fs_read", "allow_fs_write"),
-    # sql.open: a file beneath the write scope, or a PostgreSQL URL's host
-    "sql": ("allow_fs_write", "allow_net_host"),
+    # sql.open (a PostgreSQL URL's host is checked against allow_net_host
+    # too, but only with `net` granted, whose entry names that list)
+    "sql": ("allow_fs_write",),
     # kv.open
     "kv": ("allow_fs_write",),
     # fs.exists/is_file/is_dir/stat/list_dir/walk/glob, fs.copy's source
