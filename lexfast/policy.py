@@ -41,7 +41,8 @@ SCOPES_BY_KIND: dict[str, tuple[str, ...]] = {
     "a2a": ("allow_net_host",),
     # agent.call_mcp runs its server command, confined like proc's children
     "mcp": ("allow_proc", "allow_fs_read", "allow_fs_write"),
-    # sql.open
+    # sql.open (a PostgreSQL URL's host is checked against allow_net_host
+    # too, but only with `net` granted, whose entry names that list)
     "sql": ("allow_fs_write",),
     # kv.open
     "kv": ("allow_fs_write",),

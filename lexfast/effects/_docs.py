@@ -267,7 +267,16 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "sql.open(path: Str) -> Result[Int, SqlError]",
         "Opens a SQLite database (`:memory:` exempt from the scope). Scope `--allow-fs-write`: "
         "``sql.open: `{path}` outside --allow-fs-write``; open failure `sql.open: {e}`; both as "
-        "`Err(SqlError {message, code, detail})`."),
+        "`Err(SqlError {message, code, detail})`. A `postgres://` or `postgresql://` URL "
+        "(`postgres://user:password@host:port/dbname?sslmode=…`) opens a PostgreSQL "
+        "connection instead (psycopg 3: `pip install lexfast[postgres]`): it also needs effect "
+        "`net` (HARD) and the host in `--allow-net-host` (HARD ``sql.open: net call to host "
+        "`{host}` not in --allow-net-host {…}``; stricter than the reference, which checks "
+        "neither); one host, no Unix socket; query parameters only `sslmode`, "
+        "`connect_timeout`, `application_name`; a host that is not loopback needs `sslmode` "
+        "`require` or stricter (default `verify-full`). Connection failures "
+        "`sql.open: cannot connect to {host}:{port}: {e}`, never echoing the password. The "
+        "other `sql.*` ops work the same on it (`?`/`?N` placeholders, `Limits.sql_*` bounds)."),
     ("sql", "close"): (
         "sql.close(h: Int) -> Unit",
         "Closes the database; also `Unit` for an unknown handle."),
@@ -282,7 +291,10 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "sql.query(h: Int, stmt: Str, params: List[SqlParam]) -> Result[List[Record], SqlError]",
         "Rows as records keyed by column name (NULL → Unit, INTEGER → Int, REAL → Float, TEXT → "
         "Str, BLOB → Bytes). Errors as `sql.exec`, prefixed `sql.query`; bounded by "
-        "`Limits.sql_rows`, `sql_result_bytes`, `sql_timeout_s`."),
+        "`Limits.sql_rows`, `sql_result_bytes`, `sql_timeout_s`. On PostgreSQL: integers → Int, "
+        "float4/8 → Float, bool → Bool, bytea → Bytes, every other type (numeric, dates, json, "
+        "uuid, arrays…) → Str as the server renders it; `code` is the SQLSTATE (`57014` for "
+        "the statement timeout, which is the server's `statement_timeout`)."),
     ("sql", "begin"): (
         "sql.begin(db: Int) -> Result[Int, SqlError]",
         "`BEGIN` on the connection; the `SqlTx` handle is the Db handle (statements on either "
@@ -304,7 +316,9 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "sql.query_iter(db: Int, stmt: Str, params: List[SqlParam]) -> "
         "Result[__IterCursor(Int), SqlError]",
         "A cursor `__IterCursor(n)`: the statement runs to its first row now (a bad statement is this call's "
-        "`Err`), the rest one `sql.cursor_next` at a time, never materialised."),
+        "`Err`), the rest one `sql.cursor_next` at a time, never materialised. On PostgreSQL a "
+        "server-side `DECLARE … WITH HOLD` cursor read in batches of 64 (a `SELECT` or "
+        "`VALUES` only)."),
     ("sql", "cursor_next"): (
         "sql.cursor_next(cursor: Int) -> Option[Record]",
         "The next row of the cursor `__IterCursor(cursor)`; `None` once exhausted or for a "

@@ -66,6 +66,7 @@ from ..kernel import COMPILED, err, expect_handle, expect_str, next_handle, ok
 from ..scope import ScopeEscape, open_in_scope, open_parent_in_scope, path_too_long, scoped
 from ..scope.paths import O_PATH_LIKE
 from ..values import os_error_text
+from . import sql_postgres as _postgres
 
 _BUSY_TIMEOUT_S = 5.0           # rusqlite's default
 _CACHED_STATEMENTS = 256
@@ -620,6 +621,8 @@ def _out_of_memory(op: str) -> str:
 
 def sql_open(h, args):
     path = expect_str(args, 0)
+    if _postgres.is_postgres_url(path):
+        return _open_postgres(h, path)
     if (why := path_too_long(path)) is not None:
         return err(sql_error(f"sql.open: {why}"))
     target = _target(h, path)
@@ -653,6 +656,22 @@ def sql_open(h, args):
         return err(sql_error(f"sql.open: `{path}` outside --allow-fs-write"))
     except (ValueError, OSError) as e:  # e.g. an embedded NUL
         return err(sql_error(f"sql.open: {os_error_text(e) if isinstance(e, OSError) else e}"))
+    handle = next_handle()
+    reg.insert(handle, db)
+    if session.closed:
+        if reg.remove(handle) is not None:
+            db.close()
+        raise EffectError("sql.open: the handler is closed")
+    return ok(handle)
+
+
+def _open_postgres(h, url: str):
+    opened = _postgres.open_url(h, url)
+    if opened.name == "Err":
+        return opened
+    db = opened.args[0]
+    session = h.session
+    reg = session.registry("sql", _release)
     handle = next_handle()
     reg.insert(handle, db)
     if session.closed:
@@ -724,6 +743,8 @@ def sql_exec(h, args):
     if stmt is None:
         return db
     try:
+        if db.__class__ is not _Db:
+            return _postgres.exec_statement(db, "sql.exec", stmt, args[2])
         return _exec_on(db, "sql.exec", stmt, params)
     finally:
         db.lock.release()
@@ -815,6 +836,8 @@ def sql_query(h, args):
     if stmt is None:
         return db
     try:
+        if db.__class__ is not _Db:
+            return _postgres.query_statement(db, "sql.query", stmt, args[2])
         return _run_query(db, "sql.query", stmt, params)
     except _SQL_ERRORS as e:
         return _failed(db, "sql.query", e)
@@ -1013,6 +1036,9 @@ def _with_db(h, args, op: str, what: str, run):
     if db is None:
         return refused
     try:
+        if db.__class__ is not _Db:
+            pg_run = _postgres.exec_statement if run is _exec_on else _postgres.query_statement
+            return pg_run(db, op, stmt, args[2])
         return run(db, op, stmt, params)
     finally:
         db.lock.release()
@@ -1032,6 +1058,9 @@ def _tx_statement(h, args, op: str, sql_text: str, what: str):
     if db is None:
         return None, refused
     try:
+        if db.__class__ is not _Db:
+            failed = _postgres.tx_statement(db, op, sql_text)
+            return (handle, None) if failed is None else (None, failed)
         db.conn.execute(sql_text)
         return handle, None
     except _SQL_ERRORS as e:
@@ -1137,20 +1166,27 @@ def sql_query_iter(h, args):
     db, refused = _acquire(h, handle, op)
     if db is None:
         return refused
-    conn = db.conn
+    sqlite = db.__class__ is _Db
+    cursor: _Cursor | _postgres.PgCursor
     try:
-        if _PREFETCHES:
-            conn.text_factory = _lossy_text
-        cur = conn.execute(stmt, params)
-        desc = cur.description
-        names = [d[0] for d in desc] if desc is not None else []
+        if not sqlite:
+            opened = _postgres.open_cursor(db, op, stmt, args[2])
+            if not isinstance(opened, _postgres.PgCursor):
+                return opened
+            cursor = opened
+        else:
+            if _PREFETCHES:
+                db.conn.text_factory = _lossy_text
+            cur = db.conn.execute(stmt, params)
+            desc = cur.description
+            names = [d[0] for d in desc] if desc is not None else []
+            cursor = _Cursor(db, cur if desc is not None else None, names)
     except _SQL_ERRORS as e:
         return _failed(db, op, e)
     finally:
-        if _PREFETCHES:
-            conn.text_factory = str
+        if _PREFETCHES and sqlite:
+            db.conn.text_factory = str
         db.lock.release()
-    cursor = _Cursor(db, cur if desc is not None else None, names)
     key = next_handle()
     reg = _cursors(h)
     reg.insert(key, cursor)
@@ -1179,6 +1215,10 @@ def sql_cursor_next(h, args):
     try:
         if db.closed or cursor.cur is None:
             row = None
+        elif cursor.__class__ is not _Cursor:
+            row = _postgres.cursor_next(cursor, "sql.cursor_next")
+            if row is not None:
+                return some(row)
         else:
             db.deadline = None
             try:

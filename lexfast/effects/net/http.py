@@ -41,7 +41,7 @@ from ...kernel import COMPILED, Variant, err, expect_bytes, expect_record, expec
 from ...values import Map, debug_repr, debug_str_list
 from ._common import TOKEN_CHARS
 
-__all__ = ["HttpFailure", "request", "pool_stats", "host_denied", "ROWS"]
+__all__ = ["HttpFailure", "request", "pool_stats", "host_allowed", "host_denied", "ROWS"]
 
 
 class HttpFailure(Exception):
@@ -233,6 +233,17 @@ def _allowed_hosts(net_hosts: frozenset) -> frozenset:
     return allowed
 
 
+def host_allowed(policy, host: str) -> bool:
+    """Whether ``--allow-net-host`` lets a connection reach ``host`` (a URL's
+    host as parsed; an empty list is any host). One check for every family
+    that opens a connection (net.*, http.*, sql.open of a PostgreSQL URL)."""
+    hosts = policy.net_hosts
+    if not hosts:
+        return True
+    # U+FFFD: libcurl's text for bytes that are not UTF-8; never a real match.
+    return "\ufffd" not in host and _normalize(host) in _allowed_hosts(hosts)
+
+
 def _parse_url(url: str):
     """The URL as libcurl parses it, or ``HttpFailure("url")``."""
     try:
@@ -257,15 +268,12 @@ def _curl_message(e: BaseException) -> str:
 def host_denied(h, host: str) -> str | None:
     """The reference's refusal for a connection to ``host`` (as parsed from
     its URL) under ``--allow-net-host``, or None when the policy allows it.
-    One check for every network family (http.*, net.get/post, redis.*)."""
-    hosts = h.policy.net_hosts
-    if not hosts:
+    One check for every network family (http.*, net.get/post, redis.*):
+    :func:`host_allowed`, with the reference's message."""
+    if host_allowed(h.policy, host):
         return None
-    # U+FFFD: libcurl's text for bytes that are not UTF-8; never a real match.
-    if "\ufffd" in host or _normalize(host) not in _allowed_hosts(hosts):
-        return (f"net call to host `{host}` not in --allow-net-host "
-                f"{debug_str_list(h.policy.allow_net_host)}")
-    return None
+    return (f"net call to host `{host}` not in --allow-net-host "
+            f"{debug_str_list(h.policy.allow_net_host)}")
 
 
 def checked_url(h, url: str, check_host: bool = True):
