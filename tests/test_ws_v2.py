@@ -342,6 +342,28 @@ def test_auth_that_raises_or_answers_no_result_is_500(make_handler):
             assert text in info.value.response.body
 
 
+def test_a_verdict_later_than_the_opening_deadline_drops_the_client(make_handler,
+                                                                     monkeypatch):
+    from lexfast.effects.net import ws as ws_mod
+
+    monkeypatch.setattr(ws_mod, "OPEN_TIMEOUT_S", 0.3)
+    gate = threading.Event()
+    called = []
+
+    def auth(h, path, headers):
+        gate.wait(T)
+        return ok(None)
+
+    h = made(make_handler)
+    on_message = C(lambda h, c, m: called.append(m) or NOOP)
+    with serving(h, "serve_ws_fn_auth", "", C(auth), on_message) as port:
+        with pytest.raises(Exception) as info:
+            dial(port, "/late")
+        assert not isinstance(info.value, InvalidStatus)
+        gate.set()
+    assert called == []
+
+
 def test_auth_runs_off_the_loop_and_a_slow_verdict_holds_nobody_else(make_handler):
     gate = threading.Event()
 
@@ -614,6 +636,62 @@ def test_dial_a_server_closing_mid_handshake_is_err(make_handler):
     with raw_server(behaviour) as port:
         r = run_dial(h, f"ws://127.0.0.1:{port}", C(lambda h: NOOP), C(lambda h, m: NOOP))
     assert r.name == "Err" and r.args[0].startswith("net.dial_ws: connect to"), r
+
+
+def _handshake_then(conn, after):
+    import base64
+    import hashlib
+
+    conn.settimeout(T)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(4096)
+    key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+           if line.lower().startswith(b"sec-websocket-key:")][0]
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                              .digest())
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    after(conn)
+
+
+def test_dial_a_server_that_stops_reading_ends_it_with_err(make_handler, monkeypatch):
+    monkeypatch.setattr(ws_dial, "SEND_TIMEOUT_S", 0.3)
+    h = made(make_handler)
+    big = V("WsSend", "x" * (64 << 20))
+    with raw_server(lambda conn, stop: _handshake_then(conn, lambda c: stop.wait(T))) as port:
+        t0 = time.monotonic()
+        r = run_dial(h, f"ws://127.0.0.1:{port}", C(lambda h: big), C(lambda h, m: NOOP))
+        assert time.monotonic() - t0 < T
+    assert r == err("net.dial_ws: read: the server took nothing sent for 0.3 s")
+
+
+def test_dial_an_idle_connection_outlives_the_opening_deadline(make_handler, monkeypatch):
+    monkeypatch.setattr(ws_dial, "OPEN_TIMEOUT_S", 0.3)
+
+    def server(ws):
+        time.sleep(1.0)
+        ws.send("late")
+        with contextlib.suppress(ConnectionClosed):
+            ws.recv(timeout=T)
+
+    got = []
+
+    def on_message(h, msg):
+        got.append(msg)
+        return V("WsSend", "bye") if msg.name == "WsText" else NOOP
+
+    h = made(make_handler)
+    with ws_server(server) as port:
+        r = run_dial(h, f"ws://127.0.0.1:{port}", C(lambda h: NOOP), C(on_message))
+    assert r == ok(None) and got == [V("WsText", "late"), V("WsClose")]
+
+
+def test_dial_a_server_that_drops_the_connection_is_err(make_handler):
+    h = made(make_handler)
+    with raw_server(lambda conn, stop: _handshake_then(conn, lambda c: None)) as port:
+        r = run_dial(h, f"ws://127.0.0.1:{port}", C(lambda h: NOOP), C(lambda h, m: NOOP))
+    assert r == err("net.dial_ws: read: the connection ended without a close frame")
 
 
 def test_dial_a_rejected_handshake_is_err(make_handler):

@@ -37,6 +37,7 @@ Beyond the reference:
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import ssl
@@ -124,8 +125,12 @@ def _connect(h, op: str, url: str, subprotocol: str, deadline: float):
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # a send the server does not take ends the connection, never blocks forever
-        tv = struct.pack("ll", int(SEND_TIMEOUT_S), 0)
+        whole = int(SEND_TIMEOUT_S)
+        tv = struct.pack("ll", whole, max(1, int((SEND_TIMEOUT_S - whole) * 1e6)))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+        # blocking from here: websockets' reader thread waits on it for as long
+        # as the connection lives; the handshake has its own deadline (open_timeout)
+        sock.settimeout(None)
         context = None
         if scheme == "wss":
             context = ssl.create_default_context()
@@ -161,6 +166,14 @@ def _why(e: BaseException) -> str:
         codes = {c.code for c in (e.sent, e.rcvd) if c is not None}
         if 1009 in codes:
             return f"a message over the {MAX_MESSAGE_BYTES} byte limit"
+        cause = e.__cause__
+        if isinstance(cause, (BlockingIOError, TimeoutError)) or (
+                isinstance(cause, OSError) and cause.errno in (errno.EAGAIN, errno.EWOULDBLOCK)):
+            return f"the server took nothing sent for {SEND_TIMEOUT_S:g} s"
+        if isinstance(cause, OSError):
+            return f"connection failed: {_why(cause)}"
+        if e.rcvd is None and e.sent is None:
+            return "the connection ended without a close frame"
         return str(e) or type(e).__name__
     if isinstance(e, (TimeoutError, socket.timeout)):
         return "timed out"
