@@ -48,7 +48,7 @@ from collections import deque
 
 from ...errors import EffectError, PolicyDenied
 from ...kernel import err, expect_str, ok
-from ...values import debug_str_list, os_error_text
+from ...values import debug_repr, debug_str_list, os_error_text
 from ._common import exc_text
 from .ws_fn import (
     WS_CLOSE,
@@ -224,9 +224,9 @@ class _Mailbox:
 
 
 def _dial(h, op: str, url: str, subprotocol: str, name: str | None, on_open, on_message):
-    reason = check_subprotocol(op, subprotocol)
+    reason = check_subprotocol(subprotocol)
     if reason:
-        return err(f"{op}: invalid subprotocol `{subprotocol}`: {reason.split(': ', 2)[-1]}")
+        return err(f"{op}: invalid subprotocol {debug_repr(subprotocol)}: {reason}")
     need_invoke(h, op)
     session = h.session
     if session.shutdown_event.is_set():

@@ -67,13 +67,12 @@ _W_AUTH = 10  # the opening request read, the auth verdict awaited on a worker
 
 # -- shared argument checks ------------------------------------------------------
 
-def check_subprotocol(op: str, value: str) -> str | None:
+def check_subprotocol(value: str) -> str | None:
     """``None`` if ``value`` is ``""`` or an RFC 6455 subprotocol (a token),
-    else the reason it is not."""
+    else why it is not."""
     if value == "" or set(value) <= TOKEN_CHARS:
         return None
-    return (f"{op}: subprotocol {debug_repr(value)} is not a valid HTTP header value "
-            "(RFC 6455: a token)")
+    return "not a valid HTTP header value (RFC 6455: a token)"
 
 
 def need_invoke(h, op: str) -> None:
@@ -494,9 +493,9 @@ def _serve(h, op: str, args, mode: str):
     want = 1 if mode == "fn" else 2
     if len(closures) != want:
         raise EffectError(f"{op}: expected {want + 2} arguments, got {len(args)}")
-    reason = check_subprotocol(op, subprotocol)
+    reason = check_subprotocol(subprotocol)
     if reason:
-        raise EffectError(reason)
+        raise EffectError(f"{op}: subprotocol {debug_repr(subprotocol)} is {reason}")
     need_invoke(h, op)
     auth = closures[0] if mode == "auth" else None
     name_of = closures[0] if mode == "actor" else None
