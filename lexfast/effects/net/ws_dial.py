@@ -133,11 +133,9 @@ def _connect(h, op: str, url: str, subprotocol: str, deadline: float):
         sock.settimeout(None)
         context = None
         if scheme == "wss":
-            context = ssl.create_default_context()
+            # the operator's CA file replaces the system store, as for http.*
+            context = ssl.create_default_context(cafile=h.session.limits.http_ca_bundle)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
-            bundle = h.session.limits.http_ca_bundle
-            if bundle:
-                context.load_verify_locations(cafile=bundle)
         from websockets.sync.client import connect
 
         netloc = host if port == (443 if scheme == "wss" else 80) else f"{host}:{port}"
