@@ -114,8 +114,8 @@ def _target(h, op: str, url: str):
     return scheme, host, port, resource
 
 
-def _connect(h, op: str, url: str, subprotocol: str, deadline: float):
-    scheme, host, port, resource = _target(h, op, url)
+def _connect(h, op: str, url: str, target, subprotocol: str, deadline: float):
+    scheme, host, port, resource = target
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         sock = socket.create_connection((bare, port), timeout=OPEN_TIMEOUT_S)
@@ -225,12 +225,16 @@ def _dial(h, op: str, url: str, subprotocol: str, name: str | None, on_open, on_
     reason = check_subprotocol(subprotocol)
     if reason:
         return err(f"{op}: invalid subprotocol {debug_repr(subprotocol)}: {reason}")
+    try:
+        target = _target(h, op, url)  # the policy first: a refused host is refused
+    except _Refused as e:
+        return err(str(e))
     need_invoke(h, op)
     session = h.session
     if session.shutdown_event.is_set():
         return err(f"{op}: the handler is shutting down")
     try:
-        conn = _connect(h, op, url, subprotocol, time.monotonic() + OPEN_TIMEOUT_S)
+        conn = _connect(h, op, url, target, subprotocol, time.monotonic() + OPEN_TIMEOUT_S)
     except _Refused as e:
         return err(str(e))
     mailbox = None
