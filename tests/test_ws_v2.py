@@ -659,7 +659,7 @@ def _handshake_then(conn, after):
 def test_dial_a_server_that_stops_reading_ends_it_with_err(make_handler, monkeypatch):
     monkeypatch.setattr(ws_dial, "SEND_TIMEOUT_S", 0.3)
     h = made(make_handler)
-    big = V("WsSend", "x" * (64 << 20))
+    big = V("WsSend", "x" * (32 << 20))  # well past loopback's socket buffers
     with raw_server(lambda conn, stop: _handshake_then(conn, lambda c: stop.wait(T))) as port:
         t0 = time.monotonic()
         r = run_dial(h, f"ws://127.0.0.1:{port}", C(lambda h: big), C(lambda h, m: NOOP))
@@ -735,7 +735,7 @@ def test_dial_against_our_own_server_and_shutdown_ends_it(make_handler):
         def on_message(h, msg):
             got.append(msg)
             if msg == V("WsText", "s:boot"):
-                threading.Timer(0.05, h.shutdown).start()
+                h.shutdown()  # ends the dial after this answer
             return NOOP
 
         r = run_dial(client_h, f"ws://127.0.0.1:{port}/cp", C(lambda h: V("WsSend", "boot")),
@@ -772,7 +772,7 @@ def test_dial_ws_actor_tell_goes_out_and_the_name_goes_at_the_end(make_handler):
 
 
 def test_dial_ws_actor_name_taken_is_err(make_handler):
-    def server(ws):
+    def server(ws):  # each connection: closed once it has one message (or the client left)
         with contextlib.suppress(ConnectionClosed):
             ws.recv(timeout=T)
 
@@ -781,19 +781,15 @@ def test_dial_ws_actor_name_taken_is_err(make_handler):
         url = f"ws://127.0.0.1:{port}"
         inner = []
 
-        def on_open(h):
+        def on_open(h):  # the outer holds "dup" while the inner tries it
             inner.append(run_dial(h, url, C(lambda h: NOOP), C(lambda h, m: NOOP),
                                   op="dial_ws_actor", name="dup"))
-            return NOOP
+            return V("WsSend", "done")
 
-        def on_message(h, msg):
-            return NOOP
-
-        # the outer holds "dup" while the inner tries it; the outer then ends by shutdown
-        threading.Timer(1.0, h.shutdown).start()
-        r = run_dial(h, url, C(on_open), C(on_message), op="dial_ws_actor", name="dup")
+        r = run_dial(h, url, C(on_open), C(lambda h, m: NOOP), op="dial_ws_actor", name="dup")
     assert r == ok(None)
     assert inner[0].name == "Err" and "conc.register('dup') failed" in inner[0].args[0]
+    assert ws_actor_names(h) == []
 
 
 def test_dial_wss_verifies_the_certificate(make_handler, tmp_path):
@@ -824,6 +820,5 @@ def test_dial_wss_verifies_the_certificate(make_handler, tmp_path):
             got.append(msg)
             return on_message(h, msg)
 
-        threading.Timer(1.0, trusted.shutdown).start()
         r = run_dial(trusted, f"wss://127.0.0.1:{port}", C(lambda h: NOOP), C(record))
     assert r == ok(None) and got[0] == V("WsText", "secure")
