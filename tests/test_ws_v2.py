@@ -221,12 +221,14 @@ def test_bad_actions_and_raises_go_to_stderr_and_the_connection_lives(make_handl
             return V("WsSendBinary", [1, 256])
         if body == "wrong":
             return V("WsSend", 5)
+        if body == "surrogate":
+            return V("WsSend", "a\ud800b")
         return V("WsSend", "ok:" + body) if body else NOOP
 
     h = made(make_handler)
     with serving(h, "serve_ws_fn", "", C(on_message)) as port:
         with dial(port) as ws:
-            for body in ("raise", "bad", "bytes", "wrong", "fine"):
+            for body in ("raise", "bad", "bytes", "wrong", "surrogate", "fine"):
                 ws.send(body)
             assert ws.recv(timeout=T) == "ok:fine"
     err_text = capfd.readouterr().err
@@ -234,6 +236,7 @@ def test_bad_actions_and_raises_go_to_stderr_and_the_connection_lives(make_handl
     assert 'unexpected WsAction: Str("not an action")' in err_text
     assert "WsSendBinary payload must be List[Int] of bytes 0..=255" in err_text
     assert "WsSend payload must be Str" in err_text
+    assert "WsSend payload is not valid Unicode (a lone surrogate)" in err_text
 
 
 def test_chat_works_inside_the_closure(make_handler):
@@ -412,6 +415,8 @@ def test_outbound_tell_reaches_the_socket_and_the_name_goes_at_disconnect(make_h
             assert ws.recv(timeout=T) == "echo:in"
             with pytest.raises(EffectError, match="accepts Str messages only"):
                 ws_actor(h, "ws:cp001").tell(5)
+            with pytest.raises(EffectError, match="not valid Unicode"):
+                ws_actor(h, "ws:cp001").tell("\udfff")
             actor = ws_actor(h, "ws:cp001")
         assert until(lambda: ws_actor(h, "ws:cp001") is None)
         with pytest.raises(EffectError, match="outbound channel closed"):
@@ -719,6 +724,9 @@ def test_dial_closure_failures_end_it_with_err_and_refusals_propagate(make_handl
         assert r == err("net.dial_ws: on_message: ValueError: bad handler")
         r = run_dial(h, url, C(lambda h: 5), C(boom))
         assert r.name == "Err" and "on_open action: unexpected WsAction: Int(5)" in r.args[0]
+        r = run_dial(h, url, C(lambda h: V("WsSend", "\ud800")), C(boom))
+        assert r.name == "Err" and "on_open action: WsSend payload is not valid Unicode" in \
+            r.args[0]
 
         def deny(h):
             return h.dispatch("io", "read", ["/etc/passwd"])

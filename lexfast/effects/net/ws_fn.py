@@ -101,6 +101,18 @@ WS_PING = Variant("WsPing", ())
 WS_CLOSE = Variant("WsClose", ())
 
 
+_NOT_UNICODE = "WsSend payload is not valid Unicode (a lone surrogate): no text frame can carry it"
+
+
+def valid_text(text: str) -> bool:
+    """Whether ``text`` can be a text frame (UTF-8: no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def action_frame(action) -> str | bytes | None:
     """A ``WsAction`` as the frame to send (``str`` text, ``bytes`` binary)
     or ``None`` for ``WsNoOp``; ``ValueError`` with the reason otherwise."""
@@ -112,6 +124,8 @@ def action_frame(action) -> str | bytes | None:
         return None
     if name == "WsSend":
         if len(args) == 1 and isinstance(args[0], str):
+            if not valid_text(args[0]):
+                raise ValueError(_NOT_UNICODE)
             return args[0]
         raise ValueError("WsSend payload must be Str")
     if name == "WsSendBinary":
@@ -146,6 +160,8 @@ class WsActor:
         if not isinstance(message, str):
             raise EffectError(f"{self.op}: native bridge accepts Str messages only, "
                               f"got {debug_repr(message)}")
+        if not valid_text(message):
+            raise EffectError(f"{self.op}: {_NOT_UNICODE}")
         if not self._alive or not self._send(message):
             raise EffectError(f"{self.op}: outbound channel closed: the connection "
                               f"{debug_repr(self.name)} has ended or its queue is full")
