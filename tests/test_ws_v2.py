@@ -252,6 +252,26 @@ def test_chat_works_inside_the_closure(make_handler):
             assert a.recv(timeout=T) == "all:x" and b.recv(timeout=T) == "all:x"
 
 
+def test_chat_refuses_a_body_no_text_frame_can_carry(make_handler):
+    def on_message(h, conn, msg):
+        if msg.name != "WsText":
+            return NOOP
+        for op, args in (("broadcast", ["lobby", "x\udc80"]), ("send", [1, "\ud800"])):
+            try:
+                h.dispatch("chat", op, args)
+            except EffectError as e:
+                h.dispatch("chat", "broadcast", ["lobby", str(e)])
+        return NOOP
+
+    h = made(make_handler)
+    with serving(h, "serve_ws_fn", "", C(on_message)) as port:
+        with dial(port, "/lobby") as ws:
+            ws.send("go")
+            assert ws.recv(timeout=T) == ("chat.broadcast: body is not valid Unicode (a lone "
+                                          "surrogate): no text frame can carry it")
+            assert ws.recv(timeout=T).startswith("chat.send: body is not valid Unicode")
+
+
 def test_a_slow_closure_holds_only_its_own_connection_in_order(make_handler):
     gate = threading.Event()
 

@@ -382,7 +382,8 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
     ("chat", "broadcast"): (
         "chat.broadcast(room: Str, body: Str) -> Unit",
         "Sends body to every connection in the room, the sender included. Outside a "
-        "`net.serve_ws` handler HARD `chat.broadcast called outside a net.serve_ws handler`."),
+        "`net.serve_ws` handler HARD `chat.broadcast called outside a net.serve_ws handler`; "
+        "a body with a lone surrogate HARD `chat.broadcast: body is not valid Unicode ...`."),
     ("chat", "send"): (
         "chat.send(conn_id: Int, body: Str) -> Bool",
         "Whether the connection exists (and was sent body). A negative id HARD "
