@@ -158,10 +158,10 @@ class Limits:
     redis_ca_bundle: str | None = None    # rediss://: PEM CA file replacing the system store
     serve_threads: int = 16               # net.serve worker pool
     serve_grace_s: float = 5.0            # in-flight requests at shutdown
-    ws_connections: int = 1024            # net.serve_ws connection cap
+    ws_connections: int = 1024            # net.serve_ws* connection cap (each server)
     serve_idle_s: float = 10.0            # net.serve* idle keep-alive / slow-read timeout
     serve_keepalive_conns: int = 1024     # net.serve* idle keep-alive connections kept open
-    ws_queue_bytes: int = 4 << 20         # net.serve_ws outbound queue per connection (chars)
+    ws_queue_bytes: int = 4 << 20         # net.serve_ws*/dial_ws_actor outbound queue per connection (chars)
     record_bytes: int = 256 << 20         # a trace (record=): past it, one marker line and no more
     # Policy(budget_pool=): the largest block of units one lease takes from
     # the shared pool (also at most 1/64 of the ceiling); a process killed

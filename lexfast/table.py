@@ -94,7 +94,7 @@ def family_rows() -> list:
         sql,
         stream,
     )
-    from .effects.net import http, http_stream, serve, ws
+    from .effects.net import http, http_stream, serve, ws, ws_dial, ws_fn
 
     families = (
         io,      # io.print/read/write
@@ -114,6 +114,8 @@ def family_rows() -> list:
         stream,  # stream.next/collect
         serve,   # net.serve, net.serve_tls
         ws,      # net.serve_ws, chat.*
+        ws_fn,   # net.serve_ws_fn / _auth / _actor
+        ws_dial,  # net.dial_ws / dial_ws_actor
         agent,   # agent.*
         approval,  # approval.request
     )

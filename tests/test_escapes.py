@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from lexfast import NONE, BudgetExceeded, EffectError, Limits, Map, PolicyDenied, some
+from lexfast import NONE, BudgetExceeded, EffectError, Limits, Map, PolicyDenied, Variant, some
 from lexfast.effects import io as iomod
 from lexfast.scope import roots as rootsmod
 
@@ -413,6 +413,14 @@ def all_clients_refuse(h, url):
     r = h.dispatch("agent", "send_a2a", [url, "hi"])
     assert r.name == "Err", (url, r)
     msgs.append(str(r.args[0]))
+    # the WebSocket client, the same URL as ws:// (upstream does not check its host)
+    ws_url = re.sub(r"(?i)^(\s*)http", lambda m: m.group(1) + "ws", url)
+    try:
+        r = h.dispatch("net", "dial_ws", [ws_url, "", None, None])
+        assert r.name == "Err", (ws_url, r)
+        msgs.append(str(r.args[0]))
+    except PolicyDenied as pd:
+        msgs.append(str(pd))
     return msgs
 
 
@@ -425,9 +433,13 @@ def host_denied(h, servers, url):
     return msgs
 
 
+def _ws_noop(closure, handler, args):  # net.dial_ws's closures, if it ever got that far
+    return Variant("WsNoOp", ())
+
+
 @pytest.fixture
 def net(make_handler):
-    return make_handler(effects=["net", "a2a"], hosts=["127.0.0.1"])
+    return make_handler(effects=["net", "a2a"], hosts=["127.0.0.1"], invoke=_ws_noop)
 
 
 def test_escape_host_plain_disallowed(net, servers):
@@ -451,6 +463,11 @@ def test_escape_host_fragment_query_authority_confusion(net, servers):
     for sep in ("#", "?", "/"):
         r = net.dispatch("http", "get", [f"http://127.0.0.1:{pa}{sep}@127.0.0.2:{pb}/"])
         assert r.name == "Ok", r  # it went to 127.0.0.1, the host that was checked
+        n = len(a.seen)
+        r = net.dispatch("net", "dial_ws", [f"ws://127.0.0.1:{pa}{sep}@127.0.0.2:{pb}/", "",
+                                            None, None])
+        assert r.name == "Err" and "HTTP 200" in r.args[0], r  # not a WebSocket server
+        assert len(a.seen) == n + 1  # but it asked 127.0.0.1, the host that was checked
     time.sleep(0.05)
     assert b.seen == []
 

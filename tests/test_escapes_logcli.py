@@ -285,6 +285,10 @@ def _samples(d: str) -> dict:
         ("agent", "cloud_stream"): ["hi"],
         ("net", "serve"): [0, "h"], ("net", "serve_tls"): [0, f"{d}/cert.pem", f"{d}/key.pem", "h"],
         ("net", "serve_ws"): [0, "h"], ("chat", "broadcast"): ["r", "x"], ("chat", "send"): [1, "x"],
+        ("net", "serve_ws_fn"): [0, "", None], ("net", "serve_ws_fn_auth"): [0, "", None, None],
+        ("net", "serve_ws_fn_actor"): [0, "", None, None],
+        ("net", "dial_ws"): ["ws://127.0.0.1:1/", "", None, None],
+        ("net", "dial_ws_actor"): ["ws://127.0.0.1:1/", "", "n", None, None],
         ("agent", "call_mcp"): ["true", "t", "{}"], ("agent", "local_complete"): ["hi"],
         ("agent", "cloud_complete"): ["hi"], ("agent", "send_a2a"): [url, "hi"],
         ("redis", "connect"): ["redis://127.0.0.1:1/0"], ("redis", "close"): [1],
@@ -370,6 +374,7 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     # the probe found what the families do (a sanity floor for the method itself)
     assert {("io", "read", "allow_fs_read"), ("io", "write", "allow_fs_write"),
             ("agent", "call_mcp", "allow_proc"), ("agent", "send_a2a", "allow_net_host"),
+            ("net", "dial_ws", "allow_net_host"), ("net", "dial_ws_actor", "allow_net_host"),
             ("net", "serve_tls", "allow_fs_read"), ("fs", "glob", "allow_fs_read"),
             ("sql", "open", "allow_fs_write"), ("kv", "open", "allow_fs_write"),
             ("log", "set_sink", "allow_fs_write"),

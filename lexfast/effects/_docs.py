@@ -392,10 +392,48 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "Blocks serving WebSocket rooms (the path without its `/`); each text frame calls "
         "`on_message({body, conn_id, room})`. Needs a `runner`; errors as `net.serve`; at most "
         "`Limits.ws_connections`, `ws_queue_bytes` queued per connection."),
+    ("net", "serve_ws_fn"): (
+        "net.serve_ws_fn(port: Int, subprotocol: Str, on_message: (WsConn, WsMessage) -> "
+        "WsAction) -> Unit",
+        "Blocks serving WebSockets on 127.0.0.1 like `net.serve_ws`; every frame calls the "
+        "closure with `{id, path, subprotocol}` and `WsText(Str)`, `WsBinary(List[Int])`, "
+        "`WsPing`, and `WsClose` once at the end; `WsSend(Str)`/`WsSendBinary(List[Int])`/"
+        "`WsNoOp` answers. `subprotocol` (`\"\"`: none) is echoed only to a client that "
+        "offered it; not a token HARD `net.serve_ws_fn: subprotocol {s} is not a valid HTTP "
+        "header value`. Needs `DefaultHandler(invoke=...)`; closure failures go to stderr. "
+        "`Limits.ws_connections`, `ws_queue_bytes`; stops on `handler.shutdown()`."),
+    ("net", "serve_ws_fn_auth"): (
+        "net.serve_ws_fn_auth(port: Int, subprotocol: Str, auth: (Str, List[{name: Str, "
+        "value: Str}]) -> Result[Unit, Str], on_message: (WsConn, WsMessage) -> WsAction) -> "
+        "Unit",
+        "`net.serve_ws_fn` whose `auth(path, headers)` runs before the handshake answer: "
+        "`Ok(())` lets the client in, `Err(msg)` answers 401 with `msg`, anything else 500. "
+        "Header names lower-cased, non-ASCII values left out."),
+    ("net", "serve_ws_fn_actor"): (
+        "net.serve_ws_fn_actor(port: Int, subprotocol: Str, name_of: (WsConn) -> Str, "
+        "on_message: (WsConn, WsMessage) -> WsAction) -> Unit",
+        "`net.serve_ws_fn` that registers each connection under `name_of(conn)` (`\"\"`: not "
+        "registered) as a native actor of the session (`tell(Str)` sends a text frame) until "
+        "it ends; a taken name or a non-Str closes that connection."),
+    ("net", "dial_ws"): (
+        "net.dial_ws(url: Str, subprotocol: Str, on_open: () -> WsAction, on_message: "
+        "(WsMessage) -> WsAction) -> Result[Unit, Str]",
+        "A WebSocket client (`ws://`, `wss://` verified): `on_open` once, `on_message` per "
+        "frame, `WsClose` once and `Ok(())` when the server closes (or on "
+        "`handler.shutdown()`). Host outside `--allow-net-host` HARD `net.dial_ws: net call "
+        "to host ...`; a bad URL, connect or handshake failure (10 s), a message over 1 MiB, "
+        "a closure failure SOFT `Err(\"net.dial_ws: ...\")`."),
+    ("net", "dial_ws_actor"): (
+        "net.dial_ws_actor(url: Str, subprotocol: Str, name: Str, on_open: () -> WsAction, "
+        "on_message: (WsMessage) -> WsAction) -> Result[Unit, Str]",
+        "`net.dial_ws` registered as the session's native actor `name` (`\"\"`: none) while "
+        "it runs; `tell(Str)` queues a text frame (at most `Limits.ws_queue_bytes`). A taken "
+        "name SOFT `Err(\"net.dial_ws_actor: conc.register(...) failed...\")`."),
     ("chat", "broadcast"): (
         "chat.broadcast(room: Str, body: Str) -> Unit",
         "Sends body to every connection in the room, the sender included. Outside a "
-        "`net.serve_ws` handler HARD `chat.broadcast called outside a net.serve_ws handler`."),
+        "`net.serve_ws` handler HARD `chat.broadcast called outside a net.serve_ws handler`; "
+        "a body with a lone surrogate HARD `chat.broadcast: body is not valid Unicode ...`."),
     ("chat", "send"): (
         "chat.send(conn_id: Int, body: Str) -> Bool",
         "Whether the connection exists (and was sent body). A negative id HARD "

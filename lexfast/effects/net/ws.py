@@ -522,10 +522,21 @@ def _chat_registry(h, op: str) -> ChatRegistry:
     return reg
 
 
+def _frame_text(op: str, body: str) -> str:
+    """``body`` if a text frame can carry it (no lone surrogates: a client
+    would close on the invalid UTF-8 with 1007), else ``EffectError``."""
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EffectError(f"chat.{op}: body is not valid Unicode (a lone surrogate): "
+                          "no text frame can carry it") from None
+    return body
+
+
 def chat_broadcast(h, args):
     reg = _chat_registry(h, "broadcast")
     room = expect_str(args, 0)
-    body = expect_str(args, 1)
+    body = _frame_text("broadcast", expect_str(args, 1))
     reg.broadcast(room, body)
     return None
 
@@ -535,7 +546,7 @@ def chat_send(h, args):
     v = args[0] if args else None
     if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT_MAX):
         raise EffectError("chat.send: conn_id must be non-negative Int")
-    body = expect_str(args, 1)
+    body = _frame_text("send", expect_str(args, 1))
     return reg.send(int(v), body)
 
 
