@@ -151,6 +151,12 @@ class Limits:
     serve_keepalive_conns: int = 1024     # net.serve* idle keep-alive connections kept open
     ws_queue_bytes: int = 4 << 20         # net.serve_ws outbound queue per connection (chars)
     record_bytes: int = 256 << 20         # a trace (record=): past it, one marker line and no more
+    udp_timeout_s: float = 300.0          # net.udp_recv: the longest timeout_ms it takes
+    udp_datagram_bytes: int = 65507       # net.udp_send/recv: one datagram (IPv4's largest payload)
+    # vcs.*: the blob store's directory (None: env LEX_STORE_ROOT, else
+    # ~/.lex/store, as the reference); it must be inside --allow-fs-write
+    vcs_root: str | None = None
+    vcs_blob_bytes: int = 64 << 20        # vcs.put_blob/get_blob: one blob
 
 
 # -- the session ---------------------------------------------------------------

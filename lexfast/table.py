@@ -89,8 +89,9 @@ def family_rows() -> list:
         rand,
         sql,
         stream,
+        vcs,
     )
-    from .effects.net import http, http_stream, serve, ws
+    from .effects.net import http, http_stream, serve, udp, ws
 
     families = (
         io,      # io.print/read/write
@@ -108,6 +109,8 @@ def family_rows() -> list:
         stream,  # stream.next/collect
         serve,   # net.serve, net.serve_tls
         ws,      # net.serve_ws, chat.*
+        udp,     # net.udp_*
+        vcs,     # vcs.* (the content-addressed blob store)
         agent,   # agent.*
         approval,  # approval.request
     )
