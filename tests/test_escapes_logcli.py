@@ -201,6 +201,7 @@ OPEN = {
     "sql": ("--allow-fs-write",),
     "kv": ("--allow-fs-write",),
     "fs_walk": ("--allow-fs-read",),
+    "vcs": ("--allow-fs-write",),
     "approval": ("--allow-approval",),
 }
 
@@ -280,6 +281,11 @@ def _samples(d: str) -> dict:
         ("agent", "cloud_stream"): ["hi"],
         ("net", "serve"): [0, "h"], ("net", "serve_tls"): [0, f"{d}/cert.pem", f"{d}/key.pem", "h"],
         ("net", "serve_ws"): [0, "h"], ("chat", "broadcast"): ["r", "x"], ("chat", "send"): [1, "x"],
+        ("net", "udp_open"): [0, "0.0.0.0"], ("net", "udp_close"): [1],
+        ("net", "udp_send"): [1, "127.0.0.1", 9, b"x"], ("net", "udp_recv"): [1, 0],
+        ("net", "udp_broadcast"): [1, True], ("net", "udp_join_multicast"): [1, "224.0.0.251"],
+        ("vcs", "put_blob"): ["x"], ("vcs", "get_blob"): ["0" * 64], ("vcs", "has_blob"): ["0" * 64],
+        ("vcs", "ref_set"): ["ns", "k", "ab"], ("vcs", "ref_get"): ["ns", "k"],
         ("agent", "call_mcp"): ["true", "t", "{}"], ("agent", "local_complete"): ["hi"],
         ("agent", "cloud_complete"): ["hi"], ("agent", "send_a2a"): [url, "hi"],
     }
@@ -301,6 +307,7 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     op consults that list, and a policy granting only the row's gate must
     report it open; every entry of SCOPES_BY_KIND is backed by such a row."""
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:1")
+    monkeypatch.setenv("LEX_STORE_ROOT", str(tmp_path / "probe" / "store"))  # vcs.*, never ~/.lex
     for var in ("LEX_LLM_CLOUD_API_KEY", "OPENAI_API_KEY", "LEX_LLM_STREAM_FIXTURE"):
         monkeypatch.delenv(var, raising=False)
     d = tmp_path / "probe"
