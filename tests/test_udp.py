@@ -257,6 +257,14 @@ def test_the_host_is_checked_as_given_and_a_name_resolved_once(net, peer):
         assert err_text(call(h3, "udp_send", s3, bad, 9, b"x")).startswith("net.udp_send: invalid host")
 
 
+def test_a_loopback_socket_says_why_it_cannot_reach_further(net):
+    h = net()
+    sock = open_sock(h)
+    e = err_text(call(h, "udp_send", sock, "192.0.2.7", 9, b"x"))
+    assert e == ("net.udp_send: the socket is bound to 127.0.0.1 and cannot reach `192.0.2.7`; "
+                 'open it with a host (net.udp_open(port, "0.0.0.0"))')
+
+
 def test_datagrams_are_bounded_both_ways(net, peer):
     h = net(limits=Limits(udp_datagram_bytes=16))
     sock = open_sock(h)

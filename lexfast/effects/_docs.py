@@ -369,7 +369,8 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "`--allow-net-host`: SOFT ``net.udp_send to `{host}` not in --allow-net-host […]``; "
         "`255.255.255.255`, a 224.0.0.0/4 address and any destination of a socket with broadcast "
         "on must be named there explicitly (an empty list does not grant them); a name is "
-        "resolved once and that address used. Unknown handle SOFT `net.udp_send: no open socket "
+        "resolved once and that address used; a loopback-bound socket sending beyond loopback SOFT "
+        "`net.udp_send: the socket is bound to 127.0.0.1 and cannot reach …`. Unknown handle SOFT `net.udp_send: no open socket "
         "with handle {N} (closed, or never opened?)`; data over `Limits.udp_datagram_bytes` SOFT."),
     ("net", "udp_recv"): (
         "net.udp_recv(sock: Int, timeout_ms: Int) -> Result[UdpDatagram, Str]",

@@ -218,6 +218,9 @@ def _destination(h, entry: _Udp, host: str):
                if entry.broadcast and not _special(addr)
                else " (broadcast and multicast destinations must be named explicitly)")
         return None, _not_allowed(h, "udp_send", host, why)
+    if ipaddress.IPv4Address(entry.bound).is_loopback and not addr.is_loopback:
+        return None, (f"net.udp_send: the socket is bound to {entry.bound} and cannot reach "
+                      f"`{host}`; open it with a host (net.udp_open(port, \"0.0.0.0\"))")
     return str(addr), None
 
 
