@@ -169,6 +169,29 @@ def test_a_store_root_symlinked_out_of_scope_is_refused(vcs, tmp_path):
     assert (inside / "real" / "blobs" / sha).exists()
 
 
+def test_a_store_root_swapped_for_a_symlink_after_first_use_is_refused(vcs, tmp_path):
+    # the root's resolution is remembered per session; the kernel walk
+    # (no symlink at any step) is what refuses the swap
+    inside, outside = tmp_path / "in", tmp_path / "out"
+    inside.mkdir()
+    outside.mkdir()
+    h = vcs(root=inside / "store", write=[inside])
+    sha = ok_value(call(h, "put_blob", "x"))
+    os.rename(inside / "store", inside / "store-old")
+    (inside / "store").symlink_to(outside)
+    (outside / "blobs").mkdir()
+    (outside / "blobs" / sha).write_text("x")
+    for op, args in (("put_blob", ["y"]), ("get_blob", [sha]), ("ref_set", ["ns", "k", sha]),
+                     ("ref_get", ["ns", "k"])):
+        assert err_text(call(h, op, *args)) == \
+            f"vcs.{op}: store root `{inside / 'store'}` goes through a symlink; refused"
+    assert call(h, "has_blob", sha) is False
+    assert sorted(os.listdir(outside)) == ["blobs"] and os.listdir(outside / "blobs") == [sha]
+    # a new session resolves afresh, and finds the root outside the scope
+    assert err_text(call(vcs(root=inside / "store", write=[inside]), "get_blob", sha)).endswith(
+        "outside --allow-fs-write")
+
+
 def test_a_symlink_inside_the_store_is_never_followed(vcs, tmp_path):
     h = vcs()
     sha = ok_value(call(h, "put_blob", "x"))
@@ -178,14 +201,16 @@ def test_a_symlink_inside_the_store_is_never_followed(vcs, tmp_path):
     (store / "blobrefs").mkdir()
     (store / "blobrefs" / "ns").symlink_to(outside)
     e = err_text(call(h, "ref_set", "ns", "k", sha))
-    assert e == "vcs.ref_set: ref namespace goes through a symlink; refused"
+    assert e == "vcs.ref_set: `blobrefs/ns` in the store is a symlink; refused"
     assert os.listdir(outside) == []
-    assert err_text(call(h, "ref_get", "ns", "k")).endswith("goes through a symlink; refused")
+    assert err_text(call(h, "ref_get", "ns", "k")) == \
+        "vcs.ref_get: `blobrefs/ns` in the store is a symlink; refused"
     # a blob swapped for a symlink to a file holding the same content
     (outside / "copy").write_text("x")
     os.unlink(store / "blobs" / sha)
     (store / "blobs" / sha).symlink_to(outside / "copy")
-    assert err_text(call(h, "get_blob", sha)) == f"vcs.get_blob: blob `{sha}` is a symlink; refused"
+    assert err_text(call(h, "get_blob", sha)) == \
+        f"vcs.get_blob: `blobs/{sha}` in the store is a symlink; refused"
     assert call(h, "has_blob", sha) is False
     # put_blob replaces the link, never writing through it
     assert ok_value(call(h, "put_blob", "x")) == sha
@@ -195,7 +220,7 @@ def test_a_symlink_inside_the_store_is_never_followed(vcs, tmp_path):
     os.rename(store / "blobs", tmp_path / "blobs-moved")
     (store / "blobs").symlink_to(tmp_path / "blobs-moved")
     assert err_text(call(h, "put_blob", "y")) == \
-        "vcs.put_blob: blobs directory goes through a symlink; refused"
+        "vcs.put_blob: `blobs` in the store is a symlink; refused"
 
 
 def test_hard_links_are_refused_and_never_written_through(vcs, tmp_path):

@@ -37,9 +37,11 @@ from ..kernel import err, expect_str, ok
 from ..scope import (
     BENEATH,
     RESOLVE_NO_SYMLINKS,
+    Denied,
     ScopeEscape,
     check_dir_writable,
     open_beneath,
+    open_resolved,
     path_too_long,
     read_file_bounded,
     replace_in_dir,
@@ -73,50 +75,96 @@ def store_root(h) -> str:
     return os.fspath(root)
 
 
-def _open_root(h, op: str, create: bool) -> int:
-    """An ``O_PATH`` descriptor of the store's directory, opened beneath its
-    scope root (made when ``create``); ``None`` when it does not exist."""
+def _located(h, op: str) -> tuple[str, str, str]:
+    """``(root as configured, resolved, scope root)``. The resolution is
+    remembered per session: every open below walks from the scope root with
+    no symlink at all (``RESOLVE_NO_SYMLINKS``), so a component swapped for a
+    symlink since is refused by the kernel, not followed."""
     root = store_root(h)
+    roots = h.policy.write_roots
+    cache = h.session.state("vcs", _new_cache)
+    hit = cache.get((root, roots))
+    if hit is not None:
+        return hit
     if (why := path_too_long(root)) is not None:
         raise _Fail(f"vcs.{op}: store root: {why}")
-    found = scoped(root, h.policy.write_roots)
+    found = scoped(root, roots)
     if found is None:
         raise _Fail(f"vcs.{op}: store root `{root}` outside --allow-fs-write")
-    resolved, scope = found
-    scope = scope or "/"
+    hit = (root, found[0], found[1] or "/")
+    if len(cache) >= 16:
+        cache.clear()
+    cache[(root, roots)] = hit
+    return hit
+
+
+def _new_cache(session) -> dict:
+    return {}
+
+
+def _open_in_store(h, op: str, parts: list, flags: int) -> int:
+    """Open ``<root>/<parts…>`` in one ``openat2`` from the scope root's
+    cached descriptor, beneath it and through no symlink. Raises
+    ``FileNotFoundError``/``NotADirectoryError`` when it is not there,
+    ``_Fail`` when a symlink is in the way or the path left the scope."""
+    root, resolved, scope = _located(h, op)
+    target = "/".join([resolved.rstrip("/")] + parts) if parts else resolved
+    try:
+        return open_resolved(h.session, target, scope, flags | os.O_CLOEXEC, _INSIDE)
+    except Denied:
+        raise _Fail(f"vcs.{op}: store root `{root}` outside --allow-fs-write") from None
+    except OSError as e:
+        if e.errno in (_errno.ELOOP, _errno.EXDEV):
+            raise _Fail(_symlink_text(op, root, resolved, parts)) from None
+        raise
+
+
+def _symlink_text(op: str, root: str, resolved: str, parts: list) -> str:
+    """Which component was a symlink (for the message only: the open was
+    already refused by the kernel)."""
+    path = resolved
+    for i, part in enumerate(parts):
+        path = os.path.join(path, part)
+        try:
+            if _stat.S_ISLNK(os.lstat(path).st_mode):
+                return f"vcs.{op}: `{'/'.join(parts[:i + 1])}` in the store is a symlink; refused"
+        except OSError:
+            break
+    return f"vcs.{op}: store root `{root}` goes through a symlink; refused"
+
+
+def _store_dir(h, op: str, parts: list) -> int:
+    """An ``O_PATH`` descriptor of the store's directory ``parts`` (made,
+    0700, with any missing above it, the store root included)."""
+    try:
+        return _open_in_store(h, op, parts, _DIR_FLAGS)
+    except FileNotFoundError:
+        pass
+    root, resolved, scope = _located(h, op)
     try:
         top = open_beneath(scope, scope, _DIR_FLAGS, judge=False)
     except ScopeEscape:
         raise _Fail(f"vcs.{op}: store root `{root}` outside --allow-fs-write") from None
     rel = os.path.relpath(resolved, scope)
     try:
-        # the rest of the way with no symlink: `resolved` has them resolved
-        # already, so one met now was put there since the check
-        return _walk(top, [] if rel == "." else rel.split("/"), create, f"store root `{root}`")
-    except ScopeEscape:
-        raise _Fail(f"vcs.{op}: store root `{root}` outside --allow-fs-write") from None
-    except _Missing:
-        return -1
-    except OSError as e:
-        raise _Fail(f"vcs.{op}: store root `{root}`: {os_error_text(e)}") from None
+        _walk(top, ([] if rel == "." else rel.split("/")) + parts)
+    except _Symlink:
+        raise _Fail(_symlink_text(op, root, resolved, parts)) from None
+    return _open_in_store(h, op, parts, _DIR_FLAGS)
 
 
-class _Missing(Exception):
+class _Symlink(Exception):
     pass
 
 
-def _walk(dfd: int, parts: list, create: bool, what: str) -> int:
-    """Descend ``parts`` from the directory ``dfd`` (consumed: closed here)
-    with no symlink, making missing directories (0700) when ``create``;
-    the last directory's ``O_PATH`` descriptor. ``_Missing`` when one does
-    not exist and not ``create``."""
+def _walk(dfd: int, parts: list) -> None:
+    """Make the missing directories (0700) of ``parts`` below the directory
+    ``dfd`` (closed here), through no symlink."""
     try:
         for part in parts:
             try:
                 fd = open_at(dfd, part, _DIR_FLAGS, 0, _INSIDE)
             except FileNotFoundError:
-                if not create:
-                    raise _Missing from None
                 check_dir_writable(dfd)
                 try:
                     os.mkdir(part, 0o700, dir_fd=dfd)
@@ -125,29 +173,26 @@ def _walk(dfd: int, parts: list, create: bool, what: str) -> int:
                 fd = open_at(dfd, part, _DIR_FLAGS, 0, _INSIDE)
             except OSError as e:
                 if e.errno in (_errno.ELOOP, _errno.EXDEV):
-                    raise _Fail(f"{what} goes through a symlink; refused") from None
-                if e.errno == _errno.ENOTDIR and not create:
-                    raise _Missing from None
+                    raise _Symlink from None
                 raise
             os.close(dfd)
             dfd = fd
-    except BaseException:
+    finally:
         os.close(dfd)
-        raise
-    return dfd
 
 
-def _read_regular(dfd: int, name: str, cap: int, what: str) -> bytes | None:
-    """A regular file with one link in ``dfd``, read whole (at most ``cap``);
-    ``None`` when absent."""
+def _read_file(h, op: str, parts: list, cap: int, what: str) -> bytes | None:
+    """A regular file with one link, read whole (at most ``cap``); ``None``
+    when it (or a directory on its way) is not there."""
     try:
-        fd = open_at(dfd, name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, 0, _INSIDE)
-    except FileNotFoundError:
+        fd = _open_in_store(h, op, parts, os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except OSError as e:
-        if e.errno in (_errno.ELOOP, _errno.EXDEV):
-            raise _Fail(f"{what} is a symlink; refused") from None
-        raise
+    return _read_regular(fd, cap, what)
+
+
+def _read_regular(fd: int, cap: int, what: str) -> bytes:
+    """Check and read the open file ``fd`` (closed here)."""
     try:
         st = os.fstat(fd)
         if not _stat.S_ISREG(st.st_mode):
@@ -209,17 +254,7 @@ def _blob_bytes(h, op: str, sha: str) -> bytes | None:
     """The verified content of blob ``sha``; ``None`` when it is not there."""
     if not _is_sha(sha, exact=True):
         return None
-    root = _open_root(h, op, create=False)
-    if root < 0:
-        return None
-    try:
-        blobs = _walk(root, ["blobs"], False, "blobs directory")
-    except _Missing:
-        return None
-    try:
-        data = _read_regular(blobs, sha, h.session.limits.vcs_blob_bytes, f"blob `{sha}`")
-    finally:
-        os.close(blobs)
+    data = _read_file(h, op, ["blobs", sha], h.session.limits.vcs_blob_bytes, f"blob `{sha}`")
     if data is not None:
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha:
@@ -233,17 +268,16 @@ def vcs_put_blob(h, args):
     def run():
         data = _encode("put_blob", content, h.session.limits.vcs_blob_bytes)
         sha = hashlib.sha256(data).hexdigest()
-        root = _open_root(h, "put_blob", create=True)
-        blobs = _walk(root, ["blobs"], True, "blobs directory")
         try:
+            held = _read_file(h, "put_blob", ["blobs", sha], len(data), f"blob `{sha}`")
+        except _Fail:
+            held = None  # corrupt, linked or odd: replaced below
+        if held is None or hashlib.sha256(held).hexdigest() != sha:
+            blobs = _store_dir(h, "put_blob", ["blobs"])
             try:
-                held = _read_regular(blobs, sha, len(data), f"blob `{sha}`")
-            except _Fail:
-                held = None  # corrupt or odd: replaced below
-            if held is None or hashlib.sha256(held).hexdigest() != sha:
                 _write(blobs, sha, data)
-        finally:
-            os.close(blobs)
+            finally:
+                os.close(blobs)
         return ok(sha)
 
     return _op(h, "put_blob", run)
@@ -311,8 +345,7 @@ def vcs_ref_set(h, args):
         parts = _ref_parts("ref_set", ns, key)
         if not _is_sha(sha, exact=False):
             raise _Fail(f"sha `{_shown(sha)}` is not 1 to 64 lower-case hex digits")
-        root = _open_root(h, "ref_set", create=True)
-        dfd = _walk(root, ["blobrefs"] + parts[:-1], True, "ref namespace")
+        dfd = _store_dir(h, "ref_set", ["blobrefs"] + parts[:-1])
         try:
             _write(dfd, parts[-1], sha.encode("ascii"))
         finally:
@@ -327,21 +360,10 @@ def vcs_ref_get(h, args):
     key = expect_str(args, 1)
 
     def run():
-        unknown = err(f"vcs.ref_get: unknown blob ref `{_shown(ns)}/{_shown(key)}`")
         parts = _ref_parts("ref_get", ns, key)
-        root = _open_root(h, "ref_get", create=False)
-        if root < 0:
-            return unknown
-        try:
-            dfd = _walk(root, ["blobrefs"] + parts[:-1], False, "ref namespace")
-        except _Missing:
-            return unknown
-        try:
-            data = _read_regular(dfd, parts[-1], _REF_FILE_MAX, f"ref `{ns}/{key}`")
-        finally:
-            os.close(dfd)
+        data = _read_file(h, "ref_get", ["blobrefs"] + parts, _REF_FILE_MAX, f"ref `{ns}/{key}`")
         if data is None:
-            return unknown
+            return err(f"vcs.ref_get: unknown blob ref `{_shown(ns)}/{_shown(key)}`")
         text = data.decode("utf-8", "replace").strip()
         if not _is_sha(text, exact=False):
             raise _Fail(f"ref `{_shown(ns)}/{_shown(key)}` does not hold a sha")

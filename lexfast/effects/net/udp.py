@@ -33,6 +33,7 @@ destination string:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import select
 import socket
@@ -48,47 +49,50 @@ _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _LOOPBACK = "127.0.0.1"
 #: how long a send may wait for room in the socket's buffer
 _SEND_WAIT_S = 5.0
+_MSG_TRUNC = int(socket.MSG_TRUNC)
 
 
 class _Udp:
     """One socket: ``users`` calls are using it; ``close`` waits for them."""
 
-    __slots__ = ("sock", "bound", "broadcast", "users", "closed", "cond")
+    __slots__ = ("sock", "bound", "loopback", "broadcast", "users", "closed", "lock", "idle")
 
     def __init__(self, sock: socket.socket, bound: str) -> None:
         self.sock = sock
         self.bound = bound
+        self.loopback = ipaddress.IPv4Address(bound).is_loopback
         self.broadcast = False
         self.users = 0
         self.closed = False
-        self.cond = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()
+        self.idle = threading.Event()
 
     def enter(self) -> bool:
-        with self.cond:
+        with self.lock:
             if self.closed:
                 return False
             self.users += 1
             return True
 
     def leave(self) -> None:
-        with self.cond:
+        with self.lock:
             self.users -= 1
-            if self.users == 0:
-                self.cond.notify_all()
+            if self.users == 0 and self.closed:
+                self.idle.set()
 
     def close(self) -> None:
-        with self.cond:
+        with self.lock:
             if self.closed:
                 return
             self.closed = True
-            if self.users:
-                # wakes a receive blocked in poll (it sees `closed` after)
-                try:
-                    self.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                while self.users:
-                    self.cond.wait()
+            busy = self.users > 0
+        if busy:
+            # wakes a receive blocked in poll (it sees `closed` after)
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.idle.wait()
         self.sock.close()
 
 
@@ -124,6 +128,7 @@ def _str_arg(args, i: int, call: str, name: str) -> str:
         raise EffectError(f"{call}: {name}: {e}") from None
 
 
+@functools.lru_cache(maxsize=256)
 def _ipv4(text: str):
     try:
         return ipaddress.IPv4Address(text)
@@ -218,7 +223,7 @@ def _destination(h, entry: _Udp, host: str):
                if entry.broadcast and not _special(addr)
                else " (broadcast and multicast destinations must be named explicitly)")
         return None, _not_allowed(h, "udp_send", host, why)
-    if ipaddress.IPv4Address(entry.bound).is_loopback and not addr.is_loopback:
+    if entry.loopback and not addr.is_loopback:
         return None, (f"net.udp_send: the socket is bound to {entry.bound} and cannot reach "
                       f"`{host}`; open it with a host (net.udp_open(port, \"0.0.0.0\"))")
     return str(addr), None
@@ -276,25 +281,31 @@ def udp_recv(h, args):
     try:
         # 0 is a poll, not "wait forever" (as the reference's 1 ms)
         deadline = time.monotonic() + max(timeout_ms, 1) / 1000
-        poller = select.poll()
-        poller.register(entry.sock, select.POLLIN)
+        poller = None
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return err(f"net.udp_recv: timed out after {timeout_ms}ms")
-            poller.poll(max(1, int(left * 1000 + 0.999)))
             if entry.closed:
                 return err(f"net.udp_recv: socket {handle} was closed while receiving")
             try:
                 data, _anc, flags, addr = entry.sock.recvmsg(cap)
-            except BlockingIOError:  # another fork took it, or nothing yet
-                continue
+                break
+            except BlockingIOError:  # nothing yet (or another fork took it)
+                pass
             except OSError as e:
                 return err(f"net.udp_recv: {os_error_text(e)}")
-            if flags & socket.MSG_TRUNC:
-                return err(f"net.udp_recv: a datagram from {addr[0]}:{addr[1]} was larger "
-                           f"than Limits.udp_datagram_bytes ({cap}) and was dropped")
-            return ok({"data": data, "host": addr[0], "port": addr[1]})
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return err(f"net.udp_recv: timed out after {timeout_ms}ms")
+            if poller is None:
+                poller = select.poll()
+                poller.register(entry.sock, select.POLLIN)
+            poller.poll(max(1, int(left * 1000 + 0.999)))
+        if entry.closed or not addr:
+            # a close's shutdown() makes the read answer empty: not a datagram
+            return err(f"net.udp_recv: socket {handle} was closed while receiving")
+        if flags & _MSG_TRUNC:
+            return err(f"net.udp_recv: a datagram from {addr[0]}:{addr[1]} was larger "
+                       f"than Limits.udp_datagram_bytes ({cap}) and was dropped")
+        return ok({"data": data, "host": addr[0], "port": addr[1]})
     finally:
         entry.leave()
 
