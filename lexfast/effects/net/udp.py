@@ -197,6 +197,17 @@ def udp_close(h, args):
     return ok(None)
 
 
+def _facts(addr) -> tuple[str, bool, bool]:
+    """``(text, broadcast or multicast, loopback)`` of an address."""
+    return str(addr), addr == _BROADCAST or addr.is_multicast, addr.is_loopback
+
+
+@functools.lru_cache(maxsize=256)
+def _literal(host: str) -> tuple[str, bool, bool] | None:
+    addr = _ipv4(host)
+    return None if addr is None else _facts(addr)
+
+
 def _destination(h, entry: _Udp, host: str):
     """The address to send to, or an error text. The policy is checked on the
     host as the program gave it, the special-address rule on what it names."""
@@ -205,8 +216,8 @@ def _destination(h, entry: _Udp, host: str):
     hosts = h.policy.net_hosts
     if hosts and not _listed(h, host):
         return None, _not_allowed(h, "udp_send", host)
-    addr = _ipv4(host)
-    if addr is None:
+    facts = _literal(host)
+    if facts is None:
         try:
             infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
         except (OSError, UnicodeError) as e:
@@ -214,19 +225,20 @@ def _destination(h, entry: _Udp, host: str):
             return None, f"net.udp_send: cannot resolve `{host}`: {text}"
         if not infos:
             return None, f"net.udp_send: cannot resolve `{host}`"
-        addr = ipaddress.IPv4Address(infos[0][4][0])
-        if _special(addr):
+        facts = _facts(ipaddress.IPv4Address(infos[0][4][0]))
+        if facts[1]:
             return None, (f"net.udp_send: `{host}` resolves to the broadcast or multicast "
-                          f"address {addr}; name the address itself")
-    if (_special(addr) or entry.broadcast) and not _listed(h, host):
+                          f"address {facts[0]}; name the address itself")
+    text, special, loopback = facts
+    if (special or entry.broadcast) and not _listed(h, host):
         why = (" (a socket with broadcast on sends only to hosts named there)"
-               if entry.broadcast and not _special(addr)
+               if entry.broadcast and not special
                else " (broadcast and multicast destinations must be named explicitly)")
         return None, _not_allowed(h, "udp_send", host, why)
-    if entry.loopback and not addr.is_loopback:
+    if entry.loopback and not loopback:
         return None, (f"net.udp_send: the socket is bound to {entry.bound} and cannot reach "
                       f"`{host}`; open it with a host (net.udp_open(port, \"0.0.0.0\"))")
-    return str(addr), None
+    return text, None
 
 
 def udp_send(h, args):
