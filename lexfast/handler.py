@@ -169,6 +169,12 @@ class Limits:
     budget_lease: int = 1 << 20
     budget_pool_timeout_s: float = 5.0    # one round trip to the budget pool's Redis
     budget_pool_ca_bundle: str | None = None  # rediss:// pools: PEM CA file replacing the system store
+    udp_timeout_s: float = 300.0          # net.udp_recv: the longest timeout_ms it takes
+    udp_datagram_bytes: int = 65507       # net.udp_send/recv: one datagram (IPv4's largest payload)
+    # vcs.*: the blob store's directory (None: env LEX_STORE_ROOT, else
+    # ~/.lex/store, as the reference); it must be inside --allow-fs-write
+    vcs_root: str | None = None
+    vcs_blob_bytes: int = 64 << 20        # vcs.put_blob/get_blob: one blob
 
 
 # -- the session ---------------------------------------------------------------

@@ -26,7 +26,7 @@ from .values import U64_MAX
 SCOPES_BY_KIND: dict[str, tuple[str, ...]] = {
     # io.read; io.write and log.set_sink (gated io + fs_write)
     "io": ("allow_fs_read", "allow_fs_write"),
-    # net.get/post, http.*; net.serve_tls reads its cert and key
+    # net.get/post, http.*, net.udp_*; net.serve_tls reads its cert and key
     "net": ("allow_net_host", "allow_fs_read"),
     # proc.spawn, process.*; their children are confined to the fs scopes
     # (issue 26, lexfast.scope.confine: an empty list is any there too)
@@ -48,6 +48,8 @@ SCOPES_BY_KIND: dict[str, tuple[str, ...]] = {
     "kv": ("allow_fs_write",),
     # fs.exists/is_file/is_dir/stat/list_dir/walk/glob, fs.copy's source
     "fs_walk": ("allow_fs_read",),
+    # vcs.*: the blob store's root must be inside the write scope
+    "vcs": ("allow_fs_write",),
     # approval.request's scope
     "approval": ("allow_approval",),
 }

@@ -93,8 +93,9 @@ def family_rows() -> list:
         redis,
         sql,
         stream,
+        vcs,
     )
-    from .effects.net import http, http_stream, serve, ws, ws_dial, ws_fn
+    from .effects.net import http, http_stream, serve, udp, ws, ws_dial, ws_fn
 
     families = (
         io,      # io.print/read/write
@@ -116,6 +117,8 @@ def family_rows() -> list:
         ws,      # net.serve_ws, chat.*
         ws_fn,   # net.serve_ws_fn / _auth / _actor
         ws_dial,  # net.dial_ws / dial_ws_actor
+        udp,     # net.udp_*
+        vcs,     # vcs.* (the content-addressed blob store)
         agent,   # agent.*
         approval,  # approval.request
     )

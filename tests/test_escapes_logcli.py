@@ -202,6 +202,7 @@ OPEN = {
     "sql": ("--allow-fs-write",),
     "kv": ("--allow-fs-write",),
     "fs_walk": ("--allow-fs-read",),
+    "vcs": ("--allow-fs-write",),
     "approval": ("--allow-approval",),
 }
 
@@ -289,6 +290,11 @@ def _samples(d: str) -> dict:
         ("net", "serve_ws_fn_actor"): [0, "", None, None],
         ("net", "dial_ws"): ["ws://127.0.0.1:1/", "", None, None],
         ("net", "dial_ws_actor"): ["ws://127.0.0.1:1/", "", "n", None, None],
+        ("net", "udp_open"): [0, "0.0.0.0"], ("net", "udp_close"): [1],
+        ("net", "udp_send"): [1, "127.0.0.1", 9, b"x"], ("net", "udp_recv"): [1, 0],
+        ("net", "udp_broadcast"): [1, True], ("net", "udp_join_multicast"): [1, "224.0.0.251"],
+        ("vcs", "put_blob"): ["x"], ("vcs", "get_blob"): ["0" * 64], ("vcs", "has_blob"): ["0" * 64],
+        ("vcs", "ref_set"): ["ns", "k", "ab"], ("vcs", "ref_get"): ["ns", "k"],
         ("agent", "call_mcp"): ["true", "t", "{}"], ("agent", "local_complete"): ["hi"],
         ("agent", "cloud_complete"): ["hi"], ("agent", "send_a2a"): [url, "hi"],
         ("redis", "connect"): ["redis://127.0.0.1:1/0"], ("redis", "close"): [1],
@@ -320,6 +326,7 @@ def test_escape_wildcard_report_drifts_from_the_effect_table(tmp_path, monkeypat
     op consults that list, and a policy granting only the row's gate must
     report it open; every entry of SCOPES_BY_KIND is backed by such a row."""
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:1")
+    monkeypatch.setenv("LEX_STORE_ROOT", str(tmp_path / "probe" / "store"))  # vcs.*, never ~/.lex
     for var in ("LEX_LLM_CLOUD_API_KEY", "OPENAI_API_KEY", "LEX_LLM_STREAM_FIXTURE"):
         monkeypatch.delenv(var, raising=False)
     d = tmp_path / "probe"

@@ -21,7 +21,7 @@ def test_presets():
     assert p.allow_effects == frozenset(KNOWN_EFFECTS)
     assert p.allow_fs_read == () and p.budget is None
     assert p.wildcard_scoped_grants() == ("io", "net", "proc", "fs_read", "fs_write", "a2a",
-                                          "mcp", "sql", "kv", "fs_walk", "approval")
+                                          "mcp", "sql", "kv", "fs_walk", "vcs", "approval")
     scoped = Policy(allow_effects=["proc", "net", "fs_read"], allow_proc=["git"],
                     allow_fs_write=["/tmp"])
     assert scoped.wildcard_scoped_grants() == ("net", "proc", "fs_read")

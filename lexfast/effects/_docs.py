@@ -504,6 +504,72 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "redis.hgetall(conn: Int, key: Str) -> List[(Str, Str)]",
         "HGETALL as (field, value) pairs in the server's order (upstream's is unordered); the "
         "whole reply bounded by `Limits.redis_reply_bytes`."),
+    # -- net: UDP ------------------------------------------------------------
+    ("net", "udp_open"): (
+        "net.udp_open(port: Int[, host: Str]) -> Result[Int, Str]",
+        "A UDP socket bound to 127.0.0.1:port (0: a free port); its handle. `host` (beyond the "
+        "reference, which binds 0.0.0.0) binds another IPv4 address, which a non-empty "
+        "`--allow-net-host` must name unless it is loopback: SOFT ``net.udp_open to `{host}` not "
+        "in --allow-net-host […]``. Port outside 0..=65535 HARD `net.udp_open(port): port must be "
+        "Int 0..=65535`; bind failure SOFT `net.udp_open: {e}`. At most 256 open per session "
+        "(the least recently used is closed)."),
+    ("net", "udp_close"): (
+        "net.udp_close(sock: Int) -> Result[Unit, Str]",
+        "Closes the socket (a receive in progress on it ends with `Err`); `Ok` also for a closed "
+        "or unknown handle."),
+    ("net", "udp_send"): (
+        "net.udp_send(sock: Int, host: Str, port: Int, data: Bytes) -> Result[Int, Str]",
+        "Sends one datagram; `Ok` of the bytes sent. The host as given must be in a non-empty "
+        "`--allow-net-host`: SOFT ``net.udp_send to `{host}` not in --allow-net-host […]``; "
+        "`255.255.255.255`, a 224.0.0.0/4 address and any destination of a socket with broadcast "
+        "on must be named there explicitly (an empty list does not grant them); a name is "
+        "resolved once and that address used; a loopback-bound socket sending beyond loopback SOFT "
+        "`net.udp_send: the socket is bound to 127.0.0.1 and cannot reach …`. Unknown handle SOFT `net.udp_send: no open socket "
+        "with handle {N} (closed, or never opened?)`; data over `Limits.udp_datagram_bytes` SOFT."),
+    ("net", "udp_recv"): (
+        "net.udp_recv(sock: Int, timeout_ms: Int) -> Result[UdpDatagram, Str]",
+        "The next datagram as `{data: Bytes, host: Str, port: Int}` (the sender's address; an "
+        "empty datagram has empty `data`); nothing within timeout_ms is SOFT `net.udp_recv: "
+        "timed out after {timeout_ms}ms` (0 polls). timeout_ms negative or over "
+        "`Limits.udp_timeout_s` HARD; a datagram longer than `Limits.udp_datagram_bytes` is "
+        "dropped with a SOFT `Err` naming it; unknown handle SOFT."),
+    ("net", "udp_broadcast"): (
+        "net.udp_broadcast(sock: Int, on: Bool) -> Result[Unit, Str]",
+        "Sets SO_BROADCAST. While on, the socket sends only to hosts `--allow-net-host` names. "
+        "Unknown handle SOFT."),
+    ("net", "udp_join_multicast"): (
+        "net.udp_join_multicast(sock: Int, group: Str) -> Result[Unit, Str]",
+        "Joins an IPv4 multicast group on the socket's interface. Not an address SOFT "
+        "``net.udp_join_multicast: `{group}` is not an IPv4 address``; outside 224.0.0.0/4 SOFT "
+        "`… is not a multicast address (224.0.0.0/4)`; a group `--allow-net-host` does not name "
+        "explicitly SOFT ``… to `{group}` not in --allow-net-host […]``."),
+    # -- vcs -----------------------------------------------------------------
+    ("vcs", "put_blob"): (
+        "vcs.put_blob(content: Str) -> Result[Str, Str]",
+        "Stores the content under `<root>/blobs/<sha>`, sha the lower-case hex SHA-256 of its "
+        "UTF-8 (as `crypto.sha256_str`); `Ok(sha)`. Root `Limits.vcs_root`, else "
+        "`$LEX_STORE_ROOT`, else `~/.lex/store`; it must be inside `--allow-fs-write`: SOFT "
+        "``vcs.put_blob: store root `{root}` outside --allow-fs-write``. Atomic (temp file, fsync, "
+        "rename); content over `Limits.vcs_blob_bytes` SOFT; other failures SOFT `vcs.put_blob: {e}`."),
+    ("vcs", "get_blob"): (
+        "vcs.get_blob(sha: Str) -> Result[Str, Str]",
+        "The blob's content. Absent (or not a 64-digit sha) SOFT ``vcs.get_blob: unknown blob "
+        "`{sha}` ``; content not hashing to its name SOFT ``vcs.get_blob: blob `{sha}` is corrupt: "
+        "…``; a symlink, a non-regular file or one with several hard links is refused; scope as "
+        "`vcs.put_blob`."),
+    ("vcs", "has_blob"): (
+        "vcs.has_blob(sha: Str) -> Bool",
+        "Whether an intact blob is stored under sha; `false` for any failure (as the reference)."),
+    ("vcs", "ref_set"): (
+        "vcs.ref_set(ns: Str, key: Str, sha: Str) -> Result[Unit, Str]",
+        "Binds `ns`/`key` to sha in `<root>/blobrefs/<ns…>/<key>` (atomic; ns may hold `/`). A "
+        "component that is empty (the key), starts with `.`, holds `\\` or a control character "
+        "or is over 255 bytes, a key with `/`, a name over 1024 bytes, or a sha that is not 1 to "
+        "64 lower-case hex digits is SOFT `vcs.ref_set: …` naming it; scope as `vcs.put_blob`."),
+    ("vcs", "ref_get"): (
+        "vcs.ref_get(ns: Str, key: Str) -> Result[Str, Str]",
+        "The sha bound to `ns`/`key`. Unbound SOFT ``vcs.ref_get: unknown blob ref `{ns}/{key}` ``; "
+        "names checked as `vcs.ref_set`; scope as `vcs.put_blob`."),
     # -- agent ---------------------------------------------------------------
     ("agent", "call_mcp"): (
         "agent.call_mcp(server: Str, tool: Str, args_json: Str) -> Result[Str, Str]",
