@@ -14,6 +14,8 @@ A leaf: it imports nothing of the package but ``errors``, ``values``,
 import os
 from types import MemberDescriptorType as _MemberDescriptor
 
+cimport cython
+
 from cpython.exc cimport PyErr_ExceptionMatches, PyErr_Fetch, PyErr_NormalizeException
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
@@ -25,7 +27,7 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from ..errors import BudgetExceeded, EffectError, PolicyDenied
 from ..kinds import KIND_BIT
-from ..values import INT_MAX, INT_MIN, Map, debug_repr, register_variant_type
+from ..values import INT_MAX, INT_MIN, Deque, Map, Set, debug_repr, register_variant_type
 
 from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, dispatch_miss, internal_error
 
@@ -111,6 +113,7 @@ __all__ = [
     "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
+    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal",
 ]
 
 COMPILED = True
@@ -998,6 +1001,435 @@ cdef _install_dispatch_fast():
     type_dict["dispatch"] = PyDescr_NewMethod(HandlerCore, &_dispatch_method)
     PyType_Modified(HandlerCore)
 
+
+# -- record and replay (lexfast/record.py, docs/design.md §8) ----------------------
+#
+# A recording or replaying handler gets an instance ``dispatch`` that is a
+# METH_FASTCALL C function bound to a tap (``RecordTap`` / ``ReplayTap``): the
+# class's ``dispatch`` above is untouched, so a handler that neither records
+# nor replays pays nothing. Recording appends a tuple and encodes nothing;
+# replay compares the live args with the trace's decoded ones by value and
+# type, in C, and answers the recorded value.
+
+cdef extern from "Python.h":
+    object PyCFunction_NewEx(PyMethodDef* ml, PyObject* self, PyObject* module)
+    PyObject* _PyList_GetSlice "PyList_GetSlice"(PyObject* l, Py_ssize_t lo, Py_ssize_t hi)
+    Py_ssize_t _PyList_GET_SIZE "PyList_GET_SIZE"(PyObject* l)
+    void _PyErr_Restore "PyErr_Restore"(PyObject* t, PyObject* v, PyObject* tb)
+    int _PySet_Contains "PySet_Contains"(PyObject* s, PyObject* k)
+    double PyFloat_AS_DOUBLE(object o)
+    bint PyDict_CheckExact(object o)
+    Py_ssize_t PY_SSIZE_T_MAX
+    PyObject* _PyLong_FromLongLong "PyLong_FromLongLong"(long long v)
+    PyObject* _PyTuple_New "PyTuple_New"(Py_ssize_t n)
+    void _PyTuple_SET_ITEM "PyTuple_SET_ITEM"(PyObject* t, Py_ssize_t i, PyObject* o)  # steals
+    int _PyList_Append "PyList_Append"(PyObject* l, PyObject* item)
+
+cdef object _ZERO_OBJ = 0
+cdef object _ONE_OBJ = 1
+cdef PyObject* _ZERO = <PyObject*>_ZERO_OBJ
+cdef PyObject* _ONE = <PyObject*>_ONE_OBJ
+
+#: the depth past which ``strict_equal`` answers False (the caller's slow path decides)
+cdef int _STRICT_MAX_DEPTH = 256
+
+
+cdef bint _strict_keys(object s) except -1:
+    for k in s:
+        if type(k) is not str and type(k) is not int:
+            return False
+    return True
+
+
+cdef bint _strict(object a, object b, int depth) except -1:
+    """``strict_equal``. Runs no Python code (exact types only), so it never
+    lets another thread in."""
+    cdef Py_ssize_t i, n
+    cdef PyObject* p
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b) or depth > _STRICT_MAX_DEPTH:
+        return False  # 1, True and 1.0 differ; so do a Record and a Map
+    if t is str:
+        return (<str>a) == (<str>b)
+    if t is int or t is bytes:
+        return a == b
+    if t is float:
+        return PyFloat_AS_DOUBLE(a) == PyFloat_AS_DOUBLE(b)
+    if t is list:
+        n = len(<list>a)
+        if n != len(<list>b):
+            return False
+        for i in range(n):
+            if not _strict(<object>PyList_GET_ITEM(<PyObject*>a, i),
+                           <object>PyList_GET_ITEM(<PyObject*>b, i), depth + 1):
+                return False
+        return True
+    if t is tuple:
+        n = len(<tuple>a)
+        if n != len(<tuple>b):
+            return False
+        for i in range(n):
+            if not _strict(<object>PyTuple_GET_ITEM(<PyObject*>a, i),
+                           <object>PyTuple_GET_ITEM(<PyObject*>b, i), depth + 1):
+                return False
+        return True
+    if t is dict or t is Map:
+        if len(<dict>a) != len(<dict>b):
+            return False
+        for k, x in (<dict>a).items():
+            if type(k) is not str and type(k) is not int:
+                return False
+            p = _dict_get(<PyObject*>b, <PyObject*>k)
+            if p is NULL or not _strict(x, <object>p, depth + 1):
+                return False
+        return True
+    if t is Variant:
+        return ((<Variant>a).name == (<Variant>b).name
+                and _strict((<Variant>a).args, (<Variant>b).args, depth + 1))
+    if t is Deque:
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if not _strict(x, y, depth + 1):
+                return False
+        return True
+    if t is Set:
+        return _strict_keys(a) and _strict_keys(b) and a == b
+    return False
+
+
+def strict_equal(a, b):
+    """Whether two Lex values (or JSON trees) are the same by value and by
+    type at every level: ``1``, ``True`` and ``1.0`` differ, as do a Record
+    and a Map, a list and a tuple. Str, Int, Bytes, Float, List, Tuple,
+    Record, Map, Set, Deque and Variant are compared; anything else (a
+    Table, a subclass) or nesting past 256 levels answers ``False`` (replay
+    then compares the two as JSON)."""
+    return _strict(a, b, 0)
+
+
+@cython.final
+cdef class TraceBuffer:
+    """What a recording session has dispatched and not yet written: items
+    appended by the dispatch threads, taken whole by the writer (``take``).
+    ``full`` (set when the trace reached its bound) stops the recording."""
+    cdef list _items
+    cdef public bint full
+
+    def __init__(self):
+        self._items = []
+        self.full = False
+
+    def append(self, item):
+        self._items.append(item)
+
+    def take(self):
+        """Everything appended so far, in order; the buffer starts empty."""
+        items = self._items
+        self._items = []
+        return items
+
+    def __len__(self):
+        return len(self._items)
+
+
+cdef PyObject* _core_call(object core, bint direct, object handler,
+                          PyObject* const* argv) noexcept:
+    """The handler's own ``dispatch(kind, op, args)``: a new reference, or NULL
+    with the error set."""
+    if direct:
+        return _dispatch_fast(<PyObject*>handler, argv, 3, NULL)
+    return _PyObject_Vectorcall(<PyObject*>core, <PyObject**>argv, 3, NULL)
+
+
+cdef bint _in_table(dict table, PyObject* kind, PyObject* op) noexcept:
+    """``op in table[kind]`` for exact str names (a dict or a set per kind)."""
+    cdef PyObject* ops
+    if table is None or not (_str_exact(kind) and _str_exact(op)):
+        return False
+    ops = _dict_get(<PyObject*>table, kind)
+    if ops is NULL:
+        return False
+    if PyDict_CheckExact(<object>ops):
+        return _dict_get(ops, op) is not NULL
+    return _PySet_Contains(ops, op) == 1
+
+
+cdef dict _pure_of(object handler, bint direct):
+    if direct:
+        return (<HandlerCore>handler)._pure
+    pure = getattr(handler, "_pure", None)
+    return pure if type(pure) is dict else None
+
+
+cdef PyMethodDef _record_method
+cdef PyMethodDef _replay_method
+
+
+@cython.final
+cdef class RecordTap:
+    """The recording ``dispatch`` of one handler (a session's root or a fork):
+    each call the handler's own ``dispatch`` serves is appended to ``buffer``
+    as ``(0, fork, kind, op, args_copy, 0, value, t0, t1)``, or with ``1``
+    and the ``EffectError`` when it raised (monotonic ns): no encoding on the
+    dispatch thread. Pure builtins pass unrecorded unless ``record_pure``;
+    an op in ``special`` (``{kind: ops}``) goes to ``slow(kind, op, args)``
+    (the servers); nothing is recorded once ``buffer.full``."""
+    cdef object _handler
+    cdef object _core
+    cdef bint _direct
+    cdef TraceBuffer _buffer
+    cdef object _fork
+    cdef bint _record_pure
+    cdef dict _special
+    cdef object _slow
+    cdef readonly object dispatch
+
+    def __init__(self, handler, TraceBuffer buffer not None, fork, record_pure, dict special,
+                 slow):
+        self._handler = handler
+        self._core = type(handler).dispatch.__get__(handler)
+        # the class's own C entry: called directly, not through the bound method
+        self._direct = (isinstance(handler, HandlerCore)
+                        and type(handler).dispatch is HandlerCore.__dict__["dispatch"])
+        self._buffer = buffer
+        self._fork = fork
+        self._record_pure = bool(record_pure)
+        self._special = special
+        self._slow = slow
+        self.dispatch = PyCFunction_NewEx(&_record_method, <PyObject*>self, NULL)
+
+    def __call__(self, kind, op, args):
+        return self.dispatch(kind, op, args)
+
+
+cdef int _record_append(RecordTap tap, PyObject* kind, PyObject* op, PyObject* snap, int tag,
+                        PyObject* payload, int64_t t0, int64_t t1) noexcept:
+    """Append ``(0, fork, kind, op, snap, tag, payload, t0, t1)`` to the
+    buffer: 0, or -1 with the error set. The tuple is built first: nothing
+    between reading the buffer's list and appending runs Python code (a
+    writer's ``take`` in between would lose the item)."""
+    cdef PyObject* item
+    cdef PyObject* a
+    cdef PyObject* b
+    cdef int rc
+    a = _PyLong_FromLongLong(t0)
+    b = _PyLong_FromLongLong(t1)
+    item = _PyTuple_New(9)
+    if a is NULL or b is NULL or item is NULL:
+        _Py_XDECREF(a)
+        _Py_XDECREF(b)
+        _Py_XDECREF(item)
+        return -1
+    _Py_INCREF(_ZERO)
+    _PyTuple_SET_ITEM(item, 0, _ZERO)
+    _Py_INCREF(<PyObject*>tap._fork)
+    _PyTuple_SET_ITEM(item, 1, <PyObject*>tap._fork)
+    _Py_INCREF(kind)
+    _PyTuple_SET_ITEM(item, 2, kind)
+    _Py_INCREF(op)
+    _PyTuple_SET_ITEM(item, 3, op)
+    _Py_INCREF(snap)
+    _PyTuple_SET_ITEM(item, 4, snap)
+    _Py_INCREF(_ONE if tag else _ZERO)
+    _PyTuple_SET_ITEM(item, 5, _ONE if tag else _ZERO)
+    _Py_INCREF(payload)
+    _PyTuple_SET_ITEM(item, 6, payload)
+    _PyTuple_SET_ITEM(item, 7, a)
+    _PyTuple_SET_ITEM(item, 8, b)
+    rc = _PyList_Append(<PyObject*>tap._buffer._items, item)
+    _Py_DECREF(item)
+    return rc
+
+
+cdef PyObject* _record_entry(PyObject* self, PyObject* const* argv, Py_ssize_t nargs,
+                             PyObject* kwnames) except NULL:
+    cdef RecordTap tap = <RecordTap>self
+    cdef PyObject* kind
+    cdef PyObject* op
+    cdef PyObject* args
+    cdef PyObject* snap
+    cdef PyObject* r
+    cdef PyObject* t
+    cdef PyObject* v
+    cdef PyObject* tb
+    cdef int64_t t0, t1
+    cdef int failed
+    if kwnames is not NULL or nargs != 3:  # by name: through ``__call__``
+        return _PyObject_Vectorcall(self, <PyObject**>argv, <size_t>nargs, kwnames)
+    kind = argv[0]
+    op = argv[1]
+    args = argv[2]
+    if not tap._record_pure and _in_table(_pure_of(tap._handler, tap._direct), kind, op):
+        return _core_call(tap._core, tap._direct, tap._handler, argv)
+    if tap._buffer.full:
+        return _core_call(tap._core, tap._direct, tap._handler, argv)
+    if _in_table(tap._special, kind, op):
+        return _PyObject_Vectorcall(<PyObject*>tap._slow, <PyObject**>argv, 3, NULL)
+    if _list_exact(args):
+        snap = _PyList_GetSlice(args, 0, PY_SSIZE_T_MAX)
+        if snap is NULL:
+            return NULL
+    else:
+        snap = args
+        _Py_INCREF(snap)
+    t0 = _now_ns()
+    r = _core_call(tap._core, tap._direct, tap._handler, argv)
+    t1 = _now_ns()
+    if r is not NULL:
+        failed = _record_append(tap, kind, op, snap, 0, r, t0, t1)
+        _Py_DECREF(snap)
+        if failed:
+            _Py_DECREF(r)
+            return NULL
+        return r
+    if not _PyErr_ExceptionMatches(<PyObject*>_EffectError):
+        _Py_DECREF(snap)
+        return NULL
+    _PyErr_Fetch(&t, &v, &tb)
+    _PyErr_NormalizeException(&t, &v, &tb)
+    if tb is not NULL:
+        _PyException_SetTraceback(v, tb)
+    failed = _record_append(tap, kind, op, snap, 1, v, t0, t1)
+    _Py_DECREF(snap)
+    if failed:  # the new error (out of memory) replaces the effect's
+        _Py_XDECREF(t)
+        _Py_XDECREF(v)
+        _Py_XDECREF(tb)
+        return NULL
+    _PyErr_Restore(t, v, tb)
+    return NULL
+
+
+@cython.final
+cdef class TraceSteps:
+    """One fork's recorded steps, in order: ``entries`` (whatever the caller
+    keeps per step) and beside each its ``fast`` answer, ``(kind, op, args,
+    value)`` or ``None`` when the step needs the caller's slow path (a
+    raise, an override, a server). ``pos`` is the next step's index."""
+    cdef list _entries
+    cdef list _fast
+    cdef Py_ssize_t _pos
+
+    def __init__(self, entries, fast):
+        self._entries = list(entries)
+        self._fast = list(fast)
+        if len(self._entries) != len(self._fast):
+            raise ValueError("entries and fast answers must be as long")
+        for f in self._fast:
+            if f is not None and (type(f) is not tuple or len(<tuple>f) != 4):
+                raise TypeError("a fast answer is None or (kind, op, args, value)")
+        self._pos = 0
+
+    @property
+    def pos(self):
+        return self._pos
+
+    @pos.setter
+    def pos(self, Py_ssize_t value):
+        if not 0 <= value <= len(self._entries):
+            raise ValueError(f"pos must be in 0..{len(self._entries)}")
+        self._pos = value
+
+    def pop(self):
+        """The next step's entry (the step consumed), or ``None`` at the end."""
+        if self._pos >= len(self._entries):
+            return None
+        self._pos += 1
+        return self._entries[self._pos - 1]
+
+    def __len__(self):
+        return len(self._entries) - self._pos
+
+
+@cython.final
+cdef class ReplayTap:
+    """The replaying ``dispatch`` of one handler: a call whose next step has
+    a fast answer with the same kind, op and (``strict_equal``) args is
+    answered with the recorded value, nothing encoded; every other call
+    (another call, a raise, an override, the trace's end, args that are
+    equal only as JSON) goes to ``slow(kind, op, args)``. Pure builtins run
+    unless ``replay_pure``."""
+    cdef object _handler
+    cdef object _core
+    cdef bint _direct
+    cdef TraceSteps _steps
+    cdef bint _replay_pure
+    cdef object _slow
+    cdef readonly object dispatch
+
+    def __init__(self, handler, TraceSteps steps not None, replay_pure, slow):
+        self._handler = handler
+        self._core = type(handler).dispatch.__get__(handler)
+        self._direct = (isinstance(handler, HandlerCore)
+                        and type(handler).dispatch is HandlerCore.__dict__["dispatch"])
+        self._steps = steps
+        self._replay_pure = bool(replay_pure)
+        self._slow = slow
+        self.dispatch = PyCFunction_NewEx(&_replay_method, <PyObject*>self, NULL)
+
+    def __call__(self, kind, op, args):
+        return self.dispatch(kind, op, args)
+
+
+cdef int _replay_match(TraceSteps steps, object kind, object op, object args) except -1:
+    """1 when the next step's fast answer is this call (the step then consumed)."""
+    cdef Py_ssize_t pos = steps._pos
+    cdef tuple fast
+    if pos >= len(steps._fast):
+        return 0
+    f = <object>PyList_GET_ITEM(<PyObject*>steps._fast, pos)
+    if f is None:
+        return 0
+    fast = <tuple>f
+    if not ((<str>fast[0]) == (<str>kind) and (<str>fast[1]) == (<str>op)
+            and _strict(fast[2], args, 0)):
+        return 0
+    if steps._pos != pos:  # cannot happen (no Python code ran); never answer twice
+        return 0
+    steps._pos = pos + 1
+    return 1
+
+
+cdef PyObject* _replay_entry(PyObject* self, PyObject* const* argv, Py_ssize_t nargs,
+                             PyObject* kwnames) except NULL:
+    cdef ReplayTap tap = <ReplayTap>self
+    cdef PyObject* kind
+    cdef PyObject* op
+    cdef PyObject* args
+    cdef PyObject* value
+    cdef int hit
+    if kwnames is not NULL or nargs != 3:  # by name: through ``__call__``
+        return _PyObject_Vectorcall(self, <PyObject**>argv, <size_t>nargs, kwnames)
+    kind = argv[0]
+    op = argv[1]
+    args = argv[2]
+    if not tap._replay_pure and _in_table(_pure_of(tap._handler, tap._direct), kind, op):
+        return _core_call(tap._core, tap._direct, tap._handler, argv)
+    if _list_exact(args) and _str_exact(kind) and _str_exact(op):
+        hit = _replay_match(tap._steps, <object>kind, <object>op, <object>args)
+        if hit:
+            value = PyTuple_GET_ITEM(PyList_GET_ITEM(<PyObject*>tap._steps._fast,
+                                                     tap._steps._pos - 1), 3)
+            _Py_INCREF(value)
+            return value
+    return _PyObject_Vectorcall(<PyObject*>tap._slow, <PyObject**>argv, 3, NULL)
+
+
+cdef _install_taps():
+    _record_method.ml_name = "dispatch"
+    _record_method.ml_meth = <void*>_record_entry
+    _record_method.ml_flags = METH_FASTCALL | METH_KEYWORDS
+    _record_method.ml_doc = b"dispatch(kind, op, args)\n--\n\nThe handler's dispatch, recorded."
+    _replay_method.ml_name = "dispatch"
+    _replay_method.ml_meth = <void*>_replay_entry
+    _replay_method.ml_flags = METH_FASTCALL | METH_KEYWORDS
+    _replay_method.ml_doc = b"dispatch(kind, op, args)\n--\n\nThe handler's dispatch, replayed."
+
+
+_install_taps()
 
 
 def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):

@@ -18,13 +18,23 @@ import time
 
 from ..errors import BudgetExceeded, EffectError
 from ..kinds import KIND_BIT
-from ..values import INT_MAX, INT_MIN, U64_MAX, Map, debug_repr, register_variant_type
+from ..values import (
+    INT_MAX,
+    INT_MIN,
+    U64_MAX,
+    Deque,
+    Map,
+    Set,
+    debug_repr,
+    register_variant_type,
+)
 from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, denied, dispatch_miss, internal_error
 
 __all__ = [
     "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
+    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal",
 ]
 
 COMPILED = False
@@ -499,6 +509,202 @@ class HandlerCore:
         if pool is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
         pool.take(cost)
+
+
+# -- record and replay (lexfast/record.py, docs/design.md §8) ------------------------
+
+#: the depth past which ``strict_equal`` answers False (the caller's slow path decides)
+_STRICT_MAX_DEPTH = 256
+_STRICT_SCALARS = (str, int, bytes)
+
+
+def _strict(a, b, depth: int) -> bool:
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b) or depth > _STRICT_MAX_DEPTH:
+        return False  # 1, True and 1.0 differ; so do a Record and a Map
+    if t in _STRICT_SCALARS or t is float:
+        return a == b
+    if t is list or t is tuple or t is Deque:
+        return len(a) == len(b) and all(_strict(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+    if t is dict or t is Map:
+        if len(a) != len(b):
+            return False
+        for k, x in a.items():
+            if type(k) is not str and type(k) is not int:
+                return False
+            y = b.get(k, _MISSING)
+            if y is _MISSING or not _strict(x, y, depth + 1):
+                return False
+        return True
+    if t is Variant:
+        return a.name == b.name and _strict(a.args, b.args, depth + 1)
+    if t is Set:
+        return (all(type(k) is str or type(k) is int for k in a)
+                and all(type(k) is str or type(k) is int for k in b) and a == b)
+    return False
+
+
+_MISSING = object()
+
+
+def strict_equal(a, b) -> bool:
+    """Whether two Lex values (or JSON trees) are the same by value and by
+    type at every level: ``1``, ``True`` and ``1.0`` differ, as do a Record
+    and a Map, a list and a tuple. Str, Int, Bytes, Float, List, Tuple,
+    Record, Map, Set, Deque and Variant are compared; anything else (a
+    Table, a subclass) or nesting past 256 levels answers ``False`` (replay
+    then compares the two as JSON)."""
+    return _strict(a, b, 0)
+
+
+_CALL, _VALUE, _RAISED = 0, 0, 1
+
+
+class TraceBuffer:
+    """What a recording session has dispatched and not yet written: items
+    appended by the dispatch threads, taken whole by the writer (``take``).
+    ``full`` (set when the trace reached its bound) stops the recording."""
+
+    __slots__ = ("_items", "full")
+
+    def __init__(self) -> None:
+        self._items: list = []
+        self.full = False
+
+    def append(self, item) -> None:
+        self._items.append(item)
+
+    def take(self) -> list:
+        """Everything appended so far, in order; the buffer starts empty."""
+        items, self._items = self._items, []  # one bytecode swap: no append is lost
+        return items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class RecordTap:
+    """The recording ``dispatch`` of one handler (a session's root or a fork):
+    each call the handler's own ``dispatch`` serves is appended to ``buffer``
+    as ``(0, fork, kind, op, args_copy, 0, value, t0, t1)``, or with ``1``
+    and the ``EffectError`` when it raised (monotonic ns): no encoding on the
+    dispatch thread. Pure builtins pass unrecorded unless ``record_pure``;
+    an op in ``special`` (``{kind: ops}``) goes to ``slow(kind, op, args)``
+    (the servers); nothing is recorded once ``buffer.full``."""
+
+    def __init__(self, handler, buffer, fork, record_pure, special, slow) -> None:
+        self._handler = handler
+        self._core = type(handler).dispatch.__get__(handler)
+        self._buffer = buffer
+        self._fork = fork
+        self._record_pure = bool(record_pure)
+        self._special = special
+        self._slow = slow
+
+    def dispatch(self, kind, op, args):
+        core = self._core
+        if not self._record_pure:
+            pure = self._handler._pure
+            if pure is not None:
+                ops = pure.get(kind) if type(kind) is str else None
+                if ops is not None and type(op) is str and op in ops:
+                    return core(kind, op, args)
+        buffer = self._buffer
+        if buffer.full:
+            return core(kind, op, args)
+        special = self._special
+        if special is not None and type(kind) is str and type(op) is str:
+            ops = special.get(kind)
+            if ops is not None and op in ops:
+                return self._slow(kind, op, args)
+        snap = list(args) if type(args) is list else args
+        t0 = time.monotonic_ns()
+        try:
+            value = core(kind, op, args)
+        except EffectError as e:
+            buffer.append((_CALL, self._fork, kind, op, snap, _RAISED, e, t0, time.monotonic_ns()))
+            raise
+        buffer.append((_CALL, self._fork, kind, op, snap, _VALUE, value, t0, time.monotonic_ns()))
+        return value
+
+
+class TraceSteps:
+    """One fork's recorded steps, in order: ``entries`` (whatever the caller
+    keeps per step) and beside each its ``fast`` answer, ``(kind, op, args,
+    value)`` or ``None`` when the step needs the caller's slow path (a
+    raise, an override, a server). ``pos`` is the next step's index."""
+
+    def __init__(self, entries, fast) -> None:
+        if len(entries) != len(fast):
+            raise ValueError("entries and fast answers must be as long")
+        self._entries = list(entries)
+        self._fast = list(fast)
+        self._pos = 0
+        self._lock = threading.Lock()
+
+    @property
+    def pos(self) -> int:
+        return self._pos
+
+    @pos.setter
+    def pos(self, value: int) -> None:
+        if not 0 <= value <= len(self._entries):
+            raise ValueError(f"pos must be in 0..{len(self._entries)}")
+        self._pos = value
+
+    def pop(self):
+        """The next step's entry (the step consumed), or ``None`` at the end."""
+        with self._lock:
+            pos = self._pos
+            if pos >= len(self._entries):
+                return None
+            self._pos = pos + 1
+            return self._entries[pos]
+
+    def _claim(self, pos: int) -> bool:
+        with self._lock:
+            if self._pos != pos:
+                return False
+            self._pos = pos + 1
+            return True
+
+    def __len__(self) -> int:
+        return len(self._entries) - self._pos
+
+
+class ReplayTap:
+    """The replaying ``dispatch`` of one handler: a call whose next step has
+    a fast answer with the same kind, op and (``strict_equal``) args is
+    answered with the recorded value, nothing encoded; every other call
+    (another call, a raise, an override, the trace's end, args that are
+    equal only as JSON) goes to ``slow(kind, op, args)``. Pure builtins run
+    unless ``replay_pure``."""
+
+    def __init__(self, handler, steps, replay_pure, slow) -> None:
+        self._handler = handler
+        self._core = type(handler).dispatch.__get__(handler)
+        self._steps = steps
+        self._replay_pure = bool(replay_pure)
+        self._slow = slow
+
+    def dispatch(self, kind, op, args):
+        if not self._replay_pure:
+            pure = self._handler._pure
+            if pure is not None:
+                ops = pure.get(kind) if type(kind) is str else None
+                if ops is not None and type(op) is str and op in ops:
+                    return self._core(kind, op, args)
+        steps = self._steps
+        pos = steps._pos
+        if pos < len(steps._fast) and type(args) is list:
+            fast = steps._fast[pos]
+            if (fast is not None and fast[0] == kind and fast[1] == op
+                    and type(kind) is str and type(op) is str
+                    and strict_equal(fast[2], args) and steps._claim(pos)):
+                return fast[3]
+        return self._slow(kind, op, args)
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
