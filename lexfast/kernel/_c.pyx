@@ -1076,7 +1076,8 @@ cdef bint _strict(object a, object b, int depth) except -1:
                 return False
         return True
     if t is dict or t is Map:
-        if len(<dict>a) != len(<dict>b):
+        # keys exact str or int on both sides: a lookup finds True for 1
+        if len(<dict>a) != len(<dict>b) or not _strict_keys(b):
             return False
         for k, x in (<dict>a).items():
             if type(k) is not str and type(k) is not int:

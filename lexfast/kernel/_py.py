@@ -529,7 +529,8 @@ def _strict(a, b, depth: int) -> bool:
     if t is list or t is tuple or t is Deque:
         return len(a) == len(b) and all(_strict(x, y, depth + 1) for x, y in zip(a, b, strict=True))
     if t is dict or t is Map:
-        if len(a) != len(b):
+        # keys exact str or int on both sides: a lookup finds True for 1
+        if len(a) != len(b) or not all(type(k) is str or type(k) is int for k in b):
             return False
         for k, x in a.items():
             if type(k) is not str and type(k) is not int:
