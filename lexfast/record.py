@@ -110,6 +110,7 @@ def _scrub_value(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
+_orjson_dumps: Callable[[Any], bytes] | None
 try:  # the trace writer's encoder (pyproject: a dependency; the json module otherwise)
     from orjson import dumps as _orjson_dumps
 except ImportError:  # pragma: no cover - installed with lexfast
@@ -411,7 +412,7 @@ class Recorder:
             pass
 
     def _write_chunk(self, items: list[tuple[Any, ...]]) -> None:
-        lines = []
+        lines: list[str] = []
         size = self._written
         limit = self._limit
         for item in items:

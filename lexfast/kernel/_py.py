@@ -630,6 +630,9 @@ class RecordTap:
         buffer.append((_CALL, self._fork, kind, op, snap, _VALUE, value, t0, time.monotonic_ns()))
         return value
 
+    def __call__(self, kind, op, args):
+        return self.dispatch(kind, op, args)
+
 
 class TraceSteps:
     """One fork's recorded steps, in order: ``entries`` (whatever the caller
@@ -706,6 +709,9 @@ class ReplayTap:
                     and strict_equal(fast[2], args) and steps._claim(pos)):
                 return fast[3]
         return self._slow(kind, op, args)
+
+    def __call__(self, kind, op, args):
+        return self.dispatch(kind, op, args)
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
