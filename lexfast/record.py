@@ -55,8 +55,9 @@ from .errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
 from .kernel import Variant, impl
 
 # the kernel's taps: the recording and replaying dispatch, in C when compiled
-RecordTap, ReplayTap, TraceBuffer, TraceSteps, strict_equal = (
-    impl.RecordTap, impl.ReplayTap, impl.TraceBuffer, impl.TraceSteps, impl.strict_equal)
+RecordTap, ReplayTap, TraceBuffer, TraceSteps, strict_equal, trace_call_line = (
+    impl.RecordTap, impl.ReplayTap, impl.TraceBuffer, impl.TraceSteps, impl.strict_equal,
+    impl.trace_call_line)
 
 TRACE_VERSION = 1
 SCRUBBED = "[scrubbed]"
@@ -361,6 +362,12 @@ class Recorder:
                 out["raised"] = _error_tree(payload)
             return dumps_json(out)
         _, fork, kind, op, args, tag, payload, t0, t1 = item
+        # wall time from the monotonic clock: one clock read fewer per call
+        t_us = self._wall0_us + (t0 - self._mono0) // 1000
+        if tag == _VALUE and kind != "env":  # the common call, encoded by the kernel
+            fast = trace_call_line(step, fork, kind, op, args, payload, t_us, (t1 - t0) // 1000)
+            if fast is not None:  # None: another value, or a line to scrub
+                return fast
         out = {"step": step, "fork": fork, "kind": kind, "op": op}
         try:  # ``args`` is the tap's copy when it was a list
             out["args"] = _tree(args if type(args) is list else list(args))
@@ -376,8 +383,7 @@ class Recorder:
                 out["value"] = value
             except (CodecError, TypeError):
                 out["unrecorded"] = type(payload).__name__
-        # wall time from the monotonic clock: one clock read fewer per call
-        out["t"] = (self._wall0_us + (t0 - self._mono0) // 1000) / 1e6
+        out["t"] = t_us / 1e6
         out["us"] = (t1 - t0) // 1000
         line = _line(out)
         if _may_hold_secret(line):  # rare: walk the trees only then

@@ -769,3 +769,52 @@ def test_compiled_and_twin_write_the_same_trace(tmp_path):
     lines = traces["twin"].splitlines()
     assert len(lines) == 15 and '"budget":3' in traces["twin"]
     assert '"fork":1' in lines[-2] and '"op":"close"' in lines[-1]
+
+
+def _line_cases(V):
+    """(args, value, handled) for ``trace_call_line``, with a kernel's Variant."""
+    return [
+        ([], None, True), ([1, -1, 0], True, True), (["user:00042", 7], V("Some", (b"v" * 100,)), True),
+        ([1.5, 1e16, 1e-05, -0.0], [False, None, "x"], True),
+        ([b"", b"\x00", b"\x00\xff", b"abc"], {"k": [1, {"n": V("None", ())}]}, True),
+        ([(1 << 63) - 1, -(1 << 63)], 0, True),
+        ([1 << 63], 0, False), ([float("nan")], 0, False), ([float("inf")], 0, False),
+        (["quote\""], 0, False), (["back\\slash"], 0, False), (["tab\t"], 0, False),
+        (["\x7f"], 0, False), (["é"], 0, False), ([(1, 2)], 0, False), ([Map({"a": 1})], 0, False),
+        ([{"$tag": 1}], 0, False), ([{"": 1}], 0, False), ([{1: 1}], 0, False),
+        ([], V("", ()), False), ([bytearray(b"x")], 0, False), ([[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]], 0, False),
+        ([{"Authorization": "Bearer x"}], 0, False), (["x"], "a COOKIE jar", False),
+        (["API_KEY"], 0, False), (["api-key"], 0, False), (["authoriz"], 0, True),
+    ]
+
+
+def test_trace_call_line_the_same_on_both_cores_and_valid_json():
+    import lexfast.kernel._py as twin
+
+    cores = [twin]
+    if importlib.util.find_spec("lexfast.kernel._c") is not None:
+        import lexfast.kernel._c as compiled
+        cores.append(compiled)
+    for k, case in enumerate(_line_cases(twin.Variant)):
+        lines = []
+        for core in cores:
+            args, value, handled = _line_cases(core.Variant)[k]
+            line = core.trace_call_line(k, 2, "kind", "op", args, value, 1796539492_000100, 31)
+            assert (line is not None) is handled, (core.__name__, case)
+            lines.append(line)
+        assert len(set(lines)) == 1, lines
+        if lines[0] is not None:
+            obj = json.loads(lines[0])
+            assert obj["step"] == k and obj["fork"] == 2 and obj["us"] == 31
+            assert obj["t"] == 1796539492.0001 and lines[0].isascii()
+            assert list(obj) == ["step", "fork", "kind", "op", "args", "value", "t", "us"]
+    for core in cores:
+        line = core.trace_call_line(0, 0, "k", "o", [], 1, 5_000000, 0)
+        assert '"t":5.0,' in line
+        assert core.trace_call_line(0, 0, "k", "o", (), 1, 0, 0) is None
+        assert core.trace_call_line(0, 0, None, "o", [], 1, 0, 0) is None
+        assert core.trace_call_line(0, 0, "k", "o", [], 1, -1, 0) is None
+        with pytest.raises(TypeError):
+            core.trace_call_line(0, 0, "k", "o", [], 1, 1.5, 0)
+        with pytest.raises(OverflowError):
+            core.trace_call_line(0, 0, "k", "o", [], 1, 1 << 64, 0)

@@ -10,7 +10,7 @@ __all__ = [
     "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
-    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal",
+    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
 ]
 
 COMPILED: bool
@@ -234,3 +234,11 @@ class ReplayTap:
     def dispatch(self, kind: str, op: str, args: list[Any]) -> Any:
         """The handler's ``dispatch``, replayed (a C function when compiled)."""
     def __call__(self, kind: str, op: str, args: list[Any]) -> Any: ...
+
+def trace_call_line(step: int, fork: int, kind: str, op: str, args: list[Any], value: Any,
+                    t_us: int, us: int) -> str | None:
+    """The trace line of a call that returned, as the CLI codec writes it
+    (``t`` in seconds from ``t_us``, six decimals at most),
+    for the common values (None, Bool, Int, finite Float, plain ASCII Str,
+    Bytes, List, Variant and Record of those, 16 levels); ``None`` for
+    anything else (the caller's codec path words it)."""

@@ -113,7 +113,7 @@ __all__ = [
     "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
-    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal",
+    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
 ]
 
 COMPILED = True
@@ -1431,6 +1431,319 @@ cdef _install_taps():
 
 
 _install_taps()
+
+
+# -- trace lines: the writer's encoder for the common call ----------------------------
+
+cdef extern from "Python.h":
+    object PyUnicode_FromStringAndSize(const char* s, Py_ssize_t n)
+    bint PyUnicode_IS_ASCII(object o)
+    const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* n) except NULL
+    char* PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+    bint PyBytes_CheckExact(object o)
+    bint PyFloat_CheckExact(object o)
+    bint PyTuple_CheckExact(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+
+from libc.math cimport isfinite
+from libc.stdlib cimport realloc
+from libc.string cimport memcpy
+from libc.stdio cimport snprintf
+
+ctypedef struct _Out:
+    char* buf
+    Py_ssize_t n
+    Py_ssize_t cap
+
+cdef const char* _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: nesting a trace line's fast encoder takes; deeper values take the codec
+cdef int _LINE_MAX_DEPTH = 16
+
+
+cdef int _grow(_Out* o, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t cap
+    cdef char* b
+    if o.n + extra <= o.cap:
+        return 0
+    cap = max(o.cap * 2, o.n + extra + 256)
+    b = <char*>realloc(o.buf, cap)
+    if b is NULL:
+        raise MemoryError()
+    o.buf = b
+    o.cap = cap
+    return 0
+
+
+cdef int _put(_Out* o, const char* s, Py_ssize_t n) except -1:
+    _grow(o, n)
+    memcpy(o.buf + o.n, s, n)
+    o.n += n
+    return 0
+
+
+cdef bint _plain(object s) except -1:
+    """An ASCII str with nothing JSON escapes (no quote, backslash, control)."""
+    cdef Py_ssize_t n, i
+    cdef const char* c
+    if not PyUnicode_IS_ASCII(s):
+        return False
+    c = PyUnicode_AsUTF8AndSize(s, &n)
+    for i in range(n):
+        if c[i] < 0x20 or c[i] == 0x22 or c[i] == 0x5c or c[i] == 0x7f:
+            return False
+    return True
+
+
+cdef int _put_str(_Out* o, object s) except -1:
+    """0 and ``"s"`` written, or 1: not plain (the codec's business)."""
+    cdef Py_ssize_t n
+    cdef const char* c
+    if not _plain(s):
+        return 1
+    c = PyUnicode_AsUTF8AndSize(s, &n)
+    _grow(o, n + 2)
+    o.buf[o.n] = 0x22
+    memcpy(o.buf + o.n + 1, c, n)
+    o.buf[o.n + n + 1] = 0x22
+    o.n += n + 2
+    return 0
+
+
+cdef int _put_b64(_Out* o, object b) except -1:
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(b)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    cdef Py_ssize_t i = 0
+    cdef unsigned int v
+    cdef char* w
+    _grow(o, 4 * ((n + 2) // 3) + 16)
+    _put(o, b'{"$bytes":"', 11)
+    w = o.buf + o.n
+    while i + 2 < n:
+        v = (p[i] << 16) | (p[i + 1] << 8) | p[i + 2]
+        w[0] = _B64[(v >> 18) & 63]
+        w[1] = _B64[(v >> 12) & 63]
+        w[2] = _B64[(v >> 6) & 63]
+        w[3] = _B64[v & 63]
+        w += 4
+        i += 3
+    if n - i == 1:
+        v = p[i] << 16
+        w[0] = _B64[(v >> 18) & 63]
+        w[1] = _B64[(v >> 12) & 63]
+        w[2] = 0x3d
+        w[3] = 0x3d
+        w += 4
+    elif n - i == 2:
+        v = (p[i] << 16) | (p[i + 1] << 8)
+        w[0] = _B64[(v >> 18) & 63]
+        w[1] = _B64[(v >> 12) & 63]
+        w[2] = _B64[(v >> 6) & 63]
+        w[3] = 0x3d
+        w += 4
+    o.n = w - o.buf
+    _put(o, b'"}', 2)
+    return 0
+
+
+cdef int _put_value(_Out* o, object v, int depth) except -1:
+    """0 and ``v``'s JSON (the CLI codec's form) written, or 1: a value the
+    fast encoder leaves to the codec."""
+    cdef long long i
+    cdef int overflow = 0
+    cdef char num[32]
+    cdef Py_ssize_t k, n
+    cdef bint first
+    if v is None:
+        return _put(o, b"null", 4)
+    if v is True:
+        return _put(o, b"true", 4)
+    if v is False:
+        return _put(o, b"false", 5)
+    if PyUnicode_CheckExact(v):
+        return _put_str(o, v)
+    if PyLong_CheckExact(v):
+        i = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow:
+            return 1  # outside signed 64-bit: the codec's error
+        return _put_int(o, i)
+    if PyFloat_CheckExact(v):
+        if not isfinite(PyFloat_AS_DOUBLE(v)):
+            return 1
+        r = repr(v)
+        return _put_str_raw(o, r)
+    if PyBytes_CheckExact(v):
+        return _put_b64(o, v)
+    if depth >= _LINE_MAX_DEPTH:
+        return 1
+    if PyList_CheckExact(v):
+        _put(o, b"[", 1)
+        n = len(<list>v)
+        for k in range(n):
+            if k:
+                _put(o, b",", 1)
+            if _put_value(o, (<list>v)[k], depth + 1):
+                return 1
+            if len(<list>v) != n:
+                return 1  # changed under us
+        return _put(o, b"]", 1)
+    if type(v) is Variant:
+        name = (<Variant>v).name
+        if PyUnicode_GET_LENGTH(name) == 0:
+            return 1
+        _put(o, b'{"$variant":', 12)
+        if _put_str(o, name):
+            return 1
+        _put(o, b',"args":[', 9)
+        first = True
+        for x in (<Variant>v).args:
+            if not first:
+                _put(o, b",", 1)
+            first = False
+            if _put_value(o, x, depth + 1):
+                return 1
+        return _put(o, b"]}", 2)
+    if PyDict_CheckExact(v):  # a Record with plain, untagged keys
+        _put(o, b"{", 1)
+        first = True
+        for key, x in (<dict>v).items():
+            if not PyUnicode_CheckExact(key) or PyUnicode_GET_LENGTH(key) == 0 \
+                    or (<str>key)[0] == "$":
+                return 1
+            if not first:
+                _put(o, b",", 1)
+            first = False
+            if _put_str(o, key):
+                return 1
+            _put(o, b":", 1)
+            if _put_value(o, x, depth + 1):
+                return 1
+        return _put(o, b"}", 1)
+    return 1
+
+
+cdef bint _starts_lower(const char* p, Py_ssize_t left, const char* word) noexcept:
+    cdef Py_ssize_t k = 0
+    cdef char c
+    while word[k]:
+        if k >= left:
+            return False
+        c = p[k]
+        if 0x41 <= c <= 0x5a:
+            c += 0x20
+        if c != word[k]:
+            return False
+        k += 1
+    return True
+
+
+cdef bint _may_hold_secret(const char* p, Py_ssize_t n) noexcept:
+    """The line names a secret-bearing header or key (any case): record.py's
+    ``_may_hold_secret``, on the ASCII line."""
+    cdef Py_ssize_t i
+    cdef char c
+    for i in range(n):
+        c = p[i]
+        if c == 0x41 or c == 0x61:  # a/A
+            if _starts_lower(p + i, n - i, b"authorization") or _starts_lower(p + i, n - i, b"api-key") \
+                    or _starts_lower(p + i, n - i, b"api_key"):
+                return True
+        elif (c == 0x43 or c == 0x63) and _starts_lower(p + i, n - i, b"cookie"):  # c/C
+            return True
+    return False
+
+
+cdef int _put_int(_Out* o, long long i) except -1:
+    """``i`` in decimal (snprintf costs some 80 ns a number)."""
+    cdef char num[24]
+    cdef int k = 24
+    cdef unsigned long long u = <unsigned long long>(-(i + 1)) + 1 if i < 0 else <unsigned long long>i
+    while True:
+        k -= 1
+        num[k] = <char>(0x30 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if i < 0:
+        k -= 1
+        num[k] = 0x2d
+    return _put(o, num + k, 24 - k)
+
+
+cdef int _put_micros(_Out* o, long long t_us) except -1:
+    """``t_us / 1e6`` (``t_us`` >= 0) as a JSON number: the integer part, a
+    dot and the decimals without trailing zeros (at least one)."""
+    cdef char frac[6]
+    cdef long long f = t_us % 1000000
+    cdef int k, n = 6
+    _put_int(o, t_us // 1000000)
+    for k in range(5, -1, -1):
+        frac[k] = <char>(0x30 + f % 10)
+        f //= 10
+    while n > 1 and frac[n - 1] == 0x30:
+        n -= 1
+    _put(o, b".", 1)
+    return _put(o, frac, n)
+
+
+cdef int _put_str_raw(_Out* o, str s) except -1:
+    cdef Py_ssize_t n
+    cdef const char* c = PyUnicode_AsUTF8AndSize(s, &n)
+    return _put(o, c, n)
+
+
+def trace_call_line(step, fork, kind, op, args, value, t_us, us):
+    """The trace line of a call that returned, ``{"step":..,"fork":..,
+    "kind":..,"op":..,"args":[..],"value":..,"t":..,"us":..}`` as the CLI
+    codec writes it (``t`` in seconds from ``t_us``, six decimals at most,
+    no float formatting), for the common values (None, Bool, Int, finite Float,
+    plain ASCII Str, Bytes, List, Variant and Record of those, 16 levels);
+    ``None`` for anything else (the caller's codec path words it) and for a
+    line that may hold a secret (``authorization``, ``cookie``, ``api-key``,
+    ``api_key``, any case: the caller scrubs it)."""
+    cdef _Out o
+    cdef long long micros
+    if not PyLong_CheckExact(t_us):
+        raise TypeError(f"t_us must be an int, not {type(t_us).__name__}")
+    micros = t_us  # OverflowError past signed 64-bit
+    o.buf = NULL
+    o.n = 0
+    o.cap = 0
+    try:
+        _grow(&o, 256)
+        if not (PyLong_CheckExact(step) and PyLong_CheckExact(fork) and PyLong_CheckExact(us)
+                and micros >= 0 and PyList_CheckExact(args)
+                and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op)):
+            return None
+        _put(&o, b'{"step":', 8)
+        if _put_value(&o, step, 0):
+            return None
+        _put(&o, b',"fork":', 8)
+        if _put_value(&o, fork, 0):
+            return None
+        _put(&o, b',"kind":', 8)
+        if _put_str(&o, kind):
+            return None
+        _put(&o, b',"op":', 6)
+        if _put_str(&o, op):
+            return None
+        _put(&o, b',"args":', 8)
+        if _put_value(&o, args, 0):
+            return None
+        _put(&o, b',"value":', 9)
+        if _put_value(&o, value, 0):
+            return None
+        _put(&o, b',"t":', 5)
+        _put_micros(&o, micros)
+        _put(&o, b',"us":', 6)
+        if _put_value(&o, us, 0):
+            return None
+        _put(&o, b"}", 1)
+        if _may_hold_secret(o.buf, o.n):
+            return None  # the caller scrubs it
+        return PyUnicode_FromStringAndSize(o.buf, o.n)
+    finally:
+        free(o.buf)
 
 
 def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):

@@ -8,10 +8,13 @@ The test suite runs every test against both (``tests/conftest.py``).
 from __future__ import annotations
 
 import array
+import binascii
 import builtins
 import ctypes
 import itertools
+import math
 import os
+import re
 import sys
 import threading
 import time
@@ -34,7 +37,7 @@ __all__ = [
     "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
-    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal",
+    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
 ]
 
 COMPILED = False
@@ -712,6 +715,117 @@ class ReplayTap:
 
     def __call__(self, kind, op, args):
         return self.dispatch(kind, op, args)
+
+
+# -- trace lines: the writer's encoder for the common call ----------------------------
+
+_UNPLAIN = re.compile(r'[\x00-\x1f"\\\x7f]')
+#: nesting a trace line's fast encoder takes; deeper values take the codec
+_LINE_MAX_DEPTH = 16
+
+
+def _plain(s: str) -> bool:
+    """An ASCII str with nothing JSON escapes (no quote, backslash, control)."""
+    return s.isascii() and _UNPLAIN.search(s) is None
+
+
+def _line_value(v, depth: int, out: list) -> bool:
+    """``v``'s JSON (the CLI codec's form) appended to ``out``, or False: a
+    value the fast encoder leaves to the codec."""
+    if v is None:
+        out.append("null")
+        return True
+    if v is True or v is False:
+        out.append("true" if v else "false")
+        return True
+    t = type(v)
+    if t is str:
+        if not _plain(v):
+            return False
+        out.append(f'"{v}"')
+        return True
+    if t is int:
+        if not INT_MIN <= v <= INT_MAX:
+            return False  # outside signed 64-bit: the codec's error
+        out.append(str(v))
+        return True
+    if t is float:
+        if not math.isfinite(v):
+            return False
+        out.append(repr(v))
+        return True
+    if t is bytes:
+        out.append('{"$bytes":"' + binascii.b2a_base64(v, newline=False).decode("ascii") + '"}')
+        return True
+    if depth >= _LINE_MAX_DEPTH:
+        return False
+    if t is list:
+        out.append("[")
+        for k, x in enumerate(v):
+            if k:
+                out.append(",")
+            if not _line_value(x, depth + 1, out):
+                return False
+        out.append("]")
+        return True
+    if t is Variant:
+        name = v.name
+        if not name or not _plain(name):
+            return False
+        out.append(f'{{"$variant":"{name}","args":[')
+        for k, x in enumerate(v.args):
+            if k:
+                out.append(",")
+            if not _line_value(x, depth + 1, out):
+                return False
+        out.append("]}")
+        return True
+    if t is dict:  # a Record with plain, untagged keys
+        out.append("{")
+        for k, (key, x) in enumerate(v.items()):
+            if type(key) is not str or not key or key[0] == "$" or not _plain(key):
+                return False
+            out.append(f',"{key}":' if k else f'"{key}":')
+            if not _line_value(x, depth + 1, out):
+                return False
+        out.append("}")
+        return True
+    return False
+
+
+def trace_call_line(step, fork, kind, op, args, value, t_us, us):
+    """The trace line of a call that returned, ``{"step":..,"fork":..,
+    "kind":..,"op":..,"args":[..],"value":..,"t":..,"us":..}`` as the CLI
+    codec writes it (``t`` in seconds from ``t_us``, six decimals at most,
+    no float formatting), for the common values (None, Bool, Int, finite Float,
+    plain ASCII Str, Bytes, List, Variant and Record of those, 16 levels);
+    ``None`` for anything else (the caller's codec path words it) and for a
+    line that may hold a secret (``authorization``, ``cookie``, ``api-key``,
+    ``api_key``, any case: the caller scrubs it)."""
+    if type(t_us) is not int:  # the compiled core's C long long
+        raise TypeError(f"t_us must be an int, not {type(t_us).__name__}")
+    if not INT_MIN <= t_us <= INT_MAX:
+        raise OverflowError("t_us is outside signed 64-bit")
+    if not (type(step) is int and type(fork) is int and type(us) is int and t_us >= 0
+            and type(args) is list and type(kind) is str and type(op) is str):
+        return None
+    whole, frac = divmod(t_us, 1_000_000)
+    t = f"{whole}.{frac:06d}".rstrip("0")
+    out: list = ['{"step":']
+    for name, v in ((None, step), (',"fork":', fork), (',"kind":', kind), (',"op":', op),
+                    (',"args":', args), (',"value":', value)):
+        if name is not None:
+            out.append(name)
+        if not _line_value(v, 0, out):
+            return None
+    if not INT_MIN <= us <= INT_MAX:
+        return None
+    out.append(f',"t":{t}0,"us":{us}}}' if t.endswith(".") else f',"t":{t},"us":{us}}}')
+    line = "".join(out)
+    low = line.lower()
+    if "authorization" in low or "cookie" in low or "api-key" in low or "api_key" in low:
+        return None  # the caller scrubs it
+    return line
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
