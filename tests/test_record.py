@@ -702,6 +702,9 @@ def test_replay_taps_answer_the_fast_steps_and_hand_the_rest_on(impl):
         steps.pos = 4
     with pytest.raises(ValueError):
         impl.TraceSteps(["a"], [])
+    for bad in (("kv", "get", [1]), ("kv", "get", (1,), 2), (b"kv", "get", [], 2), [1, 2, 3, 4]):
+        with pytest.raises(TypeError):
+            impl.TraceSteps(["a"], [bad])
     handler.close()
 
 

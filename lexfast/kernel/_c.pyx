@@ -1019,6 +1019,7 @@ cdef extern from "Python.h":
     int _PySet_Contains "PySet_Contains"(PyObject* s, PyObject* k)
     double PyFloat_AS_DOUBLE(object o)
     bint PyDict_CheckExact(object o)
+    bint PyAnySet_Check(object o)
     Py_ssize_t PY_SSIZE_T_MAX
     PyObject* _PyLong_FromLongLong "PyLong_FromLongLong"(long long v)
     PyObject* _PyTuple_New "PyTuple_New"(Py_ssize_t n)
@@ -1155,7 +1156,9 @@ cdef bint _in_table(dict table, PyObject* kind, PyObject* op) noexcept:
         return False
     if PyDict_CheckExact(<object>ops):
         return _dict_get(ops, op) is not NULL
-    return _PySet_Contains(ops, op) == 1
+    if PyAnySet_Check(<object>ops):
+        return _PySet_Contains(ops, op) == 1
+    return False
 
 
 cdef dict _pure_of(object handler, bint direct):
@@ -1320,8 +1323,11 @@ cdef class TraceSteps:
         if len(self._entries) != len(self._fast):
             raise ValueError("entries and fast answers must be as long")
         for f in self._fast:
-            if f is not None and (type(f) is not tuple or len(<tuple>f) != 4):
-                raise TypeError("a fast answer is None or (kind, op, args, value)")
+            # exact types: the replay entry's compare then runs no Python code
+            if f is not None and (type(f) is not tuple or len(<tuple>f) != 4
+                                  or type(f[0]) is not str or type(f[1]) is not str
+                                  or type(f[2]) is not list):
+                raise TypeError("a fast answer is None or (kind: str, op: str, args: list, value)")
         self._pos = 0
 
     @property

@@ -644,10 +644,14 @@ class TraceSteps:
     raise, an override, a server). ``pos`` is the next step's index."""
 
     def __init__(self, entries, fast) -> None:
-        if len(entries) != len(fast):
-            raise ValueError("entries and fast answers must be as long")
         self._entries = list(entries)
         self._fast = list(fast)
+        if len(self._entries) != len(self._fast):
+            raise ValueError("entries and fast answers must be as long")
+        for f in self._fast:
+            if f is not None and (type(f) is not tuple or len(f) != 4 or type(f[0]) is not str
+                                  or type(f[1]) is not str or type(f[2]) is not list):
+                raise TypeError("a fast answer is None or (kind: str, op: str, args: list, value)")
         self._pos = 0
         self._lock = threading.Lock()
 
