@@ -5,9 +5,14 @@ a run answered from it.
 ``note_call_budget`` on the handler instance (and on every fork of it); the
 class's own ``dispatch`` is left untouched, so a handler that does not record
 pays nothing. Each dispatched effect becomes one JSON line in the CLI's value
-codec, written by a writer thread (the dispatch thread only appends a tuple to
-a queue). ``DefaultHandler(..., replay=FILE)`` installs a *replaying* pair that
-answers each call from the trace, in order, per fork, and performs nothing.
+codec, written by a writer thread: the dispatch thread only runs the kernel's
+``RecordTap`` entry (C when compiled), which appends the call as a tuple to a
+``TraceBuffer``; the writer takes the buffer whole and encodes (the common line
+by the kernel's ``trace_call_line``). ``DefaultHandler(..., replay=FILE)``
+installs a *replaying* pair that answers each call from the trace, in order,
+per fork, and performs nothing: the kernel's ``ReplayTap`` answers a call
+whose args are ``strict_equal`` to the step's decoded ones; this module's
+slow path everything else.
 
 Trace format, one JSON object per line:
 
