@@ -60,9 +60,9 @@ from .errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
 from .kernel import Variant, impl
 
 # the kernel's taps: the recording and replaying dispatch, in C when compiled
-RecordTap, ReplayTap, TraceBuffer, TraceSteps, strict_equal, trace_call_line = (
-    impl.RecordTap, impl.ReplayTap, impl.TraceBuffer, impl.TraceSteps, impl.strict_equal,
-    impl.trace_call_line)
+(RecordTap, ReplayTap, TraceBuffer, TraceSteps, strict_equal, trace_call_line,
+ trace_call_lines) = (impl.RecordTap, impl.ReplayTap, impl.TraceBuffer, impl.TraceSteps,
+                      impl.strict_equal, impl.trace_call_line, impl.trace_call_lines)
 
 TRACE_VERSION = 1
 SCRUBBED = "[scrubbed]"
@@ -426,7 +426,19 @@ class Recorder:
         lines: list[str] = []
         size = self._written
         limit = self._limit
-        for item in items:
+        i = 0
+        while i < len(items):
+            # the common lines, a run at a time, by the kernel
+            text, count = trace_call_lines(items, i, self._step, self._wall0_us, self._mono0,
+                                           min(limit - size, 1 << 62))
+            if count:
+                lines.append(text)
+                size += len(text)
+                self._step += count
+                i += count
+                continue
+            item = items[i]
+            i += 1
             try:
                 line = self._entry(item)
             except Exception as e:  # noqa: BLE001 - a value no JSON line can hold

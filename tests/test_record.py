@@ -821,3 +821,43 @@ def test_trace_call_line_the_same_on_both_cores_and_valid_json():
             core.trace_call_line(0, 0, "k", "o", [], 1, 1.5, 0)
         with pytest.raises(OverflowError):
             core.trace_call_line(0, 0, "k", "o", [], 1, 1 << 64, 0)
+
+
+def test_trace_call_lines_a_run_at_a_time_the_same_on_both_cores():
+    """The writer's batch encoder: the lines ``trace_call_line`` writes, one
+    per item, until an item it does not write (a raise, a budget note, an
+    env call, a value with no plain form) or the room runs out."""
+    import lexfast.kernel._py as twin
+
+    cores = [twin]
+    if importlib.util.find_spec("lexfast.kernel._c") is not None:
+        import lexfast.kernel._c as compiled
+        cores.append(compiled)
+    mono0, wall0 = 1_000_000_000, 1796539492_000000
+    results = []
+    for core in cores:
+        V = core.Variant
+        items = [(0, 0, "time", "now", [], 0, 17, mono0 + 5_000, mono0 + 9_000),
+                 (0, 1, "kv", "get", [3, "k"], 0, V("Some", (b"v",)), mono0 + 2_000_000,
+                  mono0 + 2_003_500),
+                 (0, 0, "time", "sleep", [1], 1, EffectError("boom"), mono0, mono0),
+                 (0, 0, "env", "get", ["HOME"], 0, V("Some", ("/root",)), mono0, mono0),
+                 (1, 0, 5, 0, None),
+                 (0, 0, "time", "now", [], 0, "é", mono0, mono0),
+                 (0, 0, "time", "now", [], 0, 1, mono0, mono0)]
+        text, count = core.trace_call_lines(items, 0, 10, wall0, mono0, 1 << 40)
+        assert count == 2
+        assert text.splitlines() == [
+            core.trace_call_line(10, 0, "time", "now", [], 17, wall0 + 5, 4),
+            core.trace_call_line(11, 1, "kv", "get", [3, "k"], V("Some", (b"v",)),
+                                 wall0 + 2000, 3)]
+        assert text.endswith("\n")
+        for start in (2, 3, 4, 5):
+            assert core.trace_call_lines(items, start, 0, wall0, mono0, 1 << 40) == ("", 0)
+        assert core.trace_call_lines(items, 6, 0, wall0, mono0, 1 << 40)[1] == 1
+        assert core.trace_call_lines(items, 7, 0, wall0, mono0, 1 << 40) == ("", 0)
+        first = len(text.splitlines()[0]) + 1
+        assert core.trace_call_lines(items, 0, 10, wall0, mono0, first) == (text[:first], 1)
+        assert core.trace_call_lines(items, 0, 10, wall0, mono0, first - 1) == ("", 0)
+        results.append(text)
+    assert len(set(results)) == 1

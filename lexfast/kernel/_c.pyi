@@ -11,6 +11,7 @@ __all__ = [
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
     "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
+    "trace_call_lines",
 ]
 
 COMPILED: bool
@@ -242,3 +243,12 @@ def trace_call_line(step: int, fork: int, kind: str, op: str, args: list[Any], v
     for the common values (None, Bool, Int, finite Float, plain ASCII Str,
     Bytes, List, Variant and Record of those, 16 levels); ``None`` for
     anything else (the caller's codec path words it)."""
+
+def trace_call_lines(items: list[tuple[Any, ...]], start: int, step: int, wall0_us: int,
+                     mono0: int, room: int) -> tuple[str, int]:
+    """The recorder's items from ``items[start]`` on, as trace lines (each
+    ending in a newline), while each is a call that returned (``(0, fork,
+    kind, op, args, 0, value, t0, t1)``, not ``env``) that
+    ``trace_call_line`` writes, numbered from ``step``, ``t`` from the
+    monotonic ``t0``, and the text stays within ``room`` bytes. Returns
+    ``(text, count)``; the caller writes the item it stopped at its own way."""

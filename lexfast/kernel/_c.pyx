@@ -114,6 +114,7 @@ __all__ = [
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
     "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
+    "trace_call_lines",
 ]
 
 COMPILED = True
@@ -1698,6 +1699,37 @@ cdef int _put_str_raw(_Out* o, str s) except -1:
     return _put(o, c, n)
 
 
+cdef int _put_call(_Out* o, object step, object fork, object kind, object op, object args,
+                   object value, long long micros, object us) except -1:
+    """0 and the call's line appended to ``o`` (no newline), or 1 (``o`` left
+    as it was): ``trace_call_line``'s None."""
+    cdef Py_ssize_t start = o.n
+    if (PyLong_CheckExact(step) and PyLong_CheckExact(fork) and PyLong_CheckExact(us)
+            and micros >= 0 and PyList_CheckExact(args)
+            and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op)):
+        _put(o, b'{"step":', 8)
+        if not _put_value(o, step, 0):
+            _put(o, b',"fork":', 8)
+            if not _put_value(o, fork, 0):
+                _put(o, b',"kind":', 8)
+                if not _put_str(o, kind):
+                    _put(o, b',"op":', 6)
+                    if not _put_str(o, op):
+                        _put(o, b',"args":', 8)
+                        if not _put_value(o, args, 0):
+                            _put(o, b',"value":', 9)
+                            if not _put_value(o, value, 0):
+                                _put(o, b',"t":', 5)
+                                _put_micros(o, micros)
+                                _put(o, b',"us":', 6)
+                                if not _put_value(o, us, 0):
+                                    _put(o, b"}", 1)
+                                    if not _may_hold_secret(o.buf + start, o.n - start):
+                                        return 0
+    o.n = start
+    return 1
+
+
 def trace_call_line(step, fork, kind, op, args, value, t_us, us):
     """The trace line of a call that returned, ``{"step":..,"fork":..,
     "kind":..,"op":..,"args":[..],"value":..,"t":..,"us":..}`` as the CLI
@@ -1717,37 +1749,56 @@ def trace_call_line(step, fork, kind, op, args, value, t_us, us):
     o.cap = 0
     try:
         _grow(&o, 256)
-        if not (PyLong_CheckExact(step) and PyLong_CheckExact(fork) and PyLong_CheckExact(us)
-                and micros >= 0 and PyList_CheckExact(args)
-                and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op)):
+        if _put_call(&o, step, fork, kind, op, args, value, micros, us):
             return None
-        _put(&o, b'{"step":', 8)
-        if _put_value(&o, step, 0):
-            return None
-        _put(&o, b',"fork":', 8)
-        if _put_value(&o, fork, 0):
-            return None
-        _put(&o, b',"kind":', 8)
-        if _put_str(&o, kind):
-            return None
-        _put(&o, b',"op":', 6)
-        if _put_str(&o, op):
-            return None
-        _put(&o, b',"args":', 8)
-        if _put_value(&o, args, 0):
-            return None
-        _put(&o, b',"value":', 9)
-        if _put_value(&o, value, 0):
-            return None
-        _put(&o, b',"t":', 5)
-        _put_micros(&o, micros)
-        _put(&o, b',"us":', 6)
-        if _put_value(&o, us, 0):
-            return None
-        _put(&o, b"}", 1)
-        if _may_hold_secret(o.buf, o.n):
-            return None  # the caller scrubs it
         return PyUnicode_FromStringAndSize(o.buf, o.n)
+    finally:
+        free(o.buf)
+
+
+def trace_call_lines(list items, Py_ssize_t start, step, wall0_us, mono0, Py_ssize_t room):
+    """The recorder's items from ``items[start]`` on, as trace lines (each
+    ending in a newline), while each is a call that returned (``(0, fork,
+    kind, op, args, 0, value, t0, t1)``, not ``env``) that
+    ``trace_call_line`` writes, numbered from ``step``, ``t`` from the
+    monotonic ``t0`` (``wall0_us + (t0 - mono0) // 1000``), and the text stays
+    within ``room`` bytes. Returns ``(text, count)``; the caller writes the
+    item it stopped at its own way."""
+    cdef _Out o
+    cdef Py_ssize_t i, n = len(items), done = 0, mark
+    cdef long long step0 = step, wall = wall0_us, mono = mono0, t0, t1
+    cdef tuple item
+    o.buf = NULL
+    o.n = 0
+    o.cap = 0
+    try:
+        _grow(&o, 4096)
+        for i in range(start, n):
+            x = items[i]
+            if type(x) is not tuple or len(<tuple>x) != 9:
+                break
+            item = <tuple>x
+            if not (item[0] is _ZERO_OBJ or item[0] == 0) or not (item[5] is _ZERO_OBJ
+                                                                  or item[5] == 0):
+                break
+            if type(item[2]) is not str or (<str>item[2]) == "env":
+                break  # env.get's value may be a secret: the caller scrubs
+            if not (PyLong_CheckExact(item[7]) and PyLong_CheckExact(item[8])):
+                break
+            t0 = item[7]
+            t1 = item[8]
+            if t0 < mono or t1 < t0:
+                break
+            mark = o.n
+            if _put_call(&o, step0 + done, item[1], item[2], item[3], item[4], item[6],
+                         wall + (t0 - mono) // 1000, (t1 - t0) // 1000):
+                break
+            _put(&o, b"\n", 1)
+            if o.n > room:
+                o.n = mark
+                break
+            done += 1
+        return PyUnicode_FromStringAndSize(o.buf, o.n), done
     finally:
         free(o.buf)
 

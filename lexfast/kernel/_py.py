@@ -38,6 +38,7 @@ __all__ = [
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
     "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
+    "trace_call_lines",
 ]
 
 COMPILED = False
@@ -830,6 +831,38 @@ def trace_call_line(step, fork, kind, op, args, value, t_us, us):
     if "authorization" in low or "cookie" in low or "api-key" in low or "api_key" in low:
         return None  # the caller scrubs it
     return line
+
+
+def trace_call_lines(items: list, start: int, step: int, wall0_us: int, mono0: int, room: int):
+    """The recorder's items from ``items[start]`` on, as trace lines (each
+    ending in a newline), while each is a call that returned (``(0, fork,
+    kind, op, args, 0, value, t0, t1)``, not ``env``) that
+    ``trace_call_line`` writes, numbered from ``step``, ``t`` from the
+    monotonic ``t0`` (``wall0_us + (t0 - mono0) // 1000``), and the text stays
+    within ``room`` bytes. Returns ``(text, count)``; the caller writes the
+    item it stopped at its own way."""
+    if type(items) is not list:
+        raise TypeError(f"items must be a list, not {type(items).__name__}")
+    out: list[str] = []
+    size = 0
+    done = 0
+    for i in range(start, len(items)):
+        item = items[i]
+        if type(item) is not tuple or len(item) != 9 or item[0] != 0 or item[5] != 0:
+            break
+        if type(item[2]) is not str or item[2] == "env":
+            break  # env.get's value may be a secret: the caller scrubs
+        t0, t1 = item[7], item[8]
+        if type(t0) is not int or type(t1) is not int or t0 < mono0 or t1 < t0:
+            break
+        line = trace_call_line(step + done, item[1], item[2], item[3], item[4], item[6],
+                               wall0_us + (t0 - mono0) // 1000, (t1 - t0) // 1000)
+        if line is None or size + len(line) + 1 > room:
+            break
+        out.append(line + "\n")
+        size += len(line) + 1
+        done += 1
+    return "".join(out), done
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
