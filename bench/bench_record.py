@@ -10,9 +10,9 @@ one handler per subject:
   appended; nothing encoded) on the dispatch thread, while the writer thread
   encodes and writes in the background, sharing the GIL;
 - ``record_written``: the same loop followed by the writer's work for it,
-  done on the bench thread (``Recorder._drain``: every call encoded with
-  orjson and written to ``/dev/null``): all the CPU recording costs, whatever
-  thread pays it;
+  done on the bench thread (``Recorder._drain``: every call encoded by the
+  kernel's ``trace_call_lines`` and written to ``/dev/null``): all the CPU
+  recording costs, whatever thread pays it;
 - ``replay``: ``DefaultHandler(..., replay=trace)`` over a recorded trace of
   the loop's calls, rewound before each loop (``TraceSteps.pos``): each call
   compared with the recorded one (``strict_equal`` on the decoded args, in C)
@@ -37,11 +37,12 @@ DIFF_TARGETS = [
     # (on the dispatch thread; the writer's share is record_written, reported)
     ("record-time-now", "test_record_time_now[record]", "test_record_time_now[off]", 1000),
     ("record-kv-get", "test_record_kv_get[record]", "test_record_kv_get[off]", 1000),
-    # all of it, the writer's encoding and writing included: some 0.9-1.2 µs
-    # (fastest rounds) and 1.7-2.0 µs (medians) on the loaded 2-CPU box
+    # all of it, the writer's encoding and writing included: +0.95 and +0.79 µs
+    # (medians) on the loaded 2-CPU box with a CPU burner beside; bounded at
+    # 1.5 µs for loaded CI boxes
     ("record-time-now", "test_record_time_now[record_written]", "test_record_time_now[off]",
-     2500),
-    ("record-kv-get", "test_record_kv_get[record_written]", "test_record_kv_get[off]", 2500),
+     1500),
+    ("record-kv-get", "test_record_kv_get[record_written]", "test_record_kv_get[off]", 1500),
 ]
 
 RATIO_TARGETS: list[tuple] = [
