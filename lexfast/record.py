@@ -5,9 +5,14 @@ a run answered from it.
 ``note_call_budget`` on the handler instance (and on every fork of it); the
 class's own ``dispatch`` is left untouched, so a handler that does not record
 pays nothing. Each dispatched effect becomes one JSON line in the CLI's value
-codec, written by a writer thread (the dispatch thread only appends a tuple to
-a queue). ``DefaultHandler(..., replay=FILE)`` installs a *replaying* pair that
-answers each call from the trace, in order, per fork, and performs nothing.
+codec, written by a writer thread: the dispatch thread only runs the kernel's
+``RecordTap`` entry (C when compiled), which appends the call as a tuple to a
+``TraceBuffer``; the writer takes the buffer whole and encodes (the common line
+by the kernel's ``trace_call_line``). ``DefaultHandler(..., replay=FILE)``
+installs a *replaying* pair that answers each call from the trace, in order,
+per fork, and performs nothing: the kernel's ``ReplayTap`` answers a call
+whose args are ``strict_equal`` to the step's decoded ones; this module's
+slow path everything else.
 
 Trace format, one JSON object per line:
 
@@ -37,7 +42,7 @@ or that the caller lists in ``secret_env``. The scrubbed text is
 
 from __future__ import annotations
 
-import base64
+import binascii
 import collections
 import io
 import json
@@ -58,7 +63,12 @@ from .errors import (
     PolicyDenied,
     ReplayDivergence,
 )
-from .kernel import Variant
+from .kernel import Variant, impl
+
+# the kernel's taps: the recording and replaying dispatch, in C when compiled
+(RecordTap, ReplayTap, TraceBuffer, TraceSteps, strict_equal, trace_call_line,
+ trace_call_lines) = (impl.RecordTap, impl.ReplayTap, impl.TraceBuffer, impl.TraceSteps,
+                      impl.strict_equal, impl.trace_call_line, impl.trace_call_lines)
 
 TRACE_VERSION = 1
 SCRUBBED = "[scrubbed]"
@@ -70,7 +80,9 @@ _SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re
 _CALL, _BUDGET, _REQUEST = 0, 1, 2
 #: the servers: each request they run the program for is recorded, and replayed
 _SERVE_OPS = frozenset(("serve", "serve_tls", "serve_ws"))
-_VALUE, _RAISED = 0, 1
+_VALUE, _RAISED = 0, 1  # the kernel's RecordTap writes the same tags
+#: entries encoded and written at once by the writer thread
+_CHUNK = 256
 
 
 # -- scrubbing -----------------------------------------------------------------
@@ -110,6 +122,12 @@ def _scrub_value(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
+_orjson_dumps: Callable[[Any], bytes] | None
+try:  # the trace writer's encoder (pyproject: a dependency; the json module otherwise)
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - installed with lexfast
+    _orjson_dumps = None
+
 
 _NO = object()
 
@@ -125,7 +143,7 @@ def _flat(x: Any) -> Any:
     if x is None or t is bool:
         return x
     if t is bytes:
-        return {"$bytes": base64.b64encode(x).decode("ascii")}
+        return {"$bytes": binascii.b2a_base64(x, newline=False).decode("ascii")}
     if t is float:
         return x if math.isfinite(x) else _NO
     return _NO
@@ -153,11 +171,19 @@ def _tree(v: Any) -> Any:
 
 def _line(out: dict[str, Any]) -> str:
     """``dumps_json(out)``; an all-ASCII line (no lone surrogate, no line
-    separator) without the codec's checks."""
+    separator) without the codec's checks, by orjson when it is installed
+    (some 10x the json module's encoder on a trace line: the writer thread
+    holds the GIL that much less)."""
+    if _orjson_dumps is not None:
+        try:
+            raw = _orjson_dumps(out)
+        except (TypeError, ValueError, RecursionError):  # orjson.JSONEncodeError is a TypeError
+            return dumps_json(out)  # words the error as the codec does
+        return raw.decode("ascii") if raw.isascii() else dumps_json(out)
     try:
         line = _ENCODER.encode(out)
     except (TypeError, ValueError, RecursionError):
-        return dumps_json(out)  # words the error as the codec does
+        return dumps_json(out)
     return line if line.isascii() else dumps_json(out)
 
 
@@ -230,10 +256,9 @@ class Recorder:
         self._limit = limit_bytes
         self._written = 0
         self._step = 0
-        self.full = False
         self.session_id = uuid.uuid4().hex
-        self._wall0, self._mono0 = time.time(), time.monotonic_ns()
-        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._wall0_us, self._mono0 = time.time_ns() // 1000, time.monotonic_ns()
+        self._buffer = TraceBuffer()
         self._wake = threading.Event()
         self._io_lock = threading.Lock()
         self._stop = False
@@ -243,6 +268,12 @@ class Recorder:
                                      "pure": self.record_pure, "started": time.time()}))
         self._thread = threading.Thread(target=self._loop, name="lexfast-record", daemon=True)
         self._thread.start()
+
+    @property
+    def full(self) -> bool:
+        """The trace reached its bound (or could not be written): nothing more
+        is recorded."""
+        return bool(self._buffer.full)
 
     # -- the dispatch side ---------------------------------------------------
     def attach(self, handler: Any) -> None:
@@ -255,32 +286,15 @@ class Recorder:
         core_dispatch = core.dispatch.__get__(handler)
         core_budget = core.note_call_budget.__get__(handler)
         handler.__dict__["_trace_fork"] = fork
-        queue = self._queue
-        append = queue.append
-        record_pure = self.record_pure
-        mono = time.monotonic_ns
+        buffer = self._buffer
+        append = buffer.append
         rec = self
 
-        def dispatch(kind: Any, op: Any, args: Any) -> Any:
-            if not record_pure:
-                pure = handler._pure
-                if pure is not None:
-                    ops = pure.get(kind) if type(kind) is str else None
-                    if ops is not None and type(op) is str and op in ops:
-                        return core_dispatch(kind, op, args)
-            if rec.full:
-                return core_dispatch(kind, op, args)
+        def serve(kind: Any, op: Any, args: Any) -> Any:
             snap = list(args) if type(args) is list else args
-            if kind == "net" and op in _SERVE_OPS:
-                return rec._serve(handler, fork, core_dispatch, kind, op, args, snap)
-            t0 = mono()
-            try:
-                value = core_dispatch(kind, op, args)
-            except EffectError as e:
-                append((_CALL, fork, kind, op, snap, _RAISED, e, t0, mono()))
-                raise
-            append((_CALL, fork, kind, op, snap, _VALUE, value, t0, mono()))
-            return value
+            return rec._serve(handler, fork, core_dispatch, kind, op, args, snap)
+
+        tap = RecordTap(handler, buffer, fork, self.record_pure, {"net": _SERVE_OPS}, serve)
 
         def note_call_budget(cost: Any) -> None:
             if rec.full:
@@ -292,7 +306,7 @@ class Recorder:
                 raise
             append((_BUDGET, fork, cost, _VALUE, None))
 
-        handler.__dict__["dispatch"] = dispatch
+        handler.__dict__["dispatch"] = tap.dispatch
         handler.__dict__["note_call_budget"] = note_call_budget
 
     def _serve(self, handler: Any, fork: int, core_dispatch: Callable[..., Any], kind: str,
@@ -301,7 +315,7 @@ class Recorder:
         fork runs it, the function, its args) before it runs."""
         session = handler.session
         runner = session.runner
-        append = self._queue.append
+        append = self._buffer.append
 
         def recording_runner(program: Any, child: Any, name: str, call_args: Any) -> Any:
             append((_REQUEST, child.__dict__.get("_trace_fork"), fork, name, list(call_args)))
@@ -333,7 +347,7 @@ class Recorder:
 
     def _stop_with(self, reason: str | None) -> None:
         """The end marker (the bound reached, or ``reason``); nothing after it."""
-        self.full = True
+        self._buffer.full = True
         marker: dict[str, Any] = {"truncated": True, "step": self._step, "limit": self._limit}
         if reason is not None:
             marker["reason"] = reason
@@ -361,9 +375,15 @@ class Recorder:
                 out["raised"] = _error_tree(payload)
             return dumps_json(out)
         _, fork, kind, op, args, tag, payload, t0, t1 = item
+        # wall time from the monotonic clock: one clock read fewer per call
+        t_us = self._wall0_us + (t0 - self._mono0) // 1000
+        if tag == _VALUE and kind != "env":  # the common call, encoded by the kernel
+            fast = trace_call_line(step, fork, kind, op, args, payload, t_us, (t1 - t0) // 1000)
+            if fast is not None:  # None: another value, or a line to scrub
+                return fast
         out = {"step": step, "fork": fork, "kind": kind, "op": op}
-        try:
-            out["args"] = _tree(list(args))
+        try:  # ``args`` is the tap's copy when it was a list
+            out["args"] = _tree(args if type(args) is list else list(args))
         except (CodecError, TypeError):
             out["args"] = repr(args)[:400]
         if tag == _RAISED:
@@ -376,8 +396,7 @@ class Recorder:
                 out["value"] = value
             except (CodecError, TypeError):
                 out["unrecorded"] = type(payload).__name__
-        # wall time from the monotonic clock: one clock read fewer per call
-        out["t"] = round(self._wall0 + (t0 - self._mono0) / 1e9, 6)
+        out["t"] = t_us / 1e6
         out["us"] = (t1 - t0) // 1000
         line = _line(out)
         if _may_hold_secret(line):  # rare: walk the trees only then
@@ -392,23 +411,62 @@ class Recorder:
             self._drain_locked()
 
     def _drain_locked(self) -> None:
-        queue = self._queue
-        while queue:
-            item = queue.popleft()
-            if self.full:
-                continue
-            try:
-                line = self._entry(item)
-            except Exception as e:  # noqa: BLE001 - a value no JSON line can hold
-                self._stop_with(f"step {self._step} could not be written: "
-                                f"{type(e).__name__}: {str(e)[:200]}")
-                continue
-            self._write_line(line)
-            self._step += 1
+        buffer = self._buffer
+        # on the writer thread, the GIL is offered after each chunk: a
+        # dispatch thread waits at most one chunk's encoding
+        writer = threading.current_thread() is self._thread
+        while True:
+            items = buffer.take()
+            if not items:
+                break
+            for start in range(0, len(items), _CHUNK):
+                if self.full:
+                    break
+                self._write_chunk(items[start:start + _CHUNK])
+                if writer:
+                    time.sleep(0)
         try:
             self._out.flush()
         except (OSError, ValueError):
             pass
+
+    def _write_chunk(self, items: list[tuple[Any, ...]]) -> None:
+        lines: list[str] = []
+        size = self._written
+        limit = self._limit
+        i = 0
+        while i < len(items):
+            # the common lines, a run at a time, by the kernel
+            text, count = trace_call_lines(items, i, self._step, self._wall0_us, self._mono0,
+                                           min(limit - size, 1 << 62))
+            if count:
+                lines.append(text)
+                size += len(text)
+                self._step += count
+                i += count
+                continue
+            item = items[i]
+            i += 1
+            try:
+                line = self._entry(item)
+            except Exception as e:  # noqa: BLE001 - a value no JSON line can hold
+                self._out.write("".join(lines))
+                self._written = size
+                self._stop_with(f"step {self._step} could not be written: "
+                                f"{type(e).__name__}: {str(e)[:200]}")
+                return
+            n = (len(line) if line.isascii()
+                 else len(line.encode("utf-8", "surrogatepass"))) + 1
+            if size + n > limit:
+                self._out.write("".join(lines))
+                self._written = size
+                self._stop_with(None)
+                return
+            lines.append(line + "\n")
+            size += n
+            self._step += 1
+        self._out.write("".join(lines))
+        self._written = size
 
     def _loop(self) -> None:
         while True:
@@ -418,14 +476,14 @@ class Recorder:
                 self._drain()
             except (OSError, ValueError) as e:  # the disk is full, the stream closed
                 self._stop_with(f"the trace could not be written: {e}")
-                self._queue.clear()
+                self._buffer.take()
             if self._stop:
                 return
 
     def flush(self) -> None:
         """Wait until everything recorded so far is written."""
         deadline = time.monotonic() + 60
-        while self._queue and self._thread.is_alive() and time.monotonic() < deadline:
+        while len(self._buffer) and self._thread.is_alive() and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.001)
         with self._io_lock:  # the last batch taken is written
@@ -472,7 +530,9 @@ class Replayer:
     def __init__(self, trace: Any, overrides: Mapping[int, Any] | None = None, *,
                  then_live: bool = False) -> None:
         self.then_live = bool(then_live)
-        self.by_fork: dict[int, collections.deque[dict[str, Any]]] = {}
+        #: each fork's steps (``TraceSteps``: the entries and their fast answers)
+        self.by_fork: dict[int, Any] = {}
+        entries: dict[int, list[dict[str, Any]]] = {}
         self.steps: dict[int, dict[str, Any]] = {}
         #: the requests each server fork ran, in order (fed to the runner again)
         self.requests: dict[int, collections.deque[dict[str, Any]]] = {}
@@ -507,7 +567,7 @@ class Replayer:
             if "request" in obj:
                 self.requests.setdefault(obj["server"], collections.deque()).append(obj)
             else:
-                self.by_fork.setdefault(obj["fork"], collections.deque()).append(obj)
+                entries.setdefault(obj["fork"], []).append(obj)
         if not seen_header:
             raise EffectError("replay: the trace is empty (no header line)")
         self.overrides: dict[int, Any] = {}
@@ -515,8 +575,18 @@ class Replayer:
             if step not in self.steps:
                 raise EffectError(f"replay: --override {step}: the trace has no step {step}")
             self.overrides[step] = value
+        for fork, steps in entries.items():
+            self.by_fork[fork] = TraceSteps(steps, [self._fast(e) for e in steps])
         self._lock = threading.Lock()
         self._forks = 0
+
+    def _fast(self, entry: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The step's answer for the kernel's replay tap, ``(kind, op, args,
+        value)``, or ``None`` when the slow path must answer it."""
+        if ("_v" not in entry or entry["step"] in self.overrides or entry.get("_a") is None
+                or (entry["kind"] == "net" and entry["op"] in _SERVE_OPS)):
+            return None
+        return (entry["kind"], entry["op"], entry["_a"], entry["_v"])
 
     def _check(self, obj: dict[str, Any], where: str) -> None:
         step, fork = obj.get("step"), obj.get("fork")
@@ -542,6 +612,10 @@ class Replayer:
             raise EffectError(f"{where}: `kind` and `op` must be Str")
         if not isinstance(obj.get("args"), list):
             raise EffectError(f"{where}: `args` must be a list")
+        try:
+            obj["_a"] = decode(obj["args"])
+        except CodecError:
+            obj["_a"] = None  # compared as JSON only
         outcomes = [k for k in ("value", "raised", "unrecorded") if k in obj]
         if len(outcomes) != 1:
             raise EffectError(f"{where}: a call needs exactly one of value, raised, unrecorded")
@@ -555,10 +629,9 @@ class Replayer:
 
     def _next(self, fork: int, kind: Any, op: Any, args: Any) -> dict[str, Any] | None:
         steps = self.by_fork.get(fork)
-        try:  # deque.popleft is atomic: forks on other threads need no lock
-            return steps.popleft()  # type: ignore[union-attr]
-        except (AttributeError, IndexError):
-            pass
+        entry = steps.pop() if steps is not None else None
+        if entry is not None:
+            return entry
         if self.then_live:
             return None
         end = "the truncation marker" if self.truncated else "its end"
@@ -575,14 +648,10 @@ class Replayer:
         core_dispatch = type(handler).dispatch.__get__(handler)
         core_budget = type(handler).note_call_budget.__get__(handler)
         rep = self
+        steps = self.by_fork.setdefault(fork, TraceSteps([], []))
 
         def dispatch(kind: Any, op: Any, args: Any) -> Any:
-            if not rep.pure:
-                pure = handler._pure
-                if pure is not None:
-                    ops = pure.get(kind) if type(kind) is str else None
-                    if ops is not None and type(op) is str and op in ops:
-                        return core_dispatch(kind, op, args)
+            """The slow path: every call the tap does not answer itself."""
             try:
                 live = _tree(list(args))
             except (CodecError, TypeError):
@@ -594,8 +663,10 @@ class Replayer:
             if "budget" in entry:
                 rep._diverge(step, f"note_call_budget({entry['budget']})",
                              _call_text(kind, op, live))
-            if entry["kind"] != kind or entry["op"] != op or (
-                    entry["args"] != live and entry["args"] != _scrub(live)):
+            if entry["kind"] != kind or entry["op"] != op or not (
+                    (entry.get("_a") is not None and strict_equal(entry["_a"], list(args)))
+                    or strict_equal(entry["args"], live)
+                    or strict_equal(entry["args"], _scrub(live))):
                 rep._diverge(step, _call_text(entry["kind"], entry["op"], entry["args"]),
                              _call_text(kind, op, _scrub(live)))
             if kind == "net" and op in _SERVE_OPS:
@@ -617,12 +688,13 @@ class Replayer:
             call = f"note_call_budget({cost!r})"
             if "budget" not in entry:
                 rep._diverge(step, _call_text(entry["kind"], entry["op"], entry["args"]), call)
-            if entry["budget"] != cost:
+            if not strict_equal(entry["budget"], cost):
                 rep._diverge(step, f"note_call_budget({entry['budget']!r})", call)
             if "raised" in entry:
                 raise _error_from(entry["raised"], f"replay: step {step}")
 
-        handler.__dict__["dispatch"] = dispatch
+        tap = ReplayTap(handler, steps, self.pure, dispatch)
+        handler.__dict__["dispatch"] = tap.dispatch
         handler.__dict__["note_call_budget"] = note_call_budget
 
     def _serve(self, handler: Any, fork: int, step: int) -> None:

@@ -47,7 +47,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 
 #: Libraries ``import lexfast`` must not load: the families that need them
 #: import them when their table rows are first used, numpy on handler.stats().
-HEAVY = ("numpy", "lmdb", "pycurl", "uvloop", "websockets", "sqlite3", "redis", "pyarrow")
+HEAVY = ("numpy", "lmdb", "pycurl", "uvloop", "websockets", "sqlite3", "redis", "pyarrow",
+         "orjson")
 
 #: Known violations, ``(rule, importer, imported)``: none since the
 #: re-layering. A new entry needs a reason, never a habit.

@@ -5,6 +5,7 @@ scrubbing, the bound, forks, bad traces, and the CLI's --record/--replay."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -540,3 +541,323 @@ def test_cli_the_tour_recorded_then_replayed_with_the_world_changed(tmp_path):
     replies = [ln for ln in live.stdout.splitlines() if ln.startswith("{")]
     assert len(replies) >= 15
     assert [ln for ln in again.stdout.splitlines() if ln.startswith("{")] == replies
+
+
+# -- the kernel's record/replay path (RecordTap, ReplayTap, strict_equal) ----------
+
+def _strict_cases(impl):
+    """(a, b, equal) pairs of Lex values for ``strict_equal``, made with the
+    kernel under test (its own ``Variant``)."""
+    from lexfast.values import Deque, Set
+    V = impl.Variant
+    nested = [Map({"a": 1, 2: [b"\x00", (1, "s")]}), V("Some", (b"\x00\x01",)),
+              {"x": [1, 2.5, True, None]}, (1, "s"), Deque([1, "x"]), Set({"a", 1})]
+    same = [Map({2: [b"\x00", (1, "s")], "a": 1}), V("Some", (b"\x00\x01",)),
+            {"x": [1, 2.5, True, None]}, (1, "s"), Deque([1, "x"]), Set({1, "a"})]
+    return [
+        (1, 1, True), (1, True, False), (True, 1, False), (1, 1.0, False), (1.0, 1, False),
+        (0, False, False), (0.0, -0.0, True), ("a", "a", True), ("a", b"a", False),
+        ([1, 2], (1, 2), False), ({"a": 1}, Map({"a": 1}), False),
+        ({"a": 1}, {"a": True}, False), ([[1]], [[1.0]], False),
+        (V("Ok", (1,)), V("Ok", (True,)), False), (V("Ok", (1,)), V("Err", (1,)), False),
+        (nested, same, True),
+        (nested, [*same[:-1], Set({True, "a"})], False),
+        (Map({1: "x"}), Map({True: "x"}), False),
+        ([1, 2], [1, 2, 3], False), (None, None, True), (None, 0, False),
+    ]
+
+
+def test_strict_equal_distinguishes_types_at_every_level(impl):
+    for a, b, equal in _strict_cases(impl):
+        assert impl.strict_equal(a, b) is equal, (a, b)
+        assert impl.strict_equal(b, a) is equal, (b, a)
+
+
+def test_strict_equal_on_deep_nesting_answers_false_not_a_crash(impl):
+    a = b = 1
+    for _ in range(10_000):
+        a, b = [a], [b]
+    assert impl.strict_equal(a, b) is False  # past 256 levels: the caller's JSON compare
+
+
+def _trace(tmp_path: Path, *calls: dict) -> Path:
+    path = tmp_path / "hand.jsonl"
+    head = {"lexfast_trace": 1, "session": "s", "pure": False, "started": 0}
+    lines = [head] + [dict(step=i, fork=0, t=0, us=0, **c) for i, c in enumerate(calls)]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+NESTED_JSON = [{"$map": [["a", 1], [2, [{"$bytes": "AA=="}, {"$tuple": [1, "s"]}]]]},
+               {"$variant": "Some", "args": [{"$bytes": "AAE="}]},
+               {"x": [1, 2.5, True, None]}]
+
+
+def _nested():
+    return [Map({"a": 1, 2: [b"\x00", (1, "s")]}), Variant("Some", (b"\x00\x01",)),
+            {"x": [1, 2.5, True, None]}]
+
+
+@pytest.mark.parametrize("outcome", ["value", "raised"])
+def test_replay_compares_args_strictly(tmp_path, outcome):
+    """1, True and 1.0 are different calls, however deep; equal nested values
+    (a Map in another order, bytes, a tuple, a Variant) are the same call. A
+    step with a value is answered by the kernel's fast path, a raised one by
+    the slow path: both compare alike."""
+    answer = ({"value": 7} if outcome == "value"
+              else {"raised": {"type": "EffectError", "message": "boom"}})
+    trace = _trace(tmp_path, dict(kind="time", op="sleep", args=[1], **answer),
+                   dict(kind="time", op="sleep", args=NESTED_JSON, **answer))
+
+    def run(first, second):
+        out = []
+        with DefaultHandler(PERMISSIVE, replay=trace) as r:
+            for args in (first, second):
+                try:
+                    out.append(r.dispatch("time", "sleep", args))
+                except ReplayDivergence:
+                    raise
+                except EffectError as e:
+                    out.append(str(e))
+        return out
+
+    expected = [7, 7] if outcome == "value" else ["boom", "boom"]
+    assert run([1], _nested()) == expected
+    nested = _nested()
+    reordered = [Map({2: nested[0][2], "a": 1}), *nested[1:]]
+    assert run([1], reordered) == expected
+    for wrong in ([True], [1.0], ["1"], [1, 1]):
+        with pytest.raises(ReplayDivergence, match="step 0"):
+            run(wrong, _nested())
+    for change in (lambda n: n[2]["x"].__setitem__(2, 1),          # True -> 1
+                   lambda n: n[2]["x"].__setitem__(0, 1.0),        # 1 -> 1.0
+                   lambda n: n.__setitem__(0, dict(n[0])),         # Map -> Record
+                   lambda n: n[0][2].__setitem__(1, [1, "s"]),     # tuple -> list
+                   lambda n: n.__setitem__(1, Variant("Some", (b"\x00\x02",)))):
+        nested = _nested()
+        change(nested)
+        with pytest.raises(ReplayDivergence, match="step 1"):
+            run([1], nested)
+
+
+def test_recording_taps_append_the_raw_call_and_nothing_else(impl):
+    """The kernel's RecordTap, on both cores: the call as a tuple (a copy of
+    the args), the raised EffectError, pure builtins and a full buffer passed
+    through, a special op to the slow path, keyword calls the same."""
+    handler = DefaultHandler(Policy(allow_effects=["time", "env"]))
+    buffer = impl.TraceBuffer()
+    slow_calls = []
+    tap = impl.RecordTap(handler, buffer, 3, False, {"net": frozenset({"serve"})},
+                         lambda *a: slow_calls.append(a) or "slow")
+    args = ["PATH"]
+    value = tap.dispatch("env", "get", args)
+    args.append("mutated later")
+    with pytest.raises(EffectError):
+        tap.dispatch("time", "sleep", ["not an int"])
+    with pytest.raises(PolicyDenied):
+        tap.dispatch("fs", "exists", ["/"])
+    assert tap.dispatch("str", "len", ["four"]) == 4  # pure: not recorded
+    assert tap.dispatch(kind="env", op="get", args=["HOME"]) == handler.dispatch("env", "get",
+                                                                                  ["HOME"])
+    assert tap.dispatch("net", "serve", [1]) == "slow" and slow_calls == [("net", "serve", [1])]
+    items = buffer.take()
+    assert len(buffer) == 0 and buffer.take() == []
+    assert [(i[0], i[1], i[2], i[3], i[4], i[5]) for i in items] == [
+        (0, 3, "env", "get", ["PATH"], 0), (0, 3, "time", "sleep", ["not an int"], 1),
+        (0, 3, "fs", "exists", ["/"], 1), (0, 3, "env", "get", ["HOME"], 0)]
+    assert items[0][6] == value
+    assert isinstance(items[1][6], EffectError) and isinstance(items[2][6], PolicyDenied)
+    assert all(type(i[7]) is int and i[7] <= i[8] for i in items)
+    buffer.full = True
+    assert tap.dispatch("env", "get", ["PATH"]) == value
+    assert len(buffer) == 0
+    with pytest.raises(TypeError):
+        tap.dispatch("env", "get")
+    handler.close()
+
+
+def test_replay_taps_answer_the_fast_steps_and_hand_the_rest_on(impl):
+    handler = DefaultHandler(Policy(allow_effects=["time"]))
+    V = impl.Variant
+    steps = impl.TraceSteps(["e0", "e1", "e2"],
+                            [("kv", "get", [1, "k"], V("Some", (b"v",))), None,
+                             ("time", "now", [], 5)])
+    slow = []
+
+    def slow_path(kind, op, args):
+        slow.append((kind, op, args, steps.pop()))
+        return "slow"
+
+    tap = impl.ReplayTap(handler, steps, False, slow_path)
+    assert tap.dispatch("str", "len", ["ab"]) == 2  # pure: run, no step taken
+    assert tap.dispatch("kv", "get", [True, "k"]) == "slow"  # True is not 1
+    assert slow == [("kv", "get", [True, "k"], "e0")]
+    steps.pos = 0
+    assert tap.dispatch("kv", "get", [1, "k"]) == V("Some", (b"v",))
+    assert steps.pos == 1 and len(steps) == 2
+    assert tap.dispatch("time", "now", []) == "slow"  # step 1 has no fast answer
+    assert tap.dispatch(kind="time", op="now", args=[]) == 5
+    assert tap.dispatch("time", "now", []) == "slow" and steps.pop() is None
+    with pytest.raises(ValueError):
+        steps.pos = 4
+    with pytest.raises(ValueError):
+        impl.TraceSteps(["a"], [])
+    for bad in (("kv", "get", [1]), ("kv", "get", (1,), 2), (b"kv", "get", [], 2), [1, 2, 3, 4]):
+        with pytest.raises(TypeError):
+            impl.TraceSteps(["a"], [bad])
+    handler.close()
+
+
+_SAME_RUN = r"""
+import os, sys
+from lexfast import DefaultHandler, EffectError, Policy, Limits
+import lexfast.kernel
+want = sys.argv[2]
+assert lexfast.kernel.COMPILED is (want == "compiled"), lexfast.kernel.FALLBACK_REASON
+tmp = sys.argv[3]
+policy = Policy(allow_effects=["fs_read", "fs_write", "fs_walk", "kv", "env"], allow_fs_read=[tmp],
+                allow_fs_write=[tmp],
+                budget=100)
+with DefaultHandler(policy, record=sys.argv[1]) as h:
+    h.dispatch("fs", "exists", [tmp + "/nothing"])
+    kv = h.dispatch("kv", "open", [tmp + "/kv-" + want]).args[0]
+    h.dispatch("kv", "put", [kv, "k", b"\x00\xffv"])
+    h.dispatch("kv", "get", [kv, "k"])
+    h.dispatch("kv", "get", [kv, "missing"])
+    h.note_call_budget(3)
+    for bad in ([kv, 1], [kv, True], [kv, 1.5], [kv, ["a", {"b": None}]]):
+        try:
+            h.dispatch("kv", "get", bad)
+        except EffectError:
+            pass
+    try:
+        h.dispatch("process", "run", ["ls", []])
+    except EffectError:
+        pass
+    h.dispatch("env", "get", ["LEXFAST_TEST_SECRET_TOKEN"])
+    child = h.fork()
+    child.dispatch("fs", "exists", [tmp])
+    h.dispatch("str", "len", ["pure"])
+    h.dispatch("kv", "close", [kv])
+"""
+
+
+def test_compiled_and_twin_write_the_same_trace(tmp_path):
+    """The same run recorded by each core: the same lines, byte for byte,
+    but for the times (and the session id, the kv file name)."""
+    import re
+
+    pkg_parent = str(Path(lexfast.__file__).resolve().parent.parent)
+    traces = {}
+    for core in ("compiled", "twin"):
+        env = dict(os.environ, PYTHONPATH=pkg_parent, LEXFAST_TEST_SECRET_TOKEN="hunter2")
+        env.pop("LEXFAST_NO_EXTENSIONS", None)
+        env.pop("LEXFAST_REQUIRE_EXTENSIONS", None)
+        if core == "twin":
+            env["LEXFAST_NO_EXTENSIONS"] = "1"
+        else:
+            if importlib.util.find_spec("lexfast.kernel._c") is None:
+                pytest.skip("the compiled core is not built")
+            env["LEXFAST_REQUIRE_EXTENSIONS"] = "1"
+        trace = tmp_path / f"{core}.jsonl"
+        proc = subprocess.run([sys.executable, "-c", _SAME_RUN, str(trace), core, str(tmp_path)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        text = trace.read_text()
+        assert "hunter2" not in text
+        text = re.sub(r'"t":[0-9.e+-]+,"us":[0-9]+', '"t":T,"us":U', text)
+        text = re.sub(r'"(session|started)":[^,}]+', r'"\1":X', text)
+        traces[core] = text.replace("kv-twin", "kv-compiled")
+    assert traces["compiled"] == traces["twin"]
+    lines = traces["twin"].splitlines()
+    assert len(lines) == 15 and '"budget":3' in traces["twin"]
+    assert '"fork":1' in lines[-2] and '"op":"close"' in lines[-1]
+
+
+def _line_cases(V):
+    """(args, value, handled) for ``trace_call_line``, with a kernel's Variant."""
+    return [
+        ([], None, True), ([1, -1, 0], True, True), (["user:00042", 7], V("Some", (b"v" * 100,)), True),
+        ([1.5, 1e16, 1e-05, -0.0], [False, None, "x"], True),
+        ([b"", b"\x00", b"\x00\xff", b"abc"], {"k": [1, {"n": V("None", ())}]}, True),
+        ([(1 << 63) - 1, -(1 << 63)], 0, True),
+        ([1 << 63], 0, False), ([float("nan")], 0, False), ([float("inf")], 0, False),
+        (["quote\""], 0, False), (["back\\slash"], 0, False), (["tab\t"], 0, False),
+        (["\x7f"], 0, False), (["é"], 0, False), ([(1, 2)], 0, False), ([Map({"a": 1})], 0, False),
+        ([{"$tag": 1}], 0, False), ([{"": 1}], 0, False), ([{1: 1}], 0, False),
+        ([], V("", ()), False), ([bytearray(b"x")], 0, False), ([[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]], 0, False),
+        ([{"Authorization": "Bearer x"}], 0, False), (["x"], "a COOKIE jar", False),
+        (["API_KEY"], 0, False), (["api-key"], 0, False), (["authoriz"], 0, True),
+    ]
+
+
+def test_trace_call_line_the_same_on_both_cores_and_valid_json():
+    import lexfast.kernel._py as twin
+
+    cores = [twin]
+    if importlib.util.find_spec("lexfast.kernel._c") is not None:
+        import lexfast.kernel._c as compiled
+        cores.append(compiled)
+    for k, case in enumerate(_line_cases(twin.Variant)):
+        lines = []
+        for core in cores:
+            args, value, handled = _line_cases(core.Variant)[k]
+            line = core.trace_call_line(k, 2, "kind", "op", args, value, 1796539492_000100, 31)
+            assert (line is not None) is handled, (core.__name__, case)
+            lines.append(line)
+        assert len(set(lines)) == 1, lines
+        if lines[0] is not None:
+            obj = json.loads(lines[0])
+            assert obj["step"] == k and obj["fork"] == 2 and obj["us"] == 31
+            assert obj["t"] == 1796539492.0001 and lines[0].isascii()
+            assert list(obj) == ["step", "fork", "kind", "op", "args", "value", "t", "us"]
+    for core in cores:
+        line = core.trace_call_line(0, 0, "k", "o", [], 1, 5_000000, 0)
+        assert '"t":5.0,' in line
+        assert core.trace_call_line(0, 0, "k", "o", (), 1, 0, 0) is None
+        assert core.trace_call_line(0, 0, None, "o", [], 1, 0, 0) is None
+        assert core.trace_call_line(0, 0, "k", "o", [], 1, -1, 0) is None
+        with pytest.raises(TypeError):
+            core.trace_call_line(0, 0, "k", "o", [], 1, 1.5, 0)
+        with pytest.raises(OverflowError):
+            core.trace_call_line(0, 0, "k", "o", [], 1, 1 << 64, 0)
+
+
+def test_trace_call_lines_a_run_at_a_time_the_same_on_both_cores():
+    """The writer's batch encoder: the lines ``trace_call_line`` writes, one
+    per item, until an item it does not write (a raise, a budget note, an
+    env call, a value with no plain form) or the room runs out."""
+    import lexfast.kernel._py as twin
+
+    cores = [twin]
+    if importlib.util.find_spec("lexfast.kernel._c") is not None:
+        import lexfast.kernel._c as compiled
+        cores.append(compiled)
+    mono0, wall0 = 1_000_000_000, 1796539492_000000
+    results = []
+    for core in cores:
+        V = core.Variant
+        items = [(0, 0, "time", "now", [], 0, 17, mono0 + 5_000, mono0 + 9_000),
+                 (0, 1, "kv", "get", [3, "k"], 0, V("Some", (b"v",)), mono0 + 2_000_000,
+                  mono0 + 2_003_500),
+                 (0, 0, "time", "sleep", [1], 1, EffectError("boom"), mono0, mono0),
+                 (0, 0, "env", "get", ["HOME"], 0, V("Some", ("/root",)), mono0, mono0),
+                 (1, 0, 5, 0, None),
+                 (0, 0, "time", "now", [], 0, "é", mono0, mono0),
+                 (0, 0, "time", "now", [], 0, 1, mono0, mono0)]
+        text, count = core.trace_call_lines(items, 0, 10, wall0, mono0, 1 << 40)
+        assert count == 2
+        assert text.splitlines() == [
+            core.trace_call_line(10, 0, "time", "now", [], 17, wall0 + 5, 4),
+            core.trace_call_line(11, 1, "kv", "get", [3, "k"], V("Some", (b"v",)),
+                                 wall0 + 2000, 3)]
+        assert text.endswith("\n")
+        for start in (2, 3, 4, 5):
+            assert core.trace_call_lines(items, start, 0, wall0, mono0, 1 << 40) == ("", 0)
+        assert core.trace_call_lines(items, 6, 0, wall0, mono0, 1 << 40)[1] == 1
+        assert core.trace_call_lines(items, 7, 0, wall0, mono0, 1 << 40) == ("", 0)
+        first = len(text.splitlines()[0]) + 1
+        assert core.trace_call_lines(items, 0, 10, wall0, mono0, first) == (text[:first], 1)
+        assert core.trace_call_lines(items, 0, 10, wall0, mono0, first - 1) == ("", 0)
+        results.append(text)
+    assert len(set(results)) == 1

@@ -10,6 +10,8 @@ __all__ = [
     "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
+    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
+    "trace_call_lines",
 ]
 
 COMPILED: bool
@@ -184,3 +186,85 @@ class HandlerCore:
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
     """``openat2(2)``: a new descriptor, or ``OSError``."""
+
+# -- record and replay (lexfast/record.py) -----------------------------------------
+
+def strict_equal(a: Any, b: Any) -> bool:
+    """Whether two Lex values (or JSON trees) are equal by value and by type
+    at every level: ``1``, ``True`` and ``1.0`` differ, as do a Record and a
+    Map, a list and a tuple. Str, Int, Bytes, Float, List, Tuple, Record,
+    Map, Set, Deque and Variant are compared; anything else (a Table, a
+    subclass) or nesting past 256 levels answers ``False``."""
+
+class TraceBuffer:
+    """What a recording session has dispatched and not yet written: items
+    appended by the dispatch threads, taken whole by the writer. ``full``
+    (the trace reached its bound) stops the recording."""
+
+    full: bool
+    def __init__(self) -> None: ...
+    def append(self, item: tuple[Any, ...]) -> None:
+        """Append one item (a budget note, a served request)."""
+    def take(self) -> list[tuple[Any, ...]]:
+        """Everything appended so far, in order; the buffer starts empty."""
+    def __len__(self) -> int: ...
+
+class RecordTap:
+    """The recording ``dispatch`` of one handler: each call the handler's own
+    ``dispatch`` serves is appended to ``buffer`` as ``(0, fork, kind, op,
+    args_copy, 0, value, t0, t1)``, or with ``1`` and the ``EffectError``
+    when it raised (monotonic ns); nothing is encoded on the dispatch thread.
+    Pure builtins pass unrecorded unless ``record_pure``; an op in
+    ``special`` (``{kind: ops}``) goes to ``slow(kind, op, args)``; nothing
+    is recorded once ``buffer.full``."""
+
+    def __init__(self, handler: Any, buffer: TraceBuffer, fork: int, record_pure: bool,
+                 special: dict[str, Any] | None, slow: Callable[[str, str, list[Any]], Any]
+                 ) -> None: ...
+    def dispatch(self, kind: str, op: str, args: list[Any]) -> Any:
+        """The handler's ``dispatch``, recorded (a C function when compiled)."""
+    def __call__(self, kind: str, op: str, args: list[Any]) -> Any: ...
+
+class TraceSteps:
+    """One fork's recorded steps, in order: ``entries`` and beside each its
+    fast answer, ``(kind, op, args, value)`` or ``None`` (the slow path
+    answers that step). ``pos`` is the next step's index."""
+
+    def __init__(self, entries: Iterable[Any], fast: Iterable[tuple[str, str, list[Any], Any] | None]
+                 ) -> None: ...
+    @property
+    def pos(self) -> int: ...
+    @pos.setter
+    def pos(self, value: int) -> None: ...
+    def pop(self) -> Any:
+        """The next step's entry (the step consumed), or ``None`` at the end."""
+    def __len__(self) -> int: ...
+
+class ReplayTap:
+    """The replaying ``dispatch`` of one handler: a call matching the next
+    step's fast answer (kind, op, ``strict_equal`` args) is answered with its
+    value; every other call goes to ``slow(kind, op, args)``. Pure builtins
+    run unless ``replay_pure``."""
+
+    def __init__(self, handler: Any, steps: TraceSteps, replay_pure: bool,
+                 slow: Callable[[str, str, list[Any]], Any]) -> None: ...
+    def dispatch(self, kind: str, op: str, args: list[Any]) -> Any:
+        """The handler's ``dispatch``, replayed (a C function when compiled)."""
+    def __call__(self, kind: str, op: str, args: list[Any]) -> Any: ...
+
+def trace_call_line(step: int, fork: int, kind: str, op: str, args: list[Any], value: Any,
+                    t_us: int, us: int) -> str | None:
+    """The trace line of a call that returned, as the CLI codec writes it
+    (``t`` in seconds from ``t_us``, six decimals at most),
+    for the common values (None, Bool, Int, finite Float, plain ASCII Str,
+    Bytes, List, Variant and Record of those, 16 levels); ``None`` for
+    anything else (the caller's codec path words it)."""
+
+def trace_call_lines(items: list[tuple[Any, ...]], start: int, step: int, wall0_us: int,
+                     mono0: int, room: int) -> tuple[str, int]:
+    """The recorder's items from ``items[start]`` on, as trace lines (each
+    ending in a newline), while each is a call that returned (``(0, fork,
+    kind, op, args, 0, value, t0, t1)``, not ``env``) that
+    ``trace_call_line`` writes, numbered from ``step``, ``t`` from the
+    monotonic ``t0``, and the text stays within ``room`` bytes. Returns
+    ``(text, count)``; the caller writes the item it stopped at its own way."""

@@ -14,6 +14,8 @@ A leaf: it imports nothing of the package but ``errors``, ``values``,
 import os
 from types import MemberDescriptorType as _MemberDescriptor
 
+cimport cython
+
 from cpython.exc cimport PyErr_ExceptionMatches, PyErr_Fetch, PyErr_NormalizeException
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
@@ -25,7 +27,7 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from ..errors import BudgetExceeded, EffectError, PolicyDenied
 from ..kinds import KIND_BIT
-from ..values import INT_MAX, INT_MIN, Map, debug_repr, register_variant_type
+from ..values import INT_MAX, INT_MIN, Deque, Map, Set, debug_repr, register_variant_type
 
 from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, dispatch_miss, internal_error
 
@@ -113,6 +115,8 @@ __all__ = [
     "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
+    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
+    "trace_call_lines",
 ]
 
 COMPILED = True
@@ -1055,6 +1059,805 @@ cdef _install_dispatch_fast():
     type_dict["dispatch"] = PyDescr_NewMethod(HandlerCore, &_dispatch_method)
     PyType_Modified(HandlerCore)
 
+
+# -- record and replay (lexfast/record.py, docs/design.md §8) ----------------------
+#
+# A recording or replaying handler gets an instance ``dispatch`` that is a
+# METH_FASTCALL C function bound to a tap (``RecordTap`` / ``ReplayTap``): the
+# class's ``dispatch`` above is untouched, so a handler that neither records
+# nor replays pays nothing. Recording appends a tuple and encodes nothing;
+# replay compares the live args with the trace's decoded ones by value and
+# type, in C, and answers the recorded value.
+
+cdef extern from "Python.h":
+    object PyCFunction_NewEx(PyMethodDef* ml, PyObject* self, PyObject* module)
+    PyObject* _PyList_GetSlice "PyList_GetSlice"(PyObject* l, Py_ssize_t lo, Py_ssize_t hi)
+    Py_ssize_t _PyList_GET_SIZE "PyList_GET_SIZE"(PyObject* l)
+    void _PyErr_Restore "PyErr_Restore"(PyObject* t, PyObject* v, PyObject* tb)
+    int _PySet_Contains "PySet_Contains"(PyObject* s, PyObject* k)
+    double PyFloat_AS_DOUBLE(object o)
+    bint PyDict_CheckExact(object o)
+    bint PyAnySet_Check(object o)
+    Py_ssize_t PY_SSIZE_T_MAX
+    PyObject* _PyLong_FromLongLong "PyLong_FromLongLong"(long long v)
+    PyObject* _PyTuple_New "PyTuple_New"(Py_ssize_t n)
+    void _PyTuple_SET_ITEM "PyTuple_SET_ITEM"(PyObject* t, Py_ssize_t i, PyObject* o)  # steals
+    int _PyList_Append "PyList_Append"(PyObject* l, PyObject* item)
+
+cdef object _ZERO_OBJ = 0
+cdef object _ONE_OBJ = 1
+cdef PyObject* _ZERO = <PyObject*>_ZERO_OBJ
+cdef PyObject* _ONE = <PyObject*>_ONE_OBJ
+
+#: the depth past which ``strict_equal`` answers False (the caller's slow path decides)
+cdef int _STRICT_MAX_DEPTH = 256
+
+
+cdef bint _strict_keys(object s) except -1:
+    for k in s:
+        if type(k) is not str and type(k) is not int:
+            return False
+    return True
+
+
+cdef bint _strict(object a, object b, int depth) except -1:
+    """``strict_equal``. Runs no Python code (exact types only), so it never
+    lets another thread in."""
+    cdef Py_ssize_t i, n
+    cdef PyObject* p
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b) or depth > _STRICT_MAX_DEPTH:
+        return False  # 1, True and 1.0 differ; so do a Record and a Map
+    if t is str:
+        return (<str>a) == (<str>b)
+    if t is int or t is bytes:
+        return a == b
+    if t is float:
+        return PyFloat_AS_DOUBLE(a) == PyFloat_AS_DOUBLE(b)
+    if t is list:
+        n = len(<list>a)
+        if n != len(<list>b):
+            return False
+        for i in range(n):
+            if not _strict(<object>PyList_GET_ITEM(<PyObject*>a, i),
+                           <object>PyList_GET_ITEM(<PyObject*>b, i), depth + 1):
+                return False
+        return True
+    if t is tuple:
+        n = len(<tuple>a)
+        if n != len(<tuple>b):
+            return False
+        for i in range(n):
+            if not _strict(<object>PyTuple_GET_ITEM(<PyObject*>a, i),
+                           <object>PyTuple_GET_ITEM(<PyObject*>b, i), depth + 1):
+                return False
+        return True
+    if t is dict or t is Map:
+        # keys exact str or int on both sides: a lookup finds True for 1
+        if len(<dict>a) != len(<dict>b) or not _strict_keys(b):
+            return False
+        for k, x in (<dict>a).items():
+            if type(k) is not str and type(k) is not int:
+                return False
+            p = _dict_get(<PyObject*>b, <PyObject*>k)
+            if p is NULL or not _strict(x, <object>p, depth + 1):
+                return False
+        return True
+    if t is Variant:
+        return ((<Variant>a).name == (<Variant>b).name
+                and _strict((<Variant>a).args, (<Variant>b).args, depth + 1))
+    if t is Deque:
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if not _strict(x, y, depth + 1):
+                return False
+        return True
+    if t is Set:
+        return _strict_keys(a) and _strict_keys(b) and a == b
+    return False
+
+
+def strict_equal(a, b):
+    """Whether two Lex values (or JSON trees) are the same by value and by
+    type at every level: ``1``, ``True`` and ``1.0`` differ, as do a Record
+    and a Map, a list and a tuple. Str, Int, Bytes, Float, List, Tuple,
+    Record, Map, Set, Deque and Variant are compared; anything else (a
+    Table, a subclass) or nesting past 256 levels answers ``False`` (replay
+    then compares the two as JSON)."""
+    return _strict(a, b, 0)
+
+
+@cython.final
+cdef class TraceBuffer:
+    """What a recording session has dispatched and not yet written: items
+    appended by the dispatch threads, taken whole by the writer (``take``).
+    ``full`` (set when the trace reached its bound) stops the recording."""
+    cdef list _items
+    cdef public bint full
+
+    def __init__(self):
+        self._items = []
+        self.full = False
+
+    def append(self, item):
+        self._items.append(item)
+
+    def take(self):
+        """Everything appended so far, in order; the buffer starts empty."""
+        items = self._items
+        self._items = []
+        return items
+
+    def __len__(self):
+        return len(self._items)
+
+
+cdef PyObject* _core_call(object core, bint direct, object handler,
+                          PyObject* const* argv) noexcept:
+    """The handler's own ``dispatch(kind, op, args)``: a new reference, or NULL
+    with the error set."""
+    if direct:
+        return _dispatch_fast(<PyObject*>handler, argv, 3, NULL)
+    return _PyObject_Vectorcall(<PyObject*>core, <PyObject**>argv, 3, NULL)
+
+
+cdef bint _in_table(dict table, PyObject* kind, PyObject* op) noexcept:
+    """``op in table[kind]`` for exact str names (a dict or a set per kind)."""
+    cdef PyObject* ops
+    if table is None or not (_str_exact(kind) and _str_exact(op)):
+        return False
+    ops = _dict_get(<PyObject*>table, kind)
+    if ops is NULL:
+        return False
+    if PyDict_CheckExact(<object>ops):
+        return _dict_get(ops, op) is not NULL
+    if PyAnySet_Check(<object>ops):
+        return _PySet_Contains(ops, op) == 1
+    return False
+
+
+cdef dict _pure_of(object handler, bint direct):
+    if direct:
+        return (<HandlerCore>handler)._pure
+    pure = getattr(handler, "_pure", None)
+    return pure if type(pure) is dict else None
+
+
+cdef PyMethodDef _record_method
+cdef PyMethodDef _replay_method
+
+
+@cython.final
+cdef class RecordTap:
+    """The recording ``dispatch`` of one handler (a session's root or a fork):
+    each call the handler's own ``dispatch`` serves is appended to ``buffer``
+    as ``(0, fork, kind, op, args_copy, 0, value, t0, t1)``, or with ``1``
+    and the ``EffectError`` when it raised (monotonic ns): no encoding on the
+    dispatch thread. Pure builtins pass unrecorded unless ``record_pure``;
+    an op in ``special`` (``{kind: ops}``) goes to ``slow(kind, op, args)``
+    (the servers); nothing is recorded once ``buffer.full``."""
+    cdef object _handler
+    cdef object _core
+    cdef bint _direct
+    cdef TraceBuffer _buffer
+    cdef object _fork
+    cdef bint _record_pure
+    cdef dict _special
+    cdef object _slow
+    cdef readonly object dispatch
+
+    def __init__(self, handler, TraceBuffer buffer not None, fork, record_pure, dict special,
+                 slow):
+        self._handler = handler
+        self._core = type(handler).dispatch.__get__(handler)
+        # the class's own C entry: called directly, not through the bound method
+        self._direct = (isinstance(handler, HandlerCore)
+                        and type(handler).dispatch is HandlerCore.__dict__["dispatch"])
+        self._buffer = buffer
+        self._fork = fork
+        self._record_pure = bool(record_pure)
+        self._special = special
+        self._slow = slow
+        self.dispatch = PyCFunction_NewEx(&_record_method, <PyObject*>self, NULL)
+
+    def __call__(self, kind, op, args):
+        return self.dispatch(kind, op, args)
+
+
+cdef int _record_append(RecordTap tap, PyObject* kind, PyObject* op, PyObject* snap, int tag,
+                        PyObject* payload, int64_t t0, int64_t t1) noexcept:
+    """Append ``(0, fork, kind, op, snap, tag, payload, t0, t1)`` to the
+    buffer: 0, or -1 with the error set. The tuple is built first: nothing
+    between reading the buffer's list and appending runs Python code (a
+    writer's ``take`` in between would lose the item)."""
+    cdef PyObject* item
+    cdef PyObject* a
+    cdef PyObject* b
+    cdef int rc
+    a = _PyLong_FromLongLong(t0)
+    b = _PyLong_FromLongLong(t1)
+    item = _PyTuple_New(9)
+    if a is NULL or b is NULL or item is NULL:
+        _Py_XDECREF(a)
+        _Py_XDECREF(b)
+        _Py_XDECREF(item)
+        return -1
+    _Py_INCREF(_ZERO)
+    _PyTuple_SET_ITEM(item, 0, _ZERO)
+    _Py_INCREF(<PyObject*>tap._fork)
+    _PyTuple_SET_ITEM(item, 1, <PyObject*>tap._fork)
+    _Py_INCREF(kind)
+    _PyTuple_SET_ITEM(item, 2, kind)
+    _Py_INCREF(op)
+    _PyTuple_SET_ITEM(item, 3, op)
+    _Py_INCREF(snap)
+    _PyTuple_SET_ITEM(item, 4, snap)
+    _Py_INCREF(_ONE if tag else _ZERO)
+    _PyTuple_SET_ITEM(item, 5, _ONE if tag else _ZERO)
+    _Py_INCREF(payload)
+    _PyTuple_SET_ITEM(item, 6, payload)
+    _PyTuple_SET_ITEM(item, 7, a)
+    _PyTuple_SET_ITEM(item, 8, b)
+    rc = _PyList_Append(<PyObject*>tap._buffer._items, item)
+    _Py_DECREF(item)
+    return rc
+
+
+cdef PyObject* _record_entry(PyObject* self, PyObject* const* argv, Py_ssize_t nargs,
+                             PyObject* kwnames) except NULL:
+    cdef RecordTap tap = <RecordTap>self
+    cdef PyObject* kind
+    cdef PyObject* op
+    cdef PyObject* args
+    cdef PyObject* snap
+    cdef PyObject* r
+    cdef PyObject* t
+    cdef PyObject* v
+    cdef PyObject* tb
+    cdef int64_t t0, t1
+    cdef int failed
+    if kwnames is not NULL or nargs != 3:  # by name: through ``__call__``
+        return _PyObject_Vectorcall(self, <PyObject**>argv, <size_t>nargs, kwnames)
+    kind = argv[0]
+    op = argv[1]
+    args = argv[2]
+    if not tap._record_pure and _in_table(_pure_of(tap._handler, tap._direct), kind, op):
+        return _core_call(tap._core, tap._direct, tap._handler, argv)
+    if tap._buffer.full:
+        return _core_call(tap._core, tap._direct, tap._handler, argv)
+    if _in_table(tap._special, kind, op):
+        return _PyObject_Vectorcall(<PyObject*>tap._slow, <PyObject**>argv, 3, NULL)
+    if _list_exact(args):
+        snap = _PyList_GetSlice(args, 0, PY_SSIZE_T_MAX)
+        if snap is NULL:
+            return NULL
+    else:
+        snap = args
+        _Py_INCREF(snap)
+    t0 = _now_ns()
+    r = _core_call(tap._core, tap._direct, tap._handler, argv)
+    t1 = _now_ns()
+    if r is not NULL:
+        failed = _record_append(tap, kind, op, snap, 0, r, t0, t1)
+        _Py_DECREF(snap)
+        if failed:
+            _Py_DECREF(r)
+            return NULL
+        return r
+    if not _PyErr_ExceptionMatches(<PyObject*>_EffectError):
+        _Py_DECREF(snap)
+        return NULL
+    _PyErr_Fetch(&t, &v, &tb)
+    _PyErr_NormalizeException(&t, &v, &tb)
+    if tb is not NULL:
+        _PyException_SetTraceback(v, tb)
+    failed = _record_append(tap, kind, op, snap, 1, v, t0, t1)
+    _Py_DECREF(snap)
+    if failed:  # the new error (out of memory) replaces the effect's
+        _Py_XDECREF(t)
+        _Py_XDECREF(v)
+        _Py_XDECREF(tb)
+        return NULL
+    _PyErr_Restore(t, v, tb)
+    return NULL
+
+
+@cython.final
+cdef class TraceSteps:
+    """One fork's recorded steps, in order: ``entries`` (whatever the caller
+    keeps per step) and beside each its ``fast`` answer, ``(kind, op, args,
+    value)`` or ``None`` when the step needs the caller's slow path (a
+    raise, an override, a server). ``pos`` is the next step's index."""
+    cdef list _entries
+    cdef list _fast
+    cdef Py_ssize_t _pos
+
+    def __init__(self, entries, fast):
+        self._entries = list(entries)
+        self._fast = list(fast)
+        if len(self._entries) != len(self._fast):
+            raise ValueError("entries and fast answers must be as long")
+        for f in self._fast:
+            # exact types: the replay entry's compare then runs no Python code
+            if f is not None and (type(f) is not tuple or len(<tuple>f) != 4
+                                  or type(f[0]) is not str or type(f[1]) is not str
+                                  or type(f[2]) is not list):
+                raise TypeError("a fast answer is None or (kind: str, op: str, args: list, value)")
+        self._pos = 0
+
+    @property
+    def pos(self):
+        return self._pos
+
+    @pos.setter
+    def pos(self, Py_ssize_t value):
+        if not 0 <= value <= len(self._entries):
+            raise ValueError(f"pos must be in 0..{len(self._entries)}")
+        self._pos = value
+
+    def pop(self):
+        """The next step's entry (the step consumed), or ``None`` at the end."""
+        if self._pos >= len(self._entries):
+            return None
+        self._pos += 1
+        return self._entries[self._pos - 1]
+
+    def __len__(self):
+        return len(self._entries) - self._pos
+
+
+@cython.final
+cdef class ReplayTap:
+    """The replaying ``dispatch`` of one handler: a call whose next step has
+    a fast answer with the same kind, op and (``strict_equal``) args is
+    answered with the recorded value, nothing encoded; every other call
+    (another call, a raise, an override, the trace's end, args that are
+    equal only as JSON) goes to ``slow(kind, op, args)``. Pure builtins run
+    unless ``replay_pure``."""
+    cdef object _handler
+    cdef object _core
+    cdef bint _direct
+    cdef TraceSteps _steps
+    cdef bint _replay_pure
+    cdef object _slow
+    cdef readonly object dispatch
+
+    def __init__(self, handler, TraceSteps steps not None, replay_pure, slow):
+        self._handler = handler
+        self._core = type(handler).dispatch.__get__(handler)
+        self._direct = (isinstance(handler, HandlerCore)
+                        and type(handler).dispatch is HandlerCore.__dict__["dispatch"])
+        self._steps = steps
+        self._replay_pure = bool(replay_pure)
+        self._slow = slow
+        self.dispatch = PyCFunction_NewEx(&_replay_method, <PyObject*>self, NULL)
+
+    def __call__(self, kind, op, args):
+        return self.dispatch(kind, op, args)
+
+
+cdef int _replay_match(TraceSteps steps, object kind, object op, object args) except -1:
+    """1 when the next step's fast answer is this call (the step then consumed)."""
+    cdef Py_ssize_t pos = steps._pos
+    cdef tuple fast
+    if pos >= len(steps._fast):
+        return 0
+    f = <object>PyList_GET_ITEM(<PyObject*>steps._fast, pos)
+    if f is None:
+        return 0
+    fast = <tuple>f
+    if not ((<str>fast[0]) == (<str>kind) and (<str>fast[1]) == (<str>op)
+            and _strict(fast[2], args, 0)):
+        return 0
+    if steps._pos != pos:  # cannot happen (no Python code ran); never answer twice
+        return 0
+    steps._pos = pos + 1
+    return 1
+
+
+cdef PyObject* _replay_entry(PyObject* self, PyObject* const* argv, Py_ssize_t nargs,
+                             PyObject* kwnames) except NULL:
+    cdef ReplayTap tap = <ReplayTap>self
+    cdef PyObject* kind
+    cdef PyObject* op
+    cdef PyObject* args
+    cdef PyObject* value
+    cdef int hit
+    if kwnames is not NULL or nargs != 3:  # by name: through ``__call__``
+        return _PyObject_Vectorcall(self, <PyObject**>argv, <size_t>nargs, kwnames)
+    kind = argv[0]
+    op = argv[1]
+    args = argv[2]
+    if not tap._replay_pure and _in_table(_pure_of(tap._handler, tap._direct), kind, op):
+        return _core_call(tap._core, tap._direct, tap._handler, argv)
+    if _list_exact(args) and _str_exact(kind) and _str_exact(op):
+        hit = _replay_match(tap._steps, <object>kind, <object>op, <object>args)
+        if hit:
+            value = PyTuple_GET_ITEM(PyList_GET_ITEM(<PyObject*>tap._steps._fast,
+                                                     tap._steps._pos - 1), 3)
+            _Py_INCREF(value)
+            return value
+    return _PyObject_Vectorcall(<PyObject*>tap._slow, <PyObject**>argv, 3, NULL)
+
+
+cdef _install_taps():
+    _record_method.ml_name = "dispatch"
+    _record_method.ml_meth = <void*>_record_entry
+    _record_method.ml_flags = METH_FASTCALL | METH_KEYWORDS
+    _record_method.ml_doc = b"dispatch(kind, op, args)\n--\n\nThe handler's dispatch, recorded."
+    _replay_method.ml_name = "dispatch"
+    _replay_method.ml_meth = <void*>_replay_entry
+    _replay_method.ml_flags = METH_FASTCALL | METH_KEYWORDS
+    _replay_method.ml_doc = b"dispatch(kind, op, args)\n--\n\nThe handler's dispatch, replayed."
+
+
+_install_taps()
+
+
+# -- trace lines: the writer's encoder for the common call ----------------------------
+
+cdef extern from "Python.h":
+    object PyUnicode_FromStringAndSize(const char* s, Py_ssize_t n)
+    bint PyUnicode_IS_ASCII(object o)
+    const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* n) except NULL
+    char* PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+    bint PyBytes_CheckExact(object o)
+    bint PyFloat_CheckExact(object o)
+    bint PyTuple_CheckExact(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+
+from libc.math cimport isfinite
+from libc.stdlib cimport realloc
+from libc.string cimport memcpy
+from libc.stdio cimport snprintf
+
+ctypedef struct _Out:
+    char* buf
+    Py_ssize_t n
+    Py_ssize_t cap
+
+cdef const char* _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: nesting a trace line's fast encoder takes; deeper values take the codec
+cdef int _LINE_MAX_DEPTH = 16
+
+
+cdef int _grow(_Out* o, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t cap
+    cdef char* b
+    if o.n + extra <= o.cap:
+        return 0
+    cap = max(o.cap * 2, o.n + extra + 256)
+    b = <char*>realloc(o.buf, cap)
+    if b is NULL:
+        raise MemoryError()
+    o.buf = b
+    o.cap = cap
+    return 0
+
+
+cdef int _put(_Out* o, const char* s, Py_ssize_t n) except -1:
+    _grow(o, n)
+    memcpy(o.buf + o.n, s, n)
+    o.n += n
+    return 0
+
+
+cdef bint _plain(object s) except -1:
+    """An ASCII str with nothing JSON escapes (no quote, backslash, control)."""
+    cdef Py_ssize_t n, i
+    cdef const char* c
+    if not PyUnicode_IS_ASCII(s):
+        return False
+    c = PyUnicode_AsUTF8AndSize(s, &n)
+    for i in range(n):
+        if c[i] < 0x20 or c[i] == 0x22 or c[i] == 0x5c or c[i] == 0x7f:
+            return False
+    return True
+
+
+cdef int _put_str(_Out* o, object s) except -1:
+    """0 and ``"s"`` written, or 1: not plain (the codec's business)."""
+    cdef Py_ssize_t n
+    cdef const char* c
+    if not _plain(s):
+        return 1
+    c = PyUnicode_AsUTF8AndSize(s, &n)
+    _grow(o, n + 2)
+    o.buf[o.n] = 0x22
+    memcpy(o.buf + o.n + 1, c, n)
+    o.buf[o.n + n + 1] = 0x22
+    o.n += n + 2
+    return 0
+
+
+cdef int _put_b64(_Out* o, object b) except -1:
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(b)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    cdef Py_ssize_t i = 0
+    cdef unsigned int v
+    cdef char* w
+    _grow(o, 4 * ((n + 2) // 3) + 16)
+    _put(o, b'{"$bytes":"', 11)
+    w = o.buf + o.n
+    while i + 2 < n:
+        v = (p[i] << 16) | (p[i + 1] << 8) | p[i + 2]
+        w[0] = _B64[(v >> 18) & 63]
+        w[1] = _B64[(v >> 12) & 63]
+        w[2] = _B64[(v >> 6) & 63]
+        w[3] = _B64[v & 63]
+        w += 4
+        i += 3
+    if n - i == 1:
+        v = p[i] << 16
+        w[0] = _B64[(v >> 18) & 63]
+        w[1] = _B64[(v >> 12) & 63]
+        w[2] = 0x3d
+        w[3] = 0x3d
+        w += 4
+    elif n - i == 2:
+        v = (p[i] << 16) | (p[i + 1] << 8)
+        w[0] = _B64[(v >> 18) & 63]
+        w[1] = _B64[(v >> 12) & 63]
+        w[2] = _B64[(v >> 6) & 63]
+        w[3] = 0x3d
+        w += 4
+    o.n = w - o.buf
+    _put(o, b'"}', 2)
+    return 0
+
+
+cdef int _put_value(_Out* o, object v, int depth) except -1:
+    """0 and ``v``'s JSON (the CLI codec's form) written, or 1: a value the
+    fast encoder leaves to the codec."""
+    cdef long long i
+    cdef int overflow = 0
+    cdef char num[32]
+    cdef Py_ssize_t k, n
+    cdef bint first
+    if v is None:
+        return _put(o, b"null", 4)
+    if v is True:
+        return _put(o, b"true", 4)
+    if v is False:
+        return _put(o, b"false", 5)
+    if PyUnicode_CheckExact(v):
+        return _put_str(o, v)
+    if PyLong_CheckExact(v):
+        i = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow:
+            return 1  # outside signed 64-bit: the codec's error
+        return _put_int(o, i)
+    if PyFloat_CheckExact(v):
+        if not isfinite(PyFloat_AS_DOUBLE(v)):
+            return 1
+        r = repr(v)
+        return _put_str_raw(o, r)
+    if PyBytes_CheckExact(v):
+        return _put_b64(o, v)
+    if depth >= _LINE_MAX_DEPTH:
+        return 1
+    if PyList_CheckExact(v):
+        _put(o, b"[", 1)
+        n = len(<list>v)
+        for k in range(n):
+            if k:
+                _put(o, b",", 1)
+            if _put_value(o, (<list>v)[k], depth + 1):
+                return 1
+            if len(<list>v) != n:
+                return 1  # changed under us
+        return _put(o, b"]", 1)
+    if type(v) is Variant:
+        name = (<Variant>v).name
+        if PyUnicode_GET_LENGTH(name) == 0:
+            return 1
+        _put(o, b'{"$variant":', 12)
+        if _put_str(o, name):
+            return 1
+        _put(o, b',"args":[', 9)
+        first = True
+        for x in (<Variant>v).args:
+            if not first:
+                _put(o, b",", 1)
+            first = False
+            if _put_value(o, x, depth + 1):
+                return 1
+        return _put(o, b"]}", 2)
+    if PyDict_CheckExact(v):  # a Record with plain, untagged keys
+        _put(o, b"{", 1)
+        first = True
+        for key, x in (<dict>v).items():
+            if not PyUnicode_CheckExact(key) or PyUnicode_GET_LENGTH(key) == 0 \
+                    or (<str>key)[0] == "$":
+                return 1
+            if not first:
+                _put(o, b",", 1)
+            first = False
+            if _put_str(o, key):
+                return 1
+            _put(o, b":", 1)
+            if _put_value(o, x, depth + 1):
+                return 1
+        return _put(o, b"}", 1)
+    return 1
+
+
+cdef bint _starts_lower(const char* p, Py_ssize_t left, const char* word) noexcept:
+    cdef Py_ssize_t k = 0
+    cdef char c
+    while word[k]:
+        if k >= left:
+            return False
+        c = p[k]
+        if 0x41 <= c <= 0x5a:
+            c += 0x20
+        if c != word[k]:
+            return False
+        k += 1
+    return True
+
+
+cdef bint _may_hold_secret(const char* p, Py_ssize_t n) noexcept:
+    """The line names a secret-bearing header or key (any case): record.py's
+    ``_may_hold_secret``, on the ASCII line."""
+    cdef Py_ssize_t i
+    cdef char c
+    for i in range(n):
+        c = p[i]
+        if c == 0x41 or c == 0x61:  # a/A
+            if _starts_lower(p + i, n - i, b"authorization") or _starts_lower(p + i, n - i, b"api-key") \
+                    or _starts_lower(p + i, n - i, b"api_key"):
+                return True
+        elif (c == 0x43 or c == 0x63) and _starts_lower(p + i, n - i, b"cookie"):  # c/C
+            return True
+    return False
+
+
+cdef int _put_int(_Out* o, long long i) except -1:
+    """``i`` in decimal (snprintf costs some 80 ns a number)."""
+    cdef char num[24]
+    cdef int k = 24
+    cdef unsigned long long u = <unsigned long long>(-(i + 1)) + 1 if i < 0 else <unsigned long long>i
+    while True:
+        k -= 1
+        num[k] = <char>(0x30 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if i < 0:
+        k -= 1
+        num[k] = 0x2d
+    return _put(o, num + k, 24 - k)
+
+
+cdef int _put_micros(_Out* o, long long t_us) except -1:
+    """``t_us / 1e6`` (``t_us`` >= 0) as a JSON number: the integer part, a
+    dot and the decimals without trailing zeros (at least one)."""
+    cdef char frac[6]
+    cdef long long f = t_us % 1000000
+    cdef int k, n = 6
+    _put_int(o, t_us // 1000000)
+    for k in range(5, -1, -1):
+        frac[k] = <char>(0x30 + f % 10)
+        f //= 10
+    while n > 1 and frac[n - 1] == 0x30:
+        n -= 1
+    _put(o, b".", 1)
+    return _put(o, frac, n)
+
+
+cdef int _put_str_raw(_Out* o, str s) except -1:
+    cdef Py_ssize_t n
+    cdef const char* c = PyUnicode_AsUTF8AndSize(s, &n)
+    return _put(o, c, n)
+
+
+cdef int _put_call(_Out* o, object step, object fork, object kind, object op, object args,
+                   object value, long long micros, object us) except -1:
+    """0 and the call's line appended to ``o`` (no newline), or 1 (``o`` left
+    as it was): ``trace_call_line``'s None."""
+    cdef Py_ssize_t start = o.n
+    if (PyLong_CheckExact(step) and PyLong_CheckExact(fork) and PyLong_CheckExact(us)
+            and micros >= 0 and PyList_CheckExact(args)
+            and PyUnicode_CheckExact(kind) and PyUnicode_CheckExact(op)):
+        _put(o, b'{"step":', 8)
+        if not _put_value(o, step, 0):
+            _put(o, b',"fork":', 8)
+            if not _put_value(o, fork, 0):
+                _put(o, b',"kind":', 8)
+                if not _put_str(o, kind):
+                    _put(o, b',"op":', 6)
+                    if not _put_str(o, op):
+                        _put(o, b',"args":', 8)
+                        if not _put_value(o, args, 0):
+                            _put(o, b',"value":', 9)
+                            if not _put_value(o, value, 0):
+                                _put(o, b',"t":', 5)
+                                _put_micros(o, micros)
+                                _put(o, b',"us":', 6)
+                                if not _put_value(o, us, 0):
+                                    _put(o, b"}", 1)
+                                    if not _may_hold_secret(o.buf + start, o.n - start):
+                                        return 0
+    o.n = start
+    return 1
+
+
+def trace_call_line(step, fork, kind, op, args, value, t_us, us):
+    """The trace line of a call that returned, ``{"step":..,"fork":..,
+    "kind":..,"op":..,"args":[..],"value":..,"t":..,"us":..}`` as the CLI
+    codec writes it (``t`` in seconds from ``t_us``, six decimals at most,
+    no float formatting), for the common values (None, Bool, Int, finite Float,
+    plain ASCII Str, Bytes, List, Variant and Record of those, 16 levels);
+    ``None`` for anything else (the caller's codec path words it) and for a
+    line that may hold a secret (``authorization``, ``cookie``, ``api-key``,
+    ``api_key``, any case: the caller scrubs it)."""
+    cdef _Out o
+    cdef long long micros
+    if not PyLong_CheckExact(t_us):
+        raise TypeError(f"t_us must be an int, not {type(t_us).__name__}")
+    micros = t_us  # OverflowError past signed 64-bit
+    o.buf = NULL
+    o.n = 0
+    o.cap = 0
+    try:
+        _grow(&o, 256)
+        if _put_call(&o, step, fork, kind, op, args, value, micros, us):
+            return None
+        return PyUnicode_FromStringAndSize(o.buf, o.n)
+    finally:
+        free(o.buf)
+
+
+def trace_call_lines(list items, Py_ssize_t start, step, wall0_us, mono0, Py_ssize_t room):
+    """The recorder's items from ``items[start]`` on, as trace lines (each
+    ending in a newline), while each is a call that returned (``(0, fork,
+    kind, op, args, 0, value, t0, t1)``, not ``env``) that
+    ``trace_call_line`` writes, numbered from ``step``, ``t`` from the
+    monotonic ``t0`` (``wall0_us + (t0 - mono0) // 1000``), and the text stays
+    within ``room`` bytes. Returns ``(text, count)``; the caller writes the
+    item it stopped at its own way."""
+    cdef _Out o
+    cdef Py_ssize_t i, n = len(items), done = 0, mark
+    cdef long long step0 = step, wall = wall0_us, mono = mono0, t0, t1
+    cdef tuple item
+    o.buf = NULL
+    o.n = 0
+    o.cap = 0
+    try:
+        _grow(&o, 4096)
+        for i in range(start, n):
+            x = items[i]
+            if type(x) is not tuple or len(<tuple>x) != 9:
+                break
+            item = <tuple>x
+            if not (item[0] is _ZERO_OBJ or item[0] == 0) or not (item[5] is _ZERO_OBJ
+                                                                  or item[5] == 0):
+                break
+            if type(item[2]) is not str or (<str>item[2]) == "env":
+                break  # env.get's value may be a secret: the caller scrubs
+            if not (PyLong_CheckExact(item[7]) and PyLong_CheckExact(item[8])):
+                break
+            t0 = item[7]
+            t1 = item[8]
+            if t0 < mono or t1 < t0:
+                break
+            mark = o.n
+            if _put_call(&o, step0 + done, item[1], item[2], item[3], item[4], item[6],
+                         wall + (t0 - mono) // 1000, (t1 - t0) // 1000):
+                break
+            _put(&o, b"\n", 1)
+            if o.n > room:
+                o.n = mark
+                break
+            done += 1
+        return PyUnicode_FromStringAndSize(o.buf, o.n), done
+    finally:
+        free(o.buf)
 
 
 def openat2(int dirfd, path, uint64_t flags, uint64_t mode, uint64_t resolve):

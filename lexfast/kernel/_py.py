@@ -8,23 +8,37 @@ The test suite runs every test against both (``tests/conftest.py``).
 from __future__ import annotations
 
 import array
+import binascii
 import builtins
 import ctypes
 import itertools
+import math
 import os
+import re
 import sys
 import threading
 import time
 
 from ..errors import BudgetExceeded, EffectError
 from ..kinds import KIND_BIT
-from ..values import INT_MAX, INT_MIN, U64_MAX, Map, debug_repr, register_variant_type
+from ..values import (
+    INT_MAX,
+    INT_MIN,
+    U64_MAX,
+    Deque,
+    Map,
+    Set,
+    debug_repr,
+    register_variant_type,
+)
 from ._slow import UNKNOWN_OP_BEFORE_GATE, coerce_args, denied, dispatch_miss, internal_error
 
 __all__ = [
     "COMPILED", "NONE", "BudgetPool", "HandlerCore", "LRURegistry", "Row", "Stats", "Variant",
     "err", "expect_bytes", "expect_handle", "expect_int", "expect_record", "expect_str",
     "expect_str_list", "next_handle", "ok", "openat2", "some",
+    "RecordTap", "ReplayTap", "TraceBuffer", "TraceSteps", "strict_equal", "trace_call_line",
+    "trace_call_lines",
 ]
 
 COMPILED = False
@@ -552,6 +566,356 @@ class HandlerCore:
         if pool is None:
             raise EffectError("handler is not initialised (DefaultHandler.__init__ was not run)")
         pool.take(cost)
+
+
+# -- record and replay (lexfast/record.py, docs/design.md §8) ------------------------
+
+#: the depth past which ``strict_equal`` answers False (the caller's slow path decides)
+_STRICT_MAX_DEPTH = 256
+_STRICT_SCALARS = (str, int, bytes)
+
+
+def _strict(a, b, depth: int) -> bool:
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b) or depth > _STRICT_MAX_DEPTH:
+        return False  # 1, True and 1.0 differ; so do a Record and a Map
+    if t in _STRICT_SCALARS or t is float:
+        return a == b
+    if t is list or t is tuple or t is Deque:
+        return len(a) == len(b) and all(_strict(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+    if t is dict or t is Map:
+        # keys exact str or int on both sides: a lookup finds True for 1
+        if len(a) != len(b) or not all(type(k) is str or type(k) is int for k in b):
+            return False
+        for k, x in a.items():
+            if type(k) is not str and type(k) is not int:
+                return False
+            y = b.get(k, _MISSING)
+            if y is _MISSING or not _strict(x, y, depth + 1):
+                return False
+        return True
+    if t is Variant:
+        return a.name == b.name and _strict(a.args, b.args, depth + 1)
+    if t is Set:
+        return (all(type(k) is str or type(k) is int for k in a)
+                and all(type(k) is str or type(k) is int for k in b) and a == b)
+    return False
+
+
+_MISSING = object()
+
+
+def strict_equal(a, b) -> bool:
+    """Whether two Lex values (or JSON trees) are the same by value and by
+    type at every level: ``1``, ``True`` and ``1.0`` differ, as do a Record
+    and a Map, a list and a tuple. Str, Int, Bytes, Float, List, Tuple,
+    Record, Map, Set, Deque and Variant are compared; anything else (a
+    Table, a subclass) or nesting past 256 levels answers ``False`` (replay
+    then compares the two as JSON)."""
+    return _strict(a, b, 0)
+
+
+_CALL, _VALUE, _RAISED = 0, 0, 1
+
+
+class TraceBuffer:
+    """What a recording session has dispatched and not yet written: items
+    appended by the dispatch threads, taken whole by the writer (``take``).
+    ``full`` (set when the trace reached its bound) stops the recording."""
+
+    __slots__ = ("_items", "full")
+
+    def __init__(self) -> None:
+        self._items: list = []
+        self.full = False
+
+    def append(self, item) -> None:
+        self._items.append(item)
+
+    def take(self) -> list:
+        """Everything appended so far, in order; the buffer starts empty."""
+        items, self._items = self._items, []  # one bytecode swap: no append is lost
+        return items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class RecordTap:
+    """The recording ``dispatch`` of one handler (a session's root or a fork):
+    each call the handler's own ``dispatch`` serves is appended to ``buffer``
+    as ``(0, fork, kind, op, args_copy, 0, value, t0, t1)``, or with ``1``
+    and the ``EffectError`` when it raised (monotonic ns): no encoding on the
+    dispatch thread. Pure builtins pass unrecorded unless ``record_pure``;
+    an op in ``special`` (``{kind: ops}``) goes to ``slow(kind, op, args)``
+    (the servers); nothing is recorded once ``buffer.full``."""
+
+    def __init__(self, handler, buffer, fork, record_pure, special, slow) -> None:
+        self._handler = handler
+        self._core = type(handler).dispatch.__get__(handler)
+        self._buffer = buffer
+        self._fork = fork
+        self._record_pure = bool(record_pure)
+        self._special = special
+        self._slow = slow
+
+    def dispatch(self, kind, op, args):
+        core = self._core
+        if not self._record_pure:
+            pure = self._handler._pure
+            if pure is not None:
+                ops = pure.get(kind) if type(kind) is str else None
+                if ops is not None and type(op) is str and op in ops:
+                    return core(kind, op, args)
+        buffer = self._buffer
+        if buffer.full:
+            return core(kind, op, args)
+        special = self._special
+        if special is not None and type(kind) is str and type(op) is str:
+            ops = special.get(kind)
+            if ops is not None and op in ops:
+                return self._slow(kind, op, args)
+        snap = list(args) if type(args) is list else args
+        t0 = time.monotonic_ns()
+        try:
+            value = core(kind, op, args)
+        except EffectError as e:
+            buffer.append((_CALL, self._fork, kind, op, snap, _RAISED, e, t0, time.monotonic_ns()))
+            raise
+        buffer.append((_CALL, self._fork, kind, op, snap, _VALUE, value, t0, time.monotonic_ns()))
+        return value
+
+    def __call__(self, kind, op, args):
+        return self.dispatch(kind, op, args)
+
+
+class TraceSteps:
+    """One fork's recorded steps, in order: ``entries`` (whatever the caller
+    keeps per step) and beside each its ``fast`` answer, ``(kind, op, args,
+    value)`` or ``None`` when the step needs the caller's slow path (a
+    raise, an override, a server). ``pos`` is the next step's index."""
+
+    def __init__(self, entries, fast) -> None:
+        self._entries = list(entries)
+        self._fast = list(fast)
+        if len(self._entries) != len(self._fast):
+            raise ValueError("entries and fast answers must be as long")
+        for f in self._fast:
+            if f is not None and (type(f) is not tuple or len(f) != 4 or type(f[0]) is not str
+                                  or type(f[1]) is not str or type(f[2]) is not list):
+                raise TypeError("a fast answer is None or (kind: str, op: str, args: list, value)")
+        self._pos = 0
+        self._lock = threading.Lock()
+
+    @property
+    def pos(self) -> int:
+        return self._pos
+
+    @pos.setter
+    def pos(self, value: int) -> None:
+        if not 0 <= value <= len(self._entries):
+            raise ValueError(f"pos must be in 0..{len(self._entries)}")
+        self._pos = value
+
+    def pop(self):
+        """The next step's entry (the step consumed), or ``None`` at the end."""
+        with self._lock:
+            pos = self._pos
+            if pos >= len(self._entries):
+                return None
+            self._pos = pos + 1
+            return self._entries[pos]
+
+    def _claim(self, pos: int) -> bool:
+        with self._lock:
+            if self._pos != pos:
+                return False
+            self._pos = pos + 1
+            return True
+
+    def __len__(self) -> int:
+        return len(self._entries) - self._pos
+
+
+class ReplayTap:
+    """The replaying ``dispatch`` of one handler: a call whose next step has
+    a fast answer with the same kind, op and (``strict_equal``) args is
+    answered with the recorded value, nothing encoded; every other call
+    (another call, a raise, an override, the trace's end, args that are
+    equal only as JSON) goes to ``slow(kind, op, args)``. Pure builtins run
+    unless ``replay_pure``."""
+
+    def __init__(self, handler, steps, replay_pure, slow) -> None:
+        self._handler = handler
+        self._core = type(handler).dispatch.__get__(handler)
+        self._steps = steps
+        self._replay_pure = bool(replay_pure)
+        self._slow = slow
+
+    def dispatch(self, kind, op, args):
+        if not self._replay_pure:
+            pure = self._handler._pure
+            if pure is not None:
+                ops = pure.get(kind) if type(kind) is str else None
+                if ops is not None and type(op) is str and op in ops:
+                    return self._core(kind, op, args)
+        steps = self._steps
+        pos = steps._pos
+        if pos < len(steps._fast) and type(args) is list:
+            fast = steps._fast[pos]
+            if (fast is not None and fast[0] == kind and fast[1] == op
+                    and type(kind) is str and type(op) is str
+                    and strict_equal(fast[2], args) and steps._claim(pos)):
+                return fast[3]
+        return self._slow(kind, op, args)
+
+    def __call__(self, kind, op, args):
+        return self.dispatch(kind, op, args)
+
+
+# -- trace lines: the writer's encoder for the common call ----------------------------
+
+_UNPLAIN = re.compile(r'[\x00-\x1f"\\\x7f]')
+#: nesting a trace line's fast encoder takes; deeper values take the codec
+_LINE_MAX_DEPTH = 16
+
+
+def _plain(s: str) -> bool:
+    """An ASCII str with nothing JSON escapes (no quote, backslash, control)."""
+    return s.isascii() and _UNPLAIN.search(s) is None
+
+
+def _line_value(v, depth: int, out: list) -> bool:
+    """``v``'s JSON (the CLI codec's form) appended to ``out``, or False: a
+    value the fast encoder leaves to the codec."""
+    if v is None:
+        out.append("null")
+        return True
+    if v is True or v is False:
+        out.append("true" if v else "false")
+        return True
+    t = type(v)
+    if t is str:
+        if not _plain(v):
+            return False
+        out.append(f'"{v}"')
+        return True
+    if t is int:
+        if not INT_MIN <= v <= INT_MAX:
+            return False  # outside signed 64-bit: the codec's error
+        out.append(str(v))
+        return True
+    if t is float:
+        if not math.isfinite(v):
+            return False
+        out.append(repr(v))
+        return True
+    if t is bytes:
+        out.append('{"$bytes":"' + binascii.b2a_base64(v, newline=False).decode("ascii") + '"}')
+        return True
+    if depth >= _LINE_MAX_DEPTH:
+        return False
+    if t is list:
+        out.append("[")
+        for k, x in enumerate(v):
+            if k:
+                out.append(",")
+            if not _line_value(x, depth + 1, out):
+                return False
+        out.append("]")
+        return True
+    if t is Variant:
+        name = v.name
+        if not name or not _plain(name):
+            return False
+        out.append(f'{{"$variant":"{name}","args":[')
+        for k, x in enumerate(v.args):
+            if k:
+                out.append(",")
+            if not _line_value(x, depth + 1, out):
+                return False
+        out.append("]}")
+        return True
+    if t is dict:  # a Record with plain, untagged keys
+        out.append("{")
+        for k, (key, x) in enumerate(v.items()):
+            if type(key) is not str or not key or key[0] == "$" or not _plain(key):
+                return False
+            out.append(f',"{key}":' if k else f'"{key}":')
+            if not _line_value(x, depth + 1, out):
+                return False
+        out.append("}")
+        return True
+    return False
+
+
+def trace_call_line(step, fork, kind, op, args, value, t_us, us):
+    """The trace line of a call that returned, ``{"step":..,"fork":..,
+    "kind":..,"op":..,"args":[..],"value":..,"t":..,"us":..}`` as the CLI
+    codec writes it (``t`` in seconds from ``t_us``, six decimals at most,
+    no float formatting), for the common values (None, Bool, Int, finite Float,
+    plain ASCII Str, Bytes, List, Variant and Record of those, 16 levels);
+    ``None`` for anything else (the caller's codec path words it) and for a
+    line that may hold a secret (``authorization``, ``cookie``, ``api-key``,
+    ``api_key``, any case: the caller scrubs it)."""
+    if type(t_us) is not int:  # the compiled core's C long long
+        raise TypeError(f"t_us must be an int, not {type(t_us).__name__}")
+    if not INT_MIN <= t_us <= INT_MAX:
+        raise OverflowError("t_us is outside signed 64-bit")
+    if not (type(step) is int and type(fork) is int and type(us) is int and t_us >= 0
+            and type(args) is list and type(kind) is str and type(op) is str):
+        return None
+    whole, frac = divmod(t_us, 1_000_000)
+    t = f"{whole}.{frac:06d}".rstrip("0")
+    out: list = ['{"step":']
+    for name, v in ((None, step), (',"fork":', fork), (',"kind":', kind), (',"op":', op),
+                    (',"args":', args), (',"value":', value)):
+        if name is not None:
+            out.append(name)
+        if not _line_value(v, 0, out):
+            return None
+    if not INT_MIN <= us <= INT_MAX:
+        return None
+    out.append(f',"t":{t}0,"us":{us}}}' if t.endswith(".") else f',"t":{t},"us":{us}}}')
+    line = "".join(out)
+    low = line.lower()
+    if "authorization" in low or "cookie" in low or "api-key" in low or "api_key" in low:
+        return None  # the caller scrubs it
+    return line
+
+
+def trace_call_lines(items: list, start: int, step: int, wall0_us: int, mono0: int, room: int):
+    """The recorder's items from ``items[start]`` on, as trace lines (each
+    ending in a newline), while each is a call that returned (``(0, fork,
+    kind, op, args, 0, value, t0, t1)``, not ``env``) that
+    ``trace_call_line`` writes, numbered from ``step``, ``t`` from the
+    monotonic ``t0`` (``wall0_us + (t0 - mono0) // 1000``), and the text stays
+    within ``room`` bytes. Returns ``(text, count)``; the caller writes the
+    item it stopped at its own way."""
+    if type(items) is not list:
+        raise TypeError(f"items must be a list, not {type(items).__name__}")
+    out: list[str] = []
+    size = 0
+    done = 0
+    for i in range(start, len(items)):
+        item = items[i]
+        if type(item) is not tuple or len(item) != 9 or item[0] != 0 or item[5] != 0:
+            break
+        if type(item[2]) is not str or item[2] == "env":
+            break  # env.get's value may be a secret: the caller scrubs
+        t0, t1 = item[7], item[8]
+        if type(t0) is not int or type(t1) is not int or t0 < mono0 or t1 < t0:
+            break
+        line = trace_call_line(step + done, item[1], item[2], item[3], item[4], item[6],
+                               wall0_us + (t0 - mono0) // 1000, (t1 - t0) // 1000)
+        if line is None or size + len(line) + 1 > room:
+            break
+        out.append(line + "\n")
+        size += len(line) + 1
+        done += 1
+    return "".join(out), done
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
