@@ -90,7 +90,7 @@ def family_rows() -> list:
         sql,
         stream,
     )
-    from .effects.net import http, http_stream, serve, ws
+    from .effects.net import http, http_stream, serve, serve_fn, tls, ws
 
     families = (
         io,      # io.print/read/write
@@ -107,6 +107,8 @@ def family_rows() -> list:
         http_stream,  # http.stream_lines
         stream,  # stream.next/collect
         serve,   # net.serve, net.serve_tls
+        serve_fn,  # net.serve_fn/serve_routed/serve_*with, net.default_opts
+        tls,     # tls.from_pem_files/self_signed
         ws,      # net.serve_ws, chat.*
         agent,   # agent.*
         approval,  # approval.request
