@@ -73,7 +73,9 @@ class Peer:
         for raw in self.p.stdout:
             msg = json.loads(raw)
             if "call" in msg:
-                self.calls.append(msg)
+                with self.cond:
+                    self.calls.append(msg)
+                    self.cond.notify_all()
                 if self.answer:
                     self.pool.submit(self._run_call, msg)
             elif msg.get("type") == "ProtocolError" and "id" not in msg:
