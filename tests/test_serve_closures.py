@@ -585,3 +585,17 @@ def test_tls_keys_never_reach_a_trace(make_handler, tmp_path):
     steps = [json.loads(line) for line in text.splitlines()[1:]]
     assert [s["value"]["$variant"] for s in steps] == ["Ok", "Ok"]
     assert "PRIVATE" not in repr(a) + repr(b)
+
+
+def test_a_closure_server_records_and_replays(make_handler):
+    trace = io.StringIO()
+    h = made(make_handler, record=trace)
+    with serving(h, "serve_fn", [0, fn(lambda h, r: {"body": "live"})]) as port:
+        assert requests.get(url(port), timeout=T).text == "live"
+    h.flush_record()
+    step = json.loads(trace.getvalue().splitlines()[1])
+    assert (step["op"], step["args"], step["value"]) == ("serve_fn", [0, {"$closure": "<Closure>"}],
+                                                          None)
+    # replay opens no socket: the serve call answers its recorded Unit
+    r = made(make_handler, replay=io.StringIO(trace.getvalue()))
+    assert r.dispatch("net", "serve_fn", [0, fn(lambda h, r: {"body": "never"})]) is None
