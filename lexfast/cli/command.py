@@ -44,6 +44,11 @@ peer's answer line ``{"approval": N, "answer": "text"}`` (approved) or
 ``{"approval": N, "deny": "reason"}``; requests the peer sends meanwhile are
 kept and answered after it, in order.
 
+In ``host`` mode a closure is the peer's ``{"$closure": TOKEN}`` value and
+the closure hook asks the peer: ``{"call": N, "closure": TOKEN, "args":
+[..]}`` out, ``{"call": N, "ok": value}`` or ``{"call": N, "error": msg}``
+back within ``--closure-timeout`` (:class:`PeerClosures`).
+
 ``io.readline`` reads stdin only under ``run FILE``; where stdin carries the
 requests (``run -``, ``host``) it is at end of input, so a program can never
 read (or swallow) a request line. ``lexfast run FILE -- a b`` gives the
@@ -568,7 +573,7 @@ one reply line each, id echoed:
    ProtocolError, + effect/path/host/cmd/requested/used/ceiling/line where set}
 values: JSON as itself (object = Record), else {"$bytes": base64}, {"$tuple": [..]},
   {"$map": [[k, v], ..]}, {"$variant": name, "args": [..]}, {"$float": "nan"|"inf"|"-inf"},
-  {"$record": {..}} (a Record with $-keys)
+  {"$record": {..}} (a Record with $-keys), {"$closure": any} (host: the peer's closure)
 """
 
 _POLICY_HELP = """policy flags (as `lex run`; default: nothing granted):
@@ -836,7 +841,10 @@ def _parsers():
                           "io.print (`io.print: TEXT` lines, line breaks escaped) and "
                           "logs go to stderr. With --approval peer, approval.request writes "
                           '{"approval": N, "scope": .., "reason": ..} and waits for '
-                          '{"approval": N, "answer": str} or {"approval": N, "deny": str}.',
+                          '{"approval": N, "answer": str} or {"approval": N, "deny": str}. '
+                          'A closure is {"$closure": TOKEN}; calling it writes '
+                          '{"call": N, "closure": TOKEN, "args": [..]} and waits for '
+                          '{"call": N, "ok": value} or {"call": N, "error": str}.',
 
                           epilog=_POLICY_HELP, formatter_class=fmt)
     _common(host)
