@@ -329,8 +329,9 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
     ("net", "serve"): (
         "net.serve(port: Int, handler_name: Str) -> Unit",
         "Blocks serving HTTP on 127.0.0.1:port; each request calls the VM's `handler_name` "
-        "with `{method, path, query, body}` and a returned record gives `status` (default 200) "
-        "and `body` (default `\"\"`). Needs a `runner`. Port outside 0..=65535 HARD "
+        "with `{method, path, query, body, headers, path_params}` and a returned record gives "
+        "`status` (default 200), `body` (default `\"\"`; Str, Bytes, `BodyStr`, or a streamed "
+        "`BodyStream`/`BodyBytes` as in `net.serve_fn`) and `headers`. Needs a `runner`. Port outside 0..=65535 HARD "
         "`net.serve(port, handler): port must be Int 0..=65535`; bind failure HARD "
         "`net.serve bind {port}: {e}`. Bounded by `Limits.serve_threads`, "
         "`request_body_bytes`, `serve_idle_s`; stops on `handler.shutdown()`."),
@@ -341,7 +342,7 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "net.serve_fn(port: Int, handler: (Request) -> Response) -> Unit",
         "`net.serve` with a closure: each request calls `handler` through the VM's closure "
         "hook (`DefaultHandler(invoke=...)`; in `lexfast host` the peer is asked) on a fresh "
-        "fork; the request record adds `path_params` (an empty Map). The body may be a Str, "
+        "fork; the request's `path_params` is an empty Map. The body may be a Str, "
         "Bytes, `BodyStr(s)`, or `BodyStream(iter)` / `BodyBytes(iter)` (an `Iter` of Str / "
         "of Bytes or List[Int]; `iter.from_list`, `iter.unfold`, a stream): sent chunked, "
         "pulled one item at a time on the worker, stopped when the client leaves or reads "

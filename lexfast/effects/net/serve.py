@@ -3,8 +3,9 @@
 Each request runs ``runner(program, fork, handler_name, [request])`` on a
 worker of a bounded pool (``limits.serve_threads``) with ``fork = h.fork()``,
 so requests share the session's budget pool and handles and nothing else.
-The request is the record ``{method, path, query, body, headers}`` (headers: a
-``Map`` with lower-cased names, beyond the reference); the response is the
+The request is the record ``{method, path, query, body, headers, path_params}``
+(headers: a ``Map`` with lower-cased names; ``path_params`` an empty ``Map``
+here, filled by ``net.serve_routed``); the response is the
 record ``{status, body, headers?}``. A non-record, an ``EffectError`` or any
 exception (``SystemExit`` and ``KeyboardInterrupt`` included: the runner runs
 on a worker) is a 500 ``internal error: ...`` and the server keeps serving.
@@ -185,26 +186,25 @@ def parse_target(target: bytes) -> tuple[str, str]:
 
 
 def request_record(method: bytes, target: bytes, headers: dict, raw: bytes) -> dict:
-    """The request record ``{method, path, query, body, headers}``."""
+    """The request record ``{method, path, query, body, headers,
+    path_params}`` (``path_params`` empty unless ``net.serve_routed`` fills it,
+    as in the reference)."""
     path, query = parse_target(target)
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
         body = ""  # the reference's rule for a non-UTF-8 body
     return {"method": method.decode("ascii").upper(), "path": path,
-            "query": query, "body": body, "headers": Map(headers)}
+            "query": query, "body": body, "headers": Map(headers), "path_params": Map()}
 
 
-def make_app(h, call, label: str, extra_fields: dict | None = None):
+def make_app(h, call, label: str):
     """What a worker runs for one complete request (``front.Front``'s app):
     the request record, ``call(fork, request)`` on a fresh fork (the
-    program's function or closure), its answer unpacked. ``extra_fields``
-    are added to every request record (``path_params``)."""
+    program's function or closure), its answer unpacked."""
 
     def app(method: bytes, target: bytes, headers: dict, raw: bytes):
         request = request_record(method, target, headers, raw)
-        if extra_fields:
-            request.update(extra_fields)
         fork = h.fork()
         try:
             result = call(fork, request)

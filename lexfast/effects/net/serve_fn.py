@@ -205,7 +205,7 @@ def _serve_closure(h, label: str, port: int, closure, opts: ServeOpts | None):
     def call(fork, request):
         return fork.invoke_closure(closure, [request], op=label, fork=False)
 
-    return _run(h, label, port, make_app(h, call, label, {"path_params": Map()}), opts)
+    return _run(h, label, port, make_app(h, call, label), opts)
 
 
 def _serve_routed(h, label: str, port: int, routes: list, fallback, opts: ServeOpts | None):
