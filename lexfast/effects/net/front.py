@@ -28,7 +28,11 @@ client smuggle a second request past it. Here
   ``grace`` seconds to finish and their answers are still written.
 
 The program's answer goes out as one write, head and body; 1xx, 204 and 304
-answers and every answer to HEAD carry no body.
+answers and every answer to HEAD carry no body. A streamed body (an app
+answer whose payload is not ``bytes`` but has ``pull()``/``close()``) goes
+out chunked (close-delimited to HTTP/1.0 clients), one chunk written on the
+loop before the worker pulls the next, so a client that stops reading holds
+one chunk and the transport's buffer, and is cut after ``serve_idle_s``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ so requests share the session's budget pool and handles and nothing else.
 The request is the record ``{method, path, query, body, headers, path_params}``
 (headers: a ``Map`` with lower-cased names; ``path_params`` an empty ``Map``
 here, filled by ``net.serve_routed``); the response is the
-record ``{status, body, headers?}``. A non-record, an ``EffectError`` or any
+record ``{status, body, headers?}``, the body a Str, Bytes, ``BodyStr(s)``, or
+``BodyStream(iter)`` / ``BodyBytes(iter)``: a :class:`BodyChunks` the front
+pulls and sends chunked (shared with ``net.serve_fn``, :mod:`.serve_fn`). A
+non-record, an ``EffectError`` or any
 exception (``SystemExit`` and ``KeyboardInterrupt`` included: the runner runs
 on a worker) is a 500 ``internal error: ...`` and the server keeps serving.
 
