@@ -280,12 +280,23 @@ def _samples(d: str) -> dict:
         ("agent", "cloud_stream"): ["hi"],
         ("net", "serve"): [0, "h"], ("net", "serve_tls"): [0, f"{d}/cert.pem", f"{d}/key.pem", "h"],
         ("net", "serve_ws"): [0, "h"], ("chat", "broadcast"): ["r", "x"], ("chat", "send"): [1, "x"],
+        ("net", "serve_fn"): [0, _closure], ("net", "serve_fn_with"): [0, _closure, SERVE_OPTS],
+        ("net", "serve_routed"): [0, [("GET", "/x", _closure)], _closure],
+        ("net", "serve_routed_with"): [0, [], _closure, SERVE_OPTS],
+        ("net", "serve_with"): [0, "h", SERVE_OPTS], ("net", "default_opts"): [],
+        ("tls", "from_pem_files"): [f"{d}/cert.pem", f"{d}/key.pem"],
+        ("tls", "self_signed"): ["localhost"],
         ("agent", "call_mcp"): ["true", "t", "{}"], ("agent", "local_complete"): ["hi"],
         ("agent", "cloud_complete"): ["hi"], ("agent", "send_a2a"): [url, "hi"],
     }
 
 
 OPTS0 = {"cwd": NONE, "env": Map(), "stdin": NONE}
+SERVE_OPTS = {"http2": False, "inline_vm": False, "host": "127.0.0.1"}
+
+
+def _closure(h, req):  # a closure value for the closure servers
+    return {"body": "x"}
 
 
 def _outcome(h, kind, op, args) -> str:
