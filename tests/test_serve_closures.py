@@ -518,10 +518,17 @@ def test_self_signed_serves_https(make_handler):
     value = tls.args[0]
     assert value.name == "__TlsConfig" and "PRIVATE" not in repr(value)
     opts = {**h.dispatch("net", "default_opts", []), "tls": value}
-    with serving(h, "serve_fn_with", [0, fn(lambda h, r: {"body": "secure"}), opts],
-                 scheme="https") as port:
+
+    def handle(h, r):
+        if r["path"] == "/stream":
+            return {"body": Variant("BodyStream", (["se", "cure"],))}
+        return {"body": "secure"}
+
+    with serving(h, "serve_fn_with", [0, fn(handle), opts], scheme="https") as port:
         resp, der = https_get(port)
         assert resp.endswith(b"secure")
+        resp, _ = https_get(port, "/stream")
+        assert decode_chunked(split(resp)[2])[1:] == ([b"se", b"cure"], True)
         cert = x509.load_der_x509_certificate(der)
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert names.get_values_for_type(x509.DNSName) == ["localhost"]
