@@ -64,6 +64,21 @@ class BudgetExceeded(EffectError):
         return (BudgetExceeded, (self.requested, self.used, self.ceiling))
 
 
+class BudgetPoolUnavailable(BudgetExceeded):
+    """A distributed budget pool (``Policy(budget_pool=...)``) could not
+    grant this process more units: its server was unreachable or failed. The
+    call is refused (fail-closed: nothing is spent that the pool did not
+    grant); ``requested``, ``used`` and ``ceiling`` as ``BudgetExceeded``'s,
+    ``used`` counting what this process cannot account for."""
+
+    def __init__(self, requested: int, used: int, ceiling: int, message: str) -> None:
+        super().__init__(requested, used, ceiling)
+        self.args = (message,)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (BudgetPoolUnavailable, (self.requested, self.used, self.ceiling, str(self)))
+
+
 class ReplayDivergence(EffectError):
     """A replayed run made a call the trace did not record at that point
     (another kind, op or args, or a call past the trace's end). ``step`` is

@@ -148,6 +148,11 @@ class Limits:
     sql_result_bytes: int = 64 << 20      # sql.query result (Str/Bytes cells), and one value
     sql_memory_bytes: int = 512 << 20     # SQLite's heap, process-wide (its hard heap limit;
                                           # the smallest of any session that opened a database)
+    redis_timeout_s: float = 10.0         # redis.*: connect, each read, and one whole reply
+    redis_reply_bytes: int = 64 << 20     # redis.*: one reply (a value, an hgetall), as it arrives
+    redis_block_s: float = 300.0          # redis.brpop: longest wait (its 0, "forever", means this)
+    redis_connections: int = 64           # redis.*: pooled connections per ConnRedis handle
+    redis_ca_bundle: str | None = None    # rediss://: PEM CA file replacing the system store
     serve_threads: int = 16               # net.serve worker pool
     serve_grace_s: float = 5.0            # in-flight requests at shutdown
     ws_connections: int = 1024            # net.serve_ws connection cap
@@ -155,6 +160,12 @@ class Limits:
     serve_keepalive_conns: int = 1024     # net.serve* idle keep-alive connections kept open
     ws_queue_bytes: int = 4 << 20         # net.serve_ws outbound queue per connection (chars)
     record_bytes: int = 256 << 20         # a trace (record=): past it, one marker line and no more
+    # Policy(budget_pool=): the largest block of units one lease takes from
+    # the shared pool (also at most 1/64 of the ceiling); a process killed
+    # holding a lease loses at most this much of the ceiling
+    budget_lease: int = 1 << 20
+    budget_pool_timeout_s: float = 5.0    # one round trip to the budget pool's Redis
+    budget_pool_ca_bundle: str | None = None  # rediss:// pools: PEM CA file replacing the system store
 
 
 # -- the session ---------------------------------------------------------------
@@ -357,11 +368,25 @@ class DefaultHandler(HandlerCore):
         self.session = Session(sink if sink is not None else StdoutSink(),
                                _resolve_root(read_root), program, runner, limits, invoke)
         counters = Stats(len(table.names), timing) if stats else None
-        self._setup(policy, table, BudgetPool(policy.budget), _pure_table(pure), counters)
+        pool = BudgetPool(policy.budget)
+        if policy.budget_pool is not None:
+            pool = self._shared_pool(policy, limits)
+        self._setup(policy, table, pool, _pure_table(pure), counters)
         if record is not None or replay is not None:
             self._trace(record, replay, record_pure, secret_env, overrides, replay_then_live)
         elif overrides or replay_then_live:
             raise ValueError("overrides and replay_then_live need replay")
+
+    def _shared_pool(self, policy: Policy, limits: Limits) -> BudgetPool:
+        from .budget_pool import RedisLease  # redis-py only when a pool is named
+        if not (isinstance(limits.budget_lease, int) and limits.budget_lease >= 1):
+            raise ValueError("Limits.budget_lease must be an int >= 1")
+        assert policy.budget is not None and policy.budget_pool is not None
+        lease = RedisLease(policy.budget_pool, policy.budget, limits)
+        pool = BudgetPool(policy.budget, lease)
+        lease.bind(pool)
+        self.session.on_close(lambda: lease.close(pool))
+        return pool
 
     def _trace(self, record: PathArg | TextIO | None,
                replay: PathArg | IO[str] | IO[bytes] | None, record_pure: bool, secret_env: Sequence[str],

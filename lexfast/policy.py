@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from .kinds import KIND_BIT as KIND_BIT  # re-exported
 from .kinds import KNOWN_EFFECTS as KNOWN_EFFECTS  # re-exported
@@ -71,6 +72,58 @@ def _str_tuple(name: str, value: object, *, paths: bool = False) -> tuple[str, .
     return tuple(out)
 
 
+#: A pooled budget is counted in a Redis Lua script, whose numbers are
+#: doubles: exact only up to 2**53.
+POOL_BUDGET_MAX = (1 << 53) - 1
+
+
+class BudgetPoolURL(NamedTuple):
+    """A parsed ``budget_pool`` URL: ``redis[s]://[user[:password]@]host[:port]/key``."""
+
+    tls: bool
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    key: str
+    #: the URL without its credentials: what messages and ``repr`` show
+    redacted: str
+
+
+def parse_budget_pool(url: object) -> BudgetPoolURL:
+    """Parse a budget pool URL; ``ValueError`` naming what is wrong (never
+    echoing a password)."""
+    if not isinstance(url, str):
+        raise TypeError(f"Policy: budget_pool must be a str URL, not {type(url).__name__}")
+    if "\0" in url or any(ch in url for ch in "\r\n\t "):
+        raise ValueError("Policy: budget_pool URL contains whitespace or NUL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("Policy: budget_pool is not a valid URL "
+                         "(redis://host:port/key or rediss://...)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss"):
+        raise ValueError("Policy: budget_pool must be a redis:// or rediss:// URL, "
+                         f"not {scheme or 'a schemeless'}:// one")
+    host = parts.hostname
+    if not host:
+        raise ValueError("Policy: budget_pool URL needs a host (redis://host:port/key)")
+    key = unquote(parts.path[1:]) if parts.path.startswith("/") else ""
+    if not key:
+        raise ValueError("Policy: budget_pool URL needs a key after the host "
+                         "(redis://host:port/key)")
+    if parts.query or parts.fragment:
+        raise ValueError("Policy: budget_pool URL takes no ?query or #fragment")
+    display_host = f"[{host}]" if ":" in host else host
+    port = 6379 if port is None else port
+    redacted = f"{scheme}://{display_host}:{port}/{parts.path[1:]}"
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return BudgetPoolURL(scheme == "rediss", host, port, username, password, key, redacted)
+
+
 def normalize_host(host: str) -> str:
     """Hosts compare case-insensitively, without IPv6 brackets or one trailing dot."""
     h = host.strip().lower()
@@ -86,7 +139,7 @@ class Policy:
 
     __slots__ = ("allow_effects", "allow_fs_read", "allow_fs_write", "allow_net_host",
                  "allow_proc", "allow_approval", "budget", "mask", "read_roots",
-                 "write_roots", "net_hosts")
+                 "write_roots", "net_hosts", "budget_pool")
 
     allow_effects: frozenset[str]
     allow_fs_read: tuple[str, ...]
@@ -96,6 +149,9 @@ class Policy:
     #: approval.request scopes, compared exactly (empty = any)
     allow_approval: tuple[str, ...]
     budget: int | None
+    #: a Redis URL: ``budget`` is one ceiling shared by every process naming
+    #: it (``lexfast.budget_pool``); None: this process's own pool
+    budget_pool: str | None
     #: the gate's bitmask of the granted known kinds
     mask: int
     #: the fs scopes, resolved once (what every check compares against)
@@ -107,7 +163,7 @@ class Policy:
     def __init__(self, allow_effects: Iterable[str] = (), allow_fs_read: Iterable[str] = (),
                  allow_fs_write: Iterable[str] = (), allow_net_host: Iterable[str] = (),
                  allow_proc: Iterable[str] = (), budget: int | None = None,
-                 allow_approval: Iterable[str] = ()) -> None:
+                 allow_approval: Iterable[str] = (), budget_pool: str | None = None) -> None:
         effects = frozenset(_str_tuple("allow_effects", allow_effects))
         # A typo (`ioo`) would otherwise grant nothing, silently; the CLI refuses it too.
         message = unknown_kinds_message("Policy: allow_effects", effects)
@@ -118,6 +174,13 @@ class Policy:
                 raise TypeError(f"Policy: budget must be an int or None, not {type(budget).__name__}")
             if not 0 <= budget <= U64_MAX:
                 raise ValueError(f"Policy: budget must be in 0..={U64_MAX}, got {budget}")
+        if budget_pool is not None:
+            parse_budget_pool(budget_pool)
+            if budget is None:
+                raise ValueError("Policy: budget_pool needs a budget (the shared ceiling)")
+            if budget > POOL_BUDGET_MAX:
+                raise ValueError(f"Policy: a pooled budget must be in 0..={POOL_BUDGET_MAX}, "
+                                 f"got {budget}")
         fs_read = _str_tuple("allow_fs_read", allow_fs_read, paths=True)
         fs_write = _str_tuple("allow_fs_write", allow_fs_write, paths=True)
         hosts = _str_tuple("allow_net_host", allow_net_host)
@@ -131,6 +194,7 @@ class Policy:
         sets(self, "allow_proc", procs)
         sets(self, "allow_approval", approvals)
         sets(self, "budget", budget)
+        sets(self, "budget_pool", budget_pool)
         sets(self, "mask", kinds_mask(effects))
         # Resolved once, here: a symlinked root (macOS /tmp, a bind mount)
         # compares equal to the paths that resolve into it.
@@ -160,7 +224,7 @@ class Policy:
         fields: dict[str, Any] = dict(allow_effects=self.allow_effects, allow_fs_read=self.allow_fs_read,
                       allow_fs_write=self.allow_fs_write, allow_net_host=self.allow_net_host,
                       allow_proc=self.allow_proc, budget=self.budget,
-                      allow_approval=self.allow_approval)
+                      allow_approval=self.allow_approval, budget_pool=self.budget_pool)
         unknown = set(changes) - set(fields)
         if unknown:
             raise TypeError(f"Policy.replace: unknown field(s) {sorted(unknown)}")
@@ -200,9 +264,10 @@ class Policy:
 
     # -- value semantics -------------------------------------------------
     def _key(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...], tuple[str, ...],
-                            tuple[str, ...], int | None, tuple[str, ...]]:
+                            tuple[str, ...], int | None, tuple[str, ...], str | None]:
         return (self.allow_effects, self.allow_fs_read, self.allow_fs_write,
-                self.allow_net_host, self.allow_proc, self.budget, self.allow_approval)
+                self.allow_net_host, self.allow_proc, self.budget, self.allow_approval,
+                self.budget_pool)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and self._key() == other._key()
@@ -219,6 +284,8 @@ class Policy:
                 parts.append(f"{name}={v!r}")
         if self.budget is not None:
             parts.append(f"budget={self.budget}")
+        if self.budget_pool is not None:  # never the password
+            parts.append(f"budget_pool={parse_budget_pool(self.budget_pool).redacted!r}")
         return f"Policy({', '.join(parts)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -227,8 +294,8 @@ class Policy:
 
 def _rebuild(effects: Iterable[str], fs_read: Iterable[str], fs_write: Iterable[str],
              hosts: Iterable[str], procs: Iterable[str], budget: int | None,
-             approvals: Iterable[str] = ()) -> Policy:
-    return Policy(effects, fs_read, fs_write, hosts, procs, budget, approvals)
+             approvals: Iterable[str] = (), budget_pool: str | None = None) -> Policy:
+    return Policy(effects, fs_read, fs_write, hosts, procs, budget, approvals, budget_pool)
 
 
 #: flag -> (Policy field, split on commas)
@@ -248,17 +315,19 @@ def parse_flags(argv: Sequence[str]) -> tuple[Policy, list[str]]:
 
     Both ``--flag value`` and ``--flag=value`` work. Repeated flags accumulate
     (lexfast takes the union where ``lex run`` lets a later ``--allow-effects``
-    replace an earlier one). ``--budget`` takes an integer ≥ 0.
+    replace an earlier one). ``--budget`` takes an integer ≥ 0;
+    ``--budget-pool URL`` shares it with every process naming the same pool.
     """
     fields: dict[str, list[str]] = {f: [] for f, _ in FLAGS.values()}
     budget: int | None = None
+    budget_pool: str | None = None
     rest: list[str] = []
     args = list(argv)
     i = 0
     while i < len(args):
         a = args[i]
         name, eq, inline = a.partition("=")
-        if name in FLAGS or name == "--budget":
+        if name in FLAGS or name in ("--budget", "--budget-pool"):
             if eq:
                 value = inline
             else:
@@ -266,7 +335,11 @@ def parse_flags(argv: Sequence[str]) -> tuple[Policy, list[str]]:
                     raise ValueError(f"{name} needs a value")
                 i += 1
                 value = args[i]
-            if name == "--budget":
+            if name == "--budget-pool":
+                if budget_pool is not None and budget_pool != value:
+                    raise ValueError("--budget-pool given twice")
+                budget_pool = value
+            elif name == "--budget":
                 try:
                     budget = int(value, 10)
                 except ValueError:
@@ -287,7 +360,7 @@ def parse_flags(argv: Sequence[str]) -> tuple[Policy, list[str]]:
     if message is not None:
         raise ValueError(message)
     try:
-        policy = Policy(budget=budget, **fields)
+        policy = Policy(budget=budget, budget_pool=budget_pool, **fields)
     except (TypeError, ValueError) as e:
         raise ValueError(str(e)) from None
     return policy, rest

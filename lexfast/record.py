@@ -51,7 +51,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .cli.codec import CodecError, decode, dumps_json, parse_json, to_json
-from .errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
+from .errors import (
+    BudgetExceeded,
+    BudgetPoolUnavailable,
+    EffectError,
+    PolicyDenied,
+    ReplayDivergence,
+)
 from .kernel import Variant
 
 TRACE_VERSION = 1
@@ -195,12 +201,14 @@ def _error_from(tree: Any, where: str) -> EffectError:
     if kind == "PolicyDenied":
         return PolicyDenied(tree["message"], effect=tree.get("effect"), path=tree.get("path"),
                             host=tree.get("host"), cmd=tree.get("cmd"))
-    if kind == "BudgetExceeded":
+    if kind in ("BudgetExceeded", "BudgetPoolUnavailable"):
         try:
-            return BudgetExceeded(int(tree["requested"]), int(tree["used"]),
-                                  int(tree["ceiling"]))
+            fields = (int(tree["requested"]), int(tree["used"]), int(tree["ceiling"]))
         except (KeyError, TypeError, ValueError):
-            raise EffectError(f"{where}: BudgetExceeded needs requested, used, ceiling") from None
+            raise EffectError(f"{where}: {kind} needs requested, used, ceiling") from None
+        if kind == "BudgetPoolUnavailable":  # a distributed pool's server failed
+            return BudgetPoolUnavailable(*fields, tree["message"])
+        return BudgetExceeded(*fields)
     return EffectError(tree["message"])
 
 

@@ -73,7 +73,8 @@ def family_rows() -> list:
     for the same ``kind.op`` would replace an earlier one).
 
     The families are imported here, when the first table is built, not when
-    ``lexfast`` is: they bring lmdb, sqlite3 and pycurl (websockets and uvloop load when a server starts).
+    ``lexfast`` is: they bring lmdb, sqlite3 and pycurl (websockets and uvloop
+    load when a server starts, redis-py at the first ``redis.connect``).
     """
     from .effects import (
         agent,
@@ -87,6 +88,7 @@ def family_rows() -> list:
         log,
         proc,
         rand,
+        redis,
         sql,
         stream,
     )
@@ -103,6 +105,7 @@ def family_rows() -> list:
         proc,    # proc.spawn, process.*
         kv,      # kv.* on lmdb
         sql,     # sql.* on sqlite3
+        redis,   # redis.* on redis-py (the redis extra)
         http,    # net.get/post, http.*
         http_stream,  # http.stream_lines
         stream,  # stream.next/collect

@@ -65,6 +65,7 @@ class RedisServer:
     proc: subprocess.Popen
     datadir: str
     password: str | None = None
+    tls_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -75,27 +76,60 @@ class RedisServer:
         _stop(self.proc)
 
 
-def start_redis(datadir: str, password: str | None = None) -> RedisServer:
-    """A redis-server on a free loopback port, no persistence, data in ``datadir``."""
+class TlsUnsupported(RuntimeError):
+    """This redis-server was built without TLS."""
+
+
+def start_redis(datadir: str, password: str | None = None, port: int | None = None,
+                tls_dir: str | None = None) -> RedisServer:
+    """A redis-server on a free loopback port (or ``port``, to restart one
+    where its clients expect it), no persistence, data in ``datadir``. With
+    ``tls_dir`` (holding ``cert.pem``, ``key.pem``, ``ca.pem``) it also
+    speaks TLS on ``.tls_port``."""
     binary = find_binary("redis-server")
     if binary is None:
         raise FileNotFoundError("redis-server")
     os.makedirs(datadir, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", datadir,
             "--save", "", "--appendonly", "no", "--protected-mode", "yes",
             "--daemonize", "no", "--loglevel", "warning"]
     if password:
         args += ["--requirepass", password]
-    log = open(os.path.join(datadir, "redis.log"), "wb")
+    tls_port = None
+    if tls_dir:
+        tls_port = free_port()
+        args += ["--tls-port", str(tls_port),
+                 "--tls-cert-file", os.path.join(tls_dir, "cert.pem"),
+                 "--tls-key-file", os.path.join(tls_dir, "key.pem"),
+                 "--tls-ca-cert-file", os.path.join(tls_dir, "ca.pem"),
+                 "--tls-auth-clients", "no"]
+    log_path = os.path.join(datadir, "redis.log")
+    log = open(log_path, "wb")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
     try:
-        _wait_port(port, proc, "redis-server")
+        deadline = time.monotonic() + 30
+        while True:  # a restart on the same port may wait for the old socket
+            try:
+                _wait_port(port, proc, "redis-server")
+                break
+            except RuntimeError:
+                with open(log_path, "rb") as f:
+                    text = f.read()
+                if tls_dir and b"TLS" in text and b"not" in text:
+                    raise TlsUnsupported(text.decode("utf-8", "replace")) from None
+                if b"Address already in use" not in text or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+                log = open(log_path, "wb")
+                proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+                log.close()
     except BaseException:
         _stop(proc, signal.SIGKILL)
         raise
-    return RedisServer(port, proc, datadir, password)
+    return RedisServer(port, proc, datadir, password, tls_port)
 
 
 @dataclass

@@ -288,6 +288,16 @@ def _samples(d: str) -> dict:
         ("tls", "self_signed"): ["localhost"],
         ("agent", "call_mcp"): ["true", "t", "{}"], ("agent", "local_complete"): ["hi"],
         ("agent", "cloud_complete"): ["hi"], ("agent", "send_a2a"): [url, "hi"],
+        ("redis", "connect"): ["redis://127.0.0.1:1/0"], ("redis", "close"): [1],
+        ("redis", "get"): [1, "k"], ("redis", "set"): [1, "k", "v"],
+        ("redis", "set_ex"): [1, "k", "v", 1], ("redis", "del"): [1, "k"],
+        ("redis", "exists"): [1, "k"], ("redis", "expire"): [1, "k", 1],
+        ("redis", "publish"): [1, "c", "m"], ("redis", "subscribe"): [1, "c", "h"],
+        ("redis", "psubscribe"): [1, "c*", "h"], ("redis", "lpush"): [1, "k", "v"],
+        ("redis", "rpush"): [1, "k", "v"], ("redis", "brpop"): [1, "k", 1],
+        ("redis", "llen"): [1, "k"], ("redis", "hset"): [1, "k", "f", "v"],
+        ("redis", "hget"): [1, "k", "f"], ("redis", "hdel"): [1, "k", "f"],
+        ("redis", "hgetall"): [1, "k"],
     }
 
 

@@ -21,6 +21,12 @@ static __inline int lexfast_cas_u64(uint64_t *p, uint64_t *expected, uint64_t de
 static __inline int64_t lexfast_fetch_add_i64(int64_t *p, int64_t v) {
     return (int64_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v);
 }
+static __inline uint64_t lexfast_fetch_add_u64(uint64_t *p, uint64_t v) {
+    return (uint64_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v);
+}
+static __inline uint64_t lexfast_exchange_u64(uint64_t *p, uint64_t v) {
+    return (uint64_t)_InterlockedExchange64((volatile __int64 *)p, (__int64)v);
+}
 #else
 static inline uint64_t lexfast_load_u64(uint64_t *p) {
     return __atomic_load_n(p, __ATOMIC_SEQ_CST);
@@ -31,6 +37,12 @@ static inline int lexfast_cas_u64(uint64_t *p, uint64_t *expected, uint64_t desi
 }
 static inline int64_t lexfast_fetch_add_i64(int64_t *p, int64_t v) {
     return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t lexfast_fetch_add_u64(uint64_t *p, uint64_t v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t lexfast_exchange_u64(uint64_t *p, uint64_t v) {
+    return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
 }
 #endif
 

@@ -76,7 +76,7 @@ from .._version import __version__
 from ..errors import BudgetExceeded, EffectError, PolicyDenied, ReplayDivergence
 from ..handler import DefaultHandler, Limits
 from ..kernel import COMPILED, err, ok
-from ..policy import KNOWN_EFFECTS, Policy, parse_flags
+from ..policy import KNOWN_EFFECTS, Policy, parse_budget_pool, parse_flags
 from ..values import INT_MAX, INT_MIN, one_line
 from .codec import MAX_DEPTH, CodecError, dumps_json, from_json, parse_json, to_json
 
@@ -584,6 +584,9 @@ _POLICY_HELP = """policy flags (as `lex run`; default: nothing granted):
   --allow-proc a,b        binaries proc effects may run (repeatable; none = any)
   --allow-approval a,b    approval.request scopes (repeatable; none = any)
   --budget N              ceiling for {"budget": N} requests (integer >= 0)
+  --budget-pool URL       share that ceiling with every process naming the same
+                          Redis pool: redis[s]://[user:password@]host:port/key
+                          (see `lexfast budget-pool --help`)
 """
 
 
@@ -861,7 +864,50 @@ def _parsers():
     tdiff = tsub.add_parser("diff", help="the first step where two traces differ")
     tdiff.add_argument("a", metavar="A")
     tdiff.add_argument("b", metavar="B")
-    return top, {"run": run, "host": host, "info": info, "help": helpp, "trace": trace}
+    bpool = sub.add_parser(
+        "budget-pool", help="inspect or reset a distributed budget pool (--budget-pool URL)",
+        description="A pool's ceiling is set by the first process that names it and its "
+        "remainder outlives every run: `show` prints both, `reset` deletes the pool so the "
+        "next process sets the ceiling afresh. URL: redis[s]://[user:password@]host:port/key "
+        "(the password is never printed).")
+    bsub = bpool.add_subparsers(dest="pool_command", metavar="{show,reset}")
+    bshow = bsub.add_parser("show", help="the pool's ceiling and remainder (JSON)")
+    bshow.add_argument("url", metavar="URL")
+    breset = bsub.add_parser("reset", help="delete the pool")
+    breset.add_argument("url", metavar="URL")
+    return top, {"run": run, "host": host, "info": info, "help": helpp, "trace": trace,
+                 "budget-pool": bpool}
+
+
+def _budget_pool(ns, parser) -> int:
+    """``lexfast budget-pool show|reset URL``."""
+    from ..budget_pool import pool_status, reset_pool
+    if ns.pool_command is None:
+        parser.error("a subcommand is required: show or reset")
+    try:
+        where = parse_budget_pool(ns.url).redacted
+    except (TypeError, ValueError) as e:
+        parser.error(str(e).replace("Policy: budget_pool", "URL"))
+    try:
+        if ns.pool_command == "show":
+            status = pool_status(ns.url)
+            print(json.dumps({"pool": where, "exists": status is not None, **(status or {})}))
+        else:
+            existed = reset_pool(ns.url)
+            print(f"{where}: {'deleted' if existed else 'did not exist'}")
+    except EffectError as e:
+        print(f"lexfast budget-pool: {e}", file=sys.stderr)
+        return _EXIT_USAGE
+    except Exception as e:  # the Redis client's errors: never its traceback
+        print(f"lexfast budget-pool: {where}: {type(e).__name__}: "
+              f"{_redact(str(e), ns.url)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _redact(text: str, url: str) -> str:
+    password = parse_budget_pool(url).password
+    return text.replace(password, "***") if password else text
 
 
 def _trace(ns, parser) -> int:
@@ -935,6 +981,17 @@ def _lib_versions() -> dict:
     attempt("uvloop", uvloop_v)
     attempt("websockets", ws_v)
     attempt("sqlite", sqlite_v)
+
+    def redis_v():  # the redis extra (redis.*)
+        import redis
+        return redis.__version__
+
+    def hiredis_v():
+        import hiredis
+        return hiredis.__version__
+
+    attempt("redis-py", redis_v)
+    attempt("hiredis", hiredis_v)
     return out
 
 
@@ -1235,8 +1292,11 @@ def _main(argv: list[str]) -> int:
         return status
     if ns.command == "trace":
         return _trace(ns, subs["trace"])
+    if ns.command == "budget-pool":
+        return _budget_pool(ns, subs["budget-pool"])
     top.print_usage(sys.stderr)
-    print("lexfast: error: a command is required: run, host, info, help or trace", file=sys.stderr)
+    print("lexfast: error: a command is required: run, host, info, help, trace or budget-pool",
+          file=sys.stderr)
     return _EXIT_USAGE
 
 

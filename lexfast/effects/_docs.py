@@ -401,6 +401,72 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "chat.send(conn_id: Int, body: Str) -> Bool",
         "Whether the connection exists (and was sent body). A negative id HARD "
         "`chat.send: conn_id must be non-negative Int`; outside a `net.serve_ws` handler HARD."),
+    # -- redis (the redis extra: pip install lexfast[redis]) -----------------
+    ("redis", "connect"): (
+        "redis.connect(url: Str) -> Result[Int, Str]",
+        "Connects to `redis://[user:pass@]host[:port][/db]` or `rediss://` (TLS, certificate and "
+        "name always verified; `Limits.redis_ca_bundle` replaces the system CAs) and answers "
+        "PING. Host outside `--allow-net-host` HARD ``net call to host `{host}` not in "
+        "--allow-net-host [..]``; a bad URL (other schemes, query parameters, control "
+        "characters, a db that is not a number), refused connection, wrong password or timeout "
+        "SOFT `redis.connect: {e}` (the password never echoed), and so is a missing redis-py/hiredis "
+        "(naming `pip install lexfast[redis]`). The handle pools up to `Limits.redis_connections` "
+        "connections."),
+    ("redis", "close"): (
+        "redis.close(conn: Int) -> Unit",
+        "Closes every connection of the handle (ending its subscriptions); also `Unit` for an "
+        "unknown handle."),
+    ("redis", "get"): (
+        "redis.get(conn: Int, key: Str) -> Option[Str]",
+        "GET. Every redis op: unknown handle HARD `redis.{op}: closed or unknown ConnRedis "
+        "handle`; a server error (`WRONGTYPE ...`), a lost or refused connection, a timeout "
+        "(`Limits.redis_timeout_s`) or a reply over `Limits.redis_reply_bytes` HARD "
+        "`redis.{op}: {e}`, never retried; a stored value that is not UTF-8 HARD."),
+    ("redis", "set"): (
+        "redis.set(conn: Int, key: Str, value: Str) -> Unit", "SET."),
+    ("redis", "set_ex"): (
+        "redis.set_ex(conn: Int, key: Str, value: Str, ttl: Int) -> Unit",
+        "SETEX: set with a time to live in seconds; ttl <= 0 HARD."),
+    ("redis", "del"): (
+        "redis.del(conn: Int, key: Str) -> Unit", "DEL; `Unit` also when absent."),
+    ("redis", "exists"): (
+        "redis.exists(conn: Int, key: Str) -> Bool", "Whether the key exists."),
+    ("redis", "expire"): (
+        "redis.expire(conn: Int, key: Str, ttl: Int) -> Unit",
+        "EXPIRE in seconds (a ttl <= 0 deletes the key, as Redis does)."),
+    ("redis", "publish"): (
+        "redis.publish(conn: Int, channel: Str, message: Str) -> Int",
+        "PUBLISH; the number of subscribers that received it."),
+    ("redis", "subscribe"): (
+        "redis.subscribe(conn: Int, channel: Str, handler_name: Str) -> Unit",
+        "Blocks on a connection of its own; each message calls the program's function "
+        "`handler_name(channel, message)` through the `runner` on a fork of this handler (the "
+        "same budget). Returns `Unit` once the handle or handler is closed or "
+        "`handler.shutdown()` is called; a lost connection or a failing handler HARD "
+        "`redis.subscribe: handler: {e}`. Needs a program and a runner."),
+    ("redis", "psubscribe"): (
+        "redis.psubscribe(conn: Int, pattern: Str, handler_name: Str) -> Unit",
+        "`redis.subscribe` for a glob pattern; the function gets `(pattern, channel, message)`."),
+    ("redis", "lpush"): (
+        "redis.lpush(conn: Int, key: Str, value: Str) -> Int", "LPUSH; the new length."),
+    ("redis", "rpush"): (
+        "redis.rpush(conn: Int, key: Str, value: Str) -> Int", "RPUSH; the new length."),
+    ("redis", "brpop"): (
+        "redis.brpop(conn: Int, key: Str, timeout: Int) -> Option[Str]",
+        "BRPOP: the popped value, `None` after timeout seconds. The wait is at most "
+        "`Limits.redis_block_s`, and `0` (forever upstream) means that cap; negative HARD."),
+    ("redis", "llen"): (
+        "redis.llen(conn: Int, key: Str) -> Int", "LLEN."),
+    ("redis", "hset"): (
+        "redis.hset(conn: Int, key: Str, field: Str, value: Str) -> Unit", "HSET."),
+    ("redis", "hget"): (
+        "redis.hget(conn: Int, key: Str, field: Str) -> Option[Str]", "HGET."),
+    ("redis", "hdel"): (
+        "redis.hdel(conn: Int, key: Str, field: Str) -> Unit", "HDEL; `Unit` also when absent."),
+    ("redis", "hgetall"): (
+        "redis.hgetall(conn: Int, key: Str) -> List[(Str, Str)]",
+        "HGETALL as (field, value) pairs in the server's order (upstream's is unordered); the "
+        "whole reply bounded by `Limits.redis_reply_bytes`."),
     # -- agent ---------------------------------------------------------------
     ("agent", "call_mcp"): (
         "agent.call_mcp(server: Str, tool: Str, args_json: Str) -> Result[Str, Str]",

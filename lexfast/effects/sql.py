@@ -56,6 +56,7 @@ import functools
 import os
 import sqlite3
 import stat as _stat
+import sys
 import threading
 import time
 from urllib.parse import quote, unquote
@@ -548,6 +549,31 @@ def _setlimit_310(conn):
 
 
 _sqlite3_limit = None
+_sqlite3_errcode = None
+
+
+def _errcode_310(conn) -> int | None:
+    """The connection's extended result code, for Python 3.10, whose
+    exceptions lack ``sqlite_errorcode`` (3.11): ``sqlite3_extended_errcode``
+    on the same handle ``_setlimit_310`` finds. Read right after the failed
+    call, before anything else runs on the connection. None where the
+    handle cannot be found (then the error has no code, as before)."""
+    import ctypes
+    import sys
+    if sys.version_info[:2] != (3, 10) or hasattr(sys, "gettotalrefcount") or conn is None:
+        return None
+    global _sqlite3_errcode
+    try:
+        if _sqlite3_errcode is None:
+            lib = ctypes.CDLL(sqlite3.dbapi2._sqlite.__file__ if hasattr(sqlite3.dbapi2, "_sqlite")
+                              else __import__("_sqlite3").__file__)
+            fn = lib.sqlite3_extended_errcode
+            fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_int
+            _sqlite3_errcode = fn
+        db = ctypes.c_void_p.from_address(id(conn) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    except (OSError, AttributeError):
+        return None
+    return int(_sqlite3_errcode(db)) if db else None
 
 
 def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
@@ -739,14 +765,49 @@ def _lossy_rerun(conn, cur, stmt, params, db, changes):
     # handled by running the statement again with the lossy factory -- only
     # when the first run changed nothing (a SELECT), so nothing happens twice.
     # (A RETURNING statement's changes are counted once it is reset.)
-    cur.close()
+    # Answers (records, too_much), or (None, None) when it may not rerun.
+    if cur is not None:
+        cur.close()
     if conn.total_changes != changes:
         return None, None
     conn.text_factory = _lossy_text
     try:
-        return _collect(conn.execute(stmt, params), db.rows_cap, db.bytes_cap)
+        again = conn.execute(stmt, params)
+        desc = again.description
+        if desc is None:
+            return [], None
+        rows, too_much = _collect(again, db.rows_cap, db.bytes_cap)
+        names = [d[0] for d in desc]
+        return (None if rows is None else [dict(zip(names, r)) for r in rows]), too_much  # noqa: B905
     finally:
         conn.text_factory = str
+
+
+def _run_query(db: _Db, op: str, stmt: str, params):
+    """``op``'s records (the compiled builder when it serves), under the
+    caller's lock. Invalid UTF-8 in TEXT reruns the statement lossily; the
+    decode error surfaces in ``execute`` (CPython 3.10 steps the first row
+    there) or while fetching (3.11+), and both land in the same rerun."""
+    conn = db.conn
+    changes = conn.total_changes
+    cur = None
+    try:
+        cur = conn.execute(stmt, params)
+        desc = cur.description
+        if desc is None:
+            return ok([])
+        recs, too_much = _records(cur, [d[0] for d in desc], db.rows_cap, db.bytes_cap)
+    except sqlite3.OperationalError as e:
+        if not str(e).startswith("Could not decode to UTF-8"):
+            raise
+        recs, too_much = _lossy_rerun(conn, cur, stmt, params, db, changes)
+        if recs is None and too_much is None:
+            return _failed(db, op, e)
+    if too_much is not None:
+        if op != "sql.query":
+            too_much = too_much.replace("sql.query:", f"{op}:", 1)
+        return err(sql_error(too_much))
+    return ok(recs)
 
 
 def sql_query(h, args):
@@ -754,25 +815,7 @@ def sql_query(h, args):
     if stmt is None:
         return db
     try:
-        conn = db.conn
-        changes = conn.total_changes
-        cur = conn.execute(stmt, params)
-        desc = cur.description
-        if desc is None:
-            return ok([])
-        names = [d[0] for d in desc]
-        try:
-            recs, too_much = _records(cur, names, db.rows_cap, db.bytes_cap)
-        except sqlite3.OperationalError as e:
-            if not str(e).startswith("Could not decode to UTF-8"):
-                raise
-            rows, too_much = _lossy_rerun(conn, cur, stmt, params, db, changes)
-            if rows is None and too_much is None:
-                return _sql_err("sql.query", e)
-            recs = None if rows is None else [dict(zip(names, r)) for r in rows]  # noqa: B905
-        if too_much is not None:
-            return err(sql_error(too_much))
-        return ok(recs)
+        return _run_query(db, "sql.query", stmt, params)
     except _SQL_ERRORS as e:
         return _failed(db, "sql.query", e)
     finally:
@@ -925,6 +968,10 @@ def _acquire(h, handle: int, op: str, what: str = "Db"):
 
 
 def _failed(db: _Db, op: str, e: BaseException):
+    if isinstance(e, sqlite3.Error) and getattr(e, "sqlite_errorcode", None) is None:
+        code = _errcode_310(getattr(db, "conn", None))
+        if code:  # 0 is SQLITE_OK: the failure was not SQLite's own
+            e.sqlite_errorcode = code  # type: ignore[attr-defined]
     if isinstance(e, sqlite3.OperationalError) and str(e) == "interrupted":
         if db.closed:
             raise EffectError(f"{op}: closed or unknown Db handle")
@@ -953,24 +1000,7 @@ def _exec_on(db: _Db, op: str, stmt: str, params: list):
 
 def _query_on(db: _Db, op: str, stmt: str, params: list):
     try:
-        conn = db.conn
-        changes = conn.total_changes
-        cur = conn.execute(stmt, params)
-        desc = cur.description
-        if desc is None:
-            return ok([])
-        try:
-            rows, too_much = _collect(cur, db.rows_cap, db.bytes_cap)
-        except sqlite3.OperationalError as e:
-            if not str(e).startswith("Could not decode to UTF-8"):
-                raise
-            rows, too_much = _lossy_rerun(conn, cur, stmt, params, db, changes)
-            if rows is None and too_much is None:
-                return _sql_err(op, e)
-        if too_much is not None:
-            return err(sql_error(too_much.replace("sql.query:", f"{op}:", 1)))
-        names = [d[0] for d in desc]
-        return ok([dict(zip(names, r)) for r in rows])  # noqa: B905
+        return _run_query(db, op, stmt, params)
     except _SQL_ERRORS as e:
         return _failed(db, op, e)
 
@@ -1073,6 +1103,21 @@ class _Cursor:
                 db.lock.release()
 
 
+#: CPython 3.10's sqlite3 builds the *next* row when it hands one out, so a
+#: row whose TEXT is not UTF-8 fails the fetch of the row before it and that
+#: row is lost: there a cursor reads TEXT lossily throughout (slower, and
+#: only there; 3.11+ builds the row it returns and is retried lossily).
+_PREFETCHES = sys.version_info < (3, 11)
+
+
+def _fetch_lossy(conn, cur):
+    conn.text_factory = _lossy_text
+    try:
+        return cur.fetchone()
+    finally:
+        conn.text_factory = str
+
+
 def _release_cursor(handle, cursor: _Cursor) -> None:
     cursor.close()
 
@@ -1092,13 +1137,18 @@ def sql_query_iter(h, args):
     db, refused = _acquire(h, handle, op)
     if db is None:
         return refused
+    conn = db.conn
     try:
-        cur = db.conn.execute(stmt, params)
+        if _PREFETCHES:
+            conn.text_factory = _lossy_text
+        cur = conn.execute(stmt, params)
         desc = cur.description
         names = [d[0] for d in desc] if desc is not None else []
     except _SQL_ERRORS as e:
         return _failed(db, op, e)
     finally:
+        if _PREFETCHES:
+            conn.text_factory = str
         db.lock.release()
     cursor = _Cursor(db, cur if desc is not None else None, names)
     key = next_handle()
@@ -1132,7 +1182,10 @@ def sql_cursor_next(h, args):
         else:
             db.deadline = None
             try:
-                row = cursor.cur.fetchone()
+                if _PREFETCHES:
+                    row = _fetch_lossy(db.conn, cursor.cur)
+                else:
+                    row = cursor.cur.fetchone()
             except sqlite3.OperationalError as e:
                 # sqlite3 builds the row before stepping past it, so a row
                 # whose TEXT is not UTF-8 is fetched again, lossily (the C

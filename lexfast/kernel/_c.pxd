@@ -61,6 +61,7 @@ cdef class BudgetPool:
     cdef uint64_t _remaining
     cdef uint64_t _ceiling
     cdef bint _limited
+    cdef object _lease  # None: a local pool (lexfast.budget_pool: a distributed one)
     cdef int _take_slow(self, object cost) except -1
 
 

@@ -90,15 +90,31 @@ class LRURegistry:
     def __len__(self) -> int: ...
 
 class BudgetPool:
-    """A run's budget pool: a ceiling counted down atomically; ``None`` = unlimited."""
+    """A run's budget pool: a ceiling counted down atomically; ``None`` = unlimited.
 
-    def __init__(self, ceiling: int | None = None) -> None: ...
+    With a ``lease`` (``lexfast.budget_pool.RedisLease``) the counter is this
+    process's lease of a pool shared across processes: starts at 0, and a
+    take it cannot cover calls ``lease.refill(pool, cost)``."""
+
+    def __init__(self, ceiling: int | None = None, lease: Any = None) -> None: ...
     @property
     def ceiling(self) -> int | None: ...
     @property
-    def remaining(self) -> int | None: ...
+    def remaining(self) -> int | None:
+        """The remainder; with a lease, ``lease.remaining(pool)``."""
+    @property
+    def lease(self) -> Any: ...
+    @property
+    def local(self) -> int | None:
+        """The counter itself: the remainder, or a lease's unspent units."""
     def take(self, cost: int) -> None:
         """Deduct ``cost`` or raise ``BudgetExceeded`` without deducting."""
+    def _try_take(self, cost: int) -> bool:
+        """Deduct ``cost`` from the counter alone (no refill): True, else False."""
+    def _deposit(self, n: int) -> None:
+        """Add ``n`` units to the counter."""
+    def _drain(self) -> int:
+        """Empty the counter; the units it held."""
 
 class Row:
     """One effect table row: ``(kind, op)`` gated on ``gate``, performed by ``fn``;

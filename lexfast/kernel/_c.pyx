@@ -39,6 +39,8 @@ cdef extern from "lexfast/atomic.h":
     int lexfast_budget_take(uint64_t *remaining, uint64_t cost, uint64_t *seen) noexcept nogil
     uint64_t lexfast_load_u64(uint64_t *p) noexcept nogil
     int64_t lexfast_fetch_add_i64(int64_t *p, int64_t v) noexcept nogil
+    uint64_t lexfast_fetch_add_u64(uint64_t *p, uint64_t v) noexcept nogil
+    uint64_t lexfast_exchange_u64(uint64_t *p, uint64_t v) noexcept nogil
 
 cdef extern from "lexfast/call.h":
     PyObject* lexfast_call1(PyObject* fn, PyObject* a)
@@ -439,10 +441,19 @@ cdef class LRURegistry:
 
 cdef class BudgetPool:
     """The run's budget: ``ceiling`` counted down by ``take``; shared by forks.
-    A C ``uint64`` updated with compare-and-swap (``include/lexfast/atomic.h``)."""
+    A C ``uint64`` updated with compare-and-swap (``include/lexfast/atomic.h``).
 
-    def __init__(self, ceiling=None):
+    With a ``lease`` (a distributed pool, ``lexfast.budget_pool``) the counter
+    is this process's lease, starting at 0: a take it cannot cover calls
+    ``lease.refill(pool, cost)``, which deposits a block from the shared pool
+    and takes ``cost`` or raises ``BudgetExceeded``. Only the refusal branch
+    looks at the lease, so a local pool's hot path is unchanged."""
+
+    def __init__(self, ceiling=None, lease=None):
+        self._lease = lease
         if ceiling is None:
+            if lease is not None:
+                raise ValueError("BudgetPool: a lease needs a ceiling")
             self._limited = False
             self._ceiling = 0
             self._remaining = _U64_MAX
@@ -451,7 +462,7 @@ cdef class BudgetPool:
             raise ValueError(f"BudgetPool: ceiling must be None or an int in 0..={_U64_MAX}")
         self._limited = True
         self._ceiling = ceiling
-        self._remaining = ceiling
+        self._remaining = 0 if lease is not None else ceiling
 
     @property
     def ceiling(self):
@@ -459,10 +470,47 @@ cdef class BudgetPool:
 
     @property
     def remaining(self):
+        if not self._limited:
+            return None
+        if self._lease is not None:
+            return self._lease.remaining(self)
+        return lexfast_load_u64(&self._remaining)
+
+    @property
+    def lease(self):
+        return self._lease
+
+    @property
+    def local(self):
+        """What the counter holds: the remainder, or a lease's unspent units."""
         return lexfast_load_u64(&self._remaining) if self._limited else None
 
     def take(self, cost):
         self._take_slow(cost)
+
+    def _try_take(self, cost):
+        """Deduct ``cost`` (an int >= 0) from the counter alone: True, or
+        False without deducting (no refill)."""
+        cdef uint64_t seen
+        if cost < 0:
+            raise ValueError("BudgetPool: cost must be >= 0")
+        if not self._limited:
+            return True
+        if cost > _U64_MAX:
+            return False
+        return bool(lexfast_budget_take(&self._remaining, <uint64_t>cost, &seen))
+
+    def _deposit(self, n):
+        """Add ``n`` units to the counter (a lease's refill)."""
+        if not 0 <= n <= _U64_MAX - lexfast_load_u64(&self._remaining):
+            raise ValueError("BudgetPool: deposit out of range")
+        lexfast_fetch_add_u64(&self._remaining, <uint64_t>n)
+
+    def _drain(self):
+        """Empty the counter; the units it held (a lease returned on close)."""
+        if not self._limited:
+            return 0
+        return lexfast_exchange_u64(&self._remaining, 0)
 
     cdef int _take_slow(self, object cost) except -1:
         cdef uint64_t c, seen
@@ -474,10 +522,16 @@ cdef class BudgetPool:
         if not self._limited:
             return 0
         if cost > _U64_MAX:
+            if self._lease is not None:
+                self._lease.refill(self, cost)
+                return 0
             seen = lexfast_load_u64(&self._remaining)
             raise BudgetExceeded(int(cost), self._ceiling - seen, self._ceiling)
         c = cost
         if not lexfast_budget_take(&self._remaining, c, &seen):
+            if self._lease is not None:
+                self._lease.refill(self, cost)
+                return 0
             raise BudgetExceeded(c, self._ceiling - seen, self._ceiling)
         return 0
 
@@ -834,6 +888,9 @@ cdef class HandlerCore:
                 if not pool._limited:
                     return None
                 if lexfast_budget_take(&pool._remaining, <uint64_t>c, &seen):
+                    return None
+                if pool._lease is not None:  # a distributed pool: refill the lease
+                    pool._lease.refill(pool, c)
                     return None
                 raise BudgetExceeded(c, pool._ceiling - seen, pool._ceiling)
         pool._take_slow(cost)

@@ -293,16 +293,24 @@ class LRURegistry:
 # -- budget ------------------------------------------------------------------
 
 class BudgetPool:
-    """The run's budget: ``ceiling`` counted down by ``take``; shared by forks."""
+    """The run's budget: ``ceiling`` counted down by ``take``; shared by forks.
 
-    __slots__ = ("_ceiling", "_remaining", "_lock")
+    With a ``lease`` (a distributed pool, ``lexfast.budget_pool``) the counter
+    is this process's lease, starting at 0: a take it cannot cover calls
+    ``lease.refill(pool, cost)``, which deposits a block from the shared pool
+    and takes ``cost`` or raises ``BudgetExceeded``."""
 
-    def __init__(self, ceiling=None):
+    __slots__ = ("_ceiling", "_remaining", "_lock", "_lease")
+
+    def __init__(self, ceiling=None, lease=None):
         if ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int)
                                     or not 0 <= ceiling <= U64_MAX):
             raise ValueError(f"BudgetPool: ceiling must be None or an int in 0..={U64_MAX}")
+        if ceiling is None and lease is not None:
+            raise ValueError("BudgetPool: a lease needs a ceiling")
         self._ceiling = ceiling
-        self._remaining = U64_MAX if ceiling is None else ceiling
+        self._lease = lease
+        self._remaining = U64_MAX if ceiling is None else 0 if lease is not None else ceiling
         self._lock = threading.Lock()
 
     @property
@@ -311,6 +319,19 @@ class BudgetPool:
 
     @property
     def remaining(self):
+        if self._ceiling is None:
+            return None
+        if self._lease is not None:
+            return self._lease.remaining(self)
+        return self._remaining
+
+    @property
+    def lease(self):
+        return self._lease
+
+    @property
+    def local(self):
+        """What the counter holds: the remainder, or a lease's unspent units."""
         return None if self._ceiling is None else self._remaining
 
     def take(self, cost) -> None:
@@ -319,9 +340,41 @@ class BudgetPool:
             return
         with self._lock:
             cur = self._remaining
-            if cost > cur:
-                raise BudgetExceeded(cost, self._ceiling - cur, self._ceiling)
-            self._remaining = cur - cost
+            if cost <= cur:
+                self._remaining = cur - cost
+                return
+        if self._lease is not None:
+            self._lease.refill(self, cost)
+            return
+        raise BudgetExceeded(cost, self._ceiling - cur, self._ceiling)
+
+    def _try_take(self, cost) -> bool:
+        """Deduct ``cost`` (an int >= 0) from the counter alone: True, or
+        False without deducting (no refill)."""
+        if cost < 0:
+            raise ValueError("BudgetPool: cost must be >= 0")
+        if self._ceiling is None:
+            return True
+        with self._lock:
+            if cost > self._remaining:
+                return False
+            self._remaining -= cost
+            return True
+
+    def _deposit(self, n) -> None:
+        """Add ``n`` units to the counter (a lease's refill)."""
+        with self._lock:
+            if not 0 <= n <= U64_MAX - self._remaining:
+                raise ValueError("BudgetPool: deposit out of range")
+            self._remaining += n
+
+    def _drain(self) -> int:
+        """Empty the counter; the units it held (a lease returned on close)."""
+        if self._ceiling is None:
+            return 0
+        with self._lock:
+            n, self._remaining = self._remaining, 0
+            return n
 
 
 def _check_cost(cost) -> int:

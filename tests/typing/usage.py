@@ -197,5 +197,8 @@ def record_and_replay(path: str) -> None:
         recorded: str | None = d.recorded
         del step, recorded
     limit: int = Limits().record_bytes
-    del limit
+    lease: int = Limits(budget_lease=4096).budget_lease
+    pooled = Policy(budget=1_000_000, budget_pool="rediss://agent:pw@pool.example:6380/fleet")
+    pool_url: str | None = pooled.budget_pool
+    del limit, lease, pool_url
 

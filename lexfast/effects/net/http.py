@@ -41,7 +41,7 @@ from ...kernel import COMPILED, Variant, err, expect_bytes, expect_record, expec
 from ...values import Map, debug_repr, debug_str_list
 from ._common import TOKEN_CHARS
 
-__all__ = ["HttpFailure", "request", "pool_stats", "ROWS"]
+__all__ = ["HttpFailure", "request", "pool_stats", "host_denied", "ROWS"]
 
 
 class HttpFailure(Exception):
@@ -254,21 +254,30 @@ def _curl_message(e: BaseException) -> str:
     return str(e)
 
 
+def host_denied(h, host: str) -> str | None:
+    """The reference's refusal for a connection to ``host`` (as parsed from
+    its URL) under ``--allow-net-host``, or None when the policy allows it.
+    One check for every network family (http.*, net.get/post, redis.*)."""
+    hosts = h.policy.net_hosts
+    if not hosts:
+        return None
+    # U+FFFD: libcurl's text for bytes that are not UTF-8; never a real match.
+    if "\ufffd" in host or _normalize(host) not in _allowed_hosts(hosts):
+        return (f"net call to host `{host}` not in --allow-net-host "
+                f"{debug_str_list(h.policy.allow_net_host)}")
+    return None
+
+
 def checked_url(h, url: str, check_host: bool = True):
     """Parse ``url`` once and apply the policy to it: ``--allow-net-host``
     (when ``check_host``) and the http/https-only rule. Returns the parsed
     ``CurlUrl`` the transfer must use; raises ``HttpFailure``."""
     cu = _parse_url(url)
     if check_host:
-        hosts = h.policy.net_hosts
-        if hosts:
-            host = cu.host or ""
-            # U+FFFD: libcurl's text for bytes that are not UTF-8; never a real match.
-            if "\ufffd" in host or _normalize(host) not in _allowed_hosts(hosts):
-                raise HttpFailure(
-                    "denied",
-                    f"net call to host `{host}` not in --allow-net-host "
-                    f"{debug_str_list(h.policy.allow_net_host)}", host)
+        host = cu.host or ""
+        denied = host_denied(h, host)
+        if denied is not None:
+            raise HttpFailure("denied", denied, host)
     scheme = cu.scheme
     if scheme != "http" and scheme != "https":
         raise HttpFailure("url", f"URL scheme `{scheme}` is not allowed (only http and https): "
