@@ -20,7 +20,9 @@ mode runs 1 s rounds. The full run for bench/RESULTS.md::
 
     python bench/bench_serve.py run --seconds 10 --rounds 3
 
-prints the interleaved table (req/s, p99, errors, RSS) and the ratios.
+prints the interleaved table (req/s, p99, errors, RSS) and the ratios;
+``--fn`` measures ``net.serve_fn`` instead (the same handler as a closure
+value, called through ``DefaultHandler(invoke=...)``).
 """
 
 from __future__ import annotations
@@ -69,13 +71,25 @@ def trivial(h, req):
 PROGRAM = {"handle": trivial}
 
 
-def _serve_lexfast() -> None:
+class Closure:
+    """A VM's closure value, for net.serve_fn (``lexfast_fn``)."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+
+def invoke(closure, handler, args):
+    return closure.fn(handler, *args)
+
+
+def _serve_lexfast(kind: str = "lexfast") -> None:
     import threading
 
     from lexfast import DefaultHandler, Policy
     from lexfast.effects.net.serve import wait_listening
 
-    h = DefaultHandler(Policy(allow_effects=["net"]), program=PROGRAM, runner=runner)
+    h = DefaultHandler(Policy(allow_effects=["net"]), program=PROGRAM, runner=runner,
+                       invoke=invoke)
 
     def announce():
         print(wait_listening(h, "http", 10), flush=True)
@@ -83,7 +97,10 @@ def _serve_lexfast() -> None:
         h.shutdown()
 
     threading.Thread(target=announce, daemon=True).start()
-    h.dispatch("net", "serve", [0, "handle"])
+    if kind == "lexfast_fn":  # the same handler as a closure, through the invoke hook
+        h.dispatch("net", "serve_fn", [0, Closure(trivial)])
+    else:
+        h.dispatch("net", "serve", [0, "handle"])
     h.close()
 
 
@@ -294,14 +311,19 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
-    s.add_argument("kind", choices=["lexfast", "stdlib"])
+    s.add_argument("kind", choices=["lexfast", "lexfast_fn", "stdlib"])
     r = sub.add_parser("run")
     r.add_argument("--seconds", type=float, default=10)
     r.add_argument("--rounds", type=int, default=3)
     r.add_argument("--conns", type=int, nargs="*", default=CONNS)
+    r.add_argument("--fn", action="store_true",
+                   help="measure net.serve_fn (a closure through the invoke hook) as lexfast")
     a = p.parse_args(argv)
     if a.cmd == "serve":
-        (_serve_lexfast if a.kind == "lexfast" else _serve_stdlib)()
+        if a.kind == "stdlib":
+            _serve_stdlib()
+        else:
+            _serve_lexfast(a.kind)
         return 0
     if WRK is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -311,7 +333,10 @@ def main(argv: list[str]) -> int:
     print("|---|---|---|---|---|---|---|---|")
     ratios = []
     for conns in a.conns:
-        data = interleaved(conns, a.seconds, a.rounds)
+        data = interleaved(conns, a.seconds, a.rounds,
+                           kinds=("lexfast_fn" if a.fn else "lexfast", "stdlib"))
+        if a.fn:
+            data["lexfast"] = data.pop("lexfast_fn")
         med = {}
         for kind in ("lexfast", "stdlib"):
             d = data[kind]

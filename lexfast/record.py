@@ -149,6 +149,23 @@ def _flat(x: Any) -> Any:
     return _NO
 
 
+def _args_tree(args: Any) -> Any:
+    """The args list's JSON; an argument with no codec form (a VM's closure,
+    ``net.serve_fn``'s handler) is ``{"$closure": "<Type>"}``, so the call
+    stays a list that replay compares (the same on both sides)."""
+    try:
+        return _tree(args if type(args) is list else list(args))
+    except (CodecError, TypeError):
+        pass
+    out = []
+    for a in args:
+        try:
+            out.append(_tree(a))
+        except (CodecError, TypeError):
+            out.append({"$closure": f"<{type(a).__name__}>"})
+    return out
+
+
 def _tree(v: Any) -> Any:
     """``to_json(v)``, with the common shapes (a flat value, a list of them, a
     Variant of them) answered without the codec's walk."""
@@ -383,7 +400,7 @@ class Recorder:
                 return fast
         out = {"step": step, "fork": fork, "kind": kind, "op": op}
         try:  # ``args`` is the tap's copy when it was a list
-            out["args"] = _tree(args if type(args) is list else list(args))
+            out["args"] = _args_tree(args)
         except (CodecError, TypeError):
             out["args"] = repr(args)[:400]
         if tag == _RAISED:
@@ -653,7 +670,7 @@ class Replayer:
         def dispatch(kind: Any, op: Any, args: Any) -> Any:
             """The slow path: every call the tap does not answer itself."""
             try:
-                live = _tree(list(args))
+                live = _args_tree(args)
             except (CodecError, TypeError):
                 live = repr(args)
             entry = rep._next(fork, kind, op, live)

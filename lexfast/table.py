@@ -95,7 +95,7 @@ def family_rows() -> list:
         stream,
         vcs,
     )
-    from .effects.net import http, http_stream, serve, udp, ws, ws_dial, ws_fn
+    from .effects.net import http, http_stream, serve, serve_fn, tls, udp, ws, ws_dial, ws_fn
 
     families = (
         io,      # io.print/read/write
@@ -114,6 +114,8 @@ def family_rows() -> list:
         http_stream,  # http.stream_lines
         stream,  # stream.next/collect
         serve,   # net.serve, net.serve_tls
+        serve_fn,  # net.serve_fn/serve_routed/serve_*with, net.default_opts
+        tls,     # tls.from_pem_files/self_signed
         ws,      # net.serve_ws, chat.*
         ws_fn,   # net.serve_ws_fn / _auth / _actor
         ws_dial,  # net.dial_ws / dial_ws_actor

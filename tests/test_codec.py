@@ -444,3 +444,16 @@ def test_lone_surrogate_escapes_refused_anywhere_pairs_kept():
     with pytest.raises(CodecError, match="surrogate"):
         from lexfast.cli.codec import dumps_json
         dumps_json(["\udcff"])
+
+
+def test_closure_tag_is_opaque_and_written_back_as_it_came():
+    from lexfast.cli.codec import PeerClosure
+    for token in ("handle", 3, ["fn", {"i": 2}], None, {"$bytes": "not decoded"}):
+        v = decode(json.dumps({"$closure": token}))
+        assert isinstance(v, PeerClosure) and v.token == token
+        assert to_json(v) == {"$closure": token}
+        assert v == PeerClosure(json.loads(json.dumps(token))) and hash(v) == hash(PeerClosure(token))
+    routes = decode('[{"$tuple": ["GET", "/u/:id", {"$closure": "u"}]}]')
+    assert routes[0][2] == PeerClosure("u") and "closure" in repr(routes[0][2])
+    with pytest.raises(CodecError, match="unexpected key"):
+        decode('{"$closure": "x", "extra": 1}')

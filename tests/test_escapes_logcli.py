@@ -295,6 +295,12 @@ def _samples(d: str) -> dict:
         ("net", "udp_broadcast"): [1, True], ("net", "udp_join_multicast"): [1, "224.0.0.251"],
         ("vcs", "put_blob"): ["x"], ("vcs", "get_blob"): ["0" * 64], ("vcs", "has_blob"): ["0" * 64],
         ("vcs", "ref_set"): ["ns", "k", "ab"], ("vcs", "ref_get"): ["ns", "k"],
+        ("net", "serve_fn"): [0, _closure], ("net", "serve_fn_with"): [0, _closure, SERVE_OPTS],
+        ("net", "serve_routed"): [0, [("GET", "/x", _closure)], _closure],
+        ("net", "serve_routed_with"): [0, [], _closure, SERVE_OPTS],
+        ("net", "serve_with"): [0, "h", SERVE_OPTS], ("net", "default_opts"): [],
+        ("tls", "from_pem_files"): [f"{d}/cert.pem", f"{d}/key.pem"],
+        ("tls", "self_signed"): ["localhost"],
         ("agent", "call_mcp"): ["true", "t", "{}"], ("agent", "local_complete"): ["hi"],
         ("agent", "cloud_complete"): ["hi"], ("agent", "send_a2a"): [url, "hi"],
         ("redis", "connect"): ["redis://127.0.0.1:1/0"], ("redis", "close"): [1],
@@ -311,6 +317,11 @@ def _samples(d: str) -> dict:
 
 
 OPTS0 = {"cwd": NONE, "env": Map(), "stdin": NONE}
+SERVE_OPTS = {"http2": False, "inline_vm": False, "host": "127.0.0.1"}
+
+
+def _closure(h, req):  # a closure value for the closure servers
+    return {"body": "x"}
 
 
 def _outcome(h, kind, op, args) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 import time
 
@@ -41,9 +42,21 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def _session_kids() -> set:
+    """The session's own servers (conftest's redis_server / postgres_server,
+    children of this process for the whole run): not this file's children."""
+    for mod in list(sys.modules.values()):
+        kids = getattr(mod, "_SESSION_KIDS", None)
+        if isinstance(kids, set) and (getattr(mod, "__file__", None) or "").endswith("conftest.py"):
+            return kids
+    return set()
+
+
 def my_children() -> list:
-    """(pid, state) of every process whose parent is this one."""
+    """(pid, state) of every process whose parent is this one (the session's
+    servers aside)."""
     me = os.getpid()
+    skip = _session_kids()
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -53,7 +66,7 @@ def my_children() -> list:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == me:
+        if int(fields[1]) == me and int(pid) not in skip:
             out.append((int(pid), fields[0]))
     return out
 

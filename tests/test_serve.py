@@ -125,7 +125,9 @@ def test_get_and_post_reach_the_handler(make_handler, capfd):
         r = requests.post(url(port, "/widgets"), data="hello-payload", timeout=T)
         assert (r.status_code, r.text) == (201, "got: hello-payload")
     get = seen[0]
-    assert list(get) == ["method", "path", "query", "body", "headers"]
+    # the reference's build_request_value: path_params on every server's request
+    assert list(get) == ["method", "path", "query", "body", "headers", "path_params"]
+    assert get["path_params"] == Map()
     assert get["path"] == "/hello" and get["query"] == "a=1&b=%20x" and get["body"] == ""
     assert isinstance(get["headers"], Map)
     assert get["headers"]["x-test"] == "yes" and get["headers"]["host"] == f"127.0.0.1:{port}"

@@ -26,6 +26,10 @@ object with exactly one ``$`` key (``$variant`` also takes ``args``):
                                the invalid bare ``NaN`` / ``Infinity``)
 ``{"$record": {..}}``          a Record with a key starting with ``$``: its
                                keys are taken literally, never as tags
+``{"$closure": <any JSON>}``   a closure of the peer's (``lexfast host``): an
+                               opaque :class:`PeerClosure` holding the JSON the
+                               peer chose, written back as it came; calling it
+                               asks the peer (``lexfast.cli.command``)
 =============================  ==============================================
 
 So the rule a reader needs is short: *an object with a key starting with
@@ -64,6 +68,30 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
 _FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+class PeerClosure:
+    """A closure value the peer passed (``{"$closure": token}``): opaque to
+    the handler, which only hands it back to the peer to call. ``token`` is
+    the JSON the peer chose to name it by (already parsed, never decoded)."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token) -> None:
+        self.token = token
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PeerClosure) and _canonical(other.token) == _canonical(self.token)
+
+    def __hash__(self) -> int:
+        return hash(_canonical(self.token))
+
+    def __repr__(self) -> str:
+        return f"<closure {_short(self.token)}>"
+
+
+def _canonical(token) -> str:
+    return json.dumps(token, sort_keys=True, separators=(",", ":"))
 
 
 class CodecError(ValueError):
@@ -227,6 +255,8 @@ def _to(v, depth: int):
              "values": [_to(x, d) if dtype != "Utf8" or x is None else _check_str(x)
                         for x in values]}
             for name, dtype, values, nullable in v.fields_and_columns()]}}
+    if isinstance(v, PeerClosure):
+        return {"$closure": v.token}
     if isinstance(v, Variant):
         name = v.name
         if not isinstance(name, str) or not name:
@@ -368,6 +398,8 @@ def _from_tagged(tag: str, o: dict, d: int):
         return Deque([_from(x, d) for x in body])
     if tag == "$arrow_table":
         return _table_from(body)
+    if tag == "$closure":
+        return PeerClosure(body)
     if tag == "$float":
         f = _FLOAT_TAGS.get(body) if type(body) is str else None
         if f is None:
@@ -471,5 +503,5 @@ def _first_line(e: BaseException) -> str:
     return s[0] if s else type(e).__name__
 
 
-__all__ = ["CodecError", "MAX_DEPTH", "decode", "dumps_json", "encode", "from_json",
+__all__ = ["CodecError", "MAX_DEPTH", "PeerClosure", "decode", "dumps_json", "encode", "from_json",
            "parse_json", "to_json"]

@@ -44,6 +44,11 @@ peer's answer line ``{"approval": N, "answer": "text"}`` (approved) or
 ``{"approval": N, "deny": "reason"}``; requests the peer sends meanwhile are
 kept and answered after it, in order.
 
+In ``host`` mode a closure is the peer's ``{"$closure": TOKEN}`` value and
+the closure hook asks the peer: ``{"call": N, "closure": TOKEN, "args":
+[..]}`` out, ``{"call": N, "ok": value}`` or ``{"call": N, "error": msg}``
+back within ``--closure-timeout`` (:class:`PeerClosures`).
+
 ``io.readline`` reads stdin only under ``run FILE``; where stdin carries the
 requests (``run -``, ``host``) it is at end of input, so a program can never
 read (or swallow) a request line. ``lexfast run FILE -- a b`` gives the
@@ -322,39 +327,74 @@ class FramedPrintSink:
 class _Lines:
     """The request stream's lines, numbered: ``(lineno, line, too_long)``.
     Lines read ahead while an approval waits for the peer's answer are kept
-    (bounded) and come out of the iterator first, in order."""
+    (bounded) and come out of the iterator first, in order.
+
+    Every read holds ``baton`` (the loop, an approval waiting, a closure call
+    waiting on a server's worker: one reader at a time), and each line read
+    goes first to ``intercept`` (the closure calls' answers), which may
+    consume it."""
 
     #: lines kept while an approval waits (count, bytes)
     MAX_DEFERRED = 10_000
     MAX_DEFERRED_BYTES = 64 << 20
 
     def __init__(self, stream, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
         self._source = _read_lines(stream, limit)
         self._deferred: list = []
         self._deferred_bytes = 0
         self._lineno = 0
+        self.baton = threading.RLock()
+        self.intercept = None
+        self.ended = False
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if self._deferred:
-            item = self._deferred.pop(0)
-            self._deferred_bytes -= len(item[1])
-            return item
-        return self.read_ahead_or_stop()
-
-    def read_ahead_or_stop(self):
-        line, too_long = next(self._source)
-        self._lineno += 1
-        return self._lineno, line, too_long
-
-    def read_ahead(self):
-        """The next line from the stream itself, or None at its end."""
-        try:
+        with self.baton:
+            if self._deferred:
+                item = self._deferred.pop(0)
+                self._deferred_bytes -= len(item[1])
+                return item
             return self.read_ahead_or_stop()
+
+    def read_ahead_or_stop(self, timeout: float | None = None):
+        with self.baton:
+            while True:
+                if timeout is not None:
+                    wait = getattr(self._stream, "wait_line", None)
+                    if wait is not None and not wait(timeout, self._limit + 1):
+                        return _NO_LINE_YET
+                try:
+                    line, too_long = next(self._source)
+                except StopIteration:
+                    self.ended = True
+                    raise
+                self._lineno += 1
+                item = (self._lineno, line, too_long)
+                if self.intercept is not None and self.intercept(item):
+                    continue
+                return item
+
+    def read_ahead(self, timeout: float | None = None):
+        """The next line from the stream itself, or None at its end (or
+        ``_NO_LINE_YET`` when ``timeout`` passed first)."""
+        try:
+            return self.read_ahead_or_stop(timeout)
         except StopIteration:
             return None
+
+    def next_line(self, timeout: float):
+        """A closure call's read: a kept line first, else the stream's next
+        (None at its end, ``_NO_LINE_YET`` after ``timeout``)."""
+        with self.baton:
+            if self._deferred:
+                item = self._deferred.pop(0)
+                self._deferred_bytes -= len(item[1])
+                return item
+            return self.read_ahead(timeout)
 
     def defer(self, item) -> bool:
         """Keep ``item`` for the loop; False when the buffer is full."""
@@ -364,6 +404,62 @@ class _Lines:
         self._deferred.append(item)
         self._deferred_bytes += len(item[1])
         return True
+
+
+_NO_LINE_YET = object()
+
+
+class _FdStream:
+    """``lexfast host``'s stdin read from its descriptor with a buffer of our
+    own, so a reader can wait for a whole line with a timeout (``select``)
+    and a closure call waiting on the peer stays bounded."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buf = bytearray()
+        self._eof = False
+        self._scanned = 0  # no newline in _buf[:_scanned]
+
+    def _fill(self) -> None:
+        data = os.read(self._fd, 1 << 16)
+        if data:
+            self._buf += data
+        else:
+            self._eof = True
+
+    def _ready(self, n: int) -> bool:
+        if self._eof or len(self._buf) >= n:
+            return True
+        if self._buf.find(b"\n", self._scanned, n) >= 0:
+            return True
+        self._scanned = len(self._buf)
+        return False
+
+    def wait_line(self, timeout: float, n: int) -> bool:
+        """Whether a line (or ``n`` bytes, or the end) is buffered within ``timeout``."""
+        import select
+        deadline = time.monotonic() + timeout
+        while not self._ready(n):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                readable, _, _ = select.select([self._fd], [], [], left)
+            except InterruptedError:
+                continue
+            if readable:
+                self._fill()
+        return True
+
+    def readline(self, n: int) -> bytes:
+        while not self._ready(n):
+            self._fill()
+        end = self._buf.find(b"\n", 0, n)
+        take = end + 1 if end >= 0 else min(n, len(self._buf))
+        out = bytes(self._buf[:take])
+        del self._buf[:take]
+        self._scanned = 0
+        return out
 
 
 def serve(handler, stream, max_line: int = MAX_LINE_BYTES, progress=None,
@@ -450,6 +546,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--approval", choices=("refuse", "prompt", "peer"), default="refuse",
                    help="who answers approval.request: nobody (refuse, the default), "
                    "the terminal (prompt: run FILE only) or the peer (peer: host only)")
+    p.add_argument("--closure-timeout", metavar="SECONDS", type=float,
+                   default=CLOSURE_TIMEOUT_S,
+                   help="host: how long a closure call (net.serve_fn's handler, ...) waits "
+                   f"for the peer's answer (default {CLOSURE_TIMEOUT_S:g})")
     p.add_argument("--no-confine", action="store_true",
                    help="run children (proc, process, MCP servers) without the kernel "
                    "confinement (Landlock, seccomp) derived from the policy")
@@ -473,7 +573,7 @@ one reply line each, id echoed:
    ProtocolError, + effect/path/host/cmd/requested/used/ceiling/line where set}
 values: JSON as itself (object = Record), else {"$bytes": base64}, {"$tuple": [..]},
   {"$map": [[k, v], ..]}, {"$variant": name, "args": [..]}, {"$float": "nan"|"inf"|"-inf"},
-  {"$record": {..}} (a Record with $-keys)
+  {"$record": {..}} (a Record with $-keys), {"$closure": any} (host: the peer's closure)
 """
 
 _POLICY_HELP = """policy flags (as `lex run`; default: nothing granted):
@@ -539,7 +639,9 @@ class PeerApprovalSink:
         self._n = 0
 
     def __call__(self, scope: str, reason: str):
-        with self._lock:  # one approval at a time owns the stream
+        # one approval at a time owns the stream (the baton: a closure call
+        # waiting meanwhile must not read the approval's answer)
+        with self._lock, self._lines.baton:
             self._n += 1
             n = self._n
             self._out.line(dumps_json({"approval": n, "scope": scope, "reason": reason}))
@@ -584,6 +686,140 @@ class PeerApprovalSink:
         return err(req["deny"] or _DENIED)
 
 
+# -- closures (lexfast host) ---------------------------------------------------
+
+#: how long a closure call waits for the peer's answer by default (seconds)
+CLOSURE_TIMEOUT_S = 60.0
+_CALL_KEYS = frozenset(("call", "ok", "error"))
+
+
+class _Call:
+    __slots__ = ("event", "value", "error")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.value = None
+        self.error: str | None = None
+
+
+class PeerClosures:
+    """``lexfast host``'s closure hook (``DefaultHandler(invoke=...)``): a
+    closure is the peer's ``{"$closure": token}`` value; calling it writes
+    ``{"call": N, "closure": token, "args": [..]}`` to stdout and waits (at
+    most ``timeout`` seconds) for ``{"call": N, "ok": value}`` or ``{"call":
+    N, "error": "message"}``. While it waits, the request lines the peer
+    sends (the closure's own effects) are answered on the calling fork, so
+    the peer can run the closure's body; several calls may wait at once (a
+    server's workers), each answer goes to its own call."""
+
+    def __init__(self, lines: _Lines, out: _Out, timeout: float = CLOSURE_TIMEOUT_S) -> None:
+        self._lines = lines
+        self._out = out
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._n = 0
+        self._pending: dict[int, _Call] = {}
+        lines.intercept = self._intercept
+
+    def __call__(self, closure, handler, args):
+        from .codec import PeerClosure
+        if not isinstance(closure, PeerClosure):
+            raise EffectError("lexfast host: a closure must be the peer's "
+                              f'{{"$closure": ...}} value, got {type(closure).__name__}')
+        try:
+            wire_args = [to_json(a) for a in args]
+        except CodecError as e:
+            raise EffectError(f"closure call: an argument cannot be written as JSON: {e}") from None
+        call = _Call()
+        with self._lock:
+            self._n += 1
+            n = self._n
+            self._pending[n] = call
+        try:
+            self._out.line(dumps_json({"call": n, "closure": closure.token, "args": wire_args}))
+            self._wait(n, call, handler)
+        finally:
+            with self._lock:
+                self._pending.pop(n, None)
+        if call.error is not None:
+            raise EffectError(call.error)
+        return call.value
+
+    def _wait(self, n: int, call: _Call, handler) -> None:
+        lines = self._lines
+        deadline = time.monotonic() + self._timeout
+        while not call.event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                call.error = (f"closure call {n}: the peer did not answer within "
+                              f"{self._timeout:g} s")
+                return
+            if lines.ended:
+                call.error = f"closure call {n}: the peer closed its input without answering"
+                # nobody is left to answer closures: the session's servers stop
+                # (the loop then ends at the same end of input)
+                handler.shutdown()
+                return
+            if not lines.baton.acquire(timeout=min(left, 0.05)):
+                continue
+            try:
+                if call.event.is_set():
+                    return
+                item = lines.next_line(min(left, 0.25))
+            finally:
+                lines.baton.release()
+            if item is _NO_LINE_YET or item is None:
+                continue
+            # the peer running the closure's body: its effects, on this fork
+            lineno, line, too_long = item
+            try:
+                if too_long:
+                    resp = _dump(_error(f"line longer than {lines._limit} bytes",
+                                        "ProtocolError", line=lineno))
+                else:
+                    resp = respond(handler, line, lineno)
+            except Exception as e:  # noqa: BLE001 - a bug for this line only
+                resp = _internal_error(e, lineno)
+            if resp is not None:
+                self._out.line(resp)
+
+    def _intercept(self, item) -> bool:
+        """Take an answer line ``{"call": N, ...}`` off the stream."""
+        lineno, line, too_long = item
+        if too_long or b'"call"' not in line:
+            return False
+        try:
+            msg = parse_json(line.decode("utf-8"))
+        except (UnicodeDecodeError, CodecError):
+            return False
+        if type(msg) is not dict or "call" not in msg or "kind" in msg or "budget" in msg:
+            return False
+        n = msg["call"]
+        problem = None
+        with self._lock:
+            call = self._pending.get(n) if type(n) is int else None
+        if call is None:
+            problem = f"no closure call {one_line(str(n))[:40]} is waiting"
+        elif not set(msg) <= _CALL_KEYS or len(msg) != 2:
+            problem = ('a closure answer is {"call": N, "ok": value} or '
+                       '{"call": N, "error": "message"}')
+        elif "error" in msg:
+            if type(msg["error"]) is not str:
+                problem = "`error` must be a string"
+            else:
+                call.error = f"closure call {n} failed in the peer: {msg['error']}"
+        else:
+            try:
+                call.value = from_json(msg["ok"])
+            except CodecError as e:
+                call.error = f"closure call {n}: the peer's answer is not a Lex value: {e}"
+        if problem is not None:
+            self._out.line(_dump(_error(problem, "ProtocolError", line=lineno)))
+        else:
+            call.event.set()
+        return True
+
+
 def _parsers():
     top = argparse.ArgumentParser(
         prog="lexfast", description="The Lex effect handler: dispatch JSON-lines effect "
@@ -608,7 +844,10 @@ def _parsers():
                           "io.print (`io.print: TEXT` lines, line breaks escaped) and "
                           "logs go to stderr. With --approval peer, approval.request writes "
                           '{"approval": N, "scope": .., "reason": ..} and waits for '
-                          '{"approval": N, "answer": str} or {"approval": N, "deny": str}.',
+                          '{"approval": N, "answer": str} or {"approval": N, "deny": str}. '
+                          'A closure is {"$closure": TOKEN}; calling it writes '
+                          '{"call": N, "closure": TOKEN, "args": [..]} and waits for '
+                          '{"call": N, "ok": value} or {"call": N, "error": str}.',
 
                           epilog=_POLICY_HELP, formatter_class=fmt)
     _common(host)
@@ -833,6 +1072,8 @@ def _confinement() -> dict:
 def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
     if ns.max_line_bytes < 1:
         parser.error(f"--max-line-bytes must be at least 1, got {ns.max_line_bytes}")
+    if not 0 < ns.closure_timeout <= 86400:
+        parser.error(f"--closure-timeout must be in (0, 86400] seconds, got {ns.closure_timeout}")
     read_root = None
     if ns.read_root is not None:
         if not os.path.isdir(ns.read_root):
@@ -893,7 +1134,14 @@ def _run(mode: str, ns, policy: Policy, parser, program_args=()) -> int:
     handler.with_program_args(program_args)
     if stdin_is_requests:  # io.readline must never read (or swallow) a request
         handler.with_input(io.BytesIO())
+    if mode == "host" and stream is getattr(sys.stdin, "buffer", None):
+        try:
+            stream = _FdStream(sys.stdin.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
     lines = _Lines(stream, ns.max_line_bytes)
+    if mode == "host":
+        handler.with_invoke(PeerClosures(lines, out, ns.closure_timeout))
     if ns.approval == "prompt":
         handler.with_approval_sink(PromptApprovalSink(handler))
     elif ns.approval == "peer":

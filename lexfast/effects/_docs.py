@@ -379,14 +379,65 @@ EFFECT_DOCS: dict[tuple[str, str], tuple[str, str]] = {
     ("net", "serve"): (
         "net.serve(port: Int, handler_name: Str) -> Unit",
         "Blocks serving HTTP on 127.0.0.1:port; each request calls the VM's `handler_name` "
-        "with `{method, path, query, body}` and a returned record gives `status` (default 200) "
-        "and `body` (default `\"\"`). Needs a `runner`. Port outside 0..=65535 HARD "
+        "with `{method, path, query, body, headers, path_params}` and a returned record gives "
+        "`status` (default 200), `body` (default `\"\"`; Str, Bytes, `BodyStr`, or a streamed "
+        "`BodyStream`/`BodyBytes` as in `net.serve_fn`) and `headers`. Needs a `runner`. Port outside 0..=65535 HARD "
         "`net.serve(port, handler): port must be Int 0..=65535`; bind failure HARD "
         "`net.serve bind {port}: {e}`. Bounded by `Limits.serve_threads`, "
         "`request_body_bytes`, `serve_idle_s`; stops on `handler.shutdown()`."),
     ("net", "serve_tls"): (
         "net.serve_tls(port: Int, cert_path: Str, key_path: Str, handler_name: Str) -> Unit",
         "`net.serve` over TLS; cert and key are read only inside `--allow-fs-read`."),
+    ("net", "serve_fn"): (
+        "net.serve_fn(port: Int, handler: (Request) -> Response) -> Unit",
+        "`net.serve` with a closure: each request calls `handler` through the VM's closure "
+        "hook (`DefaultHandler(invoke=...)`; in `lexfast host` the peer is asked) on a fresh "
+        "fork; the request's `path_params` is an empty Map. The body may be a Str, "
+        "Bytes, `BodyStr(s)`, or `BodyStream(iter)` / `BodyBytes(iter)` (an `Iter` of Str / "
+        "of Bytes or List[Int]; `iter.from_list`, `iter.unfold`, a stream): sent chunked, "
+        "pulled one item at a time on the worker, stopped when the client leaves or reads "
+        "nothing for `serve_idle_s`. Binds 127.0.0.1. Not a closure HARD "
+        "`net.serve_fn(port, handler): handler must be a closure`; no hook HARD naming "
+        "`DefaultHandler(invoke=...)`; otherwise as `net.serve`."),
+    ("net", "serve_fn_with"): (
+        "net.serve_fn_with(port: Int, handler: (Request) -> Response, opts: ServeOpts) -> Unit",
+        "`net.serve_fn` with `ServeOpts` `{http2, inline_vm, host, tls?}`: `host` an IP "
+        "literal, loopback always allowed, any other only when named in `--allow-net-host` "
+        "(HARD PolicyDenied; an empty list does not widen a listener); `tls` a `TlsConfig` "
+        "(HTTPS); `http2` is noted on stderr and served as HTTP/1.1; `inline_vm` ignored. A "
+        "bad field HARD `opts.http2 must be Bool` (and so on); an unknown field HARD."),
+    ("net", "serve_routed"): (
+        "net.serve_routed(port: Int, routes: List[(Str, Str, (Request) -> Response)], "
+        "fallback: (Request) -> Response) -> Unit",
+        "`net.serve_fn` that picks the closure per request: the first route whose method "
+        "(case-insensitive; `*` any) and pattern match (segment by segment, `:name` binds "
+        "`path_params[name]`, the count must match: a trailing slash matters), else "
+        "`fallback` with empty `path_params`. Routes are checked before binding: HARD "
+        "`net.serve_routed: route #i must be a (method, pattern, handler) 3-tuple`, "
+        "`... path pattern must start with '/'`, `... must have a name`; at most 1024."),
+    ("net", "serve_routed_with"): (
+        "net.serve_routed_with(port: Int, routes: List[(Str, Str, (Request) -> Response)], "
+        "fallback: (Request) -> Response, opts: ServeOpts) -> Unit",
+        "`net.serve_routed` with `ServeOpts` (as `net.serve_fn_with`)."),
+    ("net", "serve_with"): (
+        "net.serve_with(port: Int, handler_name: Str, opts: ServeOpts) -> Unit",
+        "`net.serve` (by name, through the `runner`) with `ServeOpts` (as `net.serve_fn_with`)."),
+    ("net", "default_opts"): (
+        "net.default_opts() -> ServeOpts",
+        "`{http2: false, inline_vm: false, host: \"127.0.0.1\"}`: pure, as in the reference, "
+        "which answers host `0.0.0.0` (servers bind loopback here unless a host is named)."),
+    ("tls", "from_pem_files"): (
+        "tls.from_pem_files(cert_path: Str, key_path: Str) -> Result[TlsConfig, Str]",
+        "Reads a PEM certificate chain and key as `net.serve_tls` does (inside "
+        "`--allow-fs-read`, regular files, at most 1 MiB) and checks they pair; the value is "
+        "the handle `__TlsConfig(\"tls_N\")` (the key stays in the session, never in a value, "
+        "trace or log; 256 per session). Outside the scope, unreadable, invalid or encrypted "
+        "SOFT `Err(\"tls.from_pem_files: ...\")`."),
+    ("tls", "self_signed"): (
+        "tls.self_signed(hostname: Str) -> Result[TlsConfig, Str]",
+        "A fresh P-256 key and a self-signed certificate for `hostname` (DNS name or IP, in "
+        "its subjectAltName; valid 90 days), as a `TlsConfig` handle. Pure. An empty or "
+        "non-ASCII hostname SOFT `Err`; a non-Str HARD."),
     ("net", "serve_ws"): (
         "net.serve_ws(port: Int, on_message: Str) -> Unit",
         "Blocks serving WebSocket rooms (the path without its `/`); each text frame calls "

@@ -28,7 +28,11 @@ client smuggle a second request past it. Here
   ``grace`` seconds to finish and their answers are still written.
 
 The program's answer goes out as one write, head and body; 1xx, 204 and 304
-answers and every answer to HEAD carry no body.
+answers and every answer to HEAD carry no body. A streamed body (an app
+answer whose payload is not ``bytes`` but has ``pull()``/``close()``) goes
+out chunked (close-delimited to HTTP/1.0 clients), one chunk written on the
+loop before the worker pulls the next, so a client that stops reading holds
+one chunk and the transport's buffer, and is cut after ``serve_idle_s``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ import socket
 import threading
 import time
 from http import HTTPStatus
+
+from ._common import exc_text
 
 _log = logging.getLogger("lexfast.serve")
 
@@ -124,6 +130,30 @@ def build_response(status: int, payload: bytes, extra, head_only: bool, keep: bo
     parts.append(b"\r\n")
     parts.append(payload)
     return b"".join(parts)
+
+
+def stream_head(status: int, extra, keep: bool, http10: bool) -> bytes:
+    """The head of a streamed answer: chunked (HTTP/1.1), or delimited by
+    the close (HTTP/1.0). ``extra`` as for :func:`build_response`."""
+    parts = [status_line(status)]
+    if status not in _NO_BODY_STATUS:
+        if not http10:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+    has_type = False
+    for k, v in extra or ():
+        if not has_type and k.lower() == b"content-type":
+            has_type = True
+        parts.append(k + b": " + v + b"\r\n")
+    if not has_type and status not in _NO_BODY_STATUS:
+        parts.append(b"Content-Type: text/plain; charset=utf-8\r\n")
+    if not keep:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def _exc_line(e: BaseException) -> str:
+    return exc_text(e).replace("\r", " ").replace("\n", " ")[:300]
 
 
 class Head:
@@ -243,7 +273,8 @@ _IDLE, _HEAD, _BODY, _CHUNK_SIZE_STATE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _BUS
 
 class _Conn(asyncio.Protocol):
     __slots__ = ("front", "transport", "buf", "state", "deadline", "head", "body", "need",
-                 "trailer_bytes", "write_paused", "pending_resume", "scanned", "chunks")
+                 "trailer_bytes", "write_paused", "pending_resume", "scanned", "chunks",
+                 "drain_waiters")
 
     def __init__(self, front: Front) -> None:
         self.front = front
@@ -259,6 +290,7 @@ class _Conn(asyncio.Protocol):
         self.chunks = 0
         self.write_paused = False
         self.pending_resume = False
+        self.drain_waiters: list = []  # a streaming worker's events: set once written out
 
     # asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -310,12 +342,19 @@ class _Conn(asyncio.Protocol):
         self.front.conns.pop(self, None)
         self.buf = bytearray()
         self.body = bytearray()
+        self._wake_writers()
 
     def pause_writing(self) -> None:
         self.write_paused = True
 
+    def _wake_writers(self) -> None:
+        waiters, self.drain_waiters = self.drain_waiters, []
+        for ev in waiters:
+            ev.set()
+
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._wake_writers()
         if self.pending_resume:
             self.pending_resume = False
             self._next()
@@ -484,15 +523,77 @@ class _Conn(asyncio.Protocol):
         except BaseException as e:  # noqa: BLE001 - a 500, the server keeps serving
             status, payload, extra = 500, f"internal error: {type(e).__name__}".encode(), None
         keep = head.keep
+        if not isinstance(payload, bytes):
+            self._stream(head, status, payload, extra)
+            return
         data = build_response(status, payload, extra, head.method == b"HEAD", keep,
                               head.version == b"0")
         _call_soon(self.front.loop, self.respond, data, keep)
+
+    # -- a streamed body (BodyStream / BodyBytes): pulled chunk by chunk on
+    # this worker, each written on the loop before the next is pulled, so at
+    # most one chunk plus the transport's high-water mark is held; a client
+    # that stops reading for serve_idle_s, or leaves, ends the pulling.
+    def _stream(self, head: Head, status: int, chunks, extra) -> None:
+        front = self.front
+        http10 = head.version == b"0"
+        keep = head.keep and not http10  # HTTP/1.0: the body ends at close
+        try:
+            first = None if head.method == b"HEAD" else chunks.pull()
+        except BaseException as e:  # noqa: BLE001 - nothing sent yet: a 500
+            chunks.close()
+            data = build_response(500, f"internal error: {_exc_line(e)}".encode("utf-8", "replace"),
+                                  None, head.method == b"HEAD", head.keep, http10)
+            _call_soon(front.loop, self.respond, data, head.keep)
+            return
+        try:
+            if not self._push(stream_head(status, extra, keep, http10)):
+                return
+            if head.method == b"HEAD" or status in _NO_BODY_STATUS:
+                _call_soon(front.loop, self.respond, b"", keep)
+                return
+            chunk = first
+            while chunk is not None:
+                if chunk:
+                    framed = chunk if http10 else b"%x\r\n%s\r\n" % (len(chunk), chunk)
+                    if not self._push(framed):
+                        return
+                chunk = chunks.pull()
+        except BaseException as e:  # noqa: BLE001 - mid-body: cut short, never a clean end
+            _log.warning("%s: streamed body failed: %s", front.label, _exc_line(e))
+            _call_soon(front.loop, self.expire)
+            return
+        finally:
+            chunks.close()
+        _call_soon(front.loop, self.respond, b"" if http10 else b"0\r\n\r\n", keep)
+
+    def _push(self, data: bytes) -> bool:
+        """Write ``data`` on the loop and wait until the transport took it
+        (below its high-water mark); False when the connection is gone or
+        the client read nothing for ``serve_idle_s``."""
+        ev = threading.Event()
+        _call_soon(self.front.loop, self._write_chunk, data, ev)
+        if not ev.wait(self.front.idle_s):
+            _call_soon(self.front.loop, self.expire)
+            return False
+        return self.state != _CLOSED
+
+    def _write_chunk(self, data: bytes, ev: threading.Event) -> None:
+        if self.state == _CLOSED:
+            ev.set()
+            return
+        self.transport.write(data)
+        if self.write_paused:
+            self.drain_waiters.append(ev)
+        else:
+            ev.set()
 
     def respond(self, data: bytes, keep: bool) -> None:
         """On the loop: write a worker's answer, then serve the next request."""
         if self.state == _CLOSED:
             return
-        self.transport.write(data)
+        if data:
+            self.transport.write(data)
         if not keep or self.front.closing:
             self.state = _CLOSED
             self.transport.close()

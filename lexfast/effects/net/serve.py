@@ -3,9 +3,13 @@
 Each request runs ``runner(program, fork, handler_name, [request])`` on a
 worker of a bounded pool (``limits.serve_threads``) with ``fork = h.fork()``,
 so requests share the session's budget pool and handles and nothing else.
-The request is the record ``{method, path, query, body, headers}`` (headers: a
-``Map`` with lower-cased names, beyond the reference); the response is the
-record ``{status, body, headers?}``. A non-record, an ``EffectError`` or any
+The request is the record ``{method, path, query, body, headers, path_params}``
+(headers: a ``Map`` with lower-cased names; ``path_params`` an empty ``Map``
+here, filled by ``net.serve_routed``); the response is the
+record ``{status, body, headers?}``, the body a Str, Bytes, ``BodyStr(s)``, or
+``BodyStream(iter)`` / ``BodyBytes(iter)``: a :class:`BodyChunks` the front
+pulls and sends chunked (shared with ``net.serve_fn``, :mod:`.serve_fn`). A
+non-record, an ``EffectError`` or any
 exception (``SystemExit`` and ``KeyboardInterrupt`` included: the runner runs
 on a worker) is a 500 ``internal error: ...`` and the server keeps serving.
 
@@ -73,12 +77,13 @@ def _listening_state(session) -> _Listening:
     return session.state("serve", lambda _session: _Listening())
 
 
-def announce(h, label: str, scheme: str, port: int) -> None:
+def announce(h, label: str, scheme: str, port: int, host: str = "127.0.0.1") -> None:
     """Print the reference's listening line and record the port."""
     # Whole, under the stderr lock: prints (StderrSink, the command's) are
     # framed `io.print: ...` and log lines start `[` or `{`, so a line that
     # starts `net.serve: listening on` is this one.
-    write_stderr(f"{label}: listening on {scheme}://127.0.0.1:{port}\n")
+    shown = f"[{host}]" if ":" in host else host
+    write_stderr(f"{label}: listening on {scheme}://{shown}:{port}\n")
     st = _listening_state(h.session)
     with st.cond:
         st.ports.append((scheme, port))
@@ -129,14 +134,16 @@ def check_port(args, what: str) -> int:
     raise EffectError(f"{what}: port must be Int 0..=65535")
 
 
-def bind_listener(port: int, label: str) -> socket.socket:
-    """A listening TCP socket on 127.0.0.1 (never any other address)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def bind_listener(port: int, label: str, host: str = "127.0.0.1") -> socket.socket:
+    """A listening TCP socket on 127.0.0.1, or on ``host`` (an IP literal
+    the caller has checked against the policy: ``ServeOpts.host``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         if port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", port))
+        sock.bind((host, port))
         sock.listen(LISTEN_BACKLOG)
     except OSError as e:
         sock.close()
@@ -165,46 +172,65 @@ def block_until_shutdown(h, alive=None) -> None:
 
 # -- the program's side of a request ---------------------------------------------
 
-def _make_app(h, name: str):
-    """What a worker runs for one complete request: the request record, the
-    program's call on a fork, its answer unpacked (``front.Front``'s app)."""
-    ctx = (h, h.session.program, h.session.runner, name)
+def parse_target(target: bytes) -> tuple[str, str]:
+    """``(path, query)`` of a request target (origin- or absolute-form)."""
+    uri = target.decode("ascii", "replace")
+    if not uri.startswith("/") and "://" in uri:
+        # absolute-form (RFC 9112 3.2.2): the path is what follows the authority
+        rest = uri.partition("://")[2]
+        slash = rest.find("/")
+        query_at = rest.find("?")
+        if slash < 0 or (0 <= query_at < slash):
+            uri = "/" + (rest[query_at:] if query_at >= 0 else "")
+        else:
+            uri = rest[slash:]
+    path, _, query = uri.partition("?")
+    return path, query
+
+
+def request_record(method: bytes, target: bytes, headers: dict, raw: bytes) -> dict:
+    """The request record ``{method, path, query, body, headers,
+    path_params}`` (``path_params`` empty unless ``net.serve_routed`` fills it,
+    as in the reference)."""
+    path, query = parse_target(target)
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        body = ""  # the reference's rule for a non-UTF-8 body
+    return {"method": method.decode("ascii").upper(), "path": path,
+            "query": query, "body": body, "headers": Map(headers), "path_params": Map()}
+
+
+def make_app(h, call, label: str):
+    """What a worker runs for one complete request (``front.Front``'s app):
+    the request record, ``call(fork, request)`` on a fresh fork (the
+    program's function or closure), its answer unpacked."""
 
     def app(method: bytes, target: bytes, headers: dict, raw: bytes):
-        uri = target.decode("ascii", "replace")
-        if not uri.startswith("/") and "://" in uri:
-            # absolute-form (RFC 9112 3.2.2): the path is what follows the authority
-            rest = uri.partition("://")[2]
-            slash = rest.find("/")
-            query_at = rest.find("?")
-            if slash < 0 or (0 <= query_at < slash):
-                uri = "/" + (rest[query_at:] if query_at >= 0 else "")
-            else:
-                uri = rest[slash:]
-        path, _, query = uri.partition("?")
+        request = request_record(method, target, headers, raw)
+        fork = h.fork()
         try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            body = ""  # the reference's rule for a non-UTF-8 body
-        request = {"method": method.decode("ascii").upper(), "path": path,
-                   "query": query, "body": body, "headers": Map(headers)}
-        return _call(ctx, request)
+            result = call(fork, request)
+        except BaseException as e:  # noqa: BLE001 - EffectError, BudgetExceeded, a VM error,
+            # even SystemExit or KeyboardInterrupt raised by the program's call: a
+            # 500, and the server keeps serving (the worker is not the main thread)
+            return 500, _text(f"internal error: {exc_text(e)}"), None
+        try:
+            return unpack_response(fork, result, label)
+        except _BadResponse as e:
+            return 500, _text(f"internal error: {e}"), None
 
     return app
 
 
-def _call(ctx, request):
-    h, program, runner, name = ctx
-    try:
-        result = runner(program, h.fork(), name, [request])
-    except BaseException as e:  # noqa: BLE001 - EffectError, BudgetExceeded, a VM error,
-        # even SystemExit or KeyboardInterrupt raised by the program's call: a
-        # 500, and the server keeps serving (the worker is not the main thread)
-        return 500, _text(f"internal error: {exc_text(e)}"), None
-    try:
-        return _unpack(result)
-    except _BadResponse as e:
-        return 500, _text(f"internal error: {e}"), None
+def _make_app(h, name: str):
+    session = h.session
+    program, runner = session.program, session.runner
+
+    def call(fork, request):
+        return runner(program, fork, name, [request])
+
+    return make_app(h, call, "net.serve")
 
 
 def _text(s: str) -> bytes:
@@ -215,9 +241,108 @@ class _BadResponse(Exception):
     pass
 
 
-def _unpack(v):
+# -- streaming bodies -------------------------------------------------------------
+
+#: the reference's iterator representations (lex-bytecode's ``Iter[T]``)
+_ITER_EAGER = "__IterEager"
+_ITER_LAZY = "__IterLazy"
+
+
+class BodyChunks:
+    """A response body pulled one chunk at a time on the worker that answers
+    the request (``BodyStream`` / ``BodyBytes``): the front writes each
+    chunk with chunked framing as it comes and stops pulling (``close()``)
+    when the client goes away or the server stops. A chunk that is not of
+    the body's type raises ``EffectError`` (the front then cuts the
+    connection short: the head is already out)."""
+
+    def __init__(self, h, source, binary: bool, label: str) -> None:
+        self.h = h
+        self.binary = binary
+        self.label = label
+        self.what = "BodyBytes" if binary else "BodyStream"
+        self._next = self._source(source)
+        self.closed = False
+
+    def _source(self, v):
+        from ...kernel import Variant
+        if isinstance(v, (list, tuple)) and not isinstance(v, Variant):
+            items = iter(list(v))
+            return lambda: next(items, _END)
+        if isinstance(v, Variant):
+            name, args = v.name, v.args
+            if name == _ITER_EAGER and len(args) == 2 and isinstance(args[0], (list, tuple)) \
+                    and isinstance(args[1], int) and not isinstance(args[1], bool):
+                items = iter(list(args[0])[max(0, args[1]):])
+                return lambda: next(items, _END)
+            if name == _ITER_LAZY and len(args) == 2:
+                state = [args[0]]
+                step = args[1]
+
+                def lazy():
+                    r = self.h.invoke_closure(step, [state[0]], op=self.label, fork=False)
+                    if isinstance(r, Variant) and r.name == "None" and not r.args:
+                        return _END
+                    if isinstance(r, Variant) and r.name == "Some" and len(r.args) == 1 \
+                            and isinstance(r.args[0], tuple) and len(r.args[0]) == 2:
+                        item, state[0] = r.args[0]
+                        return item
+                    raise EffectError(f"{self.label}: {self.what}: the iterator's step returned "
+                                      f"{debug_repr(r)[:80]}, not Some((item, state)) or None")
+                return lazy
+            if name == "__StreamHandle":
+                def stream():
+                    r = self.h.dispatch("stream", "next", [v])
+                    if isinstance(r, Variant) and r.name == "Some" and len(r.args) == 1:
+                        return r.args[0]
+                    return _END
+                return stream
+        if hasattr(v, "__next__"):  # a VM's own Python iterator
+            return lambda: next(v, _END)
+        raise _BadResponse(f"{self.what} needs an iterator (iter.from_list, iter.unfold, a "
+                           f"stream), got {debug_repr(v)[:80]}")
+
+    def pull(self) -> bytes | None:
+        """The next chunk's bytes (maybe empty), or None at the end."""
+        if self.closed:
+            return None
+        item = self._next()
+        if item is _END:
+            self.close()
+            return None
+        if not self.binary:
+            if isinstance(item, str):
+                return _text(item)
+            raise EffectError(f"{self.label}: BodyStream items must be Str, got "
+                              f"{debug_repr(item)[:80]}")
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return bytes(item)
+        if isinstance(item, list) and all(type(b) is int and 0 <= b <= 255 for b in item):
+            return bytes(item)
+        raise EffectError(f"{self.label}: BodyBytes items must be Bytes or List[Int] of "
+                          f"0..=255, got {debug_repr(item)[:80]}")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        close = getattr(self._next, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001, S110 - a VM iterator's own close
+                pass
+
+
+_END = object()
+
+
+def unpack_response(h, v, label: str = "net.serve"):
     """The reference's ``unpack_response``: a Record's ``status`` (Int, cast
-    to u16; default 200) and ``body`` (Str; default ""), plus ``headers``."""
+    to u16; default 200), ``body`` (Str or Bytes; or the tagged
+    ``BodyStr(s)``, ``BodyStream(iter)``, ``BodyBytes(iter)``; default "")
+    and ``headers``. A streamed body is a :class:`BodyChunks`."""
+    from ...kernel import Variant
     if not isinstance(v, dict) or isinstance(v, Map):
         return 500, _text(f"handler returned non-record: {debug_repr(v)}"), None
     st = v.get("status")
@@ -227,10 +352,15 @@ def _unpack(v):
         if not 200 <= status <= 599:
             raise _BadResponse(f"handler returned invalid status {debug_repr(st)}")
     b = v.get("body")
+    payload: bytes | BodyChunks
     if isinstance(b, str):
         payload = _text(b)
     elif isinstance(b, (bytes, bytearray, memoryview)):
         payload = bytes(b)
+    elif isinstance(b, Variant) and len(b.args) == 1 and b.name == "BodyStr":
+        payload = _text(b.args[0]) if isinstance(b.args[0], str) else b""
+    elif isinstance(b, Variant) and len(b.args) == 1 and b.name in ("BodyStream", "BodyBytes"):
+        payload = BodyChunks(h, b.args[0], b.name == "BodyBytes", label)
     else:
         payload = b""
     extra = None
@@ -256,10 +386,10 @@ def _unpack(v):
 
 # -- TLS from PEM files read inside the scope -----------------------------------
 
-def _read_pem(h, path: str, what: str) -> bytes:
+def read_pem(h, path: str, what: str, label: str = "net.serve_tls") -> bytes:
     found = scoped(path, h.policy.read_roots)
     if found is None:
-        raise PolicyDenied(f"net.serve_tls: read of `{path}` outside --allow-fs-read",
+        raise PolicyDenied(f"{label}: read of `{path}` outside --allow-fs-read",
                            effect="net", path=path)
     resolved, root = found
     try:
@@ -267,37 +397,37 @@ def _read_pem(h, path: str, what: str) -> bytes:
         # files are read (a FIFO or a device like /dev/ptmx blocks forever)
         fd = open_in_scope(resolved, root, os.O_RDONLY | os.O_NONBLOCK)
     except ScopeEscape:
-        raise PolicyDenied(f"net.serve_tls: read of `{path}` outside --allow-fs-read",
+        raise PolicyDenied(f"{label}: read of `{path}` outside --allow-fs-read",
                            effect="net", path=path) from None
     except OSError as e:
-        raise EffectError(f"net.serve_tls: read {what} {path}: {os_error_text(e)}") from None
+        raise EffectError(f"{label}: read {what} {path}: {os_error_text(e)}") from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
         if not stat.S_ISREG(mode):
-            raise EffectError(f"net.serve_tls: read {what} {path}: not a regular file")
+            raise EffectError(f"{label}: read {what} {path}: not a regular file")
         return read_file_bounded(fd, PEM_MAX_BYTES)
     except OverflowError:
-        raise EffectError(f"net.serve_tls: read {what} {path}: larger than "
+        raise EffectError(f"{label}: read {what} {path}: larger than "
                           f"{PEM_MAX_BYTES} bytes") from None
     except OSError as e:
-        raise EffectError(f"net.serve_tls: read {what} {path}: {os_error_text(e)}") from None
+        raise EffectError(f"{label}: read {what} {path}: {os_error_text(e)}") from None
     finally:
         os.close(fd)
 
 
-class _EncryptedKey(Exception):
+class EncryptedKey(Exception):
     pass
 
 
 def _no_password():
     # Called only for an encrypted key. Without a callback OpenSSL would
     # prompt for the passphrase on the controlling terminal (a hang).
-    raise _EncryptedKey
+    raise EncryptedKey
 
 
-def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
+def tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
     """A TLS 1.2+ server context from PEM bytes. ``load_cert_chain`` only
     takes paths: the bytes go through a memfd (or a private 0700 temp dir)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -336,10 +466,16 @@ def _tls_context(cert: bytes, key: bytes) -> ssl.SSLContext:
 # -- the effects -----------------------------------------------------------------
 
 def _serve(h, label: str, port: int, name: str, context: ssl.SSLContext | None):
+    return run_server(h, label, port, _make_app(h, name), context)
+
+
+def run_server(h, label: str, port: int, app, context: ssl.SSLContext | None,
+               host: str = "127.0.0.1", note: str = "", announce_as: str = "net.serve"):
+    """Bind ``host:port``, serve ``app`` on a front until shutdown, stop."""
     session = h.session
-    sock = bind_listener(port, label)
+    sock = bind_listener(port, label, host)
     try:
-        front = Front(sock, _make_app(h, name), session.limits, context, label)
+        front = Front(sock, app, session.limits, context, label)
         front.start()
     except BaseException:
         sock.close()
@@ -347,7 +483,9 @@ def _serve(h, label: str, port: int, name: str, context: ssl.SSLContext | None):
     real_port = sock.getsockname()[1]
     scheme = "https" if context is not None else "http"
     try:
-        announce(h, "net.serve", scheme, real_port)
+        if note:
+            write_stderr(f"{label}: {note}\n")
+        announce(h, announce_as, scheme, real_port, host)
         block_until_shutdown(h, front.alive)
     finally:
         retire(h, scheme, real_port)
@@ -376,11 +514,11 @@ def net_serve_tls(h, args):
     check_path_arg("net.serve_tls", cert_path)
     check_path_arg("net.serve_tls", key_path)
     need_program(h, "net.serve_tls requires a Program reference")
-    cert = _read_pem(h, cert_path, "cert")
-    key = _read_pem(h, key_path, "key")
+    cert = read_pem(h, cert_path, "cert")
+    key = read_pem(h, key_path, "key")
     try:
-        context = _tls_context(cert, key)
-    except _EncryptedKey:
+        context = tls_context(cert, key)
+    except EncryptedKey:
         raise EffectError(f"net.serve_tls bind {port}: invalid certificate or key: "
                           "encrypted keys are not supported") from None
     except (ssl.SSLError, ValueError, OSError) as e:
