@@ -31,6 +31,7 @@
 #ifndef SYS_openat2
 #define SYS_openat2 437 /* the same number on every Linux architecture */
 #endif
+#define LEXFAST_OPENAT2_RETRIES 64
 struct lexfast_open_how {
     uint64_t flags;
     uint64_t mode;
@@ -41,10 +42,17 @@ static inline int lexfast_openat2(int dirfd, const char *path, uint64_t flags, u
                                   uint64_t resolve) {
     struct lexfast_open_how how;
     long r;
+    int tries = 0;
     how.flags = flags;
     how.mode = mode;
     how.resolve = resolve;
-    r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    /* EAGAIN: with RESOLVE_BENEATH/RESOLVE_IN_ROOT the kernel refuses a ".."
+     * step when a rename or mount anywhere raced with the lookup (it cannot
+     * then prove the walk stayed beneath); openat2(2) says to retry. Bounded,
+     * so a lasting EAGAIN (an O_NONBLOCK open of a leased file) still ends. */
+    do {
+        r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    } while (r < 0 && errno == EAGAIN && ++tries < LEXFAST_OPENAT2_RETRIES);
     return r < 0 ? -errno : (int)r;
 }
 #else

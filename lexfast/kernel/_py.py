@@ -11,6 +11,7 @@ import array
 import binascii
 import builtins
 import ctypes
+import errno
 import itertools
 import math
 import os
@@ -924,12 +925,20 @@ def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
     encoded = os.fsencode(path)
     if b"\0" in encoded:
         raise ValueError("embedded null byte")  # C would cut the path there
-    fd = _syscall(_SYS_openat2, ctypes.c_int(dirfd), encoded, ctypes.byref(how),
-                  ctypes.c_size_t(ctypes.sizeof(how)))
-    if fd < 0:
+    # EAGAIN: a rename or mount raced with a ".." step beneath the root;
+    # openat2(2) says to retry (bounded, as the compiled core does)
+    for _ in range(_OPENAT2_RETRIES):
+        fd = _syscall(_SYS_openat2, ctypes.c_int(dirfd), encoded, ctypes.byref(how),
+                      ctypes.c_size_t(ctypes.sizeof(how)))
+        if fd >= 0:
+            return fd
         e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), path)
-    return fd
+        if e != errno.EAGAIN:
+            break
+    raise OSError(e, os.strerror(e), path)
+
+
+_OPENAT2_RETRIES = 64
 
 
 class _OpenHow(ctypes.Structure):
