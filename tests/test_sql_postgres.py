@@ -400,7 +400,22 @@ def test_a_timeout_the_program_lifts_is_still_enforced_by_the_client(pg):
     assert sql(h, "query", k, "SELECT 1 AS one", []) == ok([{"one": 1}])
 
 
-def test_close_interrupts_a_running_call(pg):
+def wait_running(url, query="SELECT pg_sleep(30)", timeout=15.0):
+    """Until another session shows ``query`` active on the server (so a kill
+    or close lands mid-query, not before it starts), bounded."""
+    import psycopg
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, connect_timeout=5, autocommit=True) as c:
+        while True:
+            n = c.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                          "AND query = %s", (query,)).fetchone()[0]
+            if n:
+                return
+            assert time.monotonic() < deadline, f"{query!r} never started"
+            time.sleep(0.02)
+
+
+def test_close_interrupts_a_running_call(pg, postgres_server):
     h, k = pg(sql_timeout_s=20)
     outcome = []
 
@@ -412,7 +427,7 @@ def test_close_interrupts_a_running_call(pg):
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.3)
+    wait_running(postgres_server.url)
     t0 = time.monotonic()
     assert sql(h, "close", k) is None
     t.join(15)
@@ -587,12 +602,12 @@ def test_server_killed_mid_query_then_reopen(make_handler, servers, tmp_path):
         pid = sql(h, "query", k, "SELECT pg_backend_pid() AS p", []).args[0][0]["p"]
         outcome = []
 
-        def run():
-            outcome.append(sql(h.fork(), "query", k, "SELECT pg_sleep(30)", []))
+        def run(handle):
+            outcome.append(sql(h.fork(), "query", handle, "SELECT pg_sleep(30)", []))
 
-        t = threading.Thread(target=run)
+        t = threading.Thread(target=run, args=(k,))
         t.start()
-        time.sleep(0.5)
+        wait_running(server.url)
         t0 = time.monotonic()
         os.kill(pid, signal.SIGKILL)  # the backend dies mid-query; the postmaster restarts
         t.join(15)
@@ -618,12 +633,13 @@ def test_server_killed_mid_query_then_reopen(make_handler, servers, tmp_path):
         # the server stopped outright mid-query: an err too
         k2 = r.args[0]
         outcome.clear()
-        t = threading.Thread(target=run)
+        t = threading.Thread(target=run, args=(k2,))
         t.start()
-        time.sleep(0.3)
+        wait_running(server.url)
         server.stop()
         t.join(15)
         assert not t.is_alive()
+        assert outcome[0].name == "Err" and message(outcome[0]).startswith("sql.query: "), outcome
         assert sql(h, "query", k2, "SELECT 1", []).name == "Err"
         h.close()
     finally:
