@@ -522,59 +522,57 @@ def _sidecar_trouble(path: str):
 _LIMIT_LENGTH, _LIMIT_ATTACHED, _LIMIT_WORKER_THREADS = 0, 7, 11
 
 
-def _setlimit_310(conn):
-    """``Connection.setlimit`` for Python 3.10, which lacks it: SQLite's own
-    ``sqlite3_limit`` on the connection's handle (the first field after the
-    object header in 3.10's ``pysqlite_Connection``; a release build only).
-    Without it the limits above would silently not apply, so an interpreter
-    where the handle cannot be found refuses sql.open instead."""
+def _handle_310(conn, fn_name: str, argtypes: list):
+    """``(sqlite3 function, the connection's sqlite3* handle)`` for Python
+    3.10's ``sqlite3``, which lacks ``setlimit`` and ``sqlite_errorcode``
+    (3.11): the handle is the first field after the object header in 3.10's
+    ``pysqlite_Connection`` (a release build only). ``None`` where it cannot
+    be found."""
     import ctypes
     import sys
-    if sys.version_info[:2] != (3, 10) or hasattr(sys, "gettotalrefcount"):
+    if sys.version_info[:2] != (3, 10) or hasattr(sys, "gettotalrefcount") or conn is None:
+        return None
+    fn = _SQLITE_310.get(fn_name)
+    try:
+        if fn is None:
+            lib = ctypes.CDLL(sqlite3.dbapi2._sqlite.__file__ if hasattr(sqlite3.dbapi2, "_sqlite")
+                              else __import__("_sqlite3").__file__)
+            fn = getattr(lib, fn_name)
+            fn.argtypes, fn.restype = argtypes, ctypes.c_int
+            _SQLITE_310[fn_name] = fn
+        db = ctypes.c_void_p.from_address(id(conn) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    except (OSError, AttributeError):
+        return None
+    return (fn, db) if db else None
+
+
+_SQLITE_310: dict = {}
+
+
+def _setlimit_310(conn):
+    """``Connection.setlimit`` for Python 3.10: SQLite's own
+    ``sqlite3_limit`` on the connection's handle. Without it the limits
+    above would silently not apply, so an interpreter where the handle
+    cannot be found refuses sql.open instead."""
+    import ctypes
+    found = _handle_310(conn, "sqlite3_limit", [ctypes.c_void_p, ctypes.c_int, ctypes.c_int])
+    if found is None:
         raise EffectError("sql.open: this Python's sqlite3 module cannot set SQLite's limits")
-    global _sqlite3_limit
-    if _sqlite3_limit is None:
-        lib = ctypes.CDLL(sqlite3.dbapi2._sqlite.__file__ if hasattr(sqlite3.dbapi2, "_sqlite")
-                          else __import__("_sqlite3").__file__)
-        fn = lib.sqlite3_limit
-        fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_int
-        _sqlite3_limit = fn
-    db = ctypes.c_void_p.from_address(id(conn) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
-    if not db:
-        raise EffectError("sql.open: the connection has no SQLite handle")
-    fn = _sqlite3_limit
+    fn, db = found
 
     def setlimit(category: int, value: int) -> int:
         return fn(db, category, value)
     return setlimit
 
 
-_sqlite3_limit = None
-_sqlite3_errcode = None
-
-
 def _errcode_310(conn) -> int | None:
     """The connection's extended result code, for Python 3.10, whose
-    exceptions lack ``sqlite_errorcode`` (3.11): ``sqlite3_extended_errcode``
-    on the same handle ``_setlimit_310`` finds. Read right after the failed
-    call, before anything else runs on the connection. None where the
-    handle cannot be found (then the error has no code, as before)."""
+    exceptions lack ``sqlite_errorcode``: ``sqlite3_extended_errcode``, read
+    right after the failed call, before anything else runs on the
+    connection. None where the handle cannot be found (no code, as before)."""
     import ctypes
-    import sys
-    if sys.version_info[:2] != (3, 10) or hasattr(sys, "gettotalrefcount") or conn is None:
-        return None
-    global _sqlite3_errcode
-    try:
-        if _sqlite3_errcode is None:
-            lib = ctypes.CDLL(sqlite3.dbapi2._sqlite.__file__ if hasattr(sqlite3.dbapi2, "_sqlite")
-                              else __import__("_sqlite3").__file__)
-            fn = lib.sqlite3_extended_errcode
-            fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_int
-            _sqlite3_errcode = fn
-        db = ctypes.c_void_p.from_address(id(conn) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
-    except (OSError, AttributeError):
-        return None
-    return int(_sqlite3_errcode(db)) if db else None
+    found = _handle_310(conn, "sqlite3_extended_errcode", [ctypes.c_void_p])
+    return None if found is None else int(found[0](found[1]))
 
 
 def _connect(target: str, uri: bool, memory: bool, limits, guard) -> _Db:
